@@ -1,0 +1,76 @@
+# llmux build. `make` builds build/llmux; `make run` installs missing Debian packages, builds and starts
+# the gateway on conf/llmux.json; `make test` runs the whole test suite.
+CC ?= cc
+BUILD ?= build
+PKGS := libevent libmicrohttpd libcurl jansson
+CFLAGS ?= -O2 -g
+CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -fno-strict-aliasing \
+          $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+CORE_SRCS := $(filter-out src/main.c,$(wildcard src/*.c)) $(wildcard providers/*.c)
+CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o)
+DEPS := $(CORE_OBJS:.o=.d) $(BUILD)/src/main.d
+
+# Debian packages for building and testing (apt names) and the command each provides.
+DEB_PKGS := build-essential pkg-config libevent-dev libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev \
+            libcmocka-dev curl nodejs npm
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all run test deps unit integration clean
+all: $(BUILD)/llmux
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/llmux: $(CORE_OBJS) $(BUILD)/src/main.o
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# Install whatever Debian package is missing (apt-get through sudo when not root).
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$p" = npm ] && command -v npm >/dev/null && command -v node >/dev/null; then missing=$$(echo $$missing | sed 's/\bnodejs\b//;s/\bnpm\b//'); fi; \
+	fi; \
+	if [ -n "$$(echo $$missing)" ]; then echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; fi
+
+run: deps
+	$(MAKE) all
+	$(BUILD)/llmux --config conf/llmux.json
+
+# --- tests ---
+TEST_CFLAGS = $(CFLAGS) -Wno-unused-function $(shell pkg-config --cflags cmocka)
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(CORE_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(filter-out $(BUILD)/$(patsubst test_%,%,$*).o,$(CORE_OBJS)) \
+	  $(LDLIBS) $(shell pkg-config --libs cmocka)
+
+$(BUILD)/tests/mock-upstream: tests/mock_upstream/mock_upstream.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(shell pkg-config --cflags --libs libevent jansson)
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+tests/node_modules/.installed: tests/package.json tests/package-lock.json
+	cd tests && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+integration: $(BUILD)/llmux $(BUILD)/tests/mock-upstream tests/node_modules/.installed
+	cd tests && LLMUX_BIN=$(abspath $(BUILD)/llmux) MOCK_UPSTREAM_BIN=$(abspath $(BUILD)/tests/mock-upstream) \
+	  node --test --test-concurrency=1 integration/
+
+test: deps
+	$(MAKE) unit
+	$(MAKE) integration
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(DEPS)

@@ -1,0 +1,11 @@
+build/providers/openai.o: providers/openai.c providers/provider.h \
+ providers/../src/config.h providers/../src/errors.h \
+ providers/../src/buf.h providers/../src/common.h providers/../src/sse.h \
+ providers/../src/buf.h
+providers/provider.h:
+providers/../src/config.h:
+providers/../src/errors.h:
+providers/../src/buf.h:
+providers/../src/common.h:
+providers/../src/sse.h:
+providers/../src/buf.h:

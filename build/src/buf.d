@@ -1,0 +1,3 @@
+build/src/buf.o: src/buf.c src/buf.h src/common.h
+src/buf.h:
+src/common.h:

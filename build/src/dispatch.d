@@ -1,0 +1,9 @@
+build/src/dispatch.o: src/dispatch.c src/dispatch.h src/chat.h \
+ src/errors.h src/common.h src/models.h src/req.h src/buf.h
+src/dispatch.h:
+src/chat.h:
+src/errors.h:
+src/common.h:
+src/models.h:
+src/req.h:
+src/buf.h:

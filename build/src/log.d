@@ -1,0 +1,3 @@
+build/src/log.o: src/log.c src/log.h src/common.h
+src/log.h:
+src/common.h:

@@ -1,0 +1,201 @@
+/* Provider type "openai": OpenAI and every server that speaks its wire format (vLLM, llama.cpp,
+ * OpenRouter, Groq, ...). Requests pass through with the model renamed; answers pass through after a
+ * shape check, so a server that answers something else is a 502, not a confused client. */
+#include "provider.h"
+#include "../src/buf.h"
+#include "../src/common.h"
+#include "../src/sse.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const openai_keys[] = {"type", "base_url", "api_key", "headers", "models", "timeouts", NULL};
+
+static void add_common_headers(const struct lx_provider_conf *p, struct lx_http_request *out)
+{
+    if (p->api_key)
+        lx_http_request_add_header(out, "Authorization: Bearer %s", p->api_key);
+    for (size_t i = 0; i < p->n_headers; i++)
+        lx_http_request_add_header(out, "%s", p->headers[i]);
+}
+
+static int openai_chat_request(const struct lx_provider_conf *p, const struct lx_chat *chat,
+                               struct lx_http_request *out, struct lx_error *err)
+{
+    (void)err;
+    json_t *body = json_copy(chat->body); /* shallow: only "model" changes */
+    json_object_set_new(body, "model", json_string(chat->model));
+    out->method = "POST";
+    out->url = lx_sprintf("%s/chat/completions", p->base_url);
+    out->body = json_dumps(body, JSON_COMPACT);
+    out->body_len = strlen(out->body);
+    json_decref(body);
+    lx_http_request_add_header(out, "Content-Type: application/json");
+    lx_http_request_add_header(out, "Accept: %s", chat->stream ? "text/event-stream" : "application/json");
+    add_common_headers(p, out);
+    return LX_OK;
+}
+
+static void not_protocol(const struct lx_provider_conf *p, struct lx_error *err, const char *what)
+{
+    lx_error_set(err, 502, "upstream_error", NULL, "bad_upstream_response",
+                 "Provider '%s' answered with %s.", p->name, what);
+}
+
+static json_t *openai_chat_response(const struct lx_provider_conf *p, const struct lx_chat *chat, const char *body,
+                                    size_t len, struct lx_error *err)
+{
+    (void)chat;
+    json_t *root = json_loadb(body ? body : "", len, 0, NULL);
+    if (!json_is_object(root) || !json_is_array(json_object_get(root, "choices"))) {
+        json_decref(root);
+        not_protocol(p, err, "a body that is not a chat completion");
+        return NULL;
+    }
+    return root;
+}
+
+struct openai_stream {
+    const struct lx_provider_conf *p;
+    struct lx_sse_decoder sse;
+    bool done;          /* [DONE] seen */
+    bool finish_seen;   /* a choice carried a finish_reason */
+    lx_chunk_fn emit;   /* set for the duration of one feed */
+    void *emit_ctx;
+    struct lx_error *err;
+};
+
+static void *openai_stream_open(const struct lx_provider_conf *p, const struct lx_chat *chat)
+{
+    (void)chat;
+    struct openai_stream *st = lx_calloc(1, sizeof *st);
+    st->p = p;
+    return st;
+}
+
+static int openai_event(void *ctx, const char *event, const char *data, size_t len)
+{
+    (void)event;
+    struct openai_stream *st = ctx;
+    if (st->done)
+        return LX_OK;
+    if (len == 6 && memcmp(data, "[DONE]", 6) == 0) {
+        st->done = true;
+        return LX_OK;
+    }
+    json_t *chunk = json_loadb(data, len, 0, NULL);
+    if (!json_is_object(chunk)) {
+        json_decref(chunk);
+        not_protocol(st->p, st->err, "a stream event that is not JSON");
+        return LX_ERR;
+    }
+    json_t *error = json_object_get(chunk, "error");
+    if (error) {
+        json_t *wrapped = json_pack("{s:O}", "error", error);
+        char *text = json_dumps(wrapped, JSON_COMPACT);
+        lx_error_from_upstream(st->err, 502, text, text ? strlen(text) : 0);
+        free(text);
+        json_decref(wrapped);
+        json_decref(chunk);
+        return LX_ERR;
+    }
+    size_t i;
+    json_t *choice;
+    json_array_foreach(json_object_get(chunk, "choices"), i, choice) {
+        json_t *fr = json_object_get(choice, "finish_reason");
+        if (fr && !json_is_null(fr))
+            st->finish_seen = true;
+    }
+    st->emit(st->emit_ctx, chunk);
+    json_decref(chunk);
+    return LX_OK;
+}
+
+static int openai_stream_feed(void *state, const char *data, size_t len, lx_chunk_fn emit, void *ctx,
+                              struct lx_error *err)
+{
+    struct openai_stream *st = state;
+    st->emit = emit;
+    st->emit_ctx = ctx;
+    st->err = err;
+    if (lx_sse_feed(&st->sse, data, len, openai_event, st, NULL) != LX_OK) {
+        if (!lx_error_isset(err))
+            not_protocol(st->p, err, "a stream event larger than the limit");
+        return LX_ERR;
+    }
+    return LX_OK;
+}
+
+static int openai_stream_finish(void *state, lx_chunk_fn emit, void *ctx, struct lx_error *err)
+{
+    (void)emit;
+    (void)ctx;
+    struct openai_stream *st = state;
+    /* Some compatible servers end after the finish_reason chunk without [DONE]: that is a whole answer. */
+    if (st->done || (st->finish_seen && !lx_sse_pending(&st->sse)))
+        return LX_OK;
+    if (st->sse.events == 0)
+        not_protocol(st->p, err, "something that is not an event stream");
+    else
+        lx_error_set(err, 502, "upstream_error", NULL, "bad_upstream_response",
+                     "Provider '%s' ended the stream before it was complete.", st->p->name);
+    return LX_ERR;
+}
+
+static void openai_stream_close(void *state)
+{
+    struct openai_stream *st = state;
+    lx_sse_decoder_free(&st->sse);
+    free(st);
+}
+
+static void openai_error_response(const struct lx_provider_conf *p, int status, const char *body, size_t len,
+                                  struct lx_error *err)
+{
+    (void)p;
+    lx_error_from_upstream(err, status, body, len);
+}
+
+static int openai_models_request(const struct lx_provider_conf *p, struct lx_http_request *out)
+{
+    out->method = "GET";
+    out->url = lx_sprintf("%s/models", p->base_url);
+    lx_http_request_add_header(out, "Accept: application/json");
+    add_common_headers(p, out);
+    return LX_OK;
+}
+
+static int openai_models_response(const struct lx_provider_conf *p, const char *body, size_t len, json_t *ids)
+{
+    (void)p;
+    json_t *root = json_loadb(body ? body : "", len, 0, NULL);
+    json_t *data = json_object_get(root, "data");
+    if (!json_is_array(data)) {
+        json_decref(root);
+        return LX_ERR;
+    }
+    size_t i;
+    json_t *m;
+    json_array_foreach(data, i, m) {
+        json_t *id = json_object_get(m, "id");
+        if (json_is_string(id))
+            json_array_append(ids, id);
+    }
+    json_decref(root);
+    return LX_OK;
+}
+
+const struct lx_provider_type lx_provider_openai = {
+    .name = "openai",
+    .config_keys = openai_keys,
+    .default_base_url = "https://api.openai.com/v1",
+    .chat_request = openai_chat_request,
+    .chat_response = openai_chat_response,
+    .stream_open = openai_stream_open,
+    .stream_feed = openai_stream_feed,
+    .stream_finish = openai_stream_finish,
+    .stream_close = openai_stream_close,
+    .error_response = openai_error_response,
+    .models_request = openai_models_request,
+    .models_response = openai_models_response,
+};

@@ -1,0 +1,94 @@
+/* The provider interface: one const table of function pointers per provider type (openai, mock, ...),
+ * registered in providers/registry.c. A provider only translates: it never touches sockets, and sees
+ * requests and answers as JSON and bytes, so every slot can be unit-tested without a network. */
+#ifndef LX_PROVIDER_H
+#define LX_PROVIDER_H
+
+#include "../src/config.h"
+#include "../src/errors.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* One validated chat request as providers see it. */
+struct lx_chat {
+    json_t *body;      /* owned by the call: the client's OpenAI-shaped body */
+    char *model;       /* owned by the call: the model name sent upstream (route without "PROVIDER/") */
+    bool stream;       /* the client asked for SSE */
+    bool include_usage;/* stream_options.include_usage */
+    uint64_t req_id;   /* the gateway's request number, for generated ids */
+};
+
+/* An upstream HTTP request built by a provider; freed with lx_http_request_free. */
+struct lx_http_request {
+    const char *method; /* static string: "GET" or "POST" */
+    char *url;          /* owned */
+    char **headers;     /* owned: "Name: value" lines */
+    size_t n_headers;
+    char *body;         /* owned; NULL for GET */
+    size_t body_len;
+};
+
+void lx_http_request_add_header(struct lx_http_request *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void lx_http_request_free(struct lx_http_request *r);
+
+/* Receives each OpenAI chat.completion.chunk a stream decoder produces (borrowed reference). */
+typedef void (*lx_chunk_fn)(void *ctx, json_t *chunk);
+
+struct lx_call;
+
+struct lx_provider_type {
+    /* The config "type" value. */
+    const char *name;
+    /* Keys a provider of this type accepts in its config object (NULL-terminated); others are refused. */
+    const char *const *config_keys;
+    /* base_url when the config has none; NULL: the type needs no network. */
+    const char *default_base_url;
+    /* Parse the type's own keys (the common ones are already in p); may set p->state. LX_OK or LX_ERR
+     * with err naming the key. May be NULL. */
+    int (*configure)(struct lx_provider_conf *p, json_t *obj, const char *path, char *err, size_t errlen);
+    /* Free p->state. May be NULL. */
+    void (*free_state)(void *state);
+
+    /* --- network providers: translation both ways --- */
+    /* Build the upstream request for a chat completion. LX_OK, or LX_ERR with err set (a 400 naming a
+     * parameter the provider cannot honour). */
+    int (*chat_request)(const struct lx_provider_conf *p, const struct lx_chat *chat, struct lx_http_request *out,
+                        struct lx_error *err);
+    /* Turn a 2xx non-stream body into a chat.completion (new reference), or NULL with err set (502 when
+     * the body is not the provider's protocol). */
+    json_t *(*chat_response)(const struct lx_provider_conf *p, const struct lx_chat *chat, const char *body,
+                             size_t len, struct lx_error *err);
+    /* Stream decoder: open per call; feed body bytes split anywhere, emitting OpenAI chunks; finish at the
+     * end of the body. feed/finish return LX_OK, or LX_ERR with err set (a bad stream or an upstream
+     * error event). */
+    void *(*stream_open)(const struct lx_provider_conf *p, const struct lx_chat *chat);
+    int (*stream_feed)(void *st, const char *data, size_t len, lx_chunk_fn emit, void *ctx, struct lx_error *err);
+    int (*stream_finish)(void *st, lx_chunk_fn emit, void *ctx, struct lx_error *err);
+    void (*stream_close)(void *st);
+    /* Map an upstream error status and body into err (status kept). */
+    void (*error_response)(const struct lx_provider_conf *p, int status, const char *body, size_t len,
+                           struct lx_error *err);
+    /* Upstream model listing: build the request (LX_ERR: this provider has none) and read the answer,
+     * appending model names (strings) to ids. */
+    int (*models_request)(const struct lx_provider_conf *p, struct lx_http_request *out);
+    int (*models_response)(const struct lx_provider_conf *p, const char *body, size_t len, json_t *ids);
+
+    /* --- local providers (no network): answer through lx_call_local_chunk / lx_call_local_done --- */
+    /* Start answering; returns the provider's state for local_cancel. */
+    void *(*local_start)(const struct lx_provider_conf *p, const struct lx_chat *chat, struct lx_call *call);
+    /* Stop and free the state; no lx_call_local_* call may follow. */
+    void (*local_cancel)(void *state);
+};
+
+/* The registry: every provider type, by config name. */
+const struct lx_provider_type *lx_provider_type_find(const char *name);
+/* Comma-separated list of type names, for error messages. */
+const char *lx_provider_type_names(void);
+
+extern const struct lx_provider_type lx_provider_openai;
+extern const struct lx_provider_type lx_provider_mock;
+
+#endif

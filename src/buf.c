@@ -1,0 +1,103 @@
+/* Growable byte buffer. */
+#include "buf.h"
+#include "common.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void lx_buf_reserve(struct lx_buf *b, size_t extra)
+{
+    size_t need = b->len + extra + 1;
+    if (need <= b->cap)
+        return;
+    /* Reclaim consumed space before growing. */
+    if (b->off > 0) {
+        memmove(b->data, b->data + b->off, b->len - b->off);
+        b->len -= b->off;
+        b->off = 0;
+        need = b->len + extra + 1;
+        if (need <= b->cap)
+            return;
+    }
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < need)
+        cap *= 2;
+    b->data = lx_realloc(b->data, cap);
+    b->cap = cap;
+}
+
+void lx_buf_append(struct lx_buf *b, const void *p, size_t n)
+{
+    lx_buf_reserve(b, n);
+    if (n)
+        memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+void lx_buf_puts(struct lx_buf *b, const char *s)
+{
+    lx_buf_append(b, s, strlen(s));
+}
+
+void lx_buf_printf(struct lx_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n <= 0)
+        return;
+    lx_buf_reserve(b, (size_t)n);
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+void lx_buf_consume(struct lx_buf *b, size_t n)
+{
+    b->off += n;
+    if (b->off >= b->len) {
+        b->off = 0;
+        b->len = 0;
+        if (b->data)
+            b->data[0] = '\0';
+    }
+}
+
+void lx_buf_reset(struct lx_buf *b)
+{
+    b->off = 0;
+    b->len = 0;
+    if (b->data)
+        b->data[0] = '\0';
+}
+
+void lx_buf_free(struct lx_buf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->off = b->cap = 0;
+}
+
+char *lx_buf_steal(struct lx_buf *b, size_t *len)
+{
+    char *s;
+    if (!b->data) {
+        s = lx_strdup("");
+        if (len)
+            *len = 0;
+        return s;
+    }
+    if (b->off)
+        memmove(b->data, b->data + b->off, b->len - b->off + 1);
+    if (len)
+        *len = b->len - b->off;
+    s = b->data;
+    b->data = NULL;
+    b->len = b->off = b->cap = 0;
+    return s;
+}

@@ -1,0 +1,245 @@
+/* The chat completions endpoint. The answer is relayed as it comes: a stream commits "200
+ * text/event-stream" at its first chunk, so any failure before that still gets its real status and
+ * OpenAI error body; a failure after that ends the stream with a `data: {"error":...}` event. */
+#include "chat.h"
+#include "call.h"
+#include "common.h"
+#include "config.h"
+#include "log.h"
+#include "req.h"
+#include "router.h"
+#include "sse.h"
+#include "../providers/provider.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct lx_chat_ctx {
+    struct lx_req *req;   /* hold: released in chat_end */
+    struct lx_call *call; /* NULL once done or cancelled */
+    bool stream;
+};
+
+static void bad_request(struct lx_error *err, const char *param, const char *code, const char *msg)
+{
+    lx_error_set(err, 400, "invalid_request_error", param, code, "%s", msg);
+}
+
+json_t *lx_chat_parse(const char *body, size_t len, struct lx_error *err)
+{
+    if (len == 0) {
+        bad_request(err, NULL, "invalid_json", "Request body is empty; expected a JSON object.");
+        return NULL;
+    }
+    json_error_t jerr;
+    json_t *root = json_loadb(body, len, 0, &jerr);
+    if (!root) {
+        lx_error_set(err, 400, "invalid_request_error", NULL, "invalid_json",
+                     "We could not parse the JSON body of your request (line %d, column %d: %s).", jerr.line,
+                     jerr.column, jerr.text);
+        return NULL;
+    }
+    if (!json_is_object(root)) {
+        bad_request(err, NULL, "invalid_json", "The request body must be a JSON object.");
+        goto bad;
+    }
+    json_t *model = json_object_get(root, "model");
+    if (!model) {
+        bad_request(err, "model", "missing_required_parameter", "Missing required parameter: 'model'.");
+        goto bad;
+    }
+    if (!json_is_string(model) || json_string_length(model) == 0) {
+        bad_request(err, "model", "invalid_type", "Invalid type for 'model': expected a non-empty string.");
+        goto bad;
+    }
+    json_t *messages = json_object_get(root, "messages");
+    if (!messages) {
+        bad_request(err, "messages", "missing_required_parameter", "Missing required parameter: 'messages'.");
+        goto bad;
+    }
+    if (!json_is_array(messages)) {
+        bad_request(err, "messages", "invalid_type", "Invalid type for 'messages': expected an array.");
+        goto bad;
+    }
+    if (json_array_size(messages) == 0) {
+        bad_request(err, "messages", "empty_array", "'messages' must contain at least one message.");
+        goto bad;
+    }
+    size_t i;
+    json_t *m;
+    json_array_foreach(messages, i, m) {
+        char param[64];
+        if (!json_is_object(m)) {
+            snprintf(param, sizeof param, "messages[%zu]", i);
+            lx_error_set(err, 400, "invalid_request_error", param, "invalid_type",
+                         "Invalid type for '%s': expected an object.", param);
+            goto bad;
+        }
+        json_t *role = json_object_get(m, "role");
+        if (!json_is_string(role)) {
+            snprintf(param, sizeof param, "messages[%zu].role", i);
+            lx_error_set(err, 400, "invalid_request_error", param,
+                         role ? "invalid_type" : "missing_required_parameter",
+                         role ? "Invalid type for '%s': expected a string." : "Missing required parameter: '%s'.",
+                         param);
+            goto bad;
+        }
+    }
+    json_t *stream = json_object_get(root, "stream");
+    if (stream && !json_is_boolean(stream) && !json_is_null(stream)) {
+        bad_request(err, "stream", "invalid_type", "Invalid type for 'stream': expected a boolean.");
+        goto bad;
+    }
+    json_t *so = json_object_get(root, "stream_options");
+    if (so && !json_is_null(so)) {
+        if (!json_is_object(so)) {
+            bad_request(err, "stream_options", "invalid_type",
+                        "Invalid type for 'stream_options': expected an object.");
+            goto bad;
+        }
+        json_t *iu = json_object_get(so, "include_usage");
+        if (iu && !json_is_boolean(iu)) {
+            bad_request(err, "stream_options.include_usage", "invalid_type",
+                        "Invalid type for 'stream_options.include_usage': expected a boolean.");
+            goto bad;
+        }
+    }
+    return root;
+bad:
+    json_decref(root);
+    return NULL;
+}
+
+static void chat_end(struct lx_chat_ctx *ctx)
+{
+    struct lx_req *req = ctx->req;
+    lx_req_set_handler(req, NULL, NULL);
+    free(ctx);
+    lx_req_release(req);
+}
+
+static void begin_stream(struct lx_req *req)
+{
+    if (lx_req_started(req))
+        return;
+    lx_req_add_header(req, "Cache-Control", "no-cache");
+    lx_req_add_header(req, "X-Accel-Buffering", "no");
+    lx_req_stream_begin(req, 200, "text/event-stream");
+}
+
+static void write_event(struct lx_req *req, json_t *obj)
+{
+    char *text = json_dumps(obj, JSON_COMPACT);
+    if (!text)
+        return;
+    struct lx_buf b = {0};
+    lx_sse_write_data(&b, text, strlen(text));
+    lx_req_stream_write(req, b.data, b.len);
+    lx_buf_free(&b);
+    free(text);
+}
+
+static void call_chunk(void *owner, json_t *chunk)
+{
+    struct lx_chat_ctx *ctx = owner;
+    begin_stream(ctx->req);
+    write_event(ctx->req, chunk);
+}
+
+static void call_done(void *owner, json_t *completion, const struct lx_error *err)
+{
+    struct lx_chat_ctx *ctx = owner;
+    struct lx_req *req = ctx->req;
+    ctx->call = NULL;
+    if (ctx->stream && (lx_req_started(req) || !err)) {
+        begin_stream(req);
+        if (err) {
+            json_t *ev = lx_error_json(err);
+            write_event(req, ev);
+            json_decref(ev);
+        } else {
+            lx_req_stream_write(req, "data: [DONE]\n\n", 14);
+        }
+        lx_req_stream_end(req);
+    } else if (err) {
+        lx_req_respond_error(req, err);
+    } else {
+        lx_req_respond_json(req, 200, completion);
+        completion = NULL;
+    }
+    json_decref(completion);
+    chat_end(ctx);
+}
+
+static bool call_can_write(void *owner)
+{
+    struct lx_chat_ctx *ctx = owner;
+    return lx_req_can_write(ctx->req);
+}
+
+static const struct lx_call_ops lx_chat_call_ops = {
+    .on_chunk = call_chunk,
+    .on_done = call_done,
+    .can_write = call_can_write,
+};
+
+static void chat_abort(struct lx_req *req, void *data)
+{
+    (void)req;
+    struct lx_chat_ctx *ctx = data;
+    lx_call_cancel(ctx->call);
+    ctx->call = NULL;
+    chat_end(ctx);
+}
+
+static void chat_drain(struct lx_req *req, void *data)
+{
+    (void)req;
+    struct lx_chat_ctx *ctx = data;
+    lx_call_resume(ctx->call);
+}
+
+static const struct lx_req_handler lx_chat_handler = {
+    .on_abort = chat_abort,
+    .on_drain = chat_drain,
+};
+
+void lx_chat_handle(struct lx_req *req)
+{
+    struct lx_error err = {0};
+    json_t *body = lx_chat_parse(req->body.data, req->body.len, &err);
+    struct lx_route route = {0};
+    if (!body)
+        goto fail;
+    const char *model = json_string_value(json_object_get(body, "model"));
+    req->model = lx_strdup(model);
+    if (lx_route_model(req->cfg, model, &route, &err) != LX_OK)
+        goto fail;
+
+    struct lx_chat chat = {
+        .body = body,
+        .model = route.model,
+        .stream = json_is_true(json_object_get(body, "stream")),
+        .include_usage = json_is_true(json_object_get(json_object_get(body, "stream_options"), "include_usage")),
+        .req_id = req->id,
+    };
+    body = NULL;
+    route.model = NULL;
+    struct lx_chat_ctx *ctx = lx_calloc(1, sizeof *ctx);
+    ctx->req = lx_req_hold(req);
+    ctx->stream = chat.stream;
+    lx_req_set_handler(req, &lx_chat_handler, ctx);
+    ctx->call = lx_call_start(route.provider, &chat, &lx_chat_call_ops, ctx, &err);
+    json_decref(chat.body); /* NULL unless lx_call_start refused to take it */
+    free(chat.model);
+    if (!ctx->call) {
+        chat_end(ctx);
+        goto fail;
+    }
+    return;
+fail:
+    json_decref(body);
+    free(route.model);
+    lx_req_respond_error(req, &err);
+    lx_error_clear(&err);
+}

@@ -1,0 +1,33 @@
+/* Shared basics for every llmux file: return codes, allocation wrappers, clocks.
+ * Out-of-memory policy: the lx_* allocators abort the process (as redis and h2o do), so callers never
+ * check for NULL from them. */
+#ifndef LX_COMMON_H
+#define LX_COMMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum lx_rc {
+    LX_OK = 0,     /* done */
+    LX_ERR = -1,   /* failed; the caller reports or propagates */
+    LX_AGAIN = 1,  /* not now: try later (used for backpressure) */
+};
+
+#define LX_VERSION "0.1.0"
+
+void *lx_malloc(size_t n);
+void *lx_calloc(size_t count, size_t n);
+void *lx_realloc(void *p, size_t n);
+char *lx_strdup(const char *s);
+char *lx_strndup(const char *s, size_t n);
+char *lx_sprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Milliseconds on the monotonic clock (durations), and on the wall clock (timestamps). */
+uint64_t lx_now_ms(void);
+double lx_now_ms_f(void);
+int64_t lx_wall_s(void);
+
+#define LX_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+#endif

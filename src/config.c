@@ -1,0 +1,524 @@
+/* Loading and validating the JSON configuration. Every message names the key path that is wrong, like
+ * `nginx -t`. Values are never echoed in messages: they may be secrets. */
+#include "config.h"
+#include "buf.h"
+#include "common.h"
+#include "../providers/provider.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LX_DEFAULT_MAX_BODY (4u * 1024 * 1024)
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+char *lx_env_expand(const char *s, char **missing)
+{
+    struct lx_buf out = {0};
+    const char *p = s;
+    *missing = NULL;
+    while (*p) {
+        const char *open = strstr(p, "${");
+        if (!open) {
+            lx_buf_puts(&out, p);
+            break;
+        }
+        const char *close = strchr(open + 2, '}');
+        if (!close) {
+            lx_buf_puts(&out, p);
+            break;
+        }
+        lx_buf_append(&out, p, (size_t)(open - p));
+        char *name = lx_strndup(open + 2, (size_t)(close - open - 2));
+        char *def = strstr(name, ":-");
+        if (def) {
+            *def = '\0';
+            def += 2;
+        }
+        const char *val = getenv(name);
+        if (val && *val) {
+            lx_buf_puts(&out, val);
+        } else if (def) {
+            lx_buf_puts(&out, def);
+        } else {
+            *missing = lx_strdup(name);
+            free(name);
+            lx_buf_free(&out);
+            return NULL;
+        }
+        free(name);
+        p = close + 1;
+    }
+    return lx_buf_steal(&out, NULL);
+}
+
+/* Expand every string in the tree in place. Returns LX_ERR with *missing and *where (key path) set at
+ * the first unset variable. */
+static int expand_tree(json_t *v, const char *path, char **missing, char **where)
+{
+    if (json_is_string(v)) {
+        char *s = lx_env_expand(json_string_value(v), missing);
+        if (!s) {
+            *where = lx_strdup(path);
+            return LX_ERR;
+        }
+        json_string_set(v, s);
+        free(s);
+        return LX_OK;
+    }
+    if (json_is_object(v)) {
+        const char *key;
+        json_t *child;
+        json_object_foreach(v, key, child) {
+            char *sub = lx_sprintf("%s%s%s", path, *path ? "." : "", key);
+            int rc = expand_tree(child, sub, missing, where);
+            free(sub);
+            if (rc != LX_OK)
+                return rc;
+        }
+    } else if (json_is_array(v)) {
+        size_t i;
+        json_t *child;
+        json_array_foreach(v, i, child) {
+            char *sub = lx_sprintf("%s[%zu]", path, i);
+            int rc = expand_tree(child, sub, missing, where);
+            free(sub);
+            if (rc != LX_OK)
+                return rc;
+        }
+    }
+    return LX_OK;
+}
+
+int lx_conf_unknown_keys(json_t *obj, const char *const *allowed, const char *path, char *err, size_t errlen)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v) {
+        bool ok = false;
+        for (size_t i = 0; allowed[i]; i++)
+            if (strcmp(allowed[i], key) == 0)
+                ok = true;
+        if (!ok) {
+            set_err(err, errlen, "%s%s%s: unknown key", path, *path ? "." : "", key);
+            return LX_ERR;
+        }
+    }
+    return LX_OK;
+}
+
+int lx_conf_long(json_t *obj, const char *key, const char *path, long min, long max, long *out, char *err,
+                 size_t errlen)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v)
+        return LX_OK;
+    if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max) {
+        set_err(err, errlen, "%s%s%s: expected an integer from %ld to %ld", path, *path ? "." : "", key, min, max);
+        return LX_ERR;
+    }
+    *out = (long)json_integer_value(v);
+    return LX_OK;
+}
+
+static int conf_string(json_t *obj, const char *key, const char *path, char **out, char *err, size_t errlen)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v)
+        return LX_OK;
+    if (!json_is_string(v)) {
+        set_err(err, errlen, "%s%s%s: expected a string", path, *path ? "." : "", key);
+        return LX_ERR;
+    }
+    free(*out);
+    *out = lx_strdup(json_string_value(v));
+    return LX_OK;
+}
+
+static int conf_object(json_t *obj, const char *key, const char *path, json_t **out, char *err, size_t errlen)
+{
+    json_t *v = json_object_get(obj, key);
+    *out = NULL;
+    if (!v)
+        return LX_OK;
+    if (!json_is_object(v)) {
+        set_err(err, errlen, "%s%s%s: expected an object", path, *path ? "." : "", key);
+        return LX_ERR;
+    }
+    *out = v;
+    return LX_OK;
+}
+
+static int parse_timeouts(json_t *obj, const char *path, struct lx_timeouts *t, char *err, size_t errlen)
+{
+    static const char *const keys[] = {"connect_ms", "first_byte_ms", "idle_ms", "total_ms", NULL};
+    json_t *to;
+    if (conf_object(obj, "timeouts", path, &to, err, errlen) != LX_OK)
+        return LX_ERR;
+    if (!to)
+        return LX_OK;
+    char *sub = lx_sprintf("%s%stimeouts", path, *path ? "." : "");
+    int rc = LX_ERR;
+    if (lx_conf_unknown_keys(to, keys, sub, err, errlen) == LX_OK &&
+        lx_conf_long(to, "connect_ms", sub, 1, 3600000, &t->connect_ms, err, errlen) == LX_OK &&
+        lx_conf_long(to, "first_byte_ms", sub, 1, 86400000, &t->first_byte_ms, err, errlen) == LX_OK &&
+        lx_conf_long(to, "idle_ms", sub, 1, 86400000, &t->idle_ms, err, errlen) == LX_OK &&
+        lx_conf_long(to, "total_ms", sub, 1, 86400000, &t->total_ms, err, errlen) == LX_OK)
+        rc = LX_OK;
+    free(sub);
+    return rc;
+}
+
+int lx_parse_listen(const char *s, char **host, int *port)
+{
+    const char *colon;
+    const char *h = s;
+    size_t hlen;
+    if (s[0] == '[') {
+        const char *end = strchr(s, ']');
+        if (!end || end[1] != ':')
+            return LX_ERR;
+        h = s + 1;
+        hlen = (size_t)(end - h);
+        colon = end + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon)
+            return LX_ERR;
+        hlen = (size_t)(colon - s);
+    }
+    char *end;
+    errno = 0;
+    long p = strtol(colon + 1, &end, 10);
+    if (errno || end == colon + 1 || *end || p < 0 || p > 65535)
+        return LX_ERR;
+    *host = hlen ? lx_strndup(h, hlen) : lx_strdup("0.0.0.0");
+    *port = (int)p;
+    return LX_OK;
+}
+
+static int parse_string_list(json_t *obj, const char *key, const char *path, char ***out, size_t *n, char *err,
+                             size_t errlen)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v)
+        return LX_OK;
+    if (!json_is_array(v)) {
+        set_err(err, errlen, "%s.%s: expected an array of strings", path, key);
+        return LX_ERR;
+    }
+    size_t i;
+    json_t *item;
+    json_array_foreach(v, i, item) {
+        if (!json_is_string(item) || json_string_length(item) == 0) {
+            set_err(err, errlen, "%s.%s[%zu]: expected a non-empty string", path, key, i);
+            return LX_ERR;
+        }
+    }
+    *out = lx_calloc(json_array_size(v), sizeof **out);
+    json_array_foreach(v, i, item) (*out)[i] = lx_strdup(json_string_value(item));
+    *n = json_array_size(v);
+    return LX_OK;
+}
+
+static bool valid_header_part(const char *s, bool name)
+{
+    if (name && !*s)
+        return false;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '\r' || c == '\n' || (name && (c == ':' || c <= ' ')))
+            return false;
+    }
+    return true;
+}
+
+/* One entry of "providers". The object was already env-expanded, or is marked disabled. */
+static int parse_provider(struct lx_config *c, struct lx_provider_conf *p, const char *name, json_t *obj,
+                          const char *missing, char *err, size_t errlen)
+{
+    char path[300];
+    snprintf(path, sizeof path, "providers.%s", name);
+    p->name = lx_strdup(name);
+    p->timeouts = c->timeouts;
+    if (!json_is_object(obj)) {
+        set_err(err, errlen, "%s: expected an object", path);
+        return LX_ERR;
+    }
+    json_t *type = json_object_get(obj, "type");
+    if (!json_is_string(type)) {
+        set_err(err, errlen, "%s.type: expected one of: %s", path, lx_provider_type_names());
+        return LX_ERR;
+    }
+    p->type = lx_provider_type_find(json_string_value(type));
+    if (!p->type) {
+        set_err(err, errlen, "%s.type: unknown provider type (known: %s)", path, lx_provider_type_names());
+        return LX_ERR;
+    }
+    if (strchr(name, '/') || !*name) {
+        set_err(err, errlen, "%s: a provider name must be non-empty and contain no '/'", path);
+        return LX_ERR;
+    }
+    if (lx_conf_unknown_keys(obj, p->type->config_keys, path, err, errlen) != LX_OK)
+        return LX_ERR;
+    if (missing) {
+        /* The variable is unset: keep the provider, disabled, so requests get a clear error. Shape
+         * errors are still reported above. */
+        p->disabled_reason = lx_sprintf("environment variable %s is not set", missing);
+        c->warnings = lx_realloc(c->warnings, (c->n_warnings + 1) * sizeof *c->warnings);
+        c->warnings[c->n_warnings++] =
+            lx_sprintf("provider '%s' is disabled: environment variable %s is not set", name, missing);
+        return LX_OK;
+    }
+    if (conf_string(obj, "base_url", path, &p->base_url, err, errlen) != LX_OK ||
+        conf_string(obj, "api_key", path, &p->api_key, err, errlen) != LX_OK ||
+        parse_string_list(obj, "models", path, &p->models, &p->n_models, err, errlen) != LX_OK ||
+        parse_timeouts(obj, path, &p->timeouts, err, errlen) != LX_OK)
+        return LX_ERR;
+    if (!p->base_url && p->type->default_base_url)
+        p->base_url = lx_strdup(p->type->default_base_url);
+    if (p->base_url) {
+        if (strncmp(p->base_url, "http://", 7) != 0 && strncmp(p->base_url, "https://", 8) != 0) {
+            set_err(err, errlen, "%s.base_url: must start with http:// or https://", path);
+            return LX_ERR;
+        }
+        size_t n = strlen(p->base_url);
+        while (n > 0 && p->base_url[n - 1] == '/')
+            p->base_url[--n] = '\0';
+    }
+    if (p->api_key && !valid_header_part(p->api_key, false)) {
+        set_err(err, errlen, "%s.api_key: must not contain line breaks", path);
+        return LX_ERR;
+    }
+    json_t *headers;
+    if (conf_object(obj, "headers", path, &headers, err, errlen) != LX_OK)
+        return LX_ERR;
+    if (headers) {
+        const char *hk;
+        json_t *hv;
+        p->headers = lx_calloc(json_object_size(headers), sizeof *p->headers);
+        json_object_foreach(headers, hk, hv) {
+            if (!json_is_string(hv) || !valid_header_part(hk, true) || !valid_header_part(json_string_value(hv), false)) {
+                set_err(err, errlen, "%s.headers.%s: expected a header name and a string value without line breaks",
+                        path, hk);
+                return LX_ERR;
+            }
+            p->headers[p->n_headers++] = lx_sprintf("%s: %s", hk, json_string_value(hv));
+        }
+    }
+    if (p->type->configure && p->type->configure(p, obj, path, err, errlen) != LX_OK)
+        return LX_ERR;
+    return LX_OK;
+}
+
+static void free_provider(struct lx_provider_conf *p)
+{
+    free(p->name);
+    free(p->base_url);
+    free(p->api_key);
+    for (size_t i = 0; i < p->n_headers; i++)
+        free(p->headers[i]);
+    free(p->headers);
+    for (size_t i = 0; i < p->n_models; i++)
+        free(p->models[i]);
+    free(p->models);
+    free(p->disabled_reason);
+    if (p->state && p->type && p->type->free_state)
+        p->type->free_state(p->state);
+}
+
+static int parse_root(struct lx_config *c, json_t *root, char *err, size_t errlen)
+{
+    static const char *const keys[] = {"listen", "limits", "timeouts", "providers", "aliases",
+                                       "shutdown_timeout_ms", "models_timeout_ms", NULL};
+    if (!json_is_object(root)) {
+        set_err(err, errlen, "(root): expected a JSON object");
+        return LX_ERR;
+    }
+    if (lx_conf_unknown_keys(root, keys, "", err, errlen) != LX_OK)
+        return LX_ERR;
+
+    /* Everything but the providers must expand fully; a provider with an unset variable is disabled. */
+    const char *key;
+    json_t *v;
+    json_object_foreach(root, key, v) {
+        if (strcmp(key, "providers") == 0)
+            continue;
+        char *missing = NULL, *where = NULL;
+        if (expand_tree(v, key, &missing, &where) != LX_OK) {
+            set_err(err, errlen, "%s: environment variable %s is not set", where, missing);
+            free(missing);
+            free(where);
+            return LX_ERR;
+        }
+    }
+
+    if (conf_string(root, "listen", "", &c->listen, err, errlen) != LX_OK)
+        return LX_ERR;
+    char *host;
+    int port;
+    if (lx_parse_listen(c->listen, &host, &port) != LX_OK) {
+        set_err(err, errlen, "listen: expected HOST:PORT, for example 127.0.0.1:8080");
+        return LX_ERR;
+    }
+    free(host);
+
+    json_t *limits;
+    if (conf_object(root, "limits", "", &limits, err, errlen) != LX_OK)
+        return LX_ERR;
+    if (limits) {
+        static const char *const lkeys[] = {"max_body_bytes", NULL};
+        long mb = (long)c->max_body_bytes;
+        if (lx_conf_unknown_keys(limits, lkeys, "limits", err, errlen) != LX_OK ||
+            lx_conf_long(limits, "max_body_bytes", "limits", 1, 1L << 30, &mb, err, errlen) != LX_OK)
+            return LX_ERR;
+        c->max_body_bytes = (size_t)mb;
+    }
+    if (parse_timeouts(root, "", &c->timeouts, err, errlen) != LX_OK ||
+        lx_conf_long(root, "shutdown_timeout_ms", "", 0, 3600000, &c->shutdown_timeout_ms, err, errlen) != LX_OK ||
+        lx_conf_long(root, "models_timeout_ms", "", 1, 600000, &c->models_timeout_ms, err, errlen) != LX_OK)
+        return LX_ERR;
+
+    json_t *providers;
+    if (conf_object(root, "providers", "", &providers, err, errlen) != LX_OK)
+        return LX_ERR;
+    if (providers) {
+        c->providers = lx_calloc(json_object_size(providers), sizeof *c->providers);
+        json_object_foreach(providers, key, v) {
+            char *missing = NULL, *where = NULL;
+            char *path = lx_sprintf("providers.%s", key);
+            expand_tree(v, path, &missing, &where);
+            free(path);
+            free(where);
+            struct lx_provider_conf *p = &c->providers[c->n_providers++];
+            int rc = parse_provider(c, p, key, v, missing, err, errlen);
+            free(missing);
+            if (rc != LX_OK)
+                return LX_ERR;
+        }
+    }
+
+    json_t *aliases;
+    if (conf_object(root, "aliases", "", &aliases, err, errlen) != LX_OK)
+        return LX_ERR;
+    if (aliases) {
+        c->aliases = lx_calloc(json_object_size(aliases), sizeof *c->aliases);
+        json_object_foreach(aliases, key, v) {
+            const char *t = json_string_value(v);
+            const char *slash = t ? strchr(t, '/') : NULL;
+            if (!slash || slash == t || !slash[1]) {
+                set_err(err, errlen, "aliases.%s: expected \"PROVIDER/MODEL\"", key);
+                return LX_ERR;
+            }
+            if (!lx_config_provider(c, t, (size_t)(slash - t))) {
+                set_err(err, errlen, "aliases.%s: no provider named '%.*s'", key, (int)(slash - t), t);
+                return LX_ERR;
+            }
+            c->aliases[c->n_aliases].name = lx_strdup(key);
+            c->aliases[c->n_aliases].target = lx_strdup(t);
+            c->n_aliases++;
+        }
+    }
+    return LX_OK;
+}
+
+struct lx_config *lx_config_load_buffer(const char *text, size_t len, char *err, size_t errlen)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        set_err(err, errlen, "invalid JSON at line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
+        return NULL;
+    }
+    struct lx_config *c = lx_calloc(1, sizeof *c);
+    c->refs = 1;
+    c->listen = lx_strdup("127.0.0.1:8080");
+    c->max_body_bytes = LX_DEFAULT_MAX_BODY;
+    c->timeouts = (struct lx_timeouts){.connect_ms = 10000, .first_byte_ms = 300000, .idle_ms = 120000,
+                                       .total_ms = 600000};
+    c->models_timeout_ms = 3000;
+    c->shutdown_timeout_ms = 10000;
+    int rc = parse_root(c, root, err, errlen);
+    json_decref(root);
+    if (rc != LX_OK) {
+        lx_config_unref(c);
+        return NULL;
+    }
+    return c;
+}
+
+struct lx_config *lx_config_load_file(const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        set_err(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct lx_buf b = {0};
+    char chunk[8192];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        lx_buf_append(&b, chunk, n);
+    bool failed = ferror(f);
+    fclose(f);
+    if (failed) {
+        lx_buf_free(&b);
+        set_err(err, errlen, "cannot read %s", path);
+        return NULL;
+    }
+    struct lx_config *c = lx_config_load_buffer(b.data ? b.data : "", b.len, err, errlen);
+    lx_buf_free(&b);
+    return c;
+}
+
+struct lx_config *lx_config_ref(struct lx_config *c)
+{
+    c->refs++;
+    return c;
+}
+
+void lx_config_unref(struct lx_config *c)
+{
+    if (!c || --c->refs > 0)
+        return;
+    free(c->listen);
+    for (size_t i = 0; i < c->n_providers; i++)
+        free_provider(&c->providers[i]);
+    free(c->providers);
+    for (size_t i = 0; i < c->n_aliases; i++) {
+        free(c->aliases[i].name);
+        free(c->aliases[i].target);
+    }
+    free(c->aliases);
+    for (size_t i = 0; i < c->n_warnings; i++)
+        free(c->warnings[i]);
+    free(c->warnings);
+    free(c);
+}
+
+const struct lx_provider_conf *lx_config_provider(const struct lx_config *c, const char *name, size_t len)
+{
+    for (size_t i = 0; i < c->n_providers; i++)
+        if (strlen(c->providers[i].name) == len && memcmp(c->providers[i].name, name, len) == 0)
+            return &c->providers[i];
+    return NULL;
+}
+
+const struct lx_alias *lx_config_alias(const struct lx_config *c, const char *name)
+{
+    for (size_t i = 0; i < c->n_aliases; i++)
+        if (strcmp(c->aliases[i].name, name) == 0)
+            return &c->aliases[i];
+    return NULL;
+}

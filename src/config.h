@@ -1,0 +1,74 @@
+/* The JSON configuration: loading, ${ENV} expansion, validation with messages that name the bad key,
+ * and the parsed, immutable lx_config that requests hold a reference to (so a reload can swap it). */
+#ifndef LX_CONFIG_H
+#define LX_CONFIG_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+struct lx_provider_type;
+
+struct lx_timeouts {
+    long connect_ms;    /* TCP (and TLS) connect */
+    long first_byte_ms; /* request sent → first body byte */
+    long idle_ms;       /* longest silence between two body reads of a stream */
+    long total_ms;      /* whole upstream exchange */
+};
+
+struct lx_provider_conf {
+    char *name;                          /* owned */
+    const struct lx_provider_type *type; /* static, from the registry */
+    char *base_url;                      /* owned; no trailing '/'; NULL for local types */
+    char *api_key;                       /* owned; secret: never logged or echoed */
+    char **headers;                      /* owned: "Name: value" lines sent upstream */
+    size_t n_headers;
+    char **models;                       /* owned: configured model names (without provider prefix) */
+    size_t n_models;
+    struct lx_timeouts timeouts;         /* provider's own, falling back to the global ones */
+    char *disabled_reason;               /* owned; non-NULL when the provider cannot be used */
+    void *state;                         /* owned by the type: freed by type->free_state */
+};
+
+struct lx_alias {
+    char *name;   /* owned */
+    char *target; /* owned: "PROVIDER/MODEL" */
+};
+
+struct lx_config {
+    int refs;
+    char *listen;               /* owned: "HOST:PORT" */
+    size_t max_body_bytes;
+    struct lx_timeouts timeouts;
+    long models_timeout_ms;     /* budget for fetching upstream model lists in GET /v1/models */
+    long shutdown_timeout_ms;   /* drain budget on SIGTERM */
+    struct lx_provider_conf *providers; /* owned */
+    size_t n_providers;
+    struct lx_alias *aliases;   /* owned */
+    size_t n_aliases;
+    char **warnings;            /* owned: start-up warnings (disabled providers) */
+    size_t n_warnings;
+};
+
+/* Parse and validate. On failure returns NULL and writes "key.path: reason" into err. */
+struct lx_config *lx_config_load_file(const char *path, char *err, size_t errlen);
+struct lx_config *lx_config_load_buffer(const char *text, size_t len, char *err, size_t errlen);
+
+struct lx_config *lx_config_ref(struct lx_config *c);
+void lx_config_unref(struct lx_config *c);
+
+const struct lx_provider_conf *lx_config_provider(const struct lx_config *c, const char *name, size_t len);
+const struct lx_alias *lx_config_alias(const struct lx_config *c, const char *name);
+
+/* Split "HOST:PORT" / "[V6]:PORT" (port 0..65535). host is owned by the caller. */
+int lx_parse_listen(const char *s, char **host, int *port);
+
+/* Expand ${VAR} and ${VAR:-default} in s. Returns a new string, or NULL with *missing set to a new
+ * string naming the first unset variable. */
+char *lx_env_expand(const char *s, char **missing);
+
+/* Typed readers used by the provider types' configure() too; each writes "path: reason" on error. */
+int lx_conf_long(json_t *obj, const char *key, const char *path, long min, long max, long *out, char *err,
+                 size_t errlen);
+int lx_conf_unknown_keys(json_t *obj, const char *const *allowed, const char *path, char *err, size_t errlen);
+
+#endif

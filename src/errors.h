@@ -1,0 +1,35 @@
+/* The one builder of client-visible errors, in OpenAI's shape {"error":{"message","type","param","code"}}.
+ * Handlers fill a struct lx_error and hand it to lx_req_respond_error or to the SSE error event writer;
+ * nothing else writes error JSON. */
+#ifndef LX_ERRORS_H
+#define LX_ERRORS_H
+
+#include <jansson.h>
+
+struct lx_error {
+    int status;     /* HTTP status the client gets; 0 means "no error" */
+    char *message;  /* owned: freed in lx_error_clear */
+    char *type;     /* owned; NULL → derived from status */
+    char *param;    /* owned; NULL → JSON null */
+    char *code;     /* owned; NULL → JSON null */
+    char *retry_after; /* owned; a Retry-After value to pass on, or NULL */
+};
+
+/* Set every field (replacing earlier ones). type/param/code may be NULL. */
+void lx_error_set(struct lx_error *e, int status, const char *type, const char *param, const char *code,
+                  const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+void lx_error_copy(struct lx_error *dst, const struct lx_error *src);
+void lx_error_clear(struct lx_error *e);
+static inline int lx_error_isset(const struct lx_error *e) { return e->status != 0; }
+
+/* The OpenAI type string that goes with an HTTP status. */
+const char *lx_error_type_for_status(int status);
+
+/* {"error":{...}} as a new reference. */
+json_t *lx_error_json(const struct lx_error *e);
+
+/* Fill e from an upstream error body (OpenAI shape or the common variants: {"error":"text"},
+ * {"message":...}, {"detail":...}); status is kept as given. Falls back to a generic message. */
+void lx_error_from_upstream(struct lx_error *e, int status, const char *body, size_t len);
+
+#endif

@@ -1,0 +1,20 @@
+/* The HTTP server side: libmicrohttpd in epoll mode inside the libevent loop, with no thread of its own. */
+#ifndef LX_HTTP_H
+#define LX_HTTP_H
+
+#include <stddef.h>
+
+struct lx_config;
+
+/* Bind listen ("HOST:PORT", port 0 = any free port) and start serving; prints the bound address. */
+int lx_http_start(struct lx_config *cfg, const char *listen, char *err, size_t errlen);
+/* The port actually bound. */
+int lx_http_port(void);
+/* Stop accepting; on_idle runs (from the loop) once no request is live. */
+void lx_http_quiesce(void (*on_idle)(void));
+/* Abort every live request (their handlers are told, their clients cut). */
+void lx_http_abort_all(void);
+void lx_http_stop(void);
+size_t lx_http_live(void);
+
+#endif

@@ -1,0 +1,185 @@
+/* llmux: command line, start-up, and the drain-then-exit shutdown. */
+#include "common.h"
+#include "config.h"
+#include "http.h"
+#include "log.h"
+#include "loop.h"
+#include "upstream.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+static const char lx_usage[] =
+    "Usage: llmux [OPTIONS]\n"
+    "\n"
+    "An OpenAI-compatible LLM gateway: one thread, one event loop, thousands of requests in flight.\n"
+    "\n"
+    "Options:\n"
+    "  -c, --config FILE     configuration file (default: conf/llmux.json, else /etc/llmux/llmux.json)\n"
+    "  -l, --listen ADDR     listen on HOST:PORT, overriding the config (port 0: any free port)\n"
+    "  -t, --check-config    validate the configuration and exit: 0 when valid, 1 with the reason\n"
+    "      --log-level LVL   debug, info (default), warn or error\n"
+    "  -v, --version         print the version and exit\n"
+    "  -h, --help            print this help and exit\n"
+    "\n"
+    "Endpoints: POST /v1/chat/completions, GET /v1/models, GET /healthz.\n"
+    "Signals: SIGTERM/SIGINT stop accepting, let in-flight requests finish (shutdown_timeout_ms), exit 0.\n"
+    "Environment: ${VAR} in any config string is read from the environment.\n";
+
+static struct {
+    struct lx_timer *drain_timer;
+    struct lx_timer *hard_timer;
+    bool stopping;
+} M;
+
+static void finish_cb(void)
+{
+    lx_loop_stop();
+}
+
+static void hard_stop_cb(void *arg)
+{
+    (void)arg;
+    lx_loop_stop();
+}
+
+static void drain_expired_cb(void *arg)
+{
+    (void)arg;
+    lx_warn("shutdown: %zu request(s) still in flight after the drain timeout; cancelling them", lx_http_live());
+    lx_http_abort_all();
+    /* Give MHD a moment to send the cut responses; stop regardless after that. */
+    lx_timer_start(M.hard_timer, 1000);
+}
+
+static void signal_cb(int signo, void *arg)
+{
+    struct lx_config *cfg = arg;
+    if (M.stopping) {
+        lx_warn("second %s: stopping now", strsignal(signo));
+        lx_http_abort_all();
+        lx_loop_stop();
+        return;
+    }
+    M.stopping = true;
+    lx_info("%s: draining %zu in-flight request(s), up to %ld ms", strsignal(signo), lx_http_live(),
+            cfg->shutdown_timeout_ms);
+    lx_timer_start(M.drain_timer, cfg->shutdown_timeout_ms);
+    lx_http_quiesce(finish_cb);
+}
+
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+static const char *default_config_path(void)
+{
+    if (access("conf/llmux.json", R_OK) == 0)
+        return "conf/llmux.json";
+    return "/etc/llmux/llmux.json";
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"listen", required_argument, NULL, 'l'},
+        {"check-config", no_argument, NULL, 't'}, {"log-level", required_argument, NULL, 'L'},
+        {"version", no_argument, NULL, 'v'},      {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *config_path = NULL, *listen_addr = NULL;
+    bool check = false;
+    int c;
+    while ((c = getopt_long(argc, argv, "c:l:tvh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': config_path = optarg; break;
+        case 'l': listen_addr = optarg; break;
+        case 't': check = true; break;
+        case 'L': {
+            enum lx_log_level lvl;
+            if (lx_log_parse_level(optarg, &lvl) != LX_OK) {
+                fprintf(stderr, "llmux: --log-level: expected debug, info, warn or error\n");
+                return 2;
+            }
+            lx_log_set_level(lvl);
+            break;
+        }
+        case 'v': printf("llmux %s\n", LX_VERSION); return 0;
+        case 'h': fputs(lx_usage, stdout); return 0;
+        default: fputs(lx_usage, stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "llmux: unexpected argument '%s'\n%s", argv[optind], lx_usage);
+        return 2;
+    }
+    if (!config_path)
+        config_path = default_config_path();
+
+    char err[1024];
+    struct lx_config *cfg = lx_config_load_file(config_path, err, sizeof err);
+    if (!cfg) {
+        fprintf(stderr, "llmux: %s: %s\n", config_path, err);
+        return 1;
+    }
+    if (listen_addr) {
+        char *host;
+        int port;
+        if (lx_parse_listen(listen_addr, &host, &port) != LX_OK) {
+            fprintf(stderr, "llmux: --listen: expected HOST:PORT, for example 127.0.0.1:8080\n");
+            lx_config_unref(cfg);
+            return 1;
+        }
+        free(host);
+        free(cfg->listen);
+        cfg->listen = lx_strdup(listen_addr);
+    }
+    for (size_t i = 0; i < cfg->n_warnings; i++)
+        lx_warn("%s", cfg->warnings[i]);
+    if (check) {
+        printf("llmux: configuration %s is valid (%zu provider(s), %zu alias(es))\n", config_path,
+               cfg->n_providers, cfg->n_aliases);
+        lx_config_unref(cfg);
+        return 0;
+    }
+
+    signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
+    if (lx_loop_init() != LX_OK || lx_upstream_init() != LX_OK) {
+        lx_error("cannot initialise the event loop or libcurl");
+        return 1;
+    }
+    if (lx_http_start(cfg, cfg->listen, err, sizeof err) != LX_OK) {
+        lx_error("%s", err);
+        lx_upstream_shutdown();
+        lx_loop_free();
+        lx_config_unref(cfg);
+        return 1;
+    }
+    M.drain_timer = lx_timer_new(drain_expired_cb, NULL);
+    M.hard_timer = lx_timer_new(hard_stop_cb, NULL);
+    lx_loop_on_signal(SIGTERM, signal_cb, cfg);
+    lx_loop_on_signal(SIGINT, signal_cb, cfg);
+    lx_info("llmux %s ready (%zu provider(s), config %s)", LX_VERSION, cfg->n_providers, config_path);
+
+    lx_loop_run();
+
+    lx_http_stop();
+    lx_timer_free(M.drain_timer);
+    lx_timer_free(M.hard_timer);
+    lx_upstream_shutdown();
+    lx_loop_free();
+    lx_config_unref(cfg);
+    lx_info("stopped");
+    return 0;
+}

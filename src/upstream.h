@@ -1,0 +1,44 @@
+/* Upstream HTTP transfers on libcurl's multi-socket API, driven by the shared libevent loop.
+ * Callbacks to the owner: on_headers and on_body run inside libcurl callbacks (touch buffers and flags
+ * only; they may call lx_upstream_cancel, which then defers the removal); on_done runs from the loop
+ * after the transfer left the multi handle, and is the last call: the handle is freed after it. */
+#ifndef LX_UPSTREAM_H
+#define LX_UPSTREAM_H
+
+#include <stddef.h>
+
+struct lx_http_request;
+struct lx_upstream;
+
+enum lx_upstream_result {
+    LX_UP_OK,       /* the whole response was received */
+    LX_UP_CONNECT,  /* could not resolve or connect */
+    LX_UP_TIMEOUT,  /* connect (or curl-level) timeout */
+    LX_UP_BROKEN,   /* reset, closed early, or not HTTP */
+    LX_UP_ABORTED,  /* on_body asked to stop */
+};
+
+struct lx_upstream_ops {
+    /* Final (non-1xx) status line and headers are in. content_type/retry_after may be NULL. */
+    void (*on_headers)(void *ctx, int status, const char *content_type, const char *retry_after);
+    /* Body bytes. Return LX_OK (consumed), LX_AGAIN (not consumed: pause; lx_upstream_resume redelivers
+     * them) or LX_ERR (abort the transfer: on_done gets LX_UP_ABORTED). */
+    int (*on_body)(void *ctx, const char *data, size_t len);
+    /* The transfer ended; detail is a human-readable reason for failures (never contains secrets). */
+    void (*on_done)(void *ctx, enum lx_upstream_result result, const char *detail);
+};
+
+int lx_upstream_init(void);
+void lx_upstream_shutdown(void);
+
+/* Start a transfer. The request is copied; NULL when libcurl refused it. */
+struct lx_upstream *lx_upstream_start(const struct lx_http_request *req, long connect_timeout_ms,
+                                      const struct lx_upstream_ops *ops, void *ctx);
+/* Stop at once: the connection is closed, no callback follows. Any context. */
+void lx_upstream_cancel(struct lx_upstream *u);
+/* Undo an LX_AGAIN pause. Any context (deferred to the loop). */
+void lx_upstream_resume(struct lx_upstream *u);
+/* Transfers in flight (for tests and shutdown). */
+size_t lx_upstream_active(void);
+
+#endif
