@@ -1280,9 +1280,6 @@ static int read_head(struct conn *c)
     int bad = memchr(head, '\0', len) != NULL || parse_head(q, head) != 0;
     free(head);
     if (bad) {
-        q->keep_alive = 0;
-        if (!q->method)
-            q->method = xstrdup("?"), q->target = xstrdup("?");
         request_fail(c, 400, "Malformed HTTP request.");
         return 0;
     }

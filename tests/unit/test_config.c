@@ -1,0 +1,171 @@
+/* Unit tests for src/config.c: defaults, ${ENV} expansion, disabled providers, and error messages that
+ * name the bad key. */
+#include "unit.h"
+#include "../../src/config.h"
+#include "../../src/common.h"
+#include "../../providers/provider.h"
+
+static struct lx_config *load(const char *json, char *err)
+{
+    return lx_config_load_buffer(json, strlen(json), err, 512);
+}
+
+static void expect_error(const char *json, const char *needle)
+{
+    char err[512] = "";
+    struct lx_config *c = load(json, err);
+    assert_null(c);
+    if (!strstr(err, needle))
+        fail_msg("error '%s' does not contain '%s'", err, needle);
+}
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    char err[512];
+    struct lx_config *c = load("{}", err);
+    assert_non_null(c);
+    assert_string_equal(c->listen, "127.0.0.1:8080");
+    assert_int_equal(c->max_body_bytes, 4 * 1024 * 1024);
+    assert_int_equal(c->n_providers, 0);
+    lx_config_unref(c);
+}
+
+static void test_shipped_config(void **state)
+{
+    (void)state;
+    char err[512];
+    unsetenv("OPENAI_API_KEY");
+    struct lx_config *c = lx_config_load_file("conf/llmux.json", err, sizeof err);
+    assert_non_null(c);
+    const struct lx_provider_conf *mock = lx_config_provider(c, "mock", 4);
+    assert_non_null(mock);
+    assert_null(mock->disabled_reason);
+    const struct lx_provider_conf *openai = lx_config_provider(c, "openai", 6);
+    assert_non_null(openai);
+    /* With no key set the shipped config still loads: the provider is disabled, naming the variable. */
+    assert_non_null(openai->disabled_reason);
+    assert_non_null(strstr(openai->disabled_reason, "OPENAI_API_KEY"));
+    assert_int_equal(c->n_warnings, 1);
+    lx_config_unref(c);
+}
+
+static void test_env_expansion(void **state)
+{
+    (void)state;
+    char err[512];
+    setenv("LX_TEST_KEY", "sk-test-123", 1);
+    setenv("LX_TEST_PORT", "9999", 1);
+    struct lx_config *c = load("{\"listen\":\"127.0.0.1:${LX_TEST_PORT}\",\"providers\":{\"o\":{\"type\":\"openai\","
+                               "\"base_url\":\"http://h:1/v1/\",\"api_key\":\"${LX_TEST_KEY}\","
+                               "\"headers\":{\"X-A\":\"${LX_TEST_UNSET:-dflt}\"}}}}", err);
+    assert_non_null(c);
+    assert_string_equal(c->listen, "127.0.0.1:9999");
+    const struct lx_provider_conf *p = lx_config_provider(c, "o", 1);
+    assert_string_equal(p->api_key, "sk-test-123");
+    assert_string_equal(p->base_url, "http://h:1/v1"); /* trailing slash dropped */
+    assert_int_equal(p->n_headers, 1);
+    assert_string_equal(p->headers[0], "X-A: dflt");
+    assert_null(p->disabled_reason);
+    lx_config_unref(c);
+}
+
+static void test_env_expand_function(void **state)
+{
+    (void)state;
+    char *missing;
+    setenv("LX_A", "x", 1);
+    unsetenv("LX_B");
+    char *s = lx_env_expand("a${LX_A}b${LX_B:-y}c", &missing);
+    assert_string_equal(s, "axbyc");
+    free(s);
+    assert_null(lx_env_expand("${LX_B}", &missing));
+    assert_string_equal(missing, "LX_B");
+    free(missing);
+    s = lx_env_expand("no ${ closing", &missing);
+    assert_string_equal(s, "no ${ closing");
+    free(s);
+}
+
+static void test_missing_env_outside_providers(void **state)
+{
+    (void)state;
+    unsetenv("LX_NOPE");
+    expect_error("{\"listen\":\"${LX_NOPE}\"}", "listen: environment variable LX_NOPE is not set");
+}
+
+static void test_errors_name_the_key(void **state)
+{
+    (void)state;
+    expect_error("{\"listn\":\"x\"}", "listn: unknown key");
+    expect_error("{\"listen\":\"nope\"}", "listen:");
+    expect_error("{\"listen\":\"1.2.3.4:99999\"}", "listen:");
+    expect_error("{\"limits\":{\"max_body_bytes\":\"big\"}}", "limits.max_body_bytes");
+    expect_error("{\"timeouts\":{\"idle_ms\":0}}", "timeouts.idle_ms");
+    expect_error("{\"timeouts\":{\"idel_ms\":5}}", "timeouts.idel_ms: unknown key");
+    expect_error("{\"providers\":{\"x\":{\"type\":\"nosuch\"}}}", "providers.x.type: unknown provider type");
+    expect_error("{\"providers\":{\"x\":{}}}", "providers.x.type");
+    expect_error("{\"providers\":{\"x\":{\"type\":\"openai\",\"base_url\":\"ftp://a\"}}}", "providers.x.base_url");
+    expect_error("{\"providers\":{\"x\":{\"type\":\"openai\",\"bogus\":1}}}", "providers.x.bogus: unknown key");
+    expect_error("{\"providers\":{\"x\":{\"type\":\"openai\",\"headers\":{\"A\":1}}}}", "providers.x.headers.A");
+    expect_error("{\"providers\":{\"x\":{\"type\":\"openai\",\"models\":[1]}}}", "providers.x.models[0]");
+    expect_error("{\"providers\":{\"x\":{\"type\":\"mock\",\"latency_ms\":-1}}}", "providers.x.latency_ms");
+    expect_error("{\"providers\":{\"a/b\":{\"type\":\"mock\"}}}", "no '/'");
+    expect_error("{\"aliases\":{\"f\":\"nobody/m\"}}", "aliases.f: no provider named 'nobody'");
+    expect_error("{\"aliases\":{\"f\":\"plain\"}}", "aliases.f");
+    expect_error("[1]", "expected a JSON object");
+    expect_error("{\"listen\":", "invalid JSON");
+    expect_error("{\"listen\":\"a:1\",\"listen\":\"b:2\"}", "invalid JSON");
+}
+
+static void test_secret_not_in_errors(void **state)
+{
+    (void)state;
+    char err[512];
+    struct lx_config *c = load("{\"providers\":{\"x\":{\"type\":\"openai\",\"api_key\":\"sk-secret\\nx\"}}}", err);
+    assert_null(c);
+    assert_null(strstr(err, "sk-secret"));
+    assert_non_null(strstr(err, "providers.x.api_key"));
+}
+
+static void test_listen_parse(void **state)
+{
+    (void)state;
+    char *host;
+    int port;
+    assert_int_equal(lx_parse_listen("[::1]:8080", &host, &port), LX_OK);
+    assert_string_equal(host, "::1");
+    assert_int_equal(port, 8080);
+    free(host);
+    assert_int_equal(lx_parse_listen(":0", &host, &port), LX_OK);
+    assert_string_equal(host, "0.0.0.0");
+    free(host);
+    assert_int_equal(lx_parse_listen("host", &host, &port), LX_ERR);
+    assert_int_equal(lx_parse_listen("h:x", &host, &port), LX_ERR);
+}
+
+static void test_provider_timeouts_override(void **state)
+{
+    (void)state;
+    char err[512];
+    struct lx_config *c = load("{\"timeouts\":{\"idle_ms\":111,\"connect_ms\":222},\"providers\":{\"o\":{\"type\":"
+                               "\"openai\",\"timeouts\":{\"idle_ms\":5}}}}", err);
+    assert_non_null(c);
+    const struct lx_provider_conf *p = lx_config_provider(c, "o", 1);
+    assert_int_equal(p->timeouts.idle_ms, 5);
+    assert_int_equal(p->timeouts.connect_ms, 222);
+    assert_string_equal(p->base_url, "https://api.openai.com/v1");
+    lx_config_unref(c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),          cmocka_unit_test(test_shipped_config),
+        cmocka_unit_test(test_env_expansion),     cmocka_unit_test(test_env_expand_function),
+        cmocka_unit_test(test_missing_env_outside_providers), cmocka_unit_test(test_errors_name_the_key),
+        cmocka_unit_test(test_secret_not_in_errors), cmocka_unit_test(test_listen_parse),
+        cmocka_unit_test(test_provider_timeouts_override),
+    };
+    return cmocka_run_group_tests_name("config", tests, NULL, NULL);
+}

@@ -1,0 +1,84 @@
+/* Unit tests for src/router.c: aliases, PROVIDER/MODEL with slashes, unknown and disabled providers. */
+#include "unit.h"
+#include "../../src/router.h"
+#include "../../src/common.h"
+
+static struct lx_config *cfg;
+
+static int setup(void **state)
+{
+    (void)state;
+    char err[512];
+    unsetenv("LX_ROUTER_UNSET");
+    const char *json = "{\"providers\":{\"m\":{\"type\":\"mock\"},\"or\":{\"type\":\"openai\",\"base_url\":"
+                       "\"http://x/v1\"},\"off\":{\"type\":\"openai\",\"api_key\":\"${LX_ROUTER_UNSET}\"}},"
+                       "\"aliases\":{\"fast\":\"m/echo\",\"deep\":\"or/meta/llama-3\"}}";
+    cfg = lx_config_load_buffer(json, strlen(json), err, sizeof err);
+    return cfg ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    lx_config_unref(cfg);
+    return 0;
+}
+
+static void route_ok(const char *name, const char *provider, const char *model)
+{
+    struct lx_route r;
+    struct lx_error e = {0};
+    assert_int_equal(lx_route_model(cfg, name, &r, &e), LX_OK);
+    assert_string_equal(r.provider->name, provider);
+    assert_string_equal(r.model, model);
+    free(r.model);
+}
+
+static void route_err(const char *name, int status, const char *code)
+{
+    struct lx_route r;
+    struct lx_error e = {0};
+    assert_int_equal(lx_route_model(cfg, name, &r, &e), LX_ERR);
+    assert_int_equal(e.status, status);
+    assert_string_equal(e.code, code);
+    lx_error_clear(&e);
+}
+
+static void test_routes(void **state)
+{
+    (void)state;
+    route_ok("m/echo", "m", "echo");
+    route_ok("or/meta-llama/llama-3.1-8b", "or", "meta-llama/llama-3.1-8b");
+    route_ok("fast", "m", "echo");
+    route_ok("deep", "or", "meta/llama-3");
+}
+
+static void test_route_errors(void **state)
+{
+    (void)state;
+    route_err("gpt-4o", 404, "model_not_found");
+    route_err("nobody/x", 404, "model_not_found");
+    route_err("m/", 404, "model_not_found");
+    route_err("/x", 404, "model_not_found");
+    route_err("off/gpt-4o", 503, "provider_disabled");
+}
+
+static void test_disabled_message_names_variable(void **state)
+{
+    (void)state;
+    struct lx_route r;
+    struct lx_error e = {0};
+    lx_route_model(cfg, "off/x", &r, &e);
+    assert_non_null(strstr(e.message, "LX_ROUTER_UNSET"));
+    lx_error_clear(&e);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_routes),
+        cmocka_unit_test(test_route_errors),
+        cmocka_unit_test(test_disabled_message_names_variable),
+    };
+    return cmocka_run_group_tests_name("router", tests, setup, teardown);
+}
