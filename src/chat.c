@@ -240,6 +240,9 @@ void lx_chat_handle(struct lx_req *req)
 fail:
     json_decref(body);
     free(route.model);
+    /* A configuration problem: tell SDKs (which honour this header) not to retry in vain. */
+    if (err.code && strcmp(err.code, "provider_disabled") == 0)
+        lx_req_add_header(req, "X-Should-Retry", "false");
     lx_req_respond_error(req, &err);
     lx_error_clear(&err);
 }

@@ -1,0 +1,137 @@
+// Helpers for llmux's black-box tests: start the real daemon and the project's mock upstream on free
+// loopback ports, talk to them through real sockets, and stop them cleanly.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import net from 'node:net';
+import http from 'node:http';
+
+export const LLMUX_BIN = process.env.LLMUX_BIN || new URL('../../build/llmux', import.meta.url).pathname;
+export const MOCK_BIN = process.env.MOCK_UPSTREAM_BIN || new URL('../../build/tests/mock-upstream', import.meta.url).pathname;
+// Extra command words to run llmux under (e.g. "valgrind --error-exitcode=99 ..."), from the Makefile.
+const WRAP = (process.env.LLMUX_WRAP || '').split(' ').filter(Boolean);
+
+// Wait until `pred(text)` holds for a growing text, or fail after ms (a hang guard, not a speed check).
+function waitFor(getText, pred, ms, what) {
+  return new Promise((resolve, reject) => {
+    const start = Date.now();
+    const tick = () => {
+      const m = pred(getText());
+      if (m) return resolve(m);
+      if (Date.now() - start > ms) return reject(new Error(`timed out waiting for ${what}; output:\n${getText()}`));
+      setTimeout(tick, 10);
+    };
+    tick();
+  });
+}
+
+export async function startMock(args = []) {
+  const proc = spawn(MOCK_BIN, ['--port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout.on('data', (d) => { out += d; });
+  proc.stderr.on('data', (d) => { out += d; });
+  const m = await waitFor(() => out, (t) => t.match(/PORT=(\d+)/), 10000, 'mock upstream port');
+  const port = Number(m[1]);
+  const url = `http://127.0.0.1:${port}`;
+  return {
+    port, url, proc,
+    async stats() { return (await fetch(`${url}/debug/stats`)).json(); },
+    async last() { return (await fetch(`${url}/debug/last`)).json(); },
+    async reset() { await fetch(`${url}/debug/reset`, { method: 'POST' }); },
+    async stop() { if (proc.exitCode === null) { proc.kill('SIGTERM'); await new Promise((r) => proc.once('exit', r)); } },
+  };
+}
+
+let cfgDir;
+export function writeConfig(cfg) {
+  cfgDir ||= mkdtempSync(join(tmpdir(), 'llmux-test-'));
+  const file = join(cfgDir, `cfg-${process.pid}-${Math.random().toString(36).slice(2)}.json`);
+  writeFileSync(file, typeof cfg === 'string' ? cfg : JSON.stringify(cfg, null, 2));
+  return file;
+}
+
+// Start llmux with a config object; resolves once it listens. `env` adds environment variables.
+export async function startLlmux(cfg, { env = {}, args = [] } = {}) {
+  const file = writeConfig(cfg);
+  const cmd = [...WRAP, LLMUX_BIN, '--config', file, '--listen', '127.0.0.1:0', ...args];
+  const proc = spawn(cmd[0], cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  let log = '';
+  proc.stdout.on('data', (d) => { log += d; });
+  proc.stderr.on('data', (d) => { log += d; });
+  const exited = new Promise((r) => proc.once('exit', (code, sig) => r({ code, sig })));
+  const m = await waitFor(() => log, (t) => t.match(/listening on http:\/\/127\.0\.0\.1:(\d+)/), 30000, 'llmux to listen');
+  const port = Number(m[1]);
+  return {
+    port, proc, exited,
+    base: `http://127.0.0.1:${port}`,
+    log: () => log,
+    waitLog: (re, ms = 10000) => waitFor(() => log, (t) => t.match(re), ms, `log ${re}`),
+    async stop() {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+      return exited;
+    },
+  };
+}
+
+// A mock upstream provider entry pointing at a mock server.
+export function upstreamProvider(mock, extra = {}) {
+  return { type: 'openai', base_url: `${mock.url}/v1`, ...extra };
+}
+
+export async function postChat(base, body, headers = {}) {
+  return fetch(`${base}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+}
+
+export function userMsg(text) {
+  return [{ role: 'user', content: text }];
+}
+
+// Parse a whole SSE body into its data payloads (strings).
+export function sseData(text) {
+  return text.split(/\r?\n\r?\n/).filter((b) => b.trim()).map((block) =>
+    block.split(/\r?\n/).filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trimStart()).join('\n'));
+}
+
+// Raw HTTP over a socket, for tests that need byte-level control (slow readers, partial uploads).
+export function rawConnect(port) {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1', () => resolve(s));
+    s.once('error', reject);
+  });
+}
+
+// Poll an async function until pred(value) holds (hang guard of `ms`).
+export async function eventually(fn, pred, ms = 10000, what = 'condition') {
+  const start = Date.now();
+  for (;;) {
+    const v = await fn();
+    if (pred(v)) return v;
+    if (Date.now() - start > ms) throw new Error(`timed out waiting for ${what}; last value ${JSON.stringify(v)}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+// An http.Agent without a socket cap, for many concurrent requests.
+export const wideAgent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
+
+export function httpRequest(port, { method = 'POST', path = '/v1/chat/completions', body, headers = {} } = {}) {
+  return new Promise((resolve, reject) => {
+    const data = body === undefined ? undefined : (typeof body === 'string' ? body : JSON.stringify(body));
+    const req = http.request({ host: '127.0.0.1', port, method, path, agent: wideAgent,
+      headers: { 'content-type': 'application/json', ...(data ? { 'content-length': Buffer.byteLength(data) } : {}), ...headers } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => { text += d; });
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, text }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    if (data) req.write(data);
+    req.end();
+  });
+}
