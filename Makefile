@@ -12,9 +12,10 @@ CORE_SRCS := $(filter-out src/main.c,$(wildcard src/*.c)) $(wildcard providers/*
 CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o)
 DEPS := $(CORE_OBJS:.o=.d) $(BUILD)/src/main.d
 
-# Debian packages for building and testing (apt names) and the command each provides.
+# Debian packages for building and testing. Node.js and npm come from Debian only when no node/npm is
+# on the PATH (a NodeSource node already ships npm, and Debian's npm would conflict with it).
 DEB_PKGS := build-essential pkg-config libevent-dev libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev \
-            libcmocka-dev curl nodejs npm
+            libcmocka-dev curl
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all run test deps unit integration clean
@@ -27,15 +28,18 @@ $(BUILD)/%.o: %.c
 $(BUILD)/llmux: $(CORE_OBJS) $(BUILD)/src/main.o
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-# Install whatever Debian package is missing (apt-get through sudo when not root).
+# Install whatever Debian package is missing (apt-get, through sudo when not root).
 deps:
-	@missing=""; for p in $(DEB_PKGS); do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; done; \
+	@missing=""; \
+	for p in $(DEB_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	command -v node >/dev/null || missing="$$missing nodejs"; \
+	command -v npm >/dev/null || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
-	  if [ "$$p" = npm ] && command -v npm >/dev/null && command -v node >/dev/null; then missing=$$(echo $$missing | sed 's/\bnodejs\b//;s/\bnpm\b//'); fi; \
-	fi; \
-	if [ -n "$$(echo $$missing)" ]; then echo "installing:$$missing"; \
-	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; fi
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
 
 run: deps
 	$(MAKE) all

@@ -60,9 +60,11 @@ test('client disconnecting mid-upload or before the body leaves nothing behind',
   const s2 = await rawConnect(gw.port);
   s2.write('POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"model":"up/x","mess');
   s2.destroy();
-  await gw.waitLog(/req=\d+ POST \/v1\/chat\/completions model=- status=499/);
-  assert.equal((await mock.stats()).requests, before, 'nothing was sent upstream');
-  assert.equal((await fetch(`${gw.base}/healthz`)).status, 200);
+  // MHD may or may not have started a request for them (it depends on whether the close was seen with
+  // the headers); either way nothing goes upstream and the gateway keeps serving.
+  const res = await postChat(gw.base, { model: 'up/x', messages: userMsg('after the aborted uploads') });
+  assert.equal((await res.json()).choices[0].message.content, 'echo: after the aborted uploads');
+  assert.equal((await mock.stats()).requests, before + 1, 'only the complete request reached the upstream');
 });
 
 test('client leaving a local (mock provider) request frees it', async () => {

@@ -1,0 +1,75 @@
+// The command line and the process lifecycle: --check-config, --version, --help, graceful SIGTERM.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { LLMUX_BIN, startMock, startLlmux, upstreamProvider, postChat, userMsg, sseData, writeConfig, eventually } from './lib.mjs';
+
+const run = (...args) => spawnSync(LLMUX_BIN, args, { encoding: 'utf8', env: { ...process.env, OPENAI_API_KEY: '' } });
+
+test('--check-config accepts the shipped config (no keys set) and exits 0', () => {
+  const r = run('--check-config', '--config', new URL('../../conf/llmux.json', import.meta.url).pathname);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /valid/);
+  assert.match(r.stderr, /OPENAI_API_KEY/, 'warns that the openai provider is disabled');
+});
+
+test('--check-config names the bad key and exits 1', () => {
+  const cases = [
+    [{ providers: { x: { type: 'openai', base_url: 42 } } }, /providers\.x\.base_url/],
+    [{ limits: { max_body_bytes: -1 } }, /limits\.max_body_bytes/],
+    [{ providers: { x: { type: 'nope' } } }, /providers\.x\.type/],
+    [{ lsten: '1' }, /lsten: unknown key/],
+    ['{ "listen": ', /invalid JSON/],
+  ];
+  for (const [cfg, re] of cases) {
+    const r = run('--check-config', '--config', writeConfig(cfg));
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, re);
+  }
+  const missing = run('--check-config', '--config', '/nonexistent/llmux.json');
+  assert.equal(missing.status, 1);
+  assert.match(missing.stderr, /cannot open/);
+});
+
+test('--version and --help', () => {
+  assert.match(run('--version').stdout, /^llmux \d+\.\d+\.\d+/);
+  const h = run('--help');
+  assert.equal(h.status, 0);
+  for (const opt of ['--config', '--listen', '--check-config', '--version', '--help']) assert.ok(h.stdout.includes(opt));
+  assert.equal(run('--bogus').status, 2);
+});
+
+test('--listen with a bad address is refused', () => {
+  const r = run('--listen', 'nonsense', '--config', writeConfig({}));
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /--listen/);
+});
+
+test('SIGTERM lets an in-flight stream finish, refuses new connections, exits 0', async () => {
+  const mock = await startMock();
+  const gw = await startLlmux({ shutdown_timeout_ms: 10000, providers: { up: upstreamProvider(mock) } });
+  const res = await postChat(gw.base, { model: 'up/x;chunks=6;interval=150', stream: true, messages: userMsg('finish me') });
+  const text = res.text();
+  await eventually(() => mock.stats(), (s) => s.active === 1, 5000, 'stream in flight');
+  gw.proc.kill('SIGTERM');
+  await gw.waitLog(/draining 1 in-flight/);
+  await assert.rejects(fetch(`${gw.base}/healthz`), 'no new connections while draining');
+  const events = sseData(await text);
+  assert.equal(events.at(-1), '[DONE]');
+  const { code } = await gw.exited;
+  assert.equal(code, 0);
+  await mock.stop();
+});
+
+test('SIGTERM past shutdown_timeout_ms cancels what is left and still exits 0', async () => {
+  const mock = await startMock();
+  const gw = await startLlmux({ shutdown_timeout_ms: 200, providers: { up: upstreamProvider(mock) } });
+  const p = postChat(gw.base, { model: 'up/x;latency=60000', messages: userMsg('never') }).then((r) => r.status, () => 'closed');
+  await eventually(() => mock.stats(), (s) => s.active === 1, 5000, 'request in flight');
+  gw.proc.kill('SIGTERM');
+  const { code } = await gw.exited;
+  assert.equal(code, 0);
+  await p;
+  await eventually(() => mock.stats(), (s) => s.aborted === 1, 5000, 'upstream cancelled');
+  await mock.stop();
+});
