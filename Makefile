@@ -18,7 +18,7 @@ DEB_PKGS := build-essential pkg-config libevent-dev libmicrohttpd-dev libcurl4-o
             libcmocka-dev curl
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all run test deps unit integration clean
+.PHONY: all run test deps unit integration integration-asan clean
 all: $(BUILD)/llmux
 
 $(BUILD)/%.o: %.c
@@ -70,11 +70,21 @@ integration: $(BUILD)/llmux $(BUILD)/tests/mock-upstream tests/node_modules/.ins
 	cd tests && LLMUX_BIN=$(abspath $(BUILD)/llmux) MOCK_UPSTREAM_BIN=$(abspath $(BUILD)/tests/mock-upstream) \
 	  node --test --test-concurrency=1 integration/
 
+# The integration suite once more against an AddressSanitizer + UndefinedBehaviorSanitizer build (its own
+# build directory); any sanitizer report fails the run.
+SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+integration-asan: $(BUILD)/tests/mock-upstream tests/node_modules/.installed
+	$(MAKE) BUILD=build-asan CFLAGS="$(SAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined" build-asan/llmux
+	cd tests && LLMUX_BIN=$(abspath build-asan/llmux) MOCK_UPSTREAM_BIN=$(abspath $(BUILD)/tests/mock-upstream) \
+	  ASAN_OPTIONS=detect_leaks=1:exitcode=99 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  node --test --test-concurrency=1 integration/
+
 test: deps
 	$(MAKE) unit
 	$(MAKE) integration
+	$(MAKE) integration-asan
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) build-asan
 
 -include $(DEPS)

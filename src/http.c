@@ -5,8 +5,10 @@
  * - Only libevent callbacks (mhd_event_cb, mhd_timer_cb) call MHD_run.
  * - Responses are queued only from the access handler: a handler that answers later stores the answer in
  *   the request and resumes the connection; MHD then calls the access handler again, which queues it.
- * - A suspended connection is neither timed out nor watched by MHD: while suspended we watch its socket
- *   with EV_CLOSED (EPOLLRDHUP) so a client that leaves cancels its upstream at once.
+ * - MHD does not watch suspended connections, and 0.9.75 (edge-triggered epoll) can miss a FIN that
+ *   arrives in the same read as the headers. So every request watches its own socket with EV_CLOSED
+ *   (EPOLLRDHUP) from its first call to its completion: a client that leaves cancels its upstream at
+ *   once, and we shutdown() the socket (or resume it) so MHD sees the close too.
  * - MHD_resume_connection is only called on a connection we suspended (the suspended flag). */
 #include "http.h"
 #include "common.h"
@@ -102,7 +104,6 @@ static void wake(struct lx_req *req)
 {
     if (!req->suspended || !req->conn)
         return;
-    event_del(req->close_ev);
     req->suspended = false;
     MHD_resume_connection(req->conn);
     event_active(H.ev_epoll, EV_READ, 0);
@@ -110,7 +111,6 @@ static void wake(struct lx_req *req)
 
 static void client_closed_cb(evutil_socket_t fd, short what, void *arg)
 {
-    (void)fd;
     (void)what;
     struct lx_req *req = arg;
     lx_debug("req=%llu: client closed the connection while %s", (unsigned long long)req->id,
@@ -118,8 +118,20 @@ static void client_closed_cb(evutil_socket_t fd, short what, void *arg)
     req->client_gone = true;
     lx_req_hold(req);
     notify_abort(req);
-    wake(req);
+    if (req->suspended)
+        wake(req);
+    else if (req->conn)
+        shutdown((int)fd, SHUT_RDWR); /* a state change MHD's edge-triggered epoll reports again */
     lx_req_release(req);
+}
+
+static void watch_close(struct lx_req *req)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci)
+        return;
+    req->close_ev = event_new(lx_loop_base(), ci->connect_fd, EV_CLOSED, client_closed_cb, req);
+    event_add(req->close_ev, NULL);
 }
 
 static void suspend(struct lx_req *req)
@@ -128,11 +140,6 @@ static void suspend(struct lx_req *req)
         return;
     MHD_suspend_connection(req->conn);
     req->suspended = true;
-    if (!req->close_ev) {
-        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-        req->close_ev = event_new(lx_loop_base(), ci->connect_fd, EV_CLOSED, client_closed_cb, req);
-    }
-    event_add(req->close_ev, NULL);
 }
 
 /* --- responses --- */
@@ -347,6 +354,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         H.live = req;
         H.n_live++;
         *con_cls = req;
+        watch_close(req);
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > req->cfg->max_body_bytes) {
             /* Refuse before reading a byte of the body; MHD closes the connection after the answer. */
@@ -499,12 +507,12 @@ int lx_http_start(struct lx_config *cfg, const char *addr, char *err, size_t err
         limit = (unsigned)((rl.rlim_cur - 64) / 2);
     H.daemon = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL,
                                 access_cb, NULL,
+                                MHD_OPTION_EXTERNAL_LOGGER, mhd_log_cb, NULL,
                                 MHD_OPTION_LISTEN_SOCKET, (MHD_socket)H.listen_fd,
                                 MHD_OPTION_CONNECTION_LIMIT, limit,
                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)75,
                                 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
                                 MHD_OPTION_NOTIFY_COMPLETED, completed_cb, NULL,
-                                MHD_OPTION_EXTERNAL_LOGGER, mhd_log_cb, NULL,
                                 MHD_OPTION_END);
     if (!H.daemon) {
         snprintf(err, errlen, "cannot start the HTTP server (libmicrohttpd)");

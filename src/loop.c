@@ -22,6 +22,40 @@ struct lx_signal {
 
 static struct event_base *lx_base;
 static struct lx_signal *lx_signals;
+static struct event *lx_defer_ev; /* owned: runs the deferred-call queue */
+
+struct lx_deferred {
+    void (*fn)(void *);
+    void *arg;
+    struct lx_deferred *next;
+};
+
+/* Deferred calls run in the order they were made, from one event made active when the queue fills. */
+static struct lx_deferred *lx_defer_head, **lx_defer_tail = &lx_defer_head;
+
+static void lx_defer_run(void)
+{
+    /* Take the queue as it is now; calls deferred meanwhile wait for the next turn. */
+    struct lx_deferred *d = lx_defer_head;
+    lx_defer_head = NULL;
+    lx_defer_tail = &lx_defer_head;
+    while (d) {
+        struct lx_deferred *next = d->next;
+        d->fn(d->arg);
+        free(d);
+        d = next;
+    }
+}
+
+static void lx_defer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    lx_defer_run();
+    if (lx_defer_head)
+        event_active(lx_defer_ev, 0, 0);
+}
 
 static void lx_libevent_log_cb(int severity, const char *msg)
 {
@@ -41,6 +75,7 @@ int lx_loop_init(void)
         lx_error("cannot create the event loop (no epoll?)");
         return LX_ERR;
     }
+    lx_defer_ev = event_new(lx_base, -1, 0, lx_defer_cb, NULL);
     return LX_OK;
 }
 
@@ -61,6 +96,12 @@ void lx_loop_stop(void)
 
 void lx_loop_free(void)
 {
+    /* Deferred frees still queued at exit run now, so nothing is leaked. */
+    for (int i = 0; i < 100 && lx_defer_head; i++)
+        lx_defer_run();
+    if (lx_defer_ev)
+        event_free(lx_defer_ev);
+    lx_defer_ev = NULL;
     while (lx_signals) {
         struct lx_signal *s = lx_signals;
         lx_signals = s->next;
@@ -116,30 +157,17 @@ void lx_timer_free(struct lx_timer *t)
     free(t);
 }
 
-struct lx_deferred {
-    void (*fn)(void *);
-    void *arg;
-};
-
-static void lx_defer_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    struct lx_deferred d = *(struct lx_deferred *)arg;
-    free(arg);
-    d.fn(d.arg);
-}
-
 void lx_defer(void (*fn)(void *arg), void *arg)
 {
     struct lx_deferred *d = lx_malloc(sizeof *d);
     d->fn = fn;
     d->arg = arg;
-    struct timeval zero = {0, 0};
-    if (event_base_once(lx_base, -1, EV_TIMEOUT, lx_defer_cb, d, &zero) != 0) {
-        lx_error("cannot schedule a deferred call");
-        abort();
-    }
+    d->next = NULL;
+    bool was_empty = lx_defer_head == NULL;
+    *lx_defer_tail = d;
+    lx_defer_tail = &d->next;
+    if (was_empty)
+        event_active(lx_defer_ev, 0, 0);
 }
 
 static void lx_signal_cb(evutil_socket_t signo, short what, void *arg)

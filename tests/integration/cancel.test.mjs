@@ -60,8 +60,8 @@ test('client disconnecting mid-upload or before the body leaves nothing behind',
   const s2 = await rawConnect(gw.port);
   s2.write('POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"model":"up/x","mess');
   s2.destroy();
-  // MHD may or may not have started a request for them (it depends on whether the close was seen with
-  // the headers); either way nothing goes upstream and the gateway keeps serving.
+  // Both requests are finished (499) right away, not left open until a connection timeout.
+  await eventually(async () => (gw.log().match(/model=- status=499 .*client_gone/g) || []).length, (n) => n >= 2, 10000, 'both aborted uploads to be finished');
   const res = await postChat(gw.base, { model: 'up/x', messages: userMsg('after the aborted uploads') });
   assert.equal((await res.json()).choices[0].message.content, 'echo: after the aborted uploads');
   assert.equal((await mock.stats()).requests, before + 1, 'only the complete request reached the upstream');

@@ -69,9 +69,17 @@ export async function startLlmux(cfg, { env = {}, args = [] } = {}) {
     waitLog: (re, ms = 10000) => waitFor(() => log, (t) => t.match(re), ms, `log ${re}`),
     async stop() {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
-      return exited;
+      const r = await exited;
+      checkSanitizers(log);
+      return r;
     },
   };
+}
+
+// Under the sanitizer or valgrind builds, any report in the daemon's output fails the test that stops it.
+export function checkSanitizers(text) {
+  const m = text.match(/ERROR: (Address|Leak|Memory)Sanitizer|runtime error:|==\d+== (Invalid|Conditional|Syscall param|Mismatched)|definitely lost: [1-9]|indirectly lost: [1-9]|ERROR SUMMARY: [1-9]/);
+  if (m) throw new Error(`memory checker report in llmux output:\n${text.slice(Math.max(0, m.index - 2000), m.index + 4000)}`);
 }
 
 // A mock upstream provider entry pointing at a mock server.

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { LLMUX_BIN, startMock, startLlmux, upstreamProvider, postChat, userMsg, sseData, writeConfig, eventually } from './lib.mjs';
+import { LLMUX_BIN, startMock, startLlmux, upstreamProvider, postChat, userMsg, sseData, writeConfig, eventually, checkSanitizers } from './lib.mjs';
 
 const run = (...args) => spawnSync(LLMUX_BIN, args, { encoding: 'utf8', env: { ...process.env, OPENAI_API_KEY: '' } });
 
@@ -57,6 +57,7 @@ test('SIGTERM lets an in-flight stream finish, refuses new connections, exits 0'
   const events = sseData(await text);
   assert.equal(events.at(-1), '[DONE]');
   const { code } = await gw.exited;
+  checkSanitizers(gw.log());
   assert.equal(code, 0);
   await mock.stop();
 });
@@ -68,6 +69,7 @@ test('SIGTERM past shutdown_timeout_ms cancels what is left and still exits 0', 
   await eventually(() => mock.stats(), (s) => s.active === 1, 5000, 'request in flight');
   gw.proc.kill('SIGTERM');
   const { code } = await gw.exited;
+  checkSanitizers(gw.log());
   assert.equal(code, 0);
   await p;
   await eventually(() => mock.stats(), (s) => s.aborted === 1, 5000, 'upstream cancelled');
