@@ -4,9 +4,9 @@ CC ?= cc
 BUILD ?= build
 PKGS := libevent libmicrohttpd libcurl jansson
 CFLAGS ?= -O2 -g
-CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -fno-strict-aliasing \
+override CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -fno-strict-aliasing \
           $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+override LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 CORE_SRCS := $(filter-out src/main.c,$(wildcard src/*.c)) $(wildcard providers/*.c)
 CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o)
@@ -15,10 +15,10 @@ DEPS := $(CORE_OBJS:.o=.d) $(BUILD)/src/main.d
 # Debian packages for building and testing. Node.js and npm come from Debian only when no node/npm is
 # on the PATH (a NodeSource node already ships npm, and Debian's npm would conflict with it).
 DEB_PKGS := build-essential pkg-config libevent-dev libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev \
-            libcmocka-dev curl
+            libcmocka-dev curl jq
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all run test deps unit integration integration-asan clean
+.PHONY: all run test deps unit unit-bins integration integration-asan shell-tests valgrind coverage clean
 all: $(BUILD)/llmux
 
 $(BUILD)/%.o: %.c
@@ -59,6 +59,8 @@ $(BUILD)/tests/mock-upstream: tests/mock_upstream/mock_upstream.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(shell pkg-config --cflags --libs libevent jansson)
 
+unit-bins: $(UNIT_BINS)
+
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
@@ -79,12 +81,39 @@ integration-asan: $(BUILD)/tests/mock-upstream tests/node_modules/.installed
 	  ASAN_OPTIONS=detect_leaks=1:exitcode=99 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  node --test --test-concurrency=1 integration/
 
+# The integration suite with llmux under valgrind memcheck: any leak or error fails the run.
+VALGRIND := valgrind --error-exitcode=99 --leak-check=full --show-leak-kinds=definite,indirect \
+            --errors-for-leak-kinds=definite,indirect --track-fds=no --quiet
+valgrind: $(BUILD)/llmux $(BUILD)/tests/mock-upstream tests/node_modules/.installed
+	@command -v valgrind >/dev/null || $(SUDO) apt-get install -y -qq valgrind
+	cd tests && LLMUX_BIN=$(abspath $(BUILD)/llmux) MOCK_UPSTREAM_BIN=$(abspath $(BUILD)/tests/mock-upstream) \
+	  LLMUX_WRAP="$(VALGRIND)" LLMUX_SLOW=1 node --test --test-concurrency=1 integration/
+
+# Line and branch coverage of src/ and providers/ from the unit and integration tests. The run fails
+# below COVERAGE_MIN percent of lines: raise it as coverage grows, never lower it.
+COVERAGE_MIN ?= 91
+coverage: $(BUILD)/tests/mock-upstream tests/node_modules/.installed
+	@command -v gcovr >/dev/null || $(SUDO) apt-get install -y -qq gcovr
+	rm -rf build-cov
+	$(MAKE) BUILD=build-cov CFLAGS="-O0 -g --coverage" LDFLAGS="--coverage" build-cov/llmux unit-bins
+	@set -e; for t in $(UNIT_BINS:$(BUILD)/%=build-cov/%); do $$t >/dev/null; done
+	cd tests && LLMUX_BIN=$(abspath build-cov/llmux) MOCK_UPSTREAM_BIN=$(abspath $(BUILD)/tests/mock-upstream) \
+	  node --test --test-concurrency=1 integration/ >/dev/null
+	gcovr -r . --object-directory build-cov --filter 'src/' --filter 'providers/' --print-summary \
+	  --fail-under-line $(COVERAGE_MIN) -o build-cov/coverage.txt
+	@cat build-cov/coverage.txt | tail -30
+
+# curl and jq used the way shell scripts use them.
+shell-tests: $(BUILD)/llmux $(BUILD)/tests/mock-upstream
+	LLMUX_BIN=$(BUILD)/llmux MOCK_UPSTREAM_BIN=$(BUILD)/tests/mock-upstream bash tests/shell/test_curl.sh
+
 test: deps
 	$(MAKE) unit
 	$(MAKE) integration
+	$(MAKE) shell-tests
 	$(MAKE) integration-asan
 
 clean:
-	rm -rf $(BUILD) build-asan
+	rm -rf $(BUILD) build-asan build-cov build-fuzz
 
 -include $(DEPS)

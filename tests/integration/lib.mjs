@@ -12,6 +12,15 @@ export const MOCK_BIN = process.env.MOCK_UPSTREAM_BIN || new URL('../../build/te
 // Extra command words to run llmux under (e.g. "valgrind --error-exitcode=99 ..."), from the Makefile.
 const WRAP = (process.env.LLMUX_WRAP || '').split(' ').filter(Boolean);
 
+// Every process a test starts is killed when the test file's process exits, even after a failure.
+const children = new Set();
+process.on('exit', () => { for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL'); });
+function track(proc) {
+  children.add(proc);
+  proc.once('exit', () => children.delete(proc));
+  return proc;
+}
+
 // Wait until `pred(text)` holds for a growing text, or fail after ms (a hang guard, not a speed check).
 function waitFor(getText, pred, ms, what) {
   return new Promise((resolve, reject) => {
@@ -27,7 +36,7 @@ function waitFor(getText, pred, ms, what) {
 }
 
 export async function startMock(args = []) {
-  const proc = spawn(MOCK_BIN, ['--port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = track(spawn(MOCK_BIN, ['--port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] }));
   let out = '';
   proc.stdout.on('data', (d) => { out += d; });
   proc.stderr.on('data', (d) => { out += d; });
@@ -55,7 +64,7 @@ export function writeConfig(cfg) {
 export async function startLlmux(cfg, { env = {}, args = [] } = {}) {
   const file = writeConfig(cfg);
   const cmd = [...WRAP, LLMUX_BIN, '--config', file, '--listen', '127.0.0.1:0', ...args];
-  const proc = spawn(cmd[0], cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  const proc = track(spawn(cmd[0], cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } }));
   let log = '';
   proc.stdout.on('data', (d) => { log += d; });
   proc.stderr.on('data', (d) => { log += d; });

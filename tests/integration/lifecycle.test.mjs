@@ -1,7 +1,8 @@
 // The command line and the process lifecycle: --check-config, --version, --help, graceful SIGTERM.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import net from 'node:net';
 import { LLMUX_BIN, startMock, startLlmux, upstreamProvider, postChat, userMsg, sseData, writeConfig, eventually, checkSanitizers } from './lib.mjs';
 
 const run = (...args) => spawnSync(LLMUX_BIN, args, { encoding: 'utf8', env: { ...process.env, OPENAI_API_KEY: '' } });
@@ -37,6 +38,49 @@ test('--version and --help', () => {
   assert.equal(h.status, 0);
   for (const opt of ['--config', '--listen', '--check-config', '--version', '--help']) assert.ok(h.stdout.includes(opt));
   assert.equal(run('--bogus').status, 2);
+});
+
+test('--log-level: debug shows library detail, a bad level is refused', async () => {
+  assert.equal(run('--log-level', 'loud').status, 2);
+  assert.equal(run('extra-arg').status, 2);
+  const gw = await startLlmux({}, { args: ['--log-level', 'debug'] });
+  await fetch(`${gw.base}/healthz`);
+  assert.equal((await gw.stop()).code, 0);
+  // At level error even the "listening" line is hidden: find a free port first and poll it.
+  const srv = net.createServer();
+  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+  const port = srv.address().port;
+  await new Promise((r) => srv.close(r));
+  const quiet = spawn(LLMUX_BIN, ['--config', writeConfig({}), '--listen', `127.0.0.1:${port}`, '--log-level', 'error'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  quiet.stderr.on('data', (d) => { err += d; });
+  await eventually(() => fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.status, () => 0), (s) => s === 200, 10000, 'quiet llmux');
+  quiet.kill('SIGTERM');
+  await new Promise((r) => quiet.once('exit', r));
+  assert.equal(err, '', 'nothing below error is printed');
+});
+
+test('a listen address already in use is a clear start-up error', async () => {
+  const gw = await startLlmux({});
+  const r = run('--config', writeConfig({}), '--listen', `127.0.0.1:${gw.port}`);
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /cannot listen/);
+  await gw.stop();
+});
+
+test('a second SIGINT during the drain stops at once', async () => {
+  const mock = await startMock();
+  const gw = await startLlmux({ shutdown_timeout_ms: 60000, providers: { up: upstreamProvider(mock) } });
+  const p = postChat(gw.base, { model: 'up/x;latency=60000', messages: userMsg('never') }).catch(() => 'closed');
+  await eventually(() => mock.stats(), (s) => s.active === 1, 5000, 'request in flight');
+  gw.proc.kill('SIGINT');
+  await gw.waitLog(/draining 1/);
+  gw.proc.kill('SIGINT');
+  const { code } = await gw.exited;
+  checkSanitizers(gw.log());
+  assert.equal(code, 0);
+  await p;
+  await mock.stop();
 });
 
 test('--listen with a bad address is refused', () => {

@@ -1,0 +1,77 @@
+/* Fuzz target for the openai provider's non-stream answer slots (providers/openai.c): the input is an
+ * upstream body handed to chat_response, error_response and models_response as src/call.c and
+ * src/models.c do. Each must either accept a well-formed answer or fail with a client-ready error. */
+#include "../../providers/provider.h"
+#include "../../src/common.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const struct lx_provider_conf conf = {
+    .name = "oai", .type = &lx_provider_openai, .base_url = "http://up.example/v1", .api_key = "sk-fuzz",
+};
+
+/* Upstream statuses error_response sees; the input's first byte picks one, so seeds stay plain JSON. */
+static const int statuses[] = {400, 401, 403, 404, 408, 409, 413, 422, 429, 500, 502, 503, 504, 520};
+
+static void fail(const char *what)
+{
+    fprintf(stderr, "fuzz_openai_response: %s\n", what);
+    abort();
+}
+
+static void check_error_json(const struct lx_error *e)
+{
+    json_t *ev = lx_error_json(e);
+    json_t *inner = json_object_get(ev, "error");
+    if (!json_is_string(json_object_get(inner, "message")) || !json_is_string(json_object_get(inner, "type")))
+        fail("an error without a message or type string");
+    char *text = json_dumps(ev, JSON_COMPACT);
+    if (!text)
+        fail("an error that does not serialize");
+    free(text);
+    json_decref(ev);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    /* src/call.c passes the body buffer's data, which is NULL while nothing was received. */
+    const char *body = size ? (const char *)data : NULL;
+    struct lx_chat chat = {.model = "gpt-fuzz"};
+
+    struct lx_error err = {0};
+    json_t *completion = lx_provider_openai.chat_response(&conf, &chat, body, size, &err);
+    if (completion) {
+        if (lx_error_isset(&err))
+            fail("chat_response accepted a body and set err");
+        if (!json_is_object(completion) || !json_is_array(json_object_get(completion, "choices")))
+            fail("chat_response accepted a body that is not a chat completion");
+        json_decref(completion);
+    } else {
+        if (err.status != 502 || !err.message)
+            fail("chat_response refused a body without a 502");
+        check_error_json(&err);
+    }
+    lx_error_clear(&err);
+
+    int status = statuses[(size ? data[0] : 0) % LX_ARRAY_LEN(statuses)];
+    lx_provider_openai.error_response(&conf, status, body, size, &err);
+    if (err.status != status || !err.message)
+        fail("error_response did not keep the status or gave no message");
+    check_error_json(&err);
+    lx_error_clear(&err);
+
+    json_t *ids = json_array();
+    int rc = lx_provider_openai.models_response(&conf, body, size, ids);
+    if (rc != LX_OK && rc != LX_ERR)
+        fail("models_response returned something other than LX_OK or LX_ERR");
+    size_t i;
+    json_t *id;
+    json_array_foreach(ids, i, id) {
+        if (!json_is_string(id))
+            fail("models_response appended a model id that is not a string");
+    }
+    json_decref(ids);
+    return 0;
+}

@@ -1,0 +1,111 @@
+/* Fuzz target for the openai provider's stream decoder (providers/openai.c): an upstream body fed whole
+ * and in chunks cut where the input says must emit the same chunks and end the same way, with err set
+ * exactly when a slot fails. Input layout: a split plan (fuzz_split.h), then the upstream body. */
+#include "fuzz_split.h"
+#include "../../providers/provider.h"
+#include "../../src/buf.h"
+#include "../../src/common.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const struct lx_provider_conf conf = {
+    .name = "oai", .type = &lx_provider_openai, .base_url = "http://up.example/v1", .api_key = "sk-fuzz",
+};
+
+struct outcome {
+    struct lx_buf chunks; /* every emitted chunk, compact JSON, one a line */
+    size_t count;
+    int feed_rc;
+    int finish_rc;        /* LX_OK when finish was not reached */
+    struct lx_error err;
+};
+
+static void fail(const char *what)
+{
+    fprintf(stderr, "fuzz_openai_stream: %s\n", what);
+    abort();
+}
+
+static void collect_cb(void *ctx, json_t *chunk)
+{
+    struct outcome *o = ctx;
+    if (!json_is_object(chunk))
+        fail("emitted a chunk that is not an object");
+    if (json_object_get(chunk, "error"))
+        fail("emitted an upstream error event as a chunk");
+    char *text = json_dumps(chunk, JSON_COMPACT);
+    if (!text)
+        fail("emitted a chunk that does not serialize");
+    lx_buf_puts(&o->chunks, text);
+    lx_buf_append(&o->chunks, "\n", 1);
+    free(text);
+    o->count++;
+}
+
+/* Drive one decoder the way src/call.c does: feed until a feed fails, then finish only if none did. */
+static void run(struct outcome *o, const char *p, size_t size, struct fuzz_split *plan)
+{
+    struct lx_chat chat = {.model = "gpt-fuzz", .stream = true};
+    void *st = lx_provider_openai.stream_open(&conf, &chat);
+    size_t off = 0;
+    o->feed_rc = LX_OK;
+    o->finish_rc = LX_OK;
+    do {
+        size_t n = plan ? fuzz_split_next(plan, size - off) : size;
+        o->feed_rc = lx_provider_openai.stream_feed(st, p + off, n, collect_cb, o, &o->err);
+        off += n;
+    } while (o->feed_rc == LX_OK && off < size);
+    if (o->feed_rc == LX_OK)
+        o->finish_rc = lx_provider_openai.stream_finish(st, collect_cb, o, &o->err);
+    lx_provider_openai.stream_close(st);
+
+    bool failed = o->feed_rc != LX_OK || o->finish_rc != LX_OK;
+    if (failed != lx_error_isset(&o->err))
+        fail("err is set exactly when a slot fails, and not otherwise");
+    if (failed && (o->err.status < 400 || !o->err.message))
+        fail("a failure without an error status and message");
+}
+
+static bool str_equal(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    struct fuzz_split plan;
+    fuzz_split_init(&plan, &data, &size);
+    const char *p = (const char *)data;
+
+    struct outcome whole = {0}, split = {0};
+    run(&whole, p, size, NULL);
+    run(&split, p, size, &plan);
+
+    if (whole.feed_rc != split.feed_rc || whole.finish_rc != split.finish_rc)
+        fail("the result depends on where the body was split");
+    if (whole.count != split.count || lx_buf_avail(&whole.chunks) != lx_buf_avail(&split.chunks) ||
+        (whole.count && memcmp(lx_buf_head(&whole.chunks), lx_buf_head(&split.chunks), lx_buf_avail(&whole.chunks))))
+        fail("the chunks depend on where the body was split");
+    if (whole.err.status != split.err.status || !str_equal(whole.err.message, split.err.message) ||
+        !str_equal(whole.err.code, split.err.code) || !str_equal(whole.err.type, split.err.type) ||
+        !str_equal(whole.err.param, split.err.param))
+        fail("the error depends on where the body was split");
+
+    if (lx_error_isset(&whole.err)) {
+        /* What a client would get after the stream began. */
+        json_t *ev = lx_error_json(&whole.err);
+        char *text = json_dumps(ev, JSON_COMPACT);
+        if (!text)
+            fail("the error event does not serialize");
+        free(text);
+        json_decref(ev);
+    }
+
+    lx_buf_free(&whole.chunks);
+    lx_buf_free(&split.chunks);
+    lx_error_clear(&whole.err);
+    lx_error_clear(&split.err);
+    return 0;
+}
