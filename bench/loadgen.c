@@ -166,6 +166,22 @@ static long long tcpext_counter(const char *name)
     return v;
 }
 
+/* Busy clock ticks of the whole machine (every CPU), from /proc/stat. */
+static long long machine_busy_ticks(void)
+{
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f)
+        return -1;
+    unsigned long long v[8] = { 0 };
+    int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+                   &v[6], &v[7]);
+    fclose(f);
+    if (n < 8)
+        return -1;
+    /* user nice system idle iowait irq softirq steal: all but idle and iowait */
+    return (long long)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]);
+}
+
 static double self_cpu_s(void)
 {
     struct rusage ru;
@@ -924,6 +940,8 @@ int main(int argc, char **argv)
     long long cpu0 = pidset_cpu(&O.proxy), mcpu0 = pidset_cpu(&O.mock);
     G.rss_idle = pidset_kib(&O.proxy, "VmRSS");
     long long overflows0 = tcpext_counter("ListenOverflows"), drops0 = tcpext_counter("ListenDrops");
+    long long busy0 = machine_busy_ticks();
+    double self0 = self_cpu_s();
     G.t_start = now_ms();
 
     if (O.mode == M_CANCEL) {
@@ -955,6 +973,7 @@ int main(int argc, char **argv)
 
     long long cpu1 = pidset_cpu(&O.proxy), mcpu1 = pidset_cpu(&O.mock);
     long long overflows1 = tcpext_counter("ListenOverflows"), drops1 = tcpext_counter("ListenDrops");
+    long long busy1 = machine_busy_ticks();
     double tck = (double)sysconf(_SC_CLK_TCK);
     double proxy_cpu = (double)(cpu1 - cpu0) / tck, mock_cpu = (double)(mcpu1 - mcpu0) / tck;
 
@@ -962,8 +981,13 @@ int main(int argc, char **argv)
     printf("completed=%lld\nerrors=%lld\n", G.completed, G.errors);
     if (G.first_error[0])
         printf("first_error=%s\n", G.first_error);
-    printf("proxy_cpu_s=%.2f\nmock_cpu_s=%.2f\nloadgen_cpu_s=%.2f\n", O.proxy.n ? proxy_cpu : NAN,
-           O.mock.n ? mock_cpu : NAN, self_cpu_s());
+    double self_cpu = self_cpu_s() - self0, machine_cpu = (double)(busy1 - busy0) / tck;
+    printf("proxy_cpu_s=%.2f\nmock_cpu_s=%.2f\nloadgen_cpu_s=%.2f\nmachine_cpu_s=%.2f\n", O.proxy.n ? proxy_cpu : NAN,
+           O.mock.n ? mock_cpu : NAN, self_cpu, machine_cpu);
+    /* Whatever else ran on the machine meanwhile (other jobs, kernel threads): a noisy neighbour shows here. */
+    printf("other_cpu_s=%.2f\nwall_run_s=%.3f\n",
+           machine_cpu - self_cpu - (O.proxy.n ? proxy_cpu : 0) - (O.mock.n ? mock_cpu : 0),
+           (t_end - G.t_start) / 1000);
     printf("listen_overflows=%lld\nlisten_drops=%lld\n", overflows1 - overflows0, drops1 - drops0);
     switch (O.mode) {
     case M_RPS: {

@@ -121,3 +121,16 @@ test('one log line per request with method, path, model, status, duration, ttfb 
   const line = await gw.waitLog(/POST \/v1\/chat\/completions model=up\/log-check status=200 dur_ms=[\d.]+ ttfb_ms=[\d.]+ bytes=\d+/);
   assert.ok(line);
 });
+
+test('upstream connections are reused across requests (keep-alive)', async () => {
+  const before = await mock.stats();
+  for (let i = 0; i < 20; i++) {
+    const res = await postChat(gw.base, { model: 'up/keepalive', messages: userMsg(`n${i}`) });
+    assert.equal(res.status, 200);
+    await res.text();
+  }
+  const after = await mock.stats();
+  assert.equal(after.requests - before.requests, 20);
+  // The stats requests themselves open at most one connection each; llmux's 20 requests share one.
+  assert.ok(after.connections_total - before.connections_total <= 2, `new upstream connections: ${after.connections_total - before.connections_total}`);
+});
