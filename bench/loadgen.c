@@ -8,11 +8,12 @@
  *   streams  --streams N --chunks K --interval MS --ramp-ms R
  *                                          N concurrent SSE streams: completion, timing, proxy RSS
  *   burst    --requests N --latency MS     N non-stream requests sent at once: wall time
- *   cancel   --streams N --mock-port P     N streams aborted one at a time after their first event: time
- *                                          from our close() to the mock's last_abort_ms
+ *   cancel   --streams N                   N streams aborted one at a time after their first event: time
+ *                                          from our close() to the mock's last_abort_ms (needs --mock-port)
  *   freeport                               print a free loopback TCP port and exit
  * Common: --port P (target, on 127.0.0.1), --model M, --proxy-pids A,B (CPU and RSS), --mock-pid M (CPU),
- *         --timeout S (hard bound on the measurement).
+ *         --mock-port P (the mock's /debug/stats: connections it accepted during the run),
+ *         --timeout S (hard bound on the measurement), --dump FILE (streams: per-stream timings as CSV).
  *
  * One thread, one event_base with precise timers (libevent's default monotonic clock is coarse, 4 ms).
  * Out of memory aborts: a load generator that half-works would make the numbers lie.
@@ -243,6 +244,7 @@ static struct {
     int n;
     int chunks, interval_ms, latency_ms, ramp_ms;
     struct pidset proxy, mock;
+    FILE *dump;             /* streams: one CSV line per finished stream (--dump FILE), for a closer look */
 } O = { .conns = 64, .duration_s = 10, .timeout_s = 60, .n = 1000, .chunks = 20, .interval_ms = 50,
         .latency_ms = 0, .ramp_ms = 0, .model = "x" };
 
@@ -264,7 +266,8 @@ static struct {
     struct event *tick;     /* the streams' ramp, every millisecond while it lasts */
     struct event *sample;   /* RSS sampling and the rps duration, every 20 ms */
     struct event *deadline;
-} G;
+    int stats_fd;           /* keep-alive connection to the mock's /debug/stats; -1 when closed */
+} G = { .stats_fd = -1 };
 
 static void note_error(const char *what)
 {
@@ -302,7 +305,7 @@ struct conn {
     int reused;              /* a response already completed on this connection */
     int got_bytes;           /* bytes of the current response arrived */
     long long left;          /* bytes left of the Content-Length body or of the current chunk */
-    double t_sent;
+    double t_open, t_sent;
     /* streams: SSE event timing */
     double t_first, t_prev;
     int events;
@@ -594,6 +597,7 @@ static void conn_open(void)
         die("bufferevent_socket_new failed");
     bufferevent_setcb(c->bev, read_cb, NULL, event_cb, c);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    c->t_open = now_ms();
     G.inflight++;
     G.opened++;
     if (G.inflight > G.max_inflight)
@@ -611,6 +615,10 @@ static void on_response(struct conn *c)
         snprintf(why, sizeof why, "HTTP status %d", c->status);
         note_error(why);
     }
+    if (O.mode == M_STREAMS && O.dump)
+        fprintf(O.dump, "%.3f,%.3f,%.3f,%.3f,%d,%d\n", c->t_open - G.t_start, c->t_sent - G.t_start,
+                c->events ? c->t_first - G.t_start : -1.0, c->events ? c->t_prev - G.t_start : -1.0, c->events,
+                c->status);
     if (O.mode == M_STREAMS) {
         if (ok && !c->done_seen) {
             note_error("stream ended without [DONE]");
@@ -726,8 +734,9 @@ static int write_all(int fd, const char *p, size_t n)
     return 0;
 }
 
-/* GET /debug/stats on a keep-alive connection to the mock; reopens it when needed. */
-static int mock_stats(int *fd, long long *aborted, long long *last_abort_ms)
+/* GET /debug/stats on a keep-alive connection to the mock; reopens it when needed (which the mock then
+ * counts in connections_total). */
+static int mock_stats(int *fd, long long *aborted, long long *last_abort_ms, long long *conns_total)
 {
     static const char req[] = "GET /debug/stats HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
     for (int attempt = 0; attempt < 2; attempt++) {
@@ -752,9 +761,11 @@ static int mock_stats(int *fd, long long *aborted, long long *last_abort_ms)
                 ok = 0;
         }
         char *a = ok ? strstr(buf, "\"aborted\":") : NULL, *l = ok ? strstr(buf, "\"last_abort_ms\":") : NULL;
-        if (a && l) {
+        char *t = ok ? strstr(buf, "\"connections_total\":") : NULL;
+        if (a && l && t) {
             *aborted = atoll(a + 10);
             *last_abort_ms = atoll(l + 16);
+            *conns_total = atoll(t + 20);
             return 0;
         }
         close(*fd);
@@ -790,9 +801,8 @@ static int read_first_event(int fd)
 
 static void run_cancel(void)
 {
-    int sfd = -1;
-    long long aborted = 0, last = 0, timeouts = 0;
-    if (mock_stats(&sfd, &aborted, &last) != 0)
+    long long aborted = 0, last = 0, total = 0, timeouts = 0;
+    if (mock_stats(&G.stats_fd, &aborted, &last, &total) != 0)
         die("cannot read the mock's /debug/stats");
     double t_end = now_ms() + O.timeout_s * 1000;
     for (int i = 0; i < O.n && now_ms() < t_end; i++) {
@@ -815,7 +825,7 @@ static void run_cancel(void)
         while (now_ms() < give_up) {
             struct timespec ms = { 0, 1000 * 1000 };
             nanosleep(&ms, NULL);
-            if (mock_stats(&sfd, &aborted, &last) != 0)
+            if (mock_stats(&G.stats_fd, &aborted, &last, &total) != 0)
                 die("lost the mock's /debug/stats");
             if (aborted > before) {
                 seen = 1;
@@ -830,8 +840,6 @@ static void run_cancel(void)
         G.completed++;
         samples_add(&G.lat, (double)last - floor(t_close));
     }
-    if (sfd >= 0)
-        close(sfd);
     printf("not_seen=%lld\n", timeouts);
 }
 
@@ -841,7 +849,7 @@ static void usage(void)
 {
     fputs("usage: loadgen rps|streams|burst|cancel|freeport [--port P] [--model M] [--conns C] [--duration S]\n"
           "       [--streams N | --requests N] [--chunks K] [--interval MS] [--latency MS] [--ramp-ms R]\n"
-          "       [--mock-port P] [--proxy-pids A,B] [--mock-pid M] [--timeout S]\n",
+          "       [--mock-port P] [--proxy-pids A,B] [--mock-pid M] [--timeout S] [--dump FILE]\n",
           stderr);
     exit(2);
 }
@@ -915,6 +923,11 @@ int main(int argc, char **argv)
             pidset_parse(&O.proxy, v);
         else if (strcmp(k, "--mock-pid") == 0)
             pidset_parse(&O.mock, v);
+        else if (strcmp(k, "--dump") == 0) {
+            if (!(O.dump = fopen(v, "w")))
+                die("cannot open the --dump file");
+            fputs("open_ms,sent_ms,first_event_ms,last_event_ms,events,status\n", O.dump);
+        }
         else
             usage();
     }
@@ -941,6 +954,9 @@ int main(int argc, char **argv)
     G.rss_idle = pidset_kib(&O.proxy, "VmRSS");
     long long overflows0 = tcpext_counter("ListenOverflows"), drops0 = tcpext_counter("ListenDrops");
     long long busy0 = machine_busy_ticks();
+    long long conns0 = -1, conns1 = -1, ab, la;
+    if (O.mock_port > 0 && mock_stats(&G.stats_fd, &ab, &la, &conns0) != 0)
+        die("cannot read the mock's /debug/stats");
     double self0 = self_cpu_s();
     G.t_start = now_ms();
 
@@ -974,6 +990,8 @@ int main(int argc, char **argv)
     long long cpu1 = pidset_cpu(&O.proxy), mcpu1 = pidset_cpu(&O.mock);
     long long overflows1 = tcpext_counter("ListenOverflows"), drops1 = tcpext_counter("ListenDrops");
     long long busy1 = machine_busy_ticks();
+    if (O.mock_port > 0 && mock_stats(&G.stats_fd, &ab, &la, &conns1) != 0)
+        conns1 = -1;
     double tck = (double)sysconf(_SC_CLK_TCK);
     double proxy_cpu = (double)(cpu1 - cpu0) / tck, mock_cpu = (double)(mcpu1 - mcpu0) / tck;
 
@@ -989,6 +1007,9 @@ int main(int argc, char **argv)
            machine_cpu - self_cpu - (O.proxy.n ? proxy_cpu : 0) - (O.mock.n ? mock_cpu : 0),
            (t_end - G.t_start) / 1000);
     printf("listen_overflows=%lld\nlisten_drops=%lld\n", overflows1 - overflows0, drops1 - drops0);
+    /* Connections the mock accepted during the run: ours for direct, the proxy's upstream ones otherwise. */
+    if (conns0 >= 0 && conns1 >= 0)
+        printf("mock_conns_opened=%lld\n", conns1 - conns0);
     switch (O.mode) {
     case M_RPS: {
         double elapsed = (G.t_last_done > 0 ? G.t_last_done : t_end) - G.t_start;
@@ -1010,9 +1031,12 @@ int main(int argc, char **argv)
                samples_pct(&G.overrun, 0.99), samples_pct(&G.overrun, 1.0));
         printf("gap_p50_ms=%.1f\ngap_p99_ms=%.1f\n", samples_pct(&G.gaps, 0.5), samples_pct(&G.gaps, 0.99));
         if (O.proxy.n)
+            /* Per stream the proxy actually held at once: a proxy that queues clients instead of serving them
+             * holds fewer than --streams, and dividing by --streams would flatter it. */
             printf("rss_idle_kib=%ld\nrss_peak_kib=%ld\nrss_sampled_peak_kib=%ld\ninflight_at_peak=%ld\n"
-                   "rss_per_stream_kib=%.1f\n",
+                   "rss_per_stream_kib=%.1f\nrss_per_requested_stream_kib=%.1f\n",
                    G.rss_idle, peak, G.rss_peak_sampled, G.inflight_at_peak,
+                   G.max_streaming ? (double)(peak - G.rss_idle) / (double)G.max_streaming : NAN,
                    (double)(peak - G.rss_idle) / O.n);
         break;
     }

@@ -28,6 +28,7 @@ STREAM_RAMP_MS=${STREAM_RAMP_MS:-200}
 BATCH_REQUESTS=${BATCH_REQUESTS:-1000}
 BATCH_LATENCY_MS=1500
 CANCEL_STREAMS=${CANCEL_STREAMS:-1000}
+REPEAT=${REPEAT:-3} # stream and batch cells: runs per cell; the table shows the median run
 BENCH_ROWS=${BENCH_ROWS:-rps streams batch cancel} # a subset for a quick look; the table shows — for the rest
 
 die() { echo "bench: $*" >&2; exit 1; }
@@ -209,27 +210,49 @@ start_target() {
 }
 
 # run_case ROW TARGET LOADGEN-ARGS...: one measurement on fresh processes; key=value results in $TMP/res.
-# @MOCK_PORT@ in an argument becomes the fresh mock's port.
 run_case() {
-  local row=$1 target=$2 a args=()
+  local row=$1 target=$2
   shift 2
+  run_one "$row" "$target" "$row.$target" "$@"
+}
+
+# run_median KEY ROW TARGET LOADGEN-ARGS...: $REPEAT runs; the one with the median KEY becomes the cell, the
+# others stay in the raw output (ROW.TARGET.run1, ...).
+run_median() {
+  local key=$1 row=$2 target=$3 i best
+  shift 3
+  for i in $(seq 1 "$REPEAT"); do run_one "$row" "$target" "$row.$target.run$i" "$@"; done
+  best=$(for i in $(seq 1 "$REPEAT"); do
+    echo "$(sed -n "s/^$key=//p" "$TMP/res/$row.$target.run$i" | head -1) $i"
+  done | sort -g | awk '{ a[NR] = $2 } END { print a[int((NR + 1) / 2)] }')
+  cp "$TMP/res/$row.$target.run$best" "$TMP/res/$row.$target"
+  echo "median_of=run$best of $REPEAT by $key" >>"$TMP/res/$row.$target"
+  rm -f "$TMP/res/$row.$target.run$best"
+  for f in err log; do
+    [ -e "$TMP/res/$row.$target.run$best.$f" ] && mv "$TMP/res/$row.$target.run$best.$f" "$TMP/res/$row.$target.$f"
+  done
+}
+
+run_one() {
+  local row=$1 target=$2 out=$3
+  shift 3
   start_target "$target"
-  for a in "$@"; do args+=("${a//@MOCK_PORT@/$MOCK_PORT}"); done
   local pids=()
   [ -n "$PROXY_PIDS" ] && pids=(--proxy-pids "$PROXY_PIDS")
-  log "$row / $target"
-  timeout 180 "$LOADGEN" "${args[@]}" --port "$TARGET_PORT" --model "$MODEL" --mock-pid "$MOCK_PID" "${pids[@]}" \
-    >"$TMP/res/$row.$target" 2>"$TMP/res/$row.$target.err"
+  log "$out"
+  timeout 180 "$LOADGEN" "$@" --port "$TARGET_PORT" --model "$MODEL" --mock-pid "$MOCK_PID" --mock-port "$MOCK_PORT" \
+    "${pids[@]}" \
+    >"$TMP/res/$out" 2>"$TMP/res/$out.err"
   local rc=$?
-  [ $rc = 0 ] || log "loadgen exited $rc for $row / $target: $(tail -3 "$TMP/res/$row.$target.err")"
+  [ $rc = 0 ] || log "loadgen exited $rc for $row / $target: $(tail -3 "$TMP/res/$out.err")"
   # Symptoms worth keeping: the proxy's warnings and errors during the run.
   if [ "$target" = llmux ]; then
-    grep -E ' (warn|error) ' "$TMP/llmux.log" | head -5 >"$TMP/res/$row.$target.log"
+    grep -E ' (warn|error) ' "$TMP/llmux.log" | head -5 >"$TMP/res/$out.log"
   elif [ "$target" = nginx ]; then
-    grep -vE '\[notice\]' "$TMP/nginx/error.log" | head -5 >"$TMP/res/$row.$target.log"
+    grep -vE '\[notice\]' "$TMP/nginx/error.log" | head -5 >"$TMP/res/$out.log"
   fi
   for p in "${STARTED[@]}"; do
-    kill -0 "$p" 2>/dev/null || echo "process $p died during the run" >>"$TMP/res/$row.$target.log"
+    kill -0 "$p" 2>/dev/null || echo "process $p died during the run" >>"$TMP/res/$out.log"
   done
   stop_all
 }
@@ -264,19 +287,19 @@ fi
 if want streams; then
   for n in "$STREAMS_SMALL" "$STREAMS_LARGE"; do
     for t in "${TARGETS[@]}"; do
-      run_case "streams$n" "$t" streams --streams "$n" --chunks $STREAM_CHUNKS --interval $STREAM_INTERVAL_MS \
+      run_median overrun_p99_ms "streams$n" "$t" streams --streams "$n" --chunks $STREAM_CHUNKS --interval $STREAM_INTERVAL_MS \
         --ramp-ms "$STREAM_RAMP_MS" --timeout 30
     done
   done
 fi
 if want batch; then
   for t in "${TARGETS[@]}"; do
-    run_case batch "$t" burst --requests "$BATCH_REQUESTS" --latency $BATCH_LATENCY_MS --timeout 30
+    run_median wall_s batch "$t" burst --requests "$BATCH_REQUESTS" --latency $BATCH_LATENCY_MS --timeout 30
   done
 fi
 if want cancel; then
   for t in "${TARGETS[@]}"; do
-    run_case cancel "$t" cancel --streams "$CANCEL_STREAMS" --mock-port @MOCK_PORT@ --timeout 60
+    run_case cancel "$t" cancel --streams "$CANCEL_STREAMS" --timeout 60
   done
 fi
 
@@ -326,35 +349,48 @@ added() { # p99 overrun through the proxy minus the direct run's
   l=$(minus "$(get "$1" llmux overrun_p99_ms)" "$d")
   row "$SECTION" "delay added at p99 vs direct (ms)" "—" "$n" "$l" "—"
 }
+others() { # the rest of the machine's CPU during the run: mock / loadgen / everything else
+  local t o out=()
+  for t in "${TARGETS[@]}"; do
+    o=$(get "$1" "$t" other_cpu_s)
+    num "$o" && o=$(awk -v v="$o" 'BEGIN { printf "%.1f\n", v <= 0.05 ? 0 : v }')
+    out+=("$(fmt "$(get "$1" "$t" mock_cpu_s)" "%.1f") / $(fmt "$(get "$1" "$t" loadgen_cpu_s)" "%.1f") / $o")
+  done
+  row "$SECTION" "CPU s of mock / loadgen / other processes" "${out[0]}" "${out[1]}" "${out[2]}" "—"
+}
 
 SECTION="1 non-stream"
 metric rps rps "requests/s ($RPS_CONNS conns, ${RPS_SECONDS} s)" "%.0f"
 pair rps p50_ms p99_ms "latency p50 / p99 (ms)" "%.2f"
 metric rps proxy_cpu_s_per_10k "**proxy CPU s per 10k requests**" "%.3f" "" nodirect
 metric rps mock_cpu_s_per_10k "mock CPU s per 10k requests" "%.3f" noratio
+metric rps mock_conns_opened "connections opened to the mock" "%.0f"
+others rps
 for n in "$STREAMS_SMALL" "$STREAMS_LARGE"; do
   r=streams$n
   SECTION="2 $n streams"
-  completed "$r" "$n" "completed ($STREAM_CHUNKS chunks × $STREAM_INTERVAL_MS ms)"
-  metric "$r" max_inflight "max streams in flight at once" "%.0f" noratio
+  completed "$r" "$n" "completed ($STREAM_CHUNKS chunks × $STREAM_INTERVAL_MS ms, opened over $STREAM_RAMP_MS ms)"
+  metric "$r" max_streaming "most streams receiving events at once (ideal $n)" "%.0f" noratio
   pair "$r" ttfb_p50_ms ttfb_p99_ms "first event p50 / p99 (ms)" "%.1f"
   pair "$r" overrun_p50_ms overrun_p99_ms "last event overrun p50 / p99 (ms, ideal 0)" "%.1f"
   added "$r"
-  metric "$r" gap_p99_ms "chunk gap p99 (ms, ideal 50)" "%.1f" noratio
+  metric "$r" gap_p99_ms "chunk gap p99 (ms, ideal $STREAM_INTERVAL_MS)" "%.1f" noratio
   metric "$r" rss_per_stream_kib "proxy RSS per in-flight stream (KiB)" "%.1f" "" nodirect
   metric "$r" proxy_cpu_s "proxy CPU s" "%.2f" "" nodirect
-  metric "$r" mock_cpu_s "mock CPU s" "%.2f" noratio
+  metric "$r" mock_conns_opened "connections opened to the mock" "%.0f"
+  others "$r"
 done
 SECTION="3 batch"
 completed batch "$BATCH_REQUESTS" "completed ($BATCH_REQUESTS × ${BATCH_LATENCY_MS} ms upstream, all at once)"
 metric batch wall_s "wall time (s, ideal $(awk -v m=$BATCH_LATENCY_MS 'BEGIN { print m / 1000 }'))" "%.3f"
+pair batch p50_ms p99_ms "request latency p50 / p99 (ms)" "%.0f"
 metric batch proxy_cpu_s "proxy CPU s" "%.2f" "" nodirect
-metric batch mock_cpu_s "mock CPU s" "%.2f" noratio
+others batch
 SECTION="4 cancel"
-completed cancel "$CANCEL_STREAMS" "aborts seen by the upstream (one at a time)"
-pair cancel p50_ms p99_ms "client close → upstream close p50 / p99 (ms; direct = floor)" "%.0f"
+completed cancel "$CANCEL_STREAMS" "aborts seen by the upstream (one stream at a time)"
+pair cancel p50_ms p99_ms "client close → upstream sees it, p50 / p99 (ms; direct = floor)" "%.0f"
 metric cancel proxy_cpu_s "proxy CPU s" "%.2f" "" nodirect
-metric cancel mock_cpu_s "mock CPU s" "%.2f" noratio
+others cancel
 
 NGINX_VERSION=$("$NGINX" -v 2>&1 | sed 's|.*nginx/||')
 LLMUX_VERSION=$("$LLMUX" --version 2>/dev/null | awk '{ print $2 }')
@@ -369,7 +405,8 @@ OUT="$RESULTS/$STAMP.md"
   echo "# llmux benchmark, $(date '+%Y-%m-%d %H:%M %Z')"
   echo
   echo "llmux $LLMUX_VERSION (git $GIT_REV) · nginx $NGINX_VERSION · $(nproc) × $CPU · Linux $(uname -r) ·" \
-    "everything on 127.0.0.1 · each cell a separate run on fresh processes · ${ELAPSED} s in all."
+    "everything on 127.0.0.1 · each cell a separate run on fresh processes · ${ELAPSED} s in all ·" \
+    "other processes used ${BACKGROUND}% of a CPU just before the start."
   echo "How to read each line: bench/README.md."
   echo
   echo "| row | measurement | direct | nginx | llmux | llmux ÷ nginx |"

@@ -243,6 +243,7 @@ static void mock_local_cancel(void *state)
 
 const struct lx_provider_type lx_provider_mock = {
     .name = "mock",
+    .caps = {.chat = true, .streaming = true},
     .config_keys = mock_keys,
     .configure = mock_configure,
     .free_state = mock_free_state,

@@ -1,6 +1,9 @@
 /* Provider type "openai": OpenAI and every server that speaks its wire format (vLLM, llama.cpp,
  * OpenRouter, Groq, ...). Requests pass through with the model renamed; answers pass through after a
- * shape check, so a server that answers something else is a 502, not a confused client. */
+ * shape check (a server that answers something else is a 502, not a confused client), with the fields
+ * lax servers omit (id, object, created, model, usage) filled in so strict clients parse every answer.
+ * lmstudio.c, mlx.c and huggingface.c reuse these functions with their own defaults (openai.h). */
+#include "openai.h"
 #include "provider.h"
 #include "../src/buf.h"
 #include "../src/common.h"
@@ -9,9 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const openai_keys[] = {"type", "base_url", "api_key", "headers", "models", "timeouts", NULL};
+const char *const lx_openai_keys[] = {"type", "base_url", "api_key", "headers", "models", "timeouts", NULL};
 
-static void add_common_headers(const struct lx_provider_conf *p, struct lx_http_request *out)
+void lx_openai_add_headers(const struct lx_provider_conf *p, struct lx_http_request *out)
 {
     if (p->api_key)
         lx_http_request_add_header(out, "Authorization: Bearer %s", p->api_key);
@@ -19,7 +22,7 @@ static void add_common_headers(const struct lx_provider_conf *p, struct lx_http_
         lx_http_request_add_header(out, "%s", p->headers[i]);
 }
 
-static int openai_chat_request(const struct lx_provider_conf *p, const struct lx_chat *chat,
+int lx_openai_chat_request(const struct lx_provider_conf *p, const struct lx_chat *chat,
                                struct lx_http_request *out, struct lx_error *err)
 {
     (void)err;
@@ -32,7 +35,7 @@ static int openai_chat_request(const struct lx_provider_conf *p, const struct lx
     json_decref(body);
     lx_http_request_add_header(out, "Content-Type: application/json");
     lx_http_request_add_header(out, "Accept: %s", chat->stream ? "text/event-stream" : "application/json");
-    add_common_headers(p, out);
+    lx_openai_add_headers(p, out);
     return LX_OK;
 }
 
@@ -42,7 +45,7 @@ static void not_protocol(const struct lx_provider_conf *p, struct lx_error *err,
                  "Provider '%s' answered with %s.", p->name, what);
 }
 
-static json_t *openai_chat_response(const struct lx_provider_conf *p, const struct lx_chat *chat, const char *body,
+json_t *lx_openai_chat_response(const struct lx_provider_conf *p, const struct lx_chat *chat, const char *body,
                                     size_t len, struct lx_error *err)
 {
     (void)chat;
@@ -52,11 +55,30 @@ static json_t *openai_chat_response(const struct lx_provider_conf *p, const stru
         not_protocol(p, err, "a body that is not a chat completion");
         return NULL;
     }
+    lx_openai_fill(root, chat, "chat.completion", lx_wall_s());
+    if (!json_is_object(json_object_get(root, "usage")))
+        json_object_set_new(root, "usage", json_pack("{s:i,s:i,s:i}", "prompt_tokens", 0, "completion_tokens", 0,
+                                                     "total_tokens", 0));
     return root;
+}
+
+void lx_openai_fill(json_t *obj, const struct lx_chat *chat, const char *object, json_int_t created)
+{
+    if (!json_is_string(json_object_get(obj, "id")))
+        json_object_set_new(obj, "id", json_sprintf("chatcmpl-llmux-%llu", (unsigned long long)(chat ? chat->req_id : 0)));
+    if (!json_is_string(json_object_get(obj, "object")))
+        json_object_set_new(obj, "object", json_string(object));
+    if (!json_is_integer(json_object_get(obj, "created")))
+        json_object_set_new(obj, "created", json_integer(created));
+    if (!json_is_string(json_object_get(obj, "model")) && chat && chat->model)
+        json_object_set_new(obj, "model", json_string(chat->model));
 }
 
 struct openai_stream {
     const struct lx_provider_conf *p;
+    const struct lx_chat *chat;  /* borrowed: the call outlives its decoder */
+    json_int_t created;          /* filled into chunks that lack it, the same for the whole stream */
+    bool usage_seen;
     struct lx_sse_decoder sse;
     bool done;          /* [DONE] seen */
     bool finish_seen;   /* a choice carried a finish_reason */
@@ -65,11 +87,12 @@ struct openai_stream {
     struct lx_error *err;
 };
 
-static void *openai_stream_open(const struct lx_provider_conf *p, const struct lx_chat *chat)
+void *lx_openai_stream_open(const struct lx_provider_conf *p, const struct lx_chat *chat)
 {
-    (void)chat;
     struct openai_stream *st = lx_calloc(1, sizeof *st);
     st->p = p;
+    st->chat = chat;
+    st->created = lx_wall_s();
     return st;
 }
 
@@ -99,6 +122,9 @@ static int openai_event(void *ctx, const char *event, const char *data, size_t l
         json_decref(chunk);
         return LX_ERR;
     }
+    lx_openai_fill(chunk, st->chat, "chat.completion.chunk", st->created);
+    if (json_is_object(json_object_get(chunk, "usage")))
+        st->usage_seen = true;
     size_t i;
     json_t *choice;
     json_array_foreach(json_object_get(chunk, "choices"), i, choice) {
@@ -111,7 +137,7 @@ static int openai_event(void *ctx, const char *event, const char *data, size_t l
     return LX_OK;
 }
 
-static int openai_stream_feed(void *state, const char *data, size_t len, lx_chunk_fn emit, void *ctx,
+int lx_openai_stream_feed(void *state, const char *data, size_t len, lx_chunk_fn emit, void *ctx,
                               struct lx_error *err)
 {
     struct openai_stream *st = state;
@@ -126,14 +152,22 @@ static int openai_stream_feed(void *state, const char *data, size_t len, lx_chun
     return LX_OK;
 }
 
-static int openai_stream_finish(void *state, lx_chunk_fn emit, void *ctx, struct lx_error *err)
+int lx_openai_stream_finish(void *state, lx_chunk_fn emit, void *ctx, struct lx_error *err)
 {
-    (void)emit;
-    (void)ctx;
     struct openai_stream *st = state;
     /* Some compatible servers end after the finish_reason chunk without [DONE]: that is a whole answer. */
-    if (st->done || (st->finish_seen && !lx_sse_pending(&st->sse)))
+    if (st->done || (st->finish_seen && !lx_sse_pending(&st->sse))) {
+        if (st->chat && st->chat->include_usage && !st->usage_seen) {
+            /* The client asked for usage and the server sent none: a final usage chunk keeps clients that
+             * wait for it working; zeros say "not reported". */
+            json_t *u = json_pack("{s:[],s:{s:i,s:i,s:i}}", "choices", "usage", "prompt_tokens", 0,
+                                  "completion_tokens", 0, "total_tokens", 0);
+            lx_openai_fill(u, st->chat, "chat.completion.chunk", st->created);
+            emit(ctx, u);
+            json_decref(u);
+        }
         return LX_OK;
+    }
     if (st->sse.events == 0)
         not_protocol(st->p, err, "something that is not an event stream");
     else
@@ -142,30 +176,30 @@ static int openai_stream_finish(void *state, lx_chunk_fn emit, void *ctx, struct
     return LX_ERR;
 }
 
-static void openai_stream_close(void *state)
+void lx_openai_stream_close(void *state)
 {
     struct openai_stream *st = state;
     lx_sse_decoder_free(&st->sse);
     free(st);
 }
 
-static void openai_error_response(const struct lx_provider_conf *p, int status, const char *body, size_t len,
+void lx_openai_error_response(const struct lx_provider_conf *p, int status, const char *body, size_t len,
                                   struct lx_error *err)
 {
     (void)p;
     lx_error_from_upstream(err, status, body, len);
 }
 
-static int openai_models_request(const struct lx_provider_conf *p, struct lx_http_request *out)
+int lx_openai_models_request(const struct lx_provider_conf *p, struct lx_http_request *out)
 {
     out->method = "GET";
     out->url = lx_sprintf("%s/models", p->base_url);
     lx_http_request_add_header(out, "Accept: application/json");
-    add_common_headers(p, out);
+    lx_openai_add_headers(p, out);
     return LX_OK;
 }
 
-static int openai_models_response(const struct lx_provider_conf *p, const char *body, size_t len, json_t *ids)
+int lx_openai_models_response(const struct lx_provider_conf *p, const char *body, size_t len, json_t *ids)
 {
     (void)p;
     json_t *root = json_loadb(body ? body : "", len, 0, NULL);
@@ -185,17 +219,54 @@ static int openai_models_response(const struct lx_provider_conf *p, const char *
     return LX_OK;
 }
 
+int lx_openai_embeddings_request(const struct lx_provider_conf *p, const struct lx_chat *req,
+                                 struct lx_http_request *out, struct lx_error *err)
+{
+    (void)err;
+    json_t *body = json_copy(req->body);
+    json_object_set_new(body, "model", json_string(req->model));
+    out->method = "POST";
+    out->url = lx_sprintf("%s/embeddings", p->base_url);
+    out->body = json_dumps(body, JSON_COMPACT);
+    out->body_len = strlen(out->body);
+    json_decref(body);
+    lx_http_request_add_header(out, "Content-Type: application/json");
+    lx_openai_add_headers(p, out);
+    return LX_OK;
+}
+
+json_t *lx_openai_embeddings_response(const struct lx_provider_conf *p, const struct lx_chat *req, const char *body,
+                                      size_t len, struct lx_error *err)
+{
+    json_t *root = json_loadb(body ? body : "", len, 0, NULL);
+    if (!json_is_object(root) || !json_is_array(json_object_get(root, "data"))) {
+        json_decref(root);
+        not_protocol(p, err, "a body that is not an embeddings list");
+        return NULL;
+    }
+    if (!json_is_string(json_object_get(root, "object")))
+        json_object_set_new(root, "object", json_string("list"));
+    if (!json_is_string(json_object_get(root, "model")))
+        json_object_set_new(root, "model", json_string(req->model));
+    if (!json_is_object(json_object_get(root, "usage")))
+        json_object_set_new(root, "usage", json_pack("{s:i,s:i}", "prompt_tokens", 0, "total_tokens", 0));
+    return root;
+}
+
 const struct lx_provider_type lx_provider_openai = {
     .name = "openai",
-    .config_keys = openai_keys,
+    .caps = LX_OPENAI_CAPS,
+    .config_keys = lx_openai_keys,
     .default_base_url = "https://api.openai.com/v1",
-    .chat_request = openai_chat_request,
-    .chat_response = openai_chat_response,
-    .stream_open = openai_stream_open,
-    .stream_feed = openai_stream_feed,
-    .stream_finish = openai_stream_finish,
-    .stream_close = openai_stream_close,
-    .error_response = openai_error_response,
-    .models_request = openai_models_request,
-    .models_response = openai_models_response,
+    .chat_request = lx_openai_chat_request,
+    .chat_response = lx_openai_chat_response,
+    .stream_open = lx_openai_stream_open,
+    .stream_feed = lx_openai_stream_feed,
+    .stream_finish = lx_openai_stream_finish,
+    .stream_close = lx_openai_stream_close,
+    .error_response = lx_openai_error_response,
+    .models_request = lx_openai_models_request,
+    .models_response = lx_openai_models_response,
+    .embeddings_request = lx_openai_embeddings_request,
+    .embeddings_response = lx_openai_embeddings_response,
 };

@@ -5,14 +5,19 @@
 #define LX_PROVIDER_H
 
 #include "../src/config.h"
+#include "../src/buf.h"
 #include "../src/errors.h"
 
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 
-/* One validated chat request as providers see it. */
+/* What an upstream call is for. */
+enum lx_call_kind { LX_CALL_CHAT, LX_CALL_EMBEDDINGS };
+
+/* One validated request as providers see it (a chat completion, or an embeddings request). */
 struct lx_chat {
+    enum lx_call_kind kind;
     json_t *body;      /* owned by the call: the client's OpenAI-shaped body */
     char *model;       /* owned by the call: the model name sent upstream (route without "PROVIDER/") */
     bool stream;       /* the client asked for SSE */
@@ -28,7 +33,11 @@ struct lx_http_request {
     size_t n_headers;
     char *body;         /* owned; NULL for GET */
     size_t body_len;
+    char *dropped;      /* owned: comma-separated client parameters the provider ignored, or NULL */
 };
+
+/* Record that the client's parameter `name` was dropped (reported in x-llmux-dropped-params). */
+void lx_http_request_drop(struct lx_http_request *r, const char *name);
 
 void lx_http_request_add_header(struct lx_http_request *r, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -39,9 +48,18 @@ typedef void (*lx_chunk_fn)(void *ctx, json_t *chunk);
 
 struct lx_call;
 
+/* What a provider type can do, shown by GET /v1/providers. */
+struct lx_provider_caps {
+    bool chat, streaming, tools, vision, embeddings, json_mode;
+};
+
 struct lx_provider_type {
     /* The config "type" value. */
     const char *name;
+    /* Capabilities of this type. */
+    struct lx_provider_caps caps;
+    /* Environment variable read for api_key when the config gives none (e.g. HF_TOKEN), or NULL. */
+    const char *api_key_env;
     /* Keys a provider of this type accepts in its config object (NULL-terminated); others are refused. */
     const char *const *config_keys;
     /* base_url when the config has none; NULL: the type needs no network. */
@@ -75,6 +93,12 @@ struct lx_provider_type {
      * appending model names (strings) to ids. */
     int (*models_request)(const struct lx_provider_conf *p, struct lx_http_request *out);
     int (*models_response)(const struct lx_provider_conf *p, const char *body, size_t len, json_t *ids);
+    /* Embeddings (NULL: not supported): build the request from an OpenAI embeddings body, and turn the
+     * 2xx answer into OpenAI's {"object":"list","data":[...]} (NULL with err when it is not). */
+    int (*embeddings_request)(const struct lx_provider_conf *p, const struct lx_chat *req,
+                              struct lx_http_request *out, struct lx_error *err);
+    json_t *(*embeddings_response)(const struct lx_provider_conf *p, const struct lx_chat *req, const char *body,
+                                   size_t len, struct lx_error *err);
 
     /* --- local providers (no network): answer through lx_call_local_chunk / lx_call_local_done --- */
     /* Start answering; returns the provider's state for local_cancel. */
@@ -89,6 +113,19 @@ const struct lx_provider_type *lx_provider_type_find(const char *name);
 const char *lx_provider_type_names(void);
 
 extern const struct lx_provider_type lx_provider_openai;
+extern const struct lx_provider_type lx_provider_anthropic;
+extern const struct lx_provider_type lx_provider_ollama;
+extern const struct lx_provider_type lx_provider_lmstudio;
+extern const struct lx_provider_type lx_provider_mlx;
+extern const struct lx_provider_type lx_provider_huggingface;
 extern const struct lx_provider_type lx_provider_mock;
+
+/* Helpers shared by the translating providers (providers/common.c). */
+/* The text of an OpenAI message content (a string, or the text parts of an array), appended to out. */
+void lx_content_text(json_t *content, struct lx_buf *out);
+/* max_completion_tokens, else max_tokens, else dflt. */
+json_int_t lx_chat_max_tokens(json_t *body, json_int_t dflt);
+/* Copy src[key] to dst[key] when the client sent it (and it is not null). */
+void lx_copy_if_present(json_t *dst, json_t *src, const char *key);
 
 #endif

@@ -9,6 +9,11 @@
 
 static const struct lx_provider_type *const lx_provider_types[] = {
     &lx_provider_openai,
+    &lx_provider_anthropic,
+    &lx_provider_ollama,
+    &lx_provider_lmstudio,
+    &lx_provider_mlx,
+    &lx_provider_huggingface,
     &lx_provider_mock,
 };
 
@@ -46,9 +51,17 @@ void lx_http_request_add_header(struct lx_http_request *r, const char *fmt, ...)
     r->headers[r->n_headers++] = line;
 }
 
+void lx_http_request_drop(struct lx_http_request *r, const char *name)
+{
+    char *d = r->dropped ? lx_sprintf("%s,%s", r->dropped, name) : lx_strdup(name);
+    free(r->dropped);
+    r->dropped = d;
+}
+
 void lx_http_request_free(struct lx_http_request *r)
 {
     free(r->url);
+    free(r->dropped);
     for (size_t i = 0; i < r->n_headers; i++)
         free(r->headers[i]);
     free(r->headers);

@@ -27,6 +27,7 @@ struct lx_call {
     char *retry_after;                /* owned */
     struct lx_buf body;               /* owned: non-stream or error body */
     struct lx_error err;              /* the failure decided before on_done */
+    char *dropped;                    /* owned: parameters the provider dropped, or NULL */
     bool got_byte;
     bool ended;                       /* on_done was called, or cancelled */
 };
@@ -46,6 +47,7 @@ static void call_free(void *arg)
     json_decref(c->chat.body);
     free(c->chat.model);
     free(c->retry_after);
+    free(c->dropped);
     lx_buf_free(&c->body);
     lx_error_clear(&c->err);
     free(c);
@@ -185,6 +187,8 @@ static void up_done(void *ctx, enum lx_upstream_result r, const char *detail)
                      "Provider '%s' answered with unexpected HTTP status %d.", c->p->name, c->status);
     } else if (c->chat.stream) {
         c->p->type->stream_finish(c->stream, emit_cb, c, &e);
+    } else if (c->chat.kind == LX_CALL_EMBEDDINGS) {
+        completion = c->p->type->embeddings_response(c->p, &c->chat, c->body.data, c->body.len, &e);
     } else {
         completion = c->p->type->chat_response(c->p, &c->chat, c->body.data, c->body.len, &e);
     }
@@ -215,11 +219,15 @@ struct lx_call *lx_call_start(const struct lx_provider_conf *p, struct lx_chat *
         return c;
     }
     struct lx_http_request hr = {0};
-    if (p->type->chat_request(p, &c->chat, &hr, err) != LX_OK) {
+    int rc = c->chat.kind == LX_CALL_EMBEDDINGS ? p->type->embeddings_request(p, &c->chat, &hr, err)
+                                                : p->type->chat_request(p, &c->chat, &hr, err);
+    if (rc != LX_OK) {
         lx_http_request_free(&hr);
         call_free(c);
         return NULL;
     }
+    c->dropped = hr.dropped;
+    hr.dropped = NULL;
     if (c->chat.stream)
         c->stream = p->type->stream_open(p, &c->chat);
     c->t_first = lx_timer_new(first_byte_timeout_cb, c);
@@ -250,6 +258,11 @@ void lx_call_cancel(struct lx_call *c)
     }
     /* A local provider may be on the stack (cancel from on_chunk): its state goes with the deferred free. */
     lx_defer(call_free, c);
+}
+
+const char *lx_call_dropped(const struct lx_call *c)
+{
+    return c ? c->dropped : NULL;
 }
 
 void lx_call_resume(struct lx_call *c)

@@ -32,6 +32,8 @@ struct lx_call *lx_call_start(const struct lx_provider_conf *p, struct lx_chat *
                               void *owner, struct lx_error *err);
 /* Stop: no callback follows, the upstream connection is closed, memory is freed on the next loop turn. */
 void lx_call_cancel(struct lx_call *c);
+/* Client parameters the provider dropped (comma-separated), or NULL. Valid until on_done returns. */
+const char *lx_call_dropped(const struct lx_call *c);
 /* The owner drained after can_write said no. */
 void lx_call_resume(struct lx_call *c);
 

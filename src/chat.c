@@ -204,45 +204,60 @@ static const struct lx_req_handler lx_chat_handler = {
     .on_drain = chat_drain,
 };
 
+void lx_chat_relay(struct lx_req *req, const struct lx_provider_conf *provider, struct lx_chat *chat)
+{
+    struct lx_error err = {0};
+    struct lx_chat_ctx *ctx = lx_calloc(1, sizeof *ctx);
+    ctx->req = lx_req_hold(req);
+    ctx->stream = chat->stream;
+    lx_req_set_handler(req, &lx_chat_handler, ctx);
+    ctx->call = lx_call_start(provider, chat, &lx_chat_call_ops, ctx, &err);
+    json_decref(chat->body); /* NULL unless lx_call_start refused to take it */
+    free(chat->model);
+    chat->body = NULL;
+    chat->model = NULL;
+    if (!ctx->call) {
+        chat_end(ctx);
+        lx_req_respond_error(req, &err);
+        lx_error_clear(&err);
+        return;
+    }
+    if (lx_call_dropped(ctx->call))
+        lx_req_add_header(req, "X-Llmux-Dropped-Params", lx_call_dropped(ctx->call));
+}
+
+void lx_chat_respond_error(struct lx_req *req, struct lx_error *err)
+{
+    /* A configuration problem: tell SDKs (which honour this header) not to retry in vain. */
+    if (err->code && strcmp(err->code, "provider_disabled") == 0)
+        lx_req_add_header(req, "X-Should-Retry", "false");
+    lx_req_respond_error(req, err);
+    lx_error_clear(err);
+}
+
 void lx_chat_handle(struct lx_req *req)
 {
     struct lx_error err = {0};
     json_t *body = lx_chat_parse(req->body.data, req->body.len, &err);
     struct lx_route route = {0};
-    if (!body)
-        goto fail;
+    if (!body) {
+        lx_chat_respond_error(req, &err);
+        return;
+    }
     const char *model = json_string_value(json_object_get(body, "model"));
     req->model = lx_strdup(model);
-    if (lx_route_model(req->cfg, model, &route, &err) != LX_OK)
-        goto fail;
-
+    if (lx_route_model(req->cfg, model, &route, &err) != LX_OK) {
+        json_decref(body);
+        lx_chat_respond_error(req, &err);
+        return;
+    }
     struct lx_chat chat = {
+        .kind = LX_CALL_CHAT,
         .body = body,
         .model = route.model,
         .stream = json_is_true(json_object_get(body, "stream")),
         .include_usage = json_is_true(json_object_get(json_object_get(body, "stream_options"), "include_usage")),
         .req_id = req->id,
     };
-    body = NULL;
-    route.model = NULL;
-    struct lx_chat_ctx *ctx = lx_calloc(1, sizeof *ctx);
-    ctx->req = lx_req_hold(req);
-    ctx->stream = chat.stream;
-    lx_req_set_handler(req, &lx_chat_handler, ctx);
-    ctx->call = lx_call_start(route.provider, &chat, &lx_chat_call_ops, ctx, &err);
-    json_decref(chat.body); /* NULL unless lx_call_start refused to take it */
-    free(chat.model);
-    if (!ctx->call) {
-        chat_end(ctx);
-        goto fail;
-    }
-    return;
-fail:
-    json_decref(body);
-    free(route.model);
-    /* A configuration problem: tell SDKs (which honour this header) not to retry in vain. */
-    if (err.code && strcmp(err.code, "provider_disabled") == 0)
-        lx_req_add_header(req, "X-Should-Retry", "false");
-    lx_req_respond_error(req, &err);
-    lx_error_clear(&err);
+    lx_chat_relay(req, route.provider, &chat);
 }

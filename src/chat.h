@@ -7,8 +7,16 @@
 #include <jansson.h>
 
 struct lx_req;
+struct lx_chat;
+struct lx_provider_conf;
 
 void lx_chat_handle(struct lx_req *req);
+
+/* Start one call for req and relay its answer (JSON, or SSE when chat->stream). chat's body and model
+ * are taken. Shared by the endpoints that answer with one upstream call (chat, embeddings). */
+void lx_chat_relay(struct lx_req *req, const struct lx_provider_conf *provider, struct lx_chat *chat);
+/* Answer err (and clear it), with the headers that go with its kind. */
+void lx_chat_respond_error(struct lx_req *req, struct lx_error *err);
 
 /* Validate an OpenAI chat request body. Returns the parsed object (new reference) or NULL with err set
  * to a 400 naming the field. Exposed for unit tests and the fuzz target. */

@@ -244,6 +244,15 @@ static bool valid_header_part(const char *s, bool name)
     return true;
 }
 
+static void disable_provider(struct lx_config *c, struct lx_provider_conf *p, const char *var)
+{
+    free(p->disabled_reason);
+    p->disabled_reason = lx_sprintf("environment variable %s is not set", var);
+    c->warnings = lx_realloc(c->warnings, (c->n_warnings + 1) * sizeof *c->warnings);
+    c->warnings[c->n_warnings++] =
+        lx_sprintf("provider '%s' is disabled: environment variable %s is not set", p->name, var);
+}
+
 /* One entry of "providers". The object was already env-expanded, or is marked disabled. */
 static int parse_provider(struct lx_config *c, struct lx_provider_conf *p, const char *name, json_t *obj,
                           const char *missing, char *err, size_t errlen)
@@ -275,10 +284,7 @@ static int parse_provider(struct lx_config *c, struct lx_provider_conf *p, const
     if (missing) {
         /* The variable is unset: keep the provider, disabled, so requests get a clear error. Shape
          * errors are still reported above. */
-        p->disabled_reason = lx_sprintf("environment variable %s is not set", missing);
-        c->warnings = lx_realloc(c->warnings, (c->n_warnings + 1) * sizeof *c->warnings);
-        c->warnings[c->n_warnings++] =
-            lx_sprintf("provider '%s' is disabled: environment variable %s is not set", name, missing);
+        disable_provider(c, p, missing);
         return LX_OK;
     }
     if (conf_string(obj, "base_url", path, &p->base_url, err, errlen) != LX_OK ||
@@ -288,6 +294,14 @@ static int parse_provider(struct lx_config *c, struct lx_provider_conf *p, const
         return LX_ERR;
     if (!p->base_url && p->type->default_base_url)
         p->base_url = lx_strdup(p->type->default_base_url);
+    if (!p->api_key && p->type->api_key_env) {
+        const char *v = getenv(p->type->api_key_env);
+        if (!v || !*v) {
+            disable_provider(c, p, p->type->api_key_env);
+            return LX_OK;
+        }
+        p->api_key = lx_strdup(v);
+    }
     if (p->base_url) {
         if (strncmp(p->base_url, "http://", 7) != 0 && strncmp(p->base_url, "https://", 8) != 0) {
             set_err(err, errlen, "%s.base_url: must start with http:// or https://", path);

@@ -2,6 +2,7 @@
  * without it) and with one trailing slash tolerated. */
 #include "dispatch.h"
 #include "chat.h"
+#include "embeddings.h"
 #include "common.h"
 #include "models.h"
 #include "req.h"
@@ -25,6 +26,8 @@ struct lx_route_entry {
 static const struct lx_route_entry lx_routes[] = {
     {"/chat/completions", "POST", true, lx_chat_handle},
     {"/models", "GET", true, lx_models_handle},
+    {"/embeddings", "POST", true, lx_embeddings_handle},
+    {"/providers", "GET", true, lx_providers_handle},
     {"/healthz", "GET", false, health_handle},
 };
 

@@ -1,6 +1,7 @@
-/* The model list. Upstream lists are fetched at once from every enabled provider that has one; the
- * answer goes out when all are in or models_timeout_ms passes, whichever is first. A provider that is
- * down, slow or answers garbage contributes only its configured models. */
+/* GET /v1/models and GET /v1/providers: both probe every enabled provider's model listing at once and
+ * answer when all are in or models_timeout_ms passes, whichever is first. The model list is the union
+ * (a provider that is down, slow or answers garbage contributes only its configured models); the
+ * provider list shows each provider's capabilities and the probe's outcome as its health. */
 #include "models.h"
 #include "buf.h"
 #include "common.h"
@@ -23,6 +24,8 @@ struct lx_models_fetch {
     int status;
     struct lx_buf body;               /* owned */
     json_t *ids;                      /* owned: model names the upstream listed */
+    double t_start, latency_ms;       /* latency_ms < 0 until the probe ended */
+    char *error;                      /* owned: why the probe failed, or NULL */
 };
 
 struct lx_models_ctx {
@@ -31,6 +34,7 @@ struct lx_models_ctx {
     size_t n;
     size_t pending;
     struct lx_timer *timer;           /* owned */
+    void (*respond)(struct lx_models_ctx *ctx); /* builds the answer: models or providers */
 };
 
 static void models_free(struct lx_models_ctx *ctx)
@@ -39,6 +43,7 @@ static void models_free(struct lx_models_ctx *ctx)
         lx_upstream_cancel(ctx->fetches[i].up);
         lx_buf_free(&ctx->fetches[i].body);
         json_decref(ctx->fetches[i].ids);
+        free(ctx->fetches[i].error);
     }
     free(ctx->fetches);
     lx_timer_free(ctx->timer);
@@ -59,6 +64,19 @@ static void add_model(json_t *data, json_t *seen, const char *id, const char *ow
     json_object_set_new(seen, id, json_true());
     json_array_append_new(data, json_pack("{s:s,s:s,s:i,s:s}", "id", id, "object", "model", "created", 0,
                                           "owned_by", owner));
+}
+
+/* Cut the stragglers, answer, and free on the next turn (we may be inside our own timer's callback). */
+static void probe_finish(struct lx_models_ctx *ctx)
+{
+    for (size_t i = 0; i < ctx->n; i++) {
+        lx_upstream_cancel(ctx->fetches[i].up);
+        ctx->fetches[i].up = NULL;
+    }
+    lx_timer_stop(ctx->timer);
+    ctx->respond(ctx);
+    lx_req_set_handler(ctx->req, NULL, NULL);
+    lx_defer(models_free_cb, ctx);
 }
 
 static void models_respond(struct lx_models_ctx *ctx)
@@ -91,14 +109,43 @@ static void models_respond(struct lx_models_ctx *ctx)
         add_model(data, seen, c->aliases[i].name, "llmux-alias");
     json_decref(seen);
     lx_req_respond_json(ctx->req, 200, json_pack("{s:s,s:o}", "object", "list", "data", data));
-    /* Free on the next turn: we may be inside our own timer's callback. Stragglers are cut now. */
-    for (size_t i = 0; i < ctx->n; i++) {
-        lx_upstream_cancel(ctx->fetches[i].up);
-        ctx->fetches[i].up = NULL;
+}
+
+static json_t *caps_json(const struct lx_provider_caps *caps)
+{
+    return json_pack("{s:b,s:b,s:b,s:b,s:b,s:b}", "chat", caps->chat, "streaming", caps->streaming, "tools",
+                     caps->tools, "vision", caps->vision, "embeddings", caps->embeddings, "json_mode",
+                     caps->json_mode);
+}
+
+static void providers_respond(struct lx_models_ctx *ctx)
+{
+    const struct lx_config *c = ctx->req->cfg;
+    json_t *data = json_array();
+    for (size_t i = 0; i < c->n_providers; i++) {
+        const struct lx_provider_conf *p = &c->providers[i];
+        const struct lx_models_fetch *f = NULL;
+        for (size_t k = 0; k < ctx->n; k++)
+            if (ctx->fetches[k].p == p)
+                f = &ctx->fetches[k];
+        json_t *health;
+        if (p->disabled_reason)
+            health = json_pack("{s:b,s:n,s:s}", "reachable", 0, "latency_ms", "error", p->disabled_reason);
+        else if (!p->type->models_request)
+            health = json_pack("{s:b,s:i,s:n}", "reachable", 1, "latency_ms", 0, "error"); /* local */
+        else if (!f)
+            health = json_pack("{s:b,s:n,s:s}", "reachable", 0, "latency_ms", "error", "probe could not start");
+        else if (f->latency_ms < 0)
+            health = json_pack("{s:b,s:n,s:s}", "reachable", 0, "latency_ms", "error", "no answer within models_timeout_ms");
+        else
+            health = json_pack("{s:b,s:f,s:s?}", "reachable", f->error == NULL, "latency_ms",
+                               (double)(long)(f->latency_ms * 10) / 10, "error", f->error);
+        json_t *entry = json_pack("{s:s,s:s,s:s?,s:b,s:o,s:o}", "name", p->name, "type", p->type->name, "base_url",
+                                  p->base_url, "enabled", p->disabled_reason == NULL, "capabilities",
+                                  caps_json(&p->type->caps), "health", health);
+        json_array_append_new(data, entry);
     }
-    lx_timer_stop(ctx->timer);
-    lx_req_set_handler(ctx->req, NULL, NULL);
-    lx_defer(models_free_cb, ctx);
+    lx_req_respond_json(ctx->req, 200, json_pack("{s:s,s:o}", "object", "list", "data", data));
 }
 
 static void fetch_headers(void *arg, int status, const char *content_type, const char *retry_after)
@@ -123,19 +170,23 @@ static void fetch_done(void *arg, enum lx_upstream_result r, const char *detail)
     struct lx_models_fetch *f = arg;
     struct lx_models_ctx *ctx = f->ctx;
     f->up = NULL;
+    f->latency_ms = lx_now_ms_f() - f->t_start;
     if (r == LX_UP_OK && f->status >= 200 && f->status < 300) {
         f->ids = json_array();
         if (f->p->type->models_response(f->p, f->body.data, f->body.len, f->ids) != LX_OK) {
-            lx_warn("provider %s: model list is not in the expected shape", f->p->name);
+            f->error = lx_strdup("model list is not in the expected shape");
             json_decref(f->ids);
             f->ids = NULL;
         }
+    } else if (r == LX_UP_OK) {
+        f->error = lx_sprintf("HTTP %d", f->status);
     } else {
-        lx_warn("provider %s: cannot list models: %s", f->p->name,
-                r == LX_UP_OK ? "error status from upstream" : detail);
+        f->error = lx_strdup(detail);
     }
+    if (f->error)
+        lx_warn("provider %s: cannot list models: %s", f->p->name, f->error);
     if (--ctx->pending == 0)
-        models_respond(ctx);
+        probe_finish(ctx);
 }
 
 static const struct lx_upstream_ops lx_models_upstream_ops = {
@@ -152,7 +203,7 @@ static void models_timeout_cb(void *arg)
             lx_warn("provider %s: model list timed out after %ld ms", ctx->fetches[i].p->name,
                     ctx->req->cfg->models_timeout_ms);
     }
-    models_respond(ctx); /* cancels the stragglers */
+    probe_finish(ctx); /* cancels the stragglers */
 }
 
 static void models_abort(struct lx_req *req, void *data)
@@ -163,10 +214,11 @@ static void models_abort(struct lx_req *req, void *data)
 
 static const struct lx_req_handler lx_models_handler = {.on_abort = models_abort};
 
-void lx_models_handle(struct lx_req *req)
+static void probe_start(struct lx_req *req, void (*respond)(struct lx_models_ctx *ctx))
 {
     const struct lx_config *c = req->cfg;
     struct lx_models_ctx *ctx = lx_calloc(1, sizeof *ctx);
+    ctx->respond = respond;
     ctx->req = lx_req_hold(req);
     ctx->fetches = lx_calloc(c->n_providers, sizeof *ctx->fetches);
     lx_req_set_handler(req, &lx_models_handler, ctx);
@@ -182,6 +234,8 @@ void lx_models_handle(struct lx_req *req)
         struct lx_models_fetch *f = &ctx->fetches[ctx->n];
         f->ctx = ctx;
         f->p = p;
+        f->t_start = lx_now_ms_f();
+        f->latency_ms = -1;
         long connect_ms = p->timeouts.connect_ms < c->models_timeout_ms ? p->timeouts.connect_ms : c->models_timeout_ms;
         f->up = lx_upstream_start(&hr, connect_ms, &lx_models_upstream_ops, f);
         lx_http_request_free(&hr);
@@ -190,10 +244,20 @@ void lx_models_handle(struct lx_req *req)
             ctx->pending++;
         }
     }
+    ctx->timer = lx_timer_new(models_timeout_cb, ctx);
     if (ctx->pending == 0) {
-        models_respond(ctx);
+        probe_finish(ctx);
         return;
     }
-    ctx->timer = lx_timer_new(models_timeout_cb, ctx);
     lx_timer_start(ctx->timer, c->models_timeout_ms);
+}
+
+void lx_models_handle(struct lx_req *req)
+{
+    probe_start(req, models_respond);
+}
+
+void lx_providers_handle(struct lx_req *req)
+{
+    probe_start(req, providers_respond);
 }

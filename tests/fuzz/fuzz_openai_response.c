@@ -38,7 +38,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     /* src/call.c passes the body buffer's data, which is NULL while nothing was received. */
     const char *body = size ? (const char *)data : NULL;
-    struct lx_chat chat = {.model = "gpt-fuzz"};
+    struct lx_chat chat = {.model = "gpt-fuzz", .req_id = 1};
 
     struct lx_error err = {0};
     json_t *completion = lx_provider_openai.chat_response(&conf, &chat, body, size, &err);
@@ -47,6 +47,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             fail("chat_response accepted a body and set err");
         if (!json_is_object(completion) || !json_is_array(json_object_get(completion, "choices")))
             fail("chat_response accepted a body that is not a chat completion");
+        /* Strict clients (the SDKs) need these even when a lax server left them out. */
+        if (!json_is_string(json_object_get(completion, "id")) ||
+            !json_is_string(json_object_get(completion, "object")) ||
+            !json_is_integer(json_object_get(completion, "created")) ||
+            !json_is_string(json_object_get(completion, "model")) ||
+            !json_is_object(json_object_get(completion, "usage")))
+            fail("chat_response returned a completion without id, object, created, model and usage");
+        char *text = json_dumps(completion, JSON_COMPACT);
+        if (!text)
+            fail("chat_response returned a completion that does not serialize");
+        free(text);
         json_decref(completion);
     } else {
         if (err.status != 502 || !err.message)

@@ -1,6 +1,7 @@
 /* Fuzz target for the openai provider's stream decoder (providers/openai.c): an upstream body fed whole
  * and in chunks cut where the input says must emit the same chunks and end the same way, with err set
- * exactly when a slot fails. Input layout: a split plan (fuzz_split.h), then the upstream body. */
+ * exactly when a slot fails. Input layout: byte 0 is options (bit 0: the client asked for
+ * stream_options.include_usage), then a split plan (fuzz_split.h), then the upstream body. */
 #include "fuzz_split.h"
 #include "../../providers/provider.h"
 #include "../../src/buf.h"
@@ -35,7 +36,15 @@ static void collect_cb(void *ctx, json_t *chunk)
         fail("emitted a chunk that is not an object");
     if (json_object_get(chunk, "error"))
         fail("emitted an upstream error event as a chunk");
-    char *text = json_dumps(chunk, JSON_COMPACT);
+    if (!json_is_string(json_object_get(chunk, "id")) || !json_is_string(json_object_get(chunk, "object")) ||
+        !json_is_integer(json_object_get(chunk, "created")) || !json_is_string(json_object_get(chunk, "model")))
+        fail("emitted a chunk without id, object, created and model");
+    /* "created" is filled from the wall clock at stream_open when the upstream left it out, so the two runs
+     * may differ by a second there: compare everything else. */
+    json_t *copy = json_copy(chunk);
+    json_object_del(copy, "created");
+    char *text = json_dumps(copy, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(copy);
     if (!text)
         fail("emitted a chunk that does not serialize");
     lx_buf_puts(&o->chunks, text);
@@ -45,9 +54,9 @@ static void collect_cb(void *ctx, json_t *chunk)
 }
 
 /* Drive one decoder the way src/call.c does: feed until a feed fails, then finish only if none did. */
-static void run(struct outcome *o, const char *p, size_t size, struct fuzz_split *plan)
+static void run(struct outcome *o, bool include_usage, const char *p, size_t size, struct fuzz_split *plan)
 {
-    struct lx_chat chat = {.model = "gpt-fuzz", .stream = true};
+    struct lx_chat chat = {.model = "gpt-fuzz", .stream = true, .include_usage = include_usage, .req_id = 1};
     void *st = lx_provider_openai.stream_open(&conf, &chat);
     size_t off = 0;
     o->feed_rc = LX_OK;
@@ -75,13 +84,18 @@ static bool str_equal(const char *a, const char *b)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    if (size < 1)
+        return 0;
+    bool include_usage = data[0] & 1;
+    data++;
+    size--;
     struct fuzz_split plan;
     fuzz_split_init(&plan, &data, &size);
     const char *p = (const char *)data;
 
     struct outcome whole = {0}, split = {0};
-    run(&whole, p, size, NULL);
-    run(&split, p, size, &plan);
+    run(&whole, include_usage, p, size, NULL);
+    run(&split, include_usage, p, size, &plan);
 
     if (whole.feed_rc != split.feed_rc || whole.finish_rc != split.finish_rc)
         fail("the result depends on where the body was split");

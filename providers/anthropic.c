@@ -1,0 +1,604 @@
+/* Provider type "anthropic": the Messages API (POST {base_url}/v1/messages), translated both ways.
+ * Request: system/developer messages → top-level system; consecutive same-role turns merged; tool
+ * calls → tool_use blocks, tool results → tool_result blocks in a user turn; images → image blocks;
+ * tools/tool_choice/stop/max_tokens/user mapped; response_format becomes a system instruction (there is
+ * no JSON mode); n > 1 is refused; parameters with no Anthropic meaning are dropped and listed in
+ * x-llmux-dropped-params. Response and stream: content blocks → message/deltas, tool_use → tool_calls,
+ * stop_reason → finish_reason, usage (with cache tokens) → OpenAI usage. */
+#include "openai.h"
+#include "provider.h"
+#include "../src/buf.h"
+#include "../src/common.h"
+#include "../src/sse.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const anthropic_keys[] = {"type", "base_url", "api_key", "headers", "models", "timeouts",
+                                             "max_tokens", NULL};
+
+struct anthropic_conf {
+    long max_tokens; /* sent when the client gives none (Anthropic requires it) */
+};
+
+static int anthropic_configure(struct lx_provider_conf *p, json_t *obj, const char *path, char *err, size_t errlen)
+{
+    struct anthropic_conf *ac = lx_calloc(1, sizeof *ac);
+    ac->max_tokens = 4096;
+    p->state = ac;
+    return lx_conf_long(obj, "max_tokens", path, 1, 1000000, &ac->max_tokens, err, errlen);
+}
+
+static void anthropic_free_state(void *state)
+{
+    free(state);
+}
+
+static void add_headers(const struct lx_provider_conf *p, struct lx_http_request *out)
+{
+    if (p->api_key)
+        lx_http_request_add_header(out, "x-api-key: %s", p->api_key);
+    lx_http_request_add_header(out, "anthropic-version: 2023-06-01");
+    for (size_t i = 0; i < p->n_headers; i++)
+        lx_http_request_add_header(out, "%s", p->headers[i]);
+}
+
+static void bad_param(struct lx_error *err, const char *param, const char *why)
+{
+    lx_error_set(err, 400, "invalid_request_error", param, "unsupported_parameter", "%s", why);
+}
+
+/* An OpenAI image_url part → an Anthropic image block, or NULL (err set). */
+static json_t *image_block(json_t *part, const char *param, struct lx_error *err)
+{
+    json_t *iu = json_object_get(part, "image_url");
+    const char *url = json_string_value(json_is_object(iu) ? json_object_get(iu, "url") : iu);
+    if (!url) {
+        bad_param(err, param, "image_url.url must be a string.");
+        return NULL;
+    }
+    if (strncmp(url, "data:", 5) == 0) {
+        const char *semi = strchr(url, ';');
+        const char *comma = strchr(url, ',');
+        if (!semi || !comma || semi > comma || strncmp(semi, ";base64,", 8) != 0) {
+            bad_param(err, param, "Image data URLs must be base64: data:<media type>;base64,<data>.");
+            return NULL;
+        }
+        return json_pack("{s:s,s:{s:s,s:s%,s:s}}", "type", "image", "source", "type", "base64", "media_type",
+                         url + 5, (size_t)(semi - url - 5), "data", comma + 1);
+    }
+    if (strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0)
+        return json_pack("{s:s,s:{s:s,s:s}}", "type", "image", "source", "type", "url", "url", url);
+    bad_param(err, param, "Images must be data: or http(s) URLs.");
+    return NULL;
+}
+
+/* OpenAI message content → an array of Anthropic blocks (new reference), or NULL with err. */
+static json_t *content_blocks(json_t *content, size_t mi, struct lx_error *err)
+{
+    json_t *blocks = json_array();
+    if (json_is_string(content)) {
+        if (json_string_length(content) > 0)
+            json_array_append_new(blocks, json_pack("{s:s,s:O}", "type", "text", "text", content));
+        return blocks;
+    }
+    if (!content || json_is_null(content))
+        return blocks;
+    if (!json_is_array(content)) {
+        char param[64];
+        snprintf(param, sizeof param, "messages[%zu].content", mi);
+        bad_param(err, param, "Message content must be a string or an array of parts.");
+        json_decref(blocks);
+        return NULL;
+    }
+    size_t i;
+    json_t *part;
+    json_array_foreach(content, i, part) {
+        char param[96];
+        snprintf(param, sizeof param, "messages[%zu].content[%zu]", mi, i);
+        const char *type = json_string_value(json_object_get(part, "type"));
+        if (type && strcmp(type, "text") == 0) {
+            json_array_append_new(blocks, json_pack("{s:s,s:O}", "type", "text", "text",
+                                                    json_object_get(part, "text")));
+        } else if (type && strcmp(type, "image_url") == 0) {
+            json_t *b = image_block(part, param, err);
+            if (!b) {
+                json_decref(blocks);
+                return NULL;
+            }
+            json_array_append_new(blocks, b);
+        } else {
+            char why[160];
+            snprintf(why, sizeof why, "Content part type '%s' is not supported by Anthropic models.",
+                     type ? type : "(none)");
+            bad_param(err, param, why);
+            json_decref(blocks);
+            return NULL;
+        }
+    }
+    return blocks;
+}
+
+/* Append blocks to the last turn when it has the same role (Anthropic wants alternating turns). */
+static void push_turn(json_t *messages, const char *role, json_t *blocks)
+{
+    size_t n = json_array_size(messages);
+    json_t *last = n ? json_array_get(messages, n - 1) : NULL;
+    if (last && strcmp(json_string_value(json_object_get(last, "role")), role) == 0) {
+        json_array_extend(json_object_get(last, "content"), blocks);
+        json_decref(blocks);
+        return;
+    }
+    json_array_append_new(messages, json_pack("{s:s,s:o}", "role", role, "content", blocks));
+}
+
+static json_t *tool_choice(json_t *tc, bool no_parallel, struct lx_error *err)
+{
+    json_t *out = NULL;
+    const char *s = json_string_value(tc);
+    if (s && strcmp(s, "auto") == 0)
+        out = json_pack("{s:s}", "type", "auto");
+    else if (s && strcmp(s, "none") == 0)
+        out = json_pack("{s:s}", "type", "none");
+    else if (s && strcmp(s, "required") == 0)
+        out = json_pack("{s:s}", "type", "any");
+    else if (json_is_object(tc)) {
+        const char *name = json_string_value(json_object_get(json_object_get(tc, "function"), "name"));
+        if (name)
+            out = json_pack("{s:s,s:s}", "type", "tool", "name", name);
+    }
+    if (!out) {
+        bad_param(err, "tool_choice", "tool_choice must be auto, none, required or a named function.");
+        return NULL;
+    }
+    if (no_parallel && strcmp(json_string_value(json_object_get(out, "type")), "none") != 0)
+        json_object_set_new(out, "disable_parallel_tool_use", json_true());
+    return out;
+}
+
+/* Parameters this translation reads. Every other one (frequency_penalty, presence_penalty, logit_bias,
+ * logprobs, seed, ...) has no Anthropic equivalent: it is dropped and listed in x-llmux-dropped-params. */
+static const char *const anthropic_known[] = {"model", "messages", "max_tokens", "max_completion_tokens", "stop",
+                                              "temperature", "top_p", "tools", "tool_choice", "parallel_tool_calls",
+                                              "response_format", "user", "stream", "stream_options", "n", NULL};
+
+static bool in_list(const char *const *list, const char *key)
+{
+    for (size_t i = 0; list[i]; i++)
+        if (strcmp(list[i], key) == 0)
+            return true;
+    return false;
+}
+
+static int anthropic_chat_request(const struct lx_provider_conf *p, const struct lx_chat *chat,
+                                  struct lx_http_request *out, struct lx_error *err)
+{
+    const struct anthropic_conf *ac = p->state;
+    json_t *in = chat->body;
+    json_t *n = json_object_get(in, "n");
+    if (json_is_integer(n) && json_integer_value(n) != 1) {
+        bad_param(err, "n", "Anthropic models return one choice: n must be 1.");
+        return LX_ERR;
+    }
+    json_t *body = json_pack("{s:s,s:I}", "model", chat->model, "max_tokens",
+                             lx_chat_max_tokens(in, ac ? ac->max_tokens : 4096));
+    json_t *messages = json_array();
+    struct lx_buf system = {0};
+    size_t mi;
+    json_t *m;
+    json_array_foreach(json_object_get(in, "messages"), mi, m) {
+        const char *role = json_string_value(json_object_get(m, "role"));
+        json_t *content = json_object_get(m, "content");
+        if (strcmp(role, "system") == 0 || strcmp(role, "developer") == 0) {
+            if (system.len)
+                lx_buf_puts(&system, "\n\n");
+            lx_content_text(content, &system);
+        } else if (strcmp(role, "user") == 0 || strcmp(role, "assistant") == 0) {
+            json_t *blocks = content_blocks(content, mi, err);
+            if (!blocks)
+                goto fail;
+            size_t k;
+            json_t *tc;
+            json_array_foreach(json_object_get(m, "tool_calls"), k, tc) {
+                json_t *fn = json_object_get(tc, "function");
+                const char *args = json_string_value(json_object_get(fn, "arguments"));
+                json_t *input = args && *args ? json_loads(args, JSON_DECODE_ANY, NULL) : json_object();
+                if (!json_is_object(input)) {
+                    json_decref(input);
+                    json_decref(blocks);
+                    char param[96];
+                    snprintf(param, sizeof param, "messages[%zu].tool_calls[%zu].function.arguments", mi, k);
+                    bad_param(err, param, "Tool call arguments must be a JSON object.");
+                    goto fail;
+                }
+                json_array_append_new(blocks, json_pack("{s:s,s:O?,s:O?,s:o}", "type", "tool_use", "id",
+                                                        json_object_get(tc, "id"), "name",
+                                                        json_object_get(fn, "name"), "input", input));
+            }
+            if (json_array_size(blocks) == 0) /* Anthropic refuses empty turns */
+                json_array_append_new(blocks, json_pack("{s:s,s:s}", "type", "text", "text", "(empty)"));
+            push_turn(messages, role, blocks);
+        } else if (strcmp(role, "tool") == 0) {
+            struct lx_buf text = {0};
+            lx_content_text(content, &text);
+            json_t *block = json_pack("{s:s,s:O?,s:s}", "type", "tool_result", "tool_use_id",
+                                      json_object_get(m, "tool_call_id"), "content", text.data ? text.data : "");
+            lx_buf_free(&text);
+            push_turn(messages, "user", json_pack("[o]", block));
+        } else {
+            char param[64];
+            snprintf(param, sizeof param, "messages[%zu].role", mi);
+            bad_param(err, param, "Unknown message role.");
+            goto fail;
+        }
+    }
+    json_t *rf = json_object_get(in, "response_format");
+    const char *rft = json_string_value(json_object_get(rf, "type"));
+    if (rft && strcmp(rft, "json_object") == 0) {
+        lx_buf_puts(&system, system.len ? "\n\n" : "");
+        lx_buf_puts(&system, "Respond with a single valid JSON object and nothing else.");
+    } else if (rft && strcmp(rft, "json_schema") == 0) {
+        char *schema = json_dumps(json_object_get(json_object_get(rf, "json_schema"), "schema"), JSON_COMPACT);
+        lx_buf_puts(&system, system.len ? "\n\n" : "");
+        lx_buf_printf(&system, "Respond with a single JSON value that matches this JSON Schema, and nothing else: %s",
+                      schema ? schema : "{}");
+        free(schema);
+    }
+    if (system.len)
+        json_object_set_new(body, "system", json_string(system.data));
+    json_object_set_new(body, "messages", messages);
+    messages = NULL;
+
+    json_t *stop = json_object_get(in, "stop");
+    if (json_is_string(stop))
+        json_object_set_new(body, "stop_sequences", json_pack("[O]", stop));
+    else if (json_is_array(stop))
+        json_object_set(body, "stop_sequences", stop);
+    lx_copy_if_present(body, in, "temperature");
+    lx_copy_if_present(body, in, "top_p");
+    json_t *tools = json_object_get(in, "tools");
+    if (json_is_array(tools) && json_array_size(tools)) {
+        json_t *at = json_array();
+        size_t i;
+        json_t *t;
+        json_array_foreach(tools, i, t) {
+            json_t *fn = json_object_get(t, "function");
+            json_t *params = json_object_get(fn, "parameters");
+            json_t *schema = json_is_object(params) ? json_incref(params) : json_pack("{s:s}", "type", "object");
+            json_t *tool = json_pack("{s:O?,s:o}", "name", json_object_get(fn, "name"), "input_schema", schema);
+            if (json_is_string(json_object_get(fn, "description")))
+                json_object_set(tool, "description", json_object_get(fn, "description"));
+            json_array_append_new(at, tool);
+        }
+        json_object_set_new(body, "tools", at);
+    }
+    json_t *tc = json_object_get(in, "tool_choice");
+    bool no_parallel = json_is_false(json_object_get(in, "parallel_tool_calls"));
+    if (tc && !json_is_null(tc)) {
+        json_t *atc = tool_choice(tc, no_parallel, err);
+        if (!atc)
+            goto fail;
+        json_object_set_new(body, "tool_choice", atc);
+    } else if (no_parallel && json_object_get(body, "tools")) {
+        json_object_set_new(body, "tool_choice", json_pack("{s:s,s:b}", "type", "auto", "disable_parallel_tool_use", 1));
+    }
+    if (json_is_string(json_object_get(in, "user")))
+        json_object_set_new(body, "metadata", json_pack("{s:O}", "user_id", json_object_get(in, "user")));
+    if (chat->stream)
+        json_object_set_new(body, "stream", json_true());
+
+    const char *key;
+    json_t *v;
+    json_object_foreach(in, key, v) {
+        if (!in_list(anthropic_known, key) && !json_is_null(v))
+            lx_http_request_drop(out, key);
+    }
+
+    out->method = "POST";
+    out->url = lx_sprintf("%s/v1/messages", p->base_url);
+    out->body = json_dumps(body, JSON_COMPACT);
+    out->body_len = strlen(out->body);
+    json_decref(body);
+    lx_buf_free(&system);
+    lx_http_request_add_header(out, "Content-Type: application/json");
+    lx_http_request_add_header(out, "Accept: %s", chat->stream ? "text/event-stream" : "application/json");
+    add_headers(p, out);
+    return LX_OK;
+fail:
+    json_decref(messages);
+    json_decref(body);
+    lx_buf_free(&system);
+    return LX_ERR;
+}
+
+static const char *finish_reason(const char *stop_reason)
+{
+    if (!stop_reason)
+        return NULL;
+    if (strcmp(stop_reason, "max_tokens") == 0)
+        return "length";
+    if (strcmp(stop_reason, "tool_use") == 0)
+        return "tool_calls";
+    if (strcmp(stop_reason, "refusal") == 0)
+        return "content_filter";
+    return "stop"; /* end_turn, stop_sequence, pause_turn */
+}
+
+static json_t *usage_json(json_t *u)
+{
+    json_int_t in = json_integer_value(json_object_get(u, "input_tokens"));
+    json_int_t cw = json_integer_value(json_object_get(u, "cache_creation_input_tokens"));
+    json_int_t cr = json_integer_value(json_object_get(u, "cache_read_input_tokens"));
+    json_int_t outt = json_integer_value(json_object_get(u, "output_tokens"));
+    json_int_t prompt = in + cw + cr;
+    return json_pack("{s:I,s:I,s:I,s:{s:I}}", "prompt_tokens", prompt, "completion_tokens", outt, "total_tokens",
+                     prompt + outt, "prompt_tokens_details", "cached_tokens", cr);
+}
+
+static void not_protocol(const struct lx_provider_conf *p, struct lx_error *err, const char *what)
+{
+    lx_error_set(err, 502, "upstream_error", NULL, "bad_upstream_response", "Provider '%s' answered with %s.",
+                 p->name, what);
+}
+
+static json_t *anthropic_chat_response(const struct lx_provider_conf *p, const struct lx_chat *chat, const char *body,
+                                       size_t len, struct lx_error *err)
+{
+    json_t *root = json_loadb(body ? body : "", len, 0, NULL);
+    json_t *content = json_object_get(root, "content");
+    if (!json_is_object(root) || !json_is_array(content)) {
+        json_decref(root);
+        not_protocol(p, err, "a body that is not an Anthropic message");
+        return NULL;
+    }
+    struct lx_buf text = {0};
+    json_t *calls = json_array();
+    size_t i;
+    json_t *b;
+    json_array_foreach(content, i, b) {
+        const char *type = json_string_value(json_object_get(b, "type"));
+        if (!type)
+            continue;
+        if (strcmp(type, "text") == 0) {
+            json_t *t = json_object_get(b, "text");
+            lx_buf_append(&text, json_string_value(t) ? json_string_value(t) : "", json_string_length(t));
+        } else if (strcmp(type, "tool_use") == 0) {
+            char *args = json_dumps(json_object_get(b, "input"), JSON_COMPACT | JSON_ENCODE_ANY);
+            json_array_append_new(calls, json_pack("{s:O?,s:s,s:{s:O?,s:s}}", "id", json_object_get(b, "id"), "type",
+                                                   "function", "function", "name", json_object_get(b, "name"),
+                                                   "arguments", args ? args : "{}"));
+            free(args);
+        }
+    }
+    json_t *msg = json_pack("{s:s}", "role", "assistant");
+    json_object_set_new(msg, "content", text.len || !json_array_size(calls) ? json_stringn(text.data ? text.data : "", text.len)
+                                                                            : json_null());
+    if (json_array_size(calls))
+        json_object_set_new(msg, "tool_calls", calls);
+    else
+        json_decref(calls);
+    lx_buf_free(&text);
+    const char *fr = finish_reason(json_string_value(json_object_get(root, "stop_reason")));
+    json_t *out = json_pack("{s:O?,s:s,s:I,s:O?,s:[{s:i,s:o,s:s?}],s:o}", "id", json_object_get(root, "id"),
+                            "object", "chat.completion", "created", (json_int_t)lx_wall_s(), "model",
+                            json_object_get(root, "model"), "choices", "index", 0, "message", msg, "finish_reason",
+                            fr ? fr : "stop", "usage", usage_json(json_object_get(root, "usage")));
+    lx_openai_fill(out, chat, "chat.completion", lx_wall_s());
+    json_decref(root);
+    return out;
+}
+
+/* --- stream --- */
+
+struct anthropic_stream {
+    const struct lx_provider_conf *p;
+    const struct lx_chat *chat;  /* borrowed */
+    struct lx_sse_decoder sse;
+    char *id;                    /* owned */
+    char *model;                 /* owned */
+    json_int_t created;
+    json_t *usage;               /* owned: the latest usage seen */
+    int tool_index[64];          /* content block index → OpenAI tool call index (-1: not a tool) */
+    int n_tools;
+    const char *finish;          /* static string, from message_delta */
+    bool started, stopped;
+    lx_chunk_fn emit;
+    void *emit_ctx;
+    struct lx_error *err;
+};
+
+static void *anthropic_stream_open(const struct lx_provider_conf *p, const struct lx_chat *chat)
+{
+    struct anthropic_stream *st = lx_calloc(1, sizeof *st);
+    st->p = p;
+    st->chat = chat;
+    st->created = lx_wall_s();
+    for (size_t i = 0; i < LX_ARRAY_LEN(st->tool_index); i++)
+        st->tool_index[i] = -1;
+    return st;
+}
+
+/* Emit one chunk whose choices[0] has this delta (stolen) and finish_reason. */
+static void emit_delta(struct anthropic_stream *st, json_t *delta, const char *finish)
+{
+    json_t *c = json_pack("{s:s?,s:s,s:I,s:s?,s:[{s:i,s:o,s:s?}]}", "id", st->id, "object", "chat.completion.chunk",
+                          "created", st->created, "model", st->model, "choices", "index", 0, "delta", delta,
+                          "finish_reason", finish);
+    lx_openai_fill(c, st->chat, "chat.completion.chunk", st->created);
+    if (st->chat->include_usage)
+        json_object_set_new(c, "usage", json_null());
+    st->emit(st->emit_ctx, c);
+    json_decref(c);
+}
+
+static void merge_usage(struct anthropic_stream *st, json_t *u)
+{
+    if (!json_is_object(u))
+        return;
+    if (!st->usage)
+        st->usage = json_object();
+    json_object_update(st->usage, u);
+}
+
+static int stream_error(struct anthropic_stream *st, json_t *ev)
+{
+    json_t *e = json_object_get(ev, "error");
+    const char *type = json_string_value(json_object_get(e, "type"));
+    const char *msg = json_string_value(json_object_get(e, "message"));
+    int status = 502;
+    if (type && strcmp(type, "overloaded_error") == 0)
+        status = 529;
+    else if (type && strcmp(type, "rate_limit_error") == 0)
+        status = 429;
+    else if (type && strcmp(type, "api_error") == 0)
+        status = 500;
+    lx_error_set(st->err, status, type ? type : "upstream_error", NULL, type, "%s",
+                 msg ? msg : "Anthropic stream error");
+    return LX_ERR;
+}
+
+static int anthropic_event(void *ctx, const char *event, const char *data, size_t len)
+{
+    struct anthropic_stream *st = ctx;
+    json_t *ev = json_loadb(data, len, 0, NULL);
+    const char *type = json_string_value(json_object_get(ev, "type"));
+    if (!json_is_object(ev) || !type) {
+        json_decref(ev);
+        not_protocol(st->p, st->err, "a stream event that is not an Anthropic event");
+        return LX_ERR;
+    }
+    (void)event; /* the data's "type" is authoritative; event: names repeat it */
+    int rc = LX_OK;
+    if (strcmp(type, "message_start") == 0) {
+        json_t *msg = json_object_get(ev, "message");
+        free(st->id);
+        free(st->model);
+        st->id = json_is_string(json_object_get(msg, "id")) ? lx_strdup(json_string_value(json_object_get(msg, "id"))) : NULL;
+        st->model = json_is_string(json_object_get(msg, "model")) ? lx_strdup(json_string_value(json_object_get(msg, "model"))) : NULL;
+        merge_usage(st, json_object_get(msg, "usage"));
+        st->started = true;
+        emit_delta(st, json_pack("{s:s,s:s}", "role", "assistant", "content", ""), NULL);
+    } else if (strcmp(type, "content_block_start") == 0) {
+        json_t *block = json_object_get(ev, "content_block");
+        json_int_t idx = json_integer_value(json_object_get(ev, "index"));
+        const char *btype = json_string_value(json_object_get(block, "type"));
+        if (btype && strcmp(btype, "tool_use") == 0 && idx >= 0 && idx < (json_int_t)LX_ARRAY_LEN(st->tool_index)) {
+            int k = st->n_tools++;
+            st->tool_index[idx] = k;
+            emit_delta(st, json_pack("{s:[{s:i,s:O?,s:s,s:{s:O?,s:s}}]}", "tool_calls", "index", k, "id",
+                                     json_object_get(block, "id"), "type", "function", "function", "name",
+                                     json_object_get(block, "name"), "arguments", ""), NULL);
+        } else if (btype && strcmp(btype, "text") == 0 && json_string_length(json_object_get(block, "text"))) {
+            emit_delta(st, json_pack("{s:O}", "content", json_object_get(block, "text")), NULL);
+        }
+    } else if (strcmp(type, "content_block_delta") == 0) {
+        json_t *d = json_object_get(ev, "delta");
+        const char *dtype = json_string_value(json_object_get(d, "type"));
+        json_int_t idx = json_integer_value(json_object_get(ev, "index"));
+        if (dtype && strcmp(dtype, "text_delta") == 0) {
+            emit_delta(st, json_pack("{s:O}", "content", json_object_get(d, "text")), NULL);
+        } else if (dtype && strcmp(dtype, "input_json_delta") == 0 && idx >= 0 &&
+                   idx < (json_int_t)LX_ARRAY_LEN(st->tool_index) && st->tool_index[idx] >= 0) {
+            json_t *pj = json_object_get(d, "partial_json");
+            if (json_string_length(pj))
+                emit_delta(st, json_pack("{s:[{s:i,s:{s:O}}]}", "tool_calls", "index", st->tool_index[idx],
+                                         "function", "arguments", pj), NULL);
+        }
+        /* thinking_delta and signature_delta have no OpenAI chat equivalent: not relayed. */
+    } else if (strcmp(type, "message_delta") == 0) {
+        merge_usage(st, json_object_get(ev, "usage"));
+        st->finish = finish_reason(json_string_value(json_object_get(json_object_get(ev, "delta"), "stop_reason")));
+        if (st->finish)
+            emit_delta(st, json_object(), st->finish);
+    } else if (strcmp(type, "message_stop") == 0) {
+        st->stopped = true;
+        if (st->chat->include_usage) {
+            json_t *c = json_pack("{s:s?,s:s,s:I,s:s?,s:[],s:o}", "id", st->id, "object", "chat.completion.chunk",
+                                  "created", st->created, "model", st->model, "choices", "usage",
+                                  usage_json(st->usage));
+            lx_openai_fill(c, st->chat, "chat.completion.chunk", st->created);
+            st->emit(st->emit_ctx, c);
+            json_decref(c);
+        }
+    } else if (strcmp(type, "error") == 0) {
+        rc = stream_error(st, ev);
+    }
+    /* ping and unknown future events: nothing to relay */
+    json_decref(ev);
+    return rc;
+}
+
+static int anthropic_stream_feed(void *state, const char *data, size_t len, lx_chunk_fn emit, void *ctx,
+                                 struct lx_error *err)
+{
+    struct anthropic_stream *st = state;
+    st->emit = emit;
+    st->emit_ctx = ctx;
+    st->err = err;
+    if (lx_sse_feed(&st->sse, data, len, anthropic_event, st, NULL) != LX_OK) {
+        if (!lx_error_isset(err))
+            not_protocol(st->p, err, "a stream event larger than the limit");
+        return LX_ERR;
+    }
+    return LX_OK;
+}
+
+static int anthropic_stream_finish(void *state, lx_chunk_fn emit, void *ctx, struct lx_error *err)
+{
+    (void)emit;
+    (void)ctx;
+    struct anthropic_stream *st = state;
+    if (st->stopped)
+        return LX_OK;
+    if (!st->started)
+        not_protocol(st->p, err, "something that is not an Anthropic event stream");
+    else
+        lx_error_set(err, 502, "upstream_error", NULL, "bad_upstream_response",
+                     "Provider '%s' ended the stream before message_stop.", st->p->name);
+    return LX_ERR;
+}
+
+static void anthropic_stream_close(void *state)
+{
+    struct anthropic_stream *st = state;
+    lx_sse_decoder_free(&st->sse);
+    json_decref(st->usage);
+    free(st->id);
+    free(st->model);
+    free(st);
+}
+
+static void anthropic_error_response(const struct lx_provider_conf *p, int status, const char *body, size_t len,
+                                     struct lx_error *err)
+{
+    (void)p;
+    lx_error_from_upstream(err, status, body, len);
+    if (!err->code && err->type)
+        err->code = lx_strdup(err->type); /* OpenAI clients read `code`; Anthropic names the kind in `type` */
+}
+
+static int anthropic_models_request(const struct lx_provider_conf *p, struct lx_http_request *out)
+{
+    out->method = "GET";
+    out->url = lx_sprintf("%s/v1/models?limit=1000", p->base_url);
+    add_headers(p, out);
+    return LX_OK;
+}
+
+const struct lx_provider_type lx_provider_anthropic = {
+    .name = "anthropic",
+    .caps = {.chat = true, .streaming = true, .tools = true, .vision = true, .json_mode = true},
+    .config_keys = anthropic_keys,
+    .default_base_url = "https://api.anthropic.com",
+    .configure = anthropic_configure,
+    .free_state = anthropic_free_state,
+    .chat_request = anthropic_chat_request,
+    .chat_response = anthropic_chat_response,
+    .stream_open = anthropic_stream_open,
+    .stream_feed = anthropic_stream_feed,
+    .stream_finish = anthropic_stream_finish,
+    .stream_close = anthropic_stream_close,
+    .error_response = anthropic_error_response,
+    .models_request = anthropic_models_request,
+    .models_response = lx_openai_models_response,
+};
