@@ -545,9 +545,17 @@ static int anthropic_stream_feed(void *state, const char *data, size_t len, lx_c
 
 static int anthropic_stream_finish(void *state, lx_chunk_fn emit, void *ctx, struct lx_error *err)
 {
-    (void)emit;
-    (void)ctx;
     struct anthropic_stream *st = state;
+    st->emit = emit;
+    st->emit_ctx = ctx;
+    st->err = err;
+    if (!st->stopped && lx_sse_flush(&st->sse, anthropic_event, st, NULL) != LX_OK) {
+        if (err->type && strcmp(err->type, "upstream_error") != 0)
+            return LX_ERR; /* an error event in the last bytes: keep it */
+        lx_error_set(err, 502, "upstream_error", NULL, "bad_upstream_response",
+                     "Provider '%s' ended the stream before message_stop.", st->p->name);
+        return LX_ERR;
+    }
     if (st->stopped)
         return LX_OK;
     if (!st->started)

@@ -155,8 +155,16 @@ int lx_openai_stream_feed(void *state, const char *data, size_t len, lx_chunk_fn
 int lx_openai_stream_finish(void *state, lx_chunk_fn emit, void *ctx, struct lx_error *err)
 {
     struct openai_stream *st = state;
+    st->emit = emit;
+    st->emit_ctx = ctx;
+    st->err = err;
+    if (!st->done && lx_sse_flush(&st->sse, openai_event, st, NULL) != LX_OK) {
+        lx_error_set(err, 502, "upstream_error", NULL, "bad_upstream_response",
+                     "Provider '%s' ended the stream before it was complete.", st->p->name);
+        return LX_ERR;
+    }
     /* Some compatible servers end after the finish_reason chunk without [DONE]: that is a whole answer. */
-    if (st->done || (st->finish_seen && !lx_sse_pending(&st->sse))) {
+    if (st->done || st->finish_seen) {
         if (st->chat && st->chat->include_usage && !st->usage_seen) {
             /* The client asked for usage and the server sent none: a final usage chunk keeps clients that
              * wait for it working; zeros say "not reported". */

@@ -104,6 +104,20 @@ int lx_sse_feed(struct lx_sse_decoder *d, const char *p, size_t n, lx_sse_event_
     return LX_OK;
 }
 
+int lx_sse_flush(struct lx_sse_decoder *d, lx_sse_event_cb cb, void *ctx, int *cb_rc)
+{
+    d->skip_lf = false;
+    if (d->line.len) {
+        struct lx_buf line = d->line;
+        d->line = (struct lx_buf){0};
+        int rc = sse_line(d, line.data, line.len, cb, ctx, cb_rc);
+        lx_buf_free(&line);
+        if (rc != LX_OK)
+            return rc;
+    }
+    return sse_line(d, "", 0, cb, ctx, cb_rc);
+}
+
 bool lx_sse_pending(const struct lx_sse_decoder *d)
 {
     return d->has_data || d->line.len > 0;

@@ -25,6 +25,9 @@ struct lx_sse_decoder {
 /* Feed bytes. Returns LX_OK, or LX_ERR when an event exceeds max_event or cb stopped the feed
  * (then *cb_rc holds cb's return when cb_rc is not NULL). */
 int lx_sse_feed(struct lx_sse_decoder *d, const char *p, size_t n, lx_sse_event_cb cb, void *ctx, int *cb_rc);
+/* At the end of the body: treat a last line without its line end, and an event without its blank
+ * line, as complete (servers and recordings cut the final terminator). Same returns as lx_sse_feed. */
+int lx_sse_flush(struct lx_sse_decoder *d, lx_sse_event_cb cb, void *ctx, int *cb_rc);
 /* True when bytes of an unfinished event are pending (a stream cut mid-event). */
 bool lx_sse_pending(const struct lx_sse_decoder *d);
 void lx_sse_decoder_free(struct lx_sse_decoder *d);
