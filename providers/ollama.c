@@ -414,6 +414,34 @@ static int ollama_embeddings_request(const struct lx_provider_conf *p, const str
     return LX_OK;
 }
 
+/* OpenAI's encoding_format "base64": the vector as little-endian float32, base64-encoded. */
+static json_t *embedding_base64(json_t *vec)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t n = json_array_size(vec);
+    unsigned char *raw = lx_malloc(n * 4 + 1);
+    for (size_t i = 0; i < n; i++) {
+        float f = (float)json_number_value(json_array_get(vec, i));
+        uint32_t u;
+        memcpy(&u, &f, 4);
+        for (int b = 0; b < 4; b++)
+            raw[i * 4 + (size_t)b] = (unsigned char)(u >> (8 * b));
+    }
+    size_t len = n * 4;
+    struct lx_buf out = {0};
+    for (size_t i = 0; i < len; i += 3) {
+        uint32_t v = (uint32_t)raw[i] << 16 | (i + 1 < len ? (uint32_t)raw[i + 1] << 8 : 0) |
+                     (i + 2 < len ? raw[i + 2] : 0);
+        char q[4] = {tab[v >> 18 & 63], tab[v >> 12 & 63], i + 1 < len ? tab[v >> 6 & 63] : '=',
+                     i + 2 < len ? tab[v & 63] : '='};
+        lx_buf_append(&out, q, 4);
+    }
+    free(raw);
+    json_t *s = json_stringn(out.data ? out.data : "", out.len);
+    lx_buf_free(&out);
+    return s;
+}
+
 static json_t *ollama_embeddings_response(const struct lx_provider_conf *p, const struct lx_chat *req,
                                           const char *body, size_t len, struct lx_error *err)
 {
@@ -424,11 +452,15 @@ static json_t *ollama_embeddings_response(const struct lx_provider_conf *p, cons
         not_protocol(p, err, "a body that is not an Ollama embeddings answer");
         return NULL;
     }
+    const char *fmt = json_string_value(json_object_get(req->body, "encoding_format"));
+    bool b64 = fmt && strcmp(fmt, "base64") == 0;
     json_t *data = json_array();
     size_t i;
     json_t *e;
-    json_array_foreach(embs, i, e)
-        json_array_append_new(data, json_pack("{s:s,s:i,s:O}", "object", "embedding", "index", (int)i, "embedding", e));
+    json_array_foreach(embs, i, e) {
+        json_t *vec = b64 ? embedding_base64(e) : json_incref(e);
+        json_array_append_new(data, json_pack("{s:s,s:i,s:o}", "object", "embedding", "index", (int)i, "embedding", vec));
+    }
     json_int_t tokens = json_integer_value(json_object_get(root, "prompt_eval_count"));
     json_t *out = json_pack("{s:s,s:o,s:s,s:{s:I,s:I}}", "object", "list", "data", data, "model", req->model, "usage",
                             "prompt_tokens", tokens, "total_tokens", tokens);

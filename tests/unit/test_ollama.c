@@ -216,6 +216,14 @@ static void test_error_and_models_and_embed(void **state)
     assert_int_equal(json_integer_value(json_object_get(json_array_get(data, 1), "index")), 1);
     assert_true(json_array_size(json_object_get(json_array_get(data, 0), "embedding")) > 0);
     json_decref(out);
+    /* encoding_format base64: little-endian float32 */
+    req.body = json_pack("{s:s}", "encoding_format", "base64");
+    const char *one = "{\"embeddings\":[[1.0,-2.0]]}";
+    out = lx_provider_ollama.embeddings_response(&conf, &req, one, strlen(one), &e);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(out, "data"), 0), "embedding")),
+                        "AACAPwAAAMA=");
+    json_decref(out);
+    json_decref(req.body);
     free(body);
 }
 
