@@ -36,3 +36,25 @@ void lx_copy_if_present(json_t *dst, json_t *src, const char *key)
     if (v && !json_is_null(v))
         json_object_set(dst, key, v);
 }
+
+int lx_collect_ids(const char *body, size_t len, const char *list_key, const char *id_key, const char *alt_key,
+                   json_t *ids)
+{
+    json_t *root = json_loadb(body ? body : "", len, 0, NULL);
+    json_t *list = json_object_get(root, list_key);
+    if (!json_is_array(list)) {
+        json_decref(root);
+        return LX_ERR;
+    }
+    size_t i;
+    json_t *m;
+    json_array_foreach(list, i, m) {
+        json_t *id = json_object_get(m, id_key);
+        if (!json_is_string(id) && alt_key)
+            id = json_object_get(m, alt_key);
+        if (json_is_string(id))
+            json_array_append(ids, id);
+    }
+    json_decref(root);
+    return LX_OK;
+}

@@ -165,12 +165,7 @@ static int ollama_chat_request(const struct lx_provider_conf *p, const struct lx
         if (!in_list(ollama_known, key) && !json_is_null(v))
             lx_http_request_drop(out, key);
     }
-    out->method = "POST";
-    out->url = lx_sprintf("%s/api/chat", p->base_url);
-    out->body = json_dumps(body, JSON_COMPACT);
-    out->body_len = strlen(out->body);
-    json_decref(body);
-    lx_http_request_add_header(out, "Content-Type: application/json");
+    lx_http_request_post_json(out, lx_sprintf("%s/api/chat", p->base_url), body);
     add_headers(p, out);
     return LX_OK;
 }
@@ -379,23 +374,7 @@ static int ollama_models_request(const struct lx_provider_conf *p, struct lx_htt
 static int ollama_models_response(const struct lx_provider_conf *p, const char *body, size_t len, json_t *ids)
 {
     (void)p;
-    json_t *root = json_loadb(body ? body : "", len, 0, NULL);
-    json_t *models = json_object_get(root, "models");
-    if (!json_is_array(models)) {
-        json_decref(root);
-        return LX_ERR;
-    }
-    size_t i;
-    json_t *m;
-    json_array_foreach(models, i, m) {
-        json_t *name = json_object_get(m, "name");
-        if (!json_is_string(name))
-            name = json_object_get(m, "model");
-        if (json_is_string(name))
-            json_array_append(ids, name);
-    }
-    json_decref(root);
-    return LX_OK;
+    return lx_collect_ids(body, len, "models", "name", "model", ids);
 }
 
 static int ollama_embeddings_request(const struct lx_provider_conf *p, const struct lx_chat *req,
@@ -404,12 +383,7 @@ static int ollama_embeddings_request(const struct lx_provider_conf *p, const str
     (void)err;
     json_t *body = json_pack("{s:s,s:O}", "model", req->model, "input", json_object_get(req->body, "input"));
     lx_copy_if_present(body, req->body, "dimensions");
-    out->method = "POST";
-    out->url = lx_sprintf("%s/api/embed", p->base_url);
-    out->body = json_dumps(body, JSON_COMPACT);
-    out->body_len = strlen(out->body);
-    json_decref(body);
-    lx_http_request_add_header(out, "Content-Type: application/json");
+    lx_http_request_post_json(out, lx_sprintf("%s/api/embed", p->base_url), body);
     add_headers(p, out);
     return LX_OK;
 }

@@ -28,12 +28,7 @@ int lx_openai_chat_request(const struct lx_provider_conf *p, const struct lx_cha
     (void)err;
     json_t *body = json_copy(chat->body); /* shallow: only "model" changes */
     json_object_set_new(body, "model", json_string(chat->model));
-    out->method = "POST";
-    out->url = lx_sprintf("%s/chat/completions", p->base_url);
-    out->body = json_dumps(body, JSON_COMPACT);
-    out->body_len = strlen(out->body);
-    json_decref(body);
-    lx_http_request_add_header(out, "Content-Type: application/json");
+    lx_http_request_post_json(out, lx_sprintf("%s/chat/completions", p->base_url), body);
     lx_http_request_add_header(out, "Accept: %s", chat->stream ? "text/event-stream" : "application/json");
     lx_openai_add_headers(p, out);
     return LX_OK;
@@ -210,21 +205,7 @@ int lx_openai_models_request(const struct lx_provider_conf *p, struct lx_http_re
 int lx_openai_models_response(const struct lx_provider_conf *p, const char *body, size_t len, json_t *ids)
 {
     (void)p;
-    json_t *root = json_loadb(body ? body : "", len, 0, NULL);
-    json_t *data = json_object_get(root, "data");
-    if (!json_is_array(data)) {
-        json_decref(root);
-        return LX_ERR;
-    }
-    size_t i;
-    json_t *m;
-    json_array_foreach(data, i, m) {
-        json_t *id = json_object_get(m, "id");
-        if (json_is_string(id))
-            json_array_append(ids, id);
-    }
-    json_decref(root);
-    return LX_OK;
+    return lx_collect_ids(body, len, "data", "id", NULL, ids);
 }
 
 int lx_openai_embeddings_request(const struct lx_provider_conf *p, const struct lx_chat *req,
@@ -233,12 +214,7 @@ int lx_openai_embeddings_request(const struct lx_provider_conf *p, const struct 
     (void)err;
     json_t *body = json_copy(req->body);
     json_object_set_new(body, "model", json_string(req->model));
-    out->method = "POST";
-    out->url = lx_sprintf("%s/embeddings", p->base_url);
-    out->body = json_dumps(body, JSON_COMPACT);
-    out->body_len = strlen(out->body);
-    json_decref(body);
-    lx_http_request_add_header(out, "Content-Type: application/json");
+    lx_http_request_post_json(out, lx_sprintf("%s/embeddings", p->base_url), body);
     lx_openai_add_headers(p, out);
     return LX_OK;
 }

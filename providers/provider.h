@@ -42,6 +42,8 @@ void lx_http_request_drop(struct lx_http_request *r, const char *name);
 void lx_http_request_add_header(struct lx_http_request *r, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void lx_http_request_free(struct lx_http_request *r);
+/* Make r a POST of body (stolen, serialised compactly) to url (stolen), with Content-Type json. */
+void lx_http_request_post_json(struct lx_http_request *r, char *url, json_t *body);
 
 /* Receives each OpenAI chat.completion.chunk a stream decoder produces (borrowed reference). */
 typedef void (*lx_chunk_fn)(void *ctx, json_t *chunk);
@@ -125,6 +127,10 @@ extern const struct lx_provider_type lx_provider_mock;
 void lx_content_text(json_t *content, struct lx_buf *out);
 /* max_completion_tokens, else max_tokens, else dflt. */
 json_int_t lx_chat_max_tokens(json_t *body, json_int_t dflt);
+/* Append to ids the string field id_key (or, failing that, alt_key) of every object in body's array
+ * list_key: how model lists are read. LX_ERR when the body has no such array. */
+int lx_collect_ids(const char *body, size_t len, const char *list_key, const char *id_key, const char *alt_key,
+                   json_t *ids);
 /* Copy src[key] to dst[key] when the client sent it (and it is not null). */
 void lx_copy_if_present(json_t *dst, json_t *src, const char *key);
 

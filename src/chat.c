@@ -235,22 +235,29 @@ void lx_chat_respond_error(struct lx_req *req, struct lx_error *err)
     lx_error_clear(err);
 }
 
-void lx_chat_handle(struct lx_req *req)
+int lx_chat_route(struct lx_req *req, json_t *body, struct lx_error *err, struct lx_route *route)
 {
-    struct lx_error err = {0};
-    json_t *body = lx_chat_parse(req->body.data, req->body.len, &err);
-    struct lx_route route = {0};
     if (!body) {
-        lx_chat_respond_error(req, &err);
-        return;
+        lx_chat_respond_error(req, err);
+        return LX_ERR;
     }
     const char *model = json_string_value(json_object_get(body, "model"));
     req->model = lx_strdup(model);
-    if (lx_route_model(req->cfg, model, &route, &err) != LX_OK) {
+    if (lx_route_model(req->cfg, model, route, err) != LX_OK) {
         json_decref(body);
-        lx_chat_respond_error(req, &err);
-        return;
+        lx_chat_respond_error(req, err);
+        return LX_ERR;
     }
+    return LX_OK;
+}
+
+void lx_chat_handle(struct lx_req *req)
+{
+    struct lx_error err = {0};
+    struct lx_route route = {0};
+    json_t *body = lx_chat_parse(req->body.data, req->body.len, &err);
+    if (lx_chat_route(req, body, &err, &route) != LX_OK)
+        return;
     struct lx_chat chat = {
         .kind = LX_CALL_CHAT,
         .body = body,

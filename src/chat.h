@@ -15,6 +15,10 @@ void lx_chat_handle(struct lx_req *req);
 /* Start one call for req and relay its answer (JSON, or SSE when chat->stream). chat's body and model
  * are taken. Shared by the endpoints that answer with one upstream call (chat, embeddings). */
 void lx_chat_relay(struct lx_req *req, const struct lx_provider_conf *provider, struct lx_chat *chat);
+struct lx_route;
+/* The common start of a one-call endpoint: body is a validated request (NULL: err says why). Records
+ * the model for the log and routes it; on failure answers the client (body freed) and returns LX_ERR. */
+int lx_chat_route(struct lx_req *req, json_t *body, struct lx_error *err, struct lx_route *route);
 /* Answer err (and clear it), with the headers that go with its kind. */
 void lx_chat_respond_error(struct lx_req *req, struct lx_error *err);
 

@@ -59,17 +59,8 @@ void lx_embeddings_handle(struct lx_req *req)
     struct lx_error err = {0};
     struct lx_route route = {0};
     json_t *body = lx_embeddings_parse(req->body.data, req->body.len, &err);
-    if (!body) {
-        lx_chat_respond_error(req, &err);
+    if (lx_chat_route(req, body, &err, &route) != LX_OK)
         return;
-    }
-    const char *model = json_string_value(json_object_get(body, "model"));
-    req->model = lx_strdup(model);
-    if (lx_route_model(req->cfg, model, &route, &err) != LX_OK) {
-        json_decref(body);
-        lx_chat_respond_error(req, &err);
-        return;
-    }
     if (!route.provider->type->embeddings_request) {
         lx_error_set(&err, 400, "invalid_request_error", "model", "embeddings_not_supported",
                      "Provider '%s' (type %s) does not offer embeddings.", route.provider->name,
