@@ -303,8 +303,11 @@ static int parse_provider(struct lx_config *c, struct lx_provider_conf *p, const
         p->api_key = lx_strdup(v);
     }
     if (p->base_url) {
-        if (strncmp(p->base_url, "http://", 7) != 0 && strncmp(p->base_url, "https://", 8) != 0) {
-            set_err(err, errlen, "%s.base_url: must start with http:// or https://", path);
+        const char *rest = strncmp(p->base_url, "http://", 7) == 0    ? p->base_url + 7
+                           : strncmp(p->base_url, "https://", 8) == 0 ? p->base_url + 8
+                                                                       : NULL;
+        if (!rest || !*rest || *rest == '/' || strpbrk(p->base_url, " \t\r\n")) {
+            set_err(err, errlen, "%s.base_url: must be an http:// or https:// URL with a host", path);
             return LX_ERR;
         }
         size_t n = strlen(p->base_url);

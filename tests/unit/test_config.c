@@ -106,6 +106,9 @@ static void test_errors_name_the_key(void **state)
     expect_error("{\"providers\":{\"x\":{\"type\":\"nosuch\"}}}", "providers.x.type: unknown provider type");
     expect_error("{\"providers\":{\"x\":{}}}", "providers.x.type");
     expect_error("{\"providers\":{\"x\":{\"type\":\"openai\",\"base_url\":\"ftp://a\"}}}", "providers.x.base_url");
+    expect_error("{\"providers\":{\"x\":{\"type\":\"openai\",\"base_url\":\"https://\"}}}", "providers.x.base_url");
+    expect_error("{\"providers\":{\"x\":{\"type\":\"openai\",\"base_url\":\"http:///v1\"}}}", "providers.x.base_url");
+    expect_error("{\"providers\":{\"x\":{\"type\":\"openai\",\"base_url\":\"http://a b\"}}}", "providers.x.base_url");
     expect_error("{\"providers\":{\"x\":{\"type\":\"openai\",\"bogus\":1}}}", "providers.x.bogus: unknown key");
     expect_error("{\"providers\":{\"x\":{\"type\":\"openai\",\"headers\":{\"A\":1}}}}", "providers.x.headers.A");
     expect_error("{\"providers\":{\"x\":{\"type\":\"openai\",\"models\":[1]}}}", "providers.x.models[0]");
