@@ -15,7 +15,7 @@ DEPS := $(CORE_OBJS:.o=.d) $(BUILD)/src/main.d
 # Debian packages for building and testing. Node.js and npm come from Debian only when no node/npm is
 # on the PATH (a NodeSource node already ships npm, and Debian's npm would conflict with it).
 DEB_PKGS := build-essential pkg-config libevent-dev libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev \
-            libcmocka-dev curl jq
+            libcmocka-dev curl jq clang libclang-rt-14-dev valgrind gcovr
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all run test deps unit unit-bins integration integration-asan shell-tests valgrind coverage clean
@@ -109,11 +109,14 @@ shell-tests: $(BUILD)/llmux $(BUILD)/tests/mock-upstream
 
 test: deps
 	$(MAKE) unit
+	$(MAKE) fuzz-regress
 	$(MAKE) integration
 	$(MAKE) shell-tests
 	$(MAKE) integration-asan
 
 clean:
 	rm -rf $(BUILD) build-asan build-cov build-fuzz
+
+include tests/fuzz/fuzz.mk
 
 -include $(DEPS)

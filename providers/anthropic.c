@@ -550,8 +550,8 @@ static int anthropic_stream_finish(void *state, lx_chunk_fn emit, void *ctx, str
     st->emit_ctx = ctx;
     st->err = err;
     if (!st->stopped && lx_sse_flush(&st->sse, anthropic_event, st, NULL) != LX_OK) {
-        if (err->type && strcmp(err->type, "upstream_error") != 0)
-            return LX_ERR; /* an error event in the last bytes: keep it */
+        if (lx_error_isset(err) && !(err->code && strcmp(err->code, "bad_upstream_response") == 0))
+            return LX_ERR; /* an error event in the last, unterminated bytes: keep the upstream's words */
         lx_error_set(err, 502, "upstream_error", NULL, "bad_upstream_response",
                      "Provider '%s' ended the stream before message_stop.", st->p->name);
         return LX_ERR;

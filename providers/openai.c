@@ -154,6 +154,8 @@ int lx_openai_stream_finish(void *state, lx_chunk_fn emit, void *ctx, struct lx_
     st->emit_ctx = ctx;
     st->err = err;
     if (!st->done && lx_sse_flush(&st->sse, openai_event, st, NULL) != LX_OK) {
+        if (lx_error_isset(err) && !(err->code && strcmp(err->code, "bad_upstream_response") == 0))
+            return LX_ERR; /* an error event in the last, unterminated bytes: keep the upstream's words */
         lx_error_set(err, 502, "upstream_error", NULL, "bad_upstream_response",
                      "Provider '%s' ended the stream before it was complete.", st->p->name);
         return LX_ERR;

@@ -50,7 +50,7 @@ fuzz: $(FUZZ_BINS)
 	  $(FUZZ_ENV) $(FUZZ_BUILD)/$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
 	    -artifact_prefix=$(FUZZ_BUILD)/crashes/$$t/ $$dict $(FUZZ_ARGS) $$dirs \
 	    > $(FUZZ_BUILD)/$$t.log 2>&1 || failed="$$failed $$t"; \
-	  grep -E '^#[0-9]+ *DONE|^stat::(number_of_executed_units|average_exec_per_sec|new_units_added)|^INFO: seed corpus|ERROR: |SUMMARY: |artifact_prefix|Test unit written' \
+	  grep -aE 'DONE |^stat::(number_of_executed_units|average_exec_per_sec|new_units_added)|^INFO: seed corpus|ERROR: |SUMMARY: |artifact_prefix|Test unit written' \
 	    $(FUZZ_BUILD)/$$t.log | sed 's/^/   /'; \
 	done; \
 	if [ -n "$$failed" ]; then \

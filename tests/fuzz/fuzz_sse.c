@@ -1,7 +1,7 @@
 /* Fuzz target for the SSE decoder (src/sse.c): the same bytes fed whole and in chunks cut where the input
- * says must give the same events, the same result and the same decoder state. Input layout: byte 0 picks
- * max_event, byte 1 stops the feed after that many events (0: never), then a split plan (fuzz_split.h),
- * then the stream. */
+ * says must give the same events, the same result and the same decoder state, and then the same events
+ * again from lx_sse_flush at the end of the body. Input layout: byte 0 picks max_event, byte 1 stops the
+ * feed after that many events (0: never), then a split plan (fuzz_split.h), then the stream. */
 #include "fuzz_split.h"
 #include "../../src/buf.h"
 #include "../../src/common.h"
@@ -94,6 +94,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             whole.skip_lf != split.skip_lf || strcmp(whole.event, split.event) != 0 ||
             !buf_equal(&whole.line, &split.line) || !buf_equal(&whole.data, &split.data))
             fail("the decoder state depends on where the stream was split");
+
+        /* End of body: whatever was pending becomes the last event, and nothing stays pending. */
+        int frc_whole = lx_sse_flush(&whole, record_event_cb, &rw, &cb_rc_whole);
+        int frc_split = lx_sse_flush(&split, record_event_cb, &rs, &cb_rc_split);
+        if (frc_whole != frc_split || cb_rc_whole != cb_rc_split || rw.count != rs.count ||
+            !buf_equal(&rw.log, &rs.log))
+            fail("the flushed events depend on where the stream was split");
+        if (frc_whole == LX_OK && (lx_sse_pending(&whole) || whole.events != rw.count))
+            fail("a flush that succeeded left bytes pending or miscounted events");
     }
 
     lx_sse_decoder_free(&whole);

@@ -197,6 +197,20 @@ static void test_stream_error_event(void **state)
     lx_error_clear(&e);
 }
 
+static void test_stream_error_event_without_terminator(void **state)
+{
+    (void)state;
+    int rc;
+    struct lx_error e = {0};
+    const char *s = "data: {\"error\":{\"message\":\"quota exceeded\",\"type\":\"insufficient_quota\",\"code\":\"insufficient_quota\"}}";
+    json_t *chunks = decode(s, strlen(s), 1000, &rc, &e);
+    assert_int_equal(rc, LX_ERR);
+    assert_string_equal(e.message, "quota exceeded");
+    assert_string_equal(e.code, "insufficient_quota");
+    json_decref(chunks);
+    lx_error_clear(&e);
+}
+
 static void test_stream_without_done_but_finished(void **state)
 {
     (void)state;
@@ -248,6 +262,7 @@ int main(void)
         cmocka_unit_test(test_stream_not_sse),
         cmocka_unit_test(test_stream_error_event),
         cmocka_unit_test(test_stream_without_done_but_finished),
+        cmocka_unit_test(test_stream_error_event_without_terminator),
         cmocka_unit_test(test_models),
         cmocka_unit_test(test_error_response_fixture),
     };
