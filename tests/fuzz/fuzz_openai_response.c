@@ -1,6 +1,13 @@
 /* Fuzz target for the openai provider's non-stream answer slots (providers/openai.c): the input is an
  * upstream body handed to chat_response, error_response and models_response as src/call.c and
  * src/models.c do. Each must either accept a well-formed answer or fail with a client-ready error. */
+/* The provider under test: this file is also included, with other definitions, by the targets of the
+ * providers that translate other dialects (fuzz_anthropic_*.c, fuzz_ollama_*.c). */
+#ifndef FUZZ_PROVIDER
+#define FUZZ_PROVIDER lx_provider_openai
+#define FUZZ_NAME "fuzz_openai_response"
+#endif
+
 #include "../../providers/provider.h"
 #include "../../src/common.h"
 
@@ -9,7 +16,7 @@
 #include <string.h>
 
 static const struct lx_provider_conf conf = {
-    .name = "oai", .type = &lx_provider_openai, .base_url = "http://up.example/v1", .api_key = "sk-fuzz",
+    .name = "oai", .type = &FUZZ_PROVIDER, .base_url = "http://up.example/v1", .api_key = "sk-fuzz",
 };
 
 /* Upstream statuses error_response sees; the input's first byte picks one, so seeds stay plain JSON. */
@@ -17,7 +24,7 @@ static const int statuses[] = {400, 401, 403, 404, 408, 409, 413, 422, 429, 500,
 
 static void fail(const char *what)
 {
-    fprintf(stderr, "fuzz_openai_response: %s\n", what);
+    fprintf(stderr, FUZZ_NAME ": %s\n", what);
     abort();
 }
 
@@ -41,7 +48,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct lx_chat chat = {.model = "gpt-fuzz", .req_id = 1};
 
     struct lx_error err = {0};
-    json_t *completion = lx_provider_openai.chat_response(&conf, &chat, body, size, &err);
+    json_t *completion = FUZZ_PROVIDER.chat_response(&conf, &chat, body, size, &err);
     if (completion) {
         if (lx_error_isset(&err))
             fail("chat_response accepted a body and set err");
@@ -67,14 +74,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     lx_error_clear(&err);
 
     int status = statuses[(size ? data[0] : 0) % LX_ARRAY_LEN(statuses)];
-    lx_provider_openai.error_response(&conf, status, body, size, &err);
+    FUZZ_PROVIDER.error_response(&conf, status, body, size, &err);
     if (err.status != status || !err.message)
         fail("error_response did not keep the status or gave no message");
     check_error_json(&err);
     lx_error_clear(&err);
 
     json_t *ids = json_array();
-    int rc = lx_provider_openai.models_response(&conf, body, size, ids);
+    int rc = FUZZ_PROVIDER.models_response(&conf, body, size, ids);
     if (rc != LX_OK && rc != LX_ERR)
         fail("models_response returned something other than LX_OK or LX_ERR");
     size_t i;

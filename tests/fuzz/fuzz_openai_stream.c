@@ -2,6 +2,13 @@
  * and in chunks cut where the input says must emit the same chunks and end the same way, with err set
  * exactly when a slot fails. Input layout: byte 0 is options (bit 0: the client asked for
  * stream_options.include_usage), then a split plan (fuzz_split.h), then the upstream body. */
+/* The provider under test: this file is also included, with other definitions, by the targets of the
+ * providers that translate other dialects (fuzz_anthropic_*.c, fuzz_ollama_*.c). */
+#ifndef FUZZ_PROVIDER
+#define FUZZ_PROVIDER lx_provider_openai
+#define FUZZ_NAME "fuzz_openai_stream"
+#endif
+
 #include "fuzz_split.h"
 #include "../../providers/provider.h"
 #include "../../src/buf.h"
@@ -12,7 +19,7 @@
 #include <string.h>
 
 static const struct lx_provider_conf conf = {
-    .name = "oai", .type = &lx_provider_openai, .base_url = "http://up.example/v1", .api_key = "sk-fuzz",
+    .name = "oai", .type = &FUZZ_PROVIDER, .base_url = "http://up.example/v1", .api_key = "sk-fuzz",
 };
 
 struct outcome {
@@ -25,7 +32,7 @@ struct outcome {
 
 static void fail(const char *what)
 {
-    fprintf(stderr, "fuzz_openai_stream: %s\n", what);
+    fprintf(stderr, FUZZ_NAME ": %s\n", what);
     abort();
 }
 
@@ -57,18 +64,18 @@ static void collect_cb(void *ctx, json_t *chunk)
 static void run(struct outcome *o, bool include_usage, const char *p, size_t size, struct fuzz_split *plan)
 {
     struct lx_chat chat = {.model = "gpt-fuzz", .stream = true, .include_usage = include_usage, .req_id = 1};
-    void *st = lx_provider_openai.stream_open(&conf, &chat);
+    void *st = FUZZ_PROVIDER.stream_open(&conf, &chat);
     size_t off = 0;
     o->feed_rc = LX_OK;
     o->finish_rc = LX_OK;
     do {
         size_t n = plan ? fuzz_split_next(plan, size - off) : size;
-        o->feed_rc = lx_provider_openai.stream_feed(st, p + off, n, collect_cb, o, &o->err);
+        o->feed_rc = FUZZ_PROVIDER.stream_feed(st, p + off, n, collect_cb, o, &o->err);
         off += n;
     } while (o->feed_rc == LX_OK && off < size);
     if (o->feed_rc == LX_OK)
-        o->finish_rc = lx_provider_openai.stream_finish(st, collect_cb, o, &o->err);
-    lx_provider_openai.stream_close(st);
+        o->finish_rc = FUZZ_PROVIDER.stream_finish(st, collect_cb, o, &o->err);
+    FUZZ_PROVIDER.stream_close(st);
 
     bool failed = o->feed_rc != LX_OK || o->finish_rc != LX_OK;
     if (failed != lx_error_isset(&o->err))
