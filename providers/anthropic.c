@@ -98,8 +98,13 @@ static json_t *content_blocks(json_t *content, size_t mi, struct lx_error *err)
         snprintf(param, sizeof param, "messages[%zu].content[%zu]", mi, i);
         const char *type = json_string_value(json_object_get(part, "type"));
         if (type && strcmp(type, "text") == 0) {
-            json_array_append_new(blocks, json_pack("{s:s,s:O}", "type", "text", "text",
-                                                    json_object_get(part, "text")));
+            json_t *text = json_object_get(part, "text");
+            if (!json_is_string(text)) {
+                bad_param(err, param, "A text part needs a string 'text'.");
+                json_decref(blocks);
+                return NULL;
+            }
+            json_array_append_new(blocks, json_pack("{s:s,s:O}", "type", "text", "text", text));
         } else if (type && strcmp(type, "image_url") == 0) {
             json_t *b = image_block(part, param, err);
             if (!b) {
@@ -421,9 +426,13 @@ static void *anthropic_stream_open(const struct lx_provider_conf *p, const struc
 /* Emit one chunk whose choices[0] has this delta (stolen) and finish_reason. */
 static void emit_delta(struct anthropic_stream *st, json_t *delta, const char *finish)
 {
+    if (!delta)
+        return;
     json_t *c = json_pack("{s:s?,s:s,s:I,s:s?,s:[{s:i,s:o,s:s?}]}", "id", st->id, "object", "chat.completion.chunk",
                           "created", st->created, "model", st->model, "choices", "index", 0, "delta", delta,
                           "finish_reason", finish);
+    if (!c)
+        return;
     lx_openai_fill(c, st->chat, "chat.completion.chunk", st->created);
     if (st->chat->include_usage)
         json_object_set_new(c, "usage", json_null());
@@ -496,7 +505,8 @@ static int anthropic_event(void *ctx, const char *event, const char *data, size_
         const char *dtype = json_string_value(json_object_get(d, "type"));
         json_int_t idx = json_integer_value(json_object_get(ev, "index"));
         if (dtype && strcmp(dtype, "text_delta") == 0) {
-            emit_delta(st, json_pack("{s:O}", "content", json_object_get(d, "text")), NULL);
+            if (json_string_length(json_object_get(d, "text")))
+                emit_delta(st, json_pack("{s:O}", "content", json_object_get(d, "text")), NULL);
         } else if (dtype && strcmp(dtype, "input_json_delta") == 0 && idx >= 0 &&
                    idx < (json_int_t)LX_ARRAY_LEN(st->tool_index) && st->tool_index[idx] >= 0) {
             json_t *pj = json_object_get(d, "partial_json");

@@ -193,7 +193,8 @@ static json_t *tool_calls(json_t *calls, const struct lx_chat *chat, int *next, 
         json_t *fn = json_object_get(tc, "function");
         json_t *args = json_object_get(fn, "arguments");
         char *text = json_is_string(args) ? lx_strdup(json_string_value(args))
-                                          : json_dumps(args ? args : json_object(), JSON_COMPACT | JSON_ENCODE_ANY);
+                     : args               ? json_dumps(args, JSON_COMPACT | JSON_ENCODE_ANY)
+                                          : lx_strdup("{}");
         int k = (*next)++;
         json_t *call = json_pack("{s:s,s:s,s:{s:O?,s:s}}", "id", "", "type", "function", "function", "name",
                                  json_object_get(fn, "name"), "arguments", text ? text : "{}");
