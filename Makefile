@@ -18,7 +18,7 @@ DEB_PKGS := build-essential pkg-config libevent-dev libmicrohttpd-dev libcurl4-o
             libcmocka-dev curl jq clang libclang-rt-14-dev valgrind gcovr
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all run test deps unit unit-bins integration integration-asan shell-tests valgrind coverage clean
+.PHONY: all run test deps unit unit-bins integration integration-asan shell-tests valgrind coverage bench clean
 all: $(BUILD)/llmux
 
 $(BUILD)/%.o: %.c
@@ -55,9 +55,10 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(CORE_OBJS)
 	$(CC) $(TEST_CFLAGS) -o $@ $< $(filter-out $(BUILD)/$(patsubst test_%,%,$*).o,$(CORE_OBJS)) \
 	  $(LDLIBS) $(shell pkg-config --libs cmocka)
 
-$(BUILD)/tests/mock-upstream: tests/mock_upstream/mock_upstream.c
+MOCK_SRCS := $(wildcard tests/mock_upstream/*.c)
+$(BUILD)/tests/mock-upstream: $(MOCK_SRCS) $(wildcard tests/mock_upstream/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(shell pkg-config --cflags --libs libevent jansson)
+	$(CC) $(CFLAGS) -o $@ $(MOCK_SRCS) $(shell pkg-config --cflags --libs libevent jansson) -lm
 
 unit-bins: $(UNIT_BINS)
 
@@ -106,6 +107,10 @@ coverage: $(BUILD)/tests/mock-upstream tests/node_modules/.installed
 # curl and jq used the way shell scripts use them.
 shell-tests: $(BUILD)/llmux $(BUILD)/tests/mock-upstream
 	LLMUX_BIN=$(BUILD)/llmux MOCK_UPSTREAM_BIN=$(BUILD)/tests/mock-upstream bash tests/shell/test_curl.sh
+
+# Side-by-side benchmark against nginx and the bare mock upstream (numbers, not pass/fail).
+bench: all $(BUILD)/tests/mock-upstream
+	$(MAKE) -C bench BUILD=$(abspath $(BUILD))
 
 test: deps
 	$(MAKE) unit

@@ -209,6 +209,25 @@ start_target() {
     >"$TMP/warmup.out" 2>&1 || log "warm-up of $1 failed: $(cat "$TMP/warmup.out")"
 }
 
+# Busy CPU of the whole machine over ${1:-1} s, in percent of one CPU.
+machine_busy_pct() {
+  local a b
+  a=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat)
+  sleep "${1:-1}"
+  b=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat)
+  awk -v d=$((b - a)) -v t="${1:-1}" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%d\n", d * 100 / hz / t }'
+}
+
+# Before each cell: while another job keeps a CPU busy, wait, from a budget of QUIET_BUDGET_S for the whole
+# run. A cell that still shares the machine is flagged under the table (its "other" CPU).
+QUIET_BUDGET_S=${QUIET_BUDGET_S:-60}
+wait_quiet() {
+  while [ "$QUIET_BUDGET_S" -gt 0 ] && [ "$(machine_busy_pct 0.3)" -ge 30 ]; do
+    QUIET_BUDGET_S=$((QUIET_BUDGET_S - 1))
+    sleep 0.7
+  done
+}
+
 # run_case ROW TARGET LOADGEN-ARGS...: one measurement on fresh processes; key=value results in $TMP/res.
 run_case() {
   local row=$1 target=$2
@@ -216,33 +235,38 @@ run_case() {
   run_one "$row" "$target" "$row.$target" "$@"
 }
 
-# run_median KEY ROW TARGET LOADGEN-ARGS...: $REPEAT runs; the one with the median KEY becomes the cell, the
-# others stay in the raw output (ROW.TARGET.run1, ...).
+# run_median KEY ROW LOADGEN-ARGS...: $REPEAT rounds over every target (interleaved, so a passing disturbance
+# does not land on one target only); per target, the run with the median KEY becomes the cell and the others
+# stay in the raw output (ROW.TARGET.run1, ...).
 run_median() {
-  local key=$1 row=$2 target=$3 i best
-  shift 3
-  for i in $(seq 1 "$REPEAT"); do run_one "$row" "$target" "$row.$target.run$i" "$@"; done
-  best=$(for i in $(seq 1 "$REPEAT"); do
-    echo "$(sed -n "s/^$key=//p" "$TMP/res/$row.$target.run$i" | head -1) $i"
-  done | sort -g | awk '{ a[NR] = $2 } END { print a[int((NR + 1) / 2)] }')
-  cp "$TMP/res/$row.$target.run$best" "$TMP/res/$row.$target"
-  echo "median_of=run$best of $REPEAT by $key" >>"$TMP/res/$row.$target"
-  rm -f "$TMP/res/$row.$target.run$best"
-  for f in err log; do
-    [ -e "$TMP/res/$row.$target.run$best.$f" ] && mv "$TMP/res/$row.$target.run$best.$f" "$TMP/res/$row.$target.$f"
+  local key=$1 row=$2 i t best
+  shift 2
+  for i in $(seq 1 "$REPEAT"); do
+    for t in "${TARGETS[@]}"; do run_one "$row" "$t" "$row.$t.run$i" "$@"; done
+  done
+  for t in "${TARGETS[@]}"; do
+    best=$(for i in $(seq 1 "$REPEAT"); do
+      echo "$(sed -n "s/^$key=//p" "$TMP/res/$row.$t.run$i" | head -1) $i"
+    done | sort -g | awk '{ a[NR] = $2 } END { print a[int((NR + 1) / 2)] }')
+    cp "$TMP/res/$row.$t.run$best" "$TMP/res/$row.$t"
+    echo "median_of=run$best of $REPEAT by $key" >>"$TMP/res/$row.$t"
+    rm -f "$TMP/res/$row.$t.run$best"
+    for f in err log; do
+      [ -e "$TMP/res/$row.$t.run$best.$f" ] && mv "$TMP/res/$row.$t.run$best.$f" "$TMP/res/$row.$t.$f"
+    done
   done
 }
 
 run_one() {
   local row=$1 target=$2 out=$3
   shift 3
+  wait_quiet
   start_target "$target"
   local pids=()
   [ -n "$PROXY_PIDS" ] && pids=(--proxy-pids "$PROXY_PIDS")
   log "$out"
-  timeout 180 "$LOADGEN" "$@" --port "$TARGET_PORT" --model "$MODEL" --mock-pid "$MOCK_PID" --mock-port "$MOCK_PORT" \
-    "${pids[@]}" \
-    >"$TMP/res/$out" 2>"$TMP/res/$out.err"
+  timeout 180 "$LOADGEN" "$@" --port "$TARGET_PORT" --model "$MODEL" --mock-pid "$MOCK_PID" \
+    --mock-port "$MOCK_PORT" "${pids[@]}" >"$TMP/res/$out" 2>"$TMP/res/$out.err"
   local rc=$?
   [ $rc = 0 ] || log "loadgen exited $rc for $row / $target: $(tail -3 "$TMP/res/$out.err")"
   # Symptoms worth keeping: the proxy's warnings and errors during the run.
@@ -257,28 +281,18 @@ run_one() {
   stop_all
 }
 
-# Busy CPU of the whole machine over one second, in percent of one CPU.
-machine_busy_pct() {
-  local a b
-  a=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat)
-  sleep 1
-  b=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat)
-  echo $(((b - a) * 100 / $(getconf CLK_TCK)))
-}
-
-# Other jobs on the machine skew every number: wait (at most a minute) for it to be quiet, and say so.
+# Other jobs on the machine skew every number: wait (at most 30 s) for it to be quiet, and say so.
 BACKGROUND=$(machine_busy_pct)
 for i in $(seq 1 30); do
   [ "$BACKGROUND" -lt 15 ] && break
-  [ "$i" = 1 ] && log "the machine is busy (${BACKGROUND}% of a CPU used by other processes); waiting up to 60 s"
-  sleep 1
+  [ "$i" = 1 ] && log "the machine is busy (${BACKGROUND}% of a CPU used by other processes); waiting up to 30 s"
   BACKGROUND=$(machine_busy_pct)
 done
 [ "$BACKGROUND" -lt 15 ] || log "warning: still ${BACKGROUND}% busy; the numbers will be skewed (see 'other CPU s')"
 
 want() { [[ " $BENCH_ROWS " == *" $1 "* ]]; }
 START=$(date +%s)
-STAMP=$(date +%Y-%m-%d-%H%M)
+STAMP=$(date -d "@$START" +%Y-%m-%d-%H%M)
 if want rps; then
   for t in "${TARGETS[@]}"; do
     run_case rps "$t" rps --conns "$RPS_CONNS" --duration "$RPS_SECONDS" --timeout $((RPS_SECONDS + 20))
@@ -286,16 +300,12 @@ if want rps; then
 fi
 if want streams; then
   for n in "$STREAMS_SMALL" "$STREAMS_LARGE"; do
-    for t in "${TARGETS[@]}"; do
-      run_median overrun_p99_ms "streams$n" "$t" streams --streams "$n" --chunks $STREAM_CHUNKS --interval $STREAM_INTERVAL_MS \
-        --ramp-ms "$STREAM_RAMP_MS" --timeout 30
-    done
+    run_median overrun_p99_ms "streams$n" streams --streams "$n" --chunks $STREAM_CHUNKS \
+      --interval $STREAM_INTERVAL_MS --ramp-ms "$STREAM_RAMP_MS" --timeout 30
   done
 fi
 if want batch; then
-  for t in "${TARGETS[@]}"; do
-    run_median wall_s batch "$t" burst --requests "$BATCH_REQUESTS" --latency $BATCH_LATENCY_MS --timeout 30
-  done
+  run_median wall_s batch burst --requests "$BATCH_REQUESTS" --latency $BATCH_LATENCY_MS --timeout 30
 fi
 if want cancel; then
   for t in "${TARGETS[@]}"; do
@@ -311,9 +321,9 @@ get() { # get ROW TARGET KEY
   echo "$v"
 }
 num() { [[ $1 =~ ^-?[0-9.]+$ ]]; }
-ratio() { # llmux ÷ nginx
-  num "$1" && num "$2" && awk -v a="$2" -v b="$1" 'BEGIN { if (b + 0 == 0) print "—"; else printf "%.2f×\n", a / b }' ||
-    echo "—"
+ratio() { # ratio NGINX LLMUX: llmux ÷ nginx
+  num "$1" && num "$2" || { echo "—"; return; }
+  awk -v n="$1" -v l="$2" 'BEGIN { if (n + 0 == 0) print "—"; else printf "%.2f×\n", l / n }'
 }
 minus() { num "$1" && num "$2" && awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f\n", a - b }' || echo "—"; }
 fmt() { num "$1" && awk -v v="$1" -v f="$2" 'BEGIN { printf f "\n", v }' || echo "$1"; }
@@ -402,7 +412,7 @@ ELAPSED=$(($(date +%s) - START))
 mkdir -p "$RESULTS"
 OUT="$RESULTS/$STAMP.md"
 {
-  echo "# llmux benchmark, $(date '+%Y-%m-%d %H:%M %Z')"
+  echo "# llmux benchmark, $(date -d "@$START" '+%Y-%m-%d %H:%M %Z')"
   echo
   echo "llmux $LLMUX_VERSION (git $GIT_REV) · nginx $NGINX_VERSION · $(nproc) × $CPU · Linux $(uname -r) ·" \
     "everything on 127.0.0.1 · each cell a separate run on fresh processes · ${ELAPSED} s in all ·" \
@@ -419,12 +429,16 @@ OUT="$RESULTS/$STAMP.md"
       *)
         e=$(sed -n 's/^errors=//p' "$f")
         [ -n "$e" ] && [ "$e" != 0 ] && echo "- \`$name\`: $e errors, the first: $(sed -n 's/^first_error=//p' "$f")"
+        o=$(sed -n 's/^other_cpu_s=//p' "$f")
+        w=$(sed -n 's/^wall_run_s=//p' "$f")
+        num "$o" && num "$w" && awk -v o="$o" -v w="$w" 'BEGIN { exit !(o > 0.2 * w && o > 0.1) }' &&
+          echo "- \`$name\`: other processes used $o CPU-s during its $w s: skewed by a neighbour"
         ;;
     esac
   done)
   if [ -n "$notes" ]; then
     echo
-    echo "Errors and warnings seen during the runs:"
+    echo "Errors, warnings and disturbances seen during the runs:"
     echo
     echo "$notes"
   fi

@@ -9,7 +9,10 @@
  *   arrives in the same read as the headers. So every request watches its own socket with EV_CLOSED
  *   (EPOLLRDHUP) from its first call to its completion: a client that leaves cancels its upstream at
  *   once, and we shutdown() the socket (or resume it) so MHD sees the close too.
- * - MHD_resume_connection is only called on a connection we suspended (the suspended flag). */
+ * - MHD_resume_connection is only called on a connection we suspended (the suspended flag).
+ * - We accept connections ourselves (accept_cb) and hand them over with MHD_add_connection: in epoll mode
+ *   MHD 0.9.75 accepts about ten per MHD_run, which leaves thousands of clients in the listen queue
+ *   when the loop is busy. */
 #include "http.h"
 #include "common.h"
 #include "config.h"
@@ -39,6 +42,8 @@ static struct {
     struct MHD_Daemon *daemon;
     struct event *ev_epoll;  /* owned: MHD's epoll fd became readable */
     struct event *ev_timer;  /* owned: MHD_get_timeout deadline */
+    struct event *ev_accept; /* owned: the listening socket is readable */
+    struct event *ev_accept_pause; /* owned: resumes accepting after running out of descriptors */
     struct lx_config *cfg;   /* ref held: the config new requests get */
     int listen_fd;
     int port;
@@ -450,6 +455,46 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
         lx_defer(idle_cb, NULL);
 }
 
+/* --- accepting --- */
+
+static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    if (H.listen_fd >= 0)
+        event_add(H.ev_accept, NULL);
+}
+
+static void accept_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    (void)arg;
+    bool added = false;
+    for (int i = 0; i < 256; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        int c = accept4((int)fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (c < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* Out of descriptors: stop accepting for a moment instead of spinning on a readable socket. */
+                lx_warn("accept: %s; pausing new connections for 100 ms", strerror(errno));
+                event_del(H.ev_accept);
+                struct timeval tv = {0, 100000};
+                evtimer_add(H.ev_accept_pause, &tv);
+            }
+            break;
+        }
+        /* MHD owns the socket from here, and closes it itself if it refuses it (connection limit). */
+        MHD_add_connection(H.daemon, c, (struct sockaddr *)&ss, sl);
+        added = true;
+    }
+    if (added)
+        mhd_run();
+}
+
 /* --- lifecycle --- */
 
 static int open_listener(const char *addr, char *err, size_t errlen)
@@ -505,10 +550,10 @@ int lx_http_start(struct lx_config *cfg, const char *addr, char *err, size_t err
     unsigned limit = 1000;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur > 256)
         limit = (unsigned)((rl.rlim_cur - 64) / 2);
-    H.daemon = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-                                access_cb, NULL,
+    H.daemon = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
+                                    MHD_USE_NO_LISTEN_SOCKET,
+                                0, NULL, NULL, access_cb, NULL,
                                 MHD_OPTION_EXTERNAL_LOGGER, mhd_log_cb, NULL,
-                                MHD_OPTION_LISTEN_SOCKET, (MHD_socket)H.listen_fd,
                                 MHD_OPTION_CONNECTION_LIMIT, limit,
                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)75,
                                 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
@@ -523,6 +568,9 @@ int lx_http_start(struct lx_config *cfg, const char *addr, char *err, size_t err
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(H.daemon, MHD_DAEMON_INFO_EPOLL_FD);
     H.ev_epoll = event_new(lx_loop_base(), di->epoll_fd, EV_READ | EV_PERSIST, mhd_event_cb, NULL);
     H.ev_timer = evtimer_new(lx_loop_base(), mhd_timer_cb, NULL);
+    H.ev_accept = event_new(lx_loop_base(), H.listen_fd, EV_READ | EV_PERSIST, accept_cb, NULL);
+    H.ev_accept_pause = evtimer_new(lx_loop_base(), accept_resume_cb, NULL);
+    event_add(H.ev_accept, NULL);
     event_add(H.ev_epoll, NULL);
     event_active(H.ev_epoll, EV_READ, 0);
     return LX_OK;
@@ -541,9 +589,9 @@ size_t lx_http_live(void)
 void lx_http_quiesce(void (*on_idle)(void))
 {
     if (H.listen_fd >= 0) {
-        MHD_socket fd = MHD_quiesce_daemon(H.daemon);
-        if (fd != MHD_INVALID_SOCKET)
-            close(fd);
+        event_del(H.ev_accept);
+        evtimer_del(H.ev_accept_pause);
+        close(H.listen_fd);
         H.listen_fd = -1;
     }
     H.on_idle = on_idle;
@@ -581,6 +629,8 @@ void lx_http_stop(void)
     H.listen_fd = -1;
     event_free(H.ev_epoll);
     event_free(H.ev_timer);
+    event_free(H.ev_accept);
+    event_free(H.ev_accept_pause);
     lx_config_unref(H.cfg);
     H.cfg = NULL;
 }

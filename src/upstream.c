@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 
 struct lx_upstream {
     CURL *easy;                 /* owned: cleaned in upstream_free */
@@ -234,6 +235,15 @@ int lx_upstream_init(void)
     if (!lx_multi)
         return LX_ERR;
     curl_multi_setopt(lx_multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+    /* curl's default idle-connection cache (4 per transfer in flight) shrinks as transfers end, closing
+     * keep-alive connections that the next requests need again: keep up to half the descriptors. */
+    struct rlimit rl;
+    long keep = 1024;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur / 2 < 65536)
+        keep = (long)(rl.rlim_cur / 2 > 64 ? rl.rlim_cur / 2 : 64);
+    else
+        keep = 65536;
+    curl_multi_setopt(lx_multi, CURLMOPT_MAXCONNECTS, keep);
     curl_multi_setopt(lx_multi, CURLMOPT_TIMERFUNCTION, timer_cb);
     lx_curl_timer = evtimer_new(lx_loop_base(), timer_event_cb, NULL);
     return LX_OK;
