@@ -92,7 +92,7 @@ valgrind: $(BUILD)/llmux $(BUILD)/tests/mock-upstream tests/node_modules/.instal
 
 # Line and branch coverage of src/ and providers/ from the unit and integration tests. The run fails
 # below COVERAGE_MIN percent of lines: raise it as coverage grows, never lower it.
-COVERAGE_MIN ?= 91
+COVERAGE_MIN ?= 92
 coverage: $(BUILD)/tests/mock-upstream tests/node_modules/.installed
 	@command -v gcovr >/dev/null || $(SUDO) apt-get install -y -qq gcovr
 	rm -rf build-cov

@@ -20,6 +20,7 @@ before(async () => {
       slowpoke: upstreamProvider(slow, { models: ['slow-configured'] }),
       dead: { type: 'openai', base_url: `http://127.0.0.1:${closed}/v1`, models: ['dead-configured'] },
       m: { type: 'mock' },
+      off: { type: 'openai', api_key: '${LX_MODELS_TEST_UNSET}' },
     },
     aliases: { fast: 'a/mock-a' },
   });
@@ -47,4 +48,19 @@ test('the list is the union over providers, prefixed, plus aliases', async () =>
 test('the slow upstream saw its request cancelled', async () => {
   // The only connection left open to it is the one asking for these stats.
   await eventually(() => slow.stats(), (st) => st.connections_open === 1, 5000, 'models fetch to be closed');
+});
+
+test('GET /v1/providers reports health: reachable, dead, slow, disabled, local', async () => {
+  const { data } = await (await fetch(`${gw.base}/v1/providers`)).json();
+  const by = Object.fromEntries(data.map((p) => [p.name, p]));
+  assert.equal(by.a.health.reachable, true);
+  assert.equal(by.a.health.error, null);
+  assert.equal(by.dead.health.reachable, false);
+  assert.match(by.dead.health.error, /connect|refused/i);
+  assert.equal(by.slowpoke.health.reachable, false);
+  assert.match(by.slowpoke.health.error, /models_timeout_ms/);
+  assert.equal(by.off.enabled, false);
+  assert.match(by.off.health.error, /LX_MODELS_TEST_UNSET/);
+  assert.equal(by.m.health.reachable, true);
+  assert.equal(by.m.type, 'mock');
 });

@@ -111,6 +111,70 @@ static void test_request_defaults_and_refusals(void **state)
     lx_error_clear(&e);
 }
 
+static void refused(const char *body, const char *param)
+{
+    int rc;
+    struct lx_error e = {0};
+    struct lx_http_request r = {0};
+    assert_null(translate(body, &rc, &e, &r));
+    assert_int_equal(rc, LX_ERR);
+    assert_int_equal(e.status, 400);
+    assert_string_equal(e.param, param);
+    lx_http_request_free(&r);
+    lx_error_clear(&e);
+}
+
+static void test_request_refusals(void **state)
+{
+    (void)state;
+    refused("{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\",\"image_url\":{\"url\":\"data:image/png,AAAA\"}}]}]}",
+            "messages[0].content[0]");
+    refused("{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\",\"image_url\":{\"url\":\"ftp://x\"}}]}]}",
+            "messages[0].content[0]");
+    refused("{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\",\"image_url\":{}}]}]}",
+            "messages[0].content[0]");
+    refused("{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\"}]}]}", "messages[0].content[0]");
+    refused("{\"messages\":[{\"role\":\"user\",\"content\":7}]}", "messages[0].content");
+    refused("{\"messages\":[{\"role\":\"assistant\",\"tool_calls\":[{\"id\":\"c\",\"function\":{\"name\":\"f\","
+            "\"arguments\":\"[1]\"}}]}]}", "messages[0].tool_calls[0].function.arguments");
+    refused("{\"messages\":[{\"role\":\"critic\",\"content\":\"x\"}]}", "messages[0].role");
+    refused("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tool_choice\":\"sometimes\"}", "tool_choice");
+}
+
+static void test_request_mappings(void **state)
+{
+    (void)state;
+    int rc;
+    struct lx_error e = {0};
+    struct lx_http_request r = {0};
+    json_t *out = translate("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"assistant\",\"content\":\"\"}],"
+                            "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}],\"parallel_tool_calls\":false,"
+                            "\"stop\":[\"a\",\"b\"],\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"schema\":"
+                            "{\"type\":\"object\"}}}}", &rc, &e, &r);
+    assert_int_equal(rc, LX_OK);
+    json_t *tc = json_object_get(out, "tool_choice");
+    assert_string_equal(json_string_value(json_object_get(tc, "type")), "auto");
+    assert_true(json_is_true(json_object_get(tc, "disable_parallel_tool_use")));
+    assert_int_equal(json_array_size(json_object_get(out, "stop_sequences")), 2);
+    assert_non_null(strstr(json_string_value(json_object_get(out, "system")), "{\"type\":\"object\"}"));
+    /* an empty assistant turn is not sent empty */
+    json_t *asst = json_array_get(json_object_get(out, "messages"), 1);
+    assert_int_equal(json_array_size(json_object_get(asst, "content")), 1);
+    /* a tool without parameters gets an empty object schema */
+    json_t *tool = json_array_get(json_object_get(out, "tools"), 0);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(tool, "input_schema"), "type")), "object");
+    json_decref(out);
+    lx_http_request_free(&r);
+    out = translate("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tool_choice\":\"none\"}", &rc, &e, &r);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(out, "tool_choice"), "type")), "none");
+    json_decref(out);
+    lx_http_request_free(&r);
+    out = translate("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tool_choice\":\"auto\"}", &rc, &e, &r);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(out, "tool_choice"), "type")), "auto");
+    json_decref(out);
+    lx_http_request_free(&r);
+}
+
 static void test_nonstream_tool_use_fixture(void **state)
 {
     (void)state;
@@ -274,6 +338,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_request_translation),
         cmocka_unit_test(test_request_defaults_and_refusals),
+        cmocka_unit_test(test_request_refusals),
+        cmocka_unit_test(test_request_mappings),
         cmocka_unit_test(test_nonstream_tool_use_fixture),
         cmocka_unit_test(test_stream_text_fixture),
         cmocka_unit_test(test_stream_tool_use_fixture),

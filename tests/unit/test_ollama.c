@@ -52,6 +52,59 @@ static void test_request(void **state)
     json_decref(body);
 }
 
+static void refused(const char *body, const char *param)
+{
+    json_t *b = json_loads(body, 0, NULL);
+    assert_non_null(b);
+    struct lx_chat chat = {.body = b, .model = "m"};
+    struct lx_http_request r = {0};
+    struct lx_error e = {0};
+    assert_int_equal(lx_provider_ollama.chat_request(&conf, &chat, &r, &e), LX_ERR);
+    assert_int_equal(e.status, 400);
+    assert_string_equal(e.param, param);
+    lx_http_request_free(&r);
+    lx_error_clear(&e);
+    json_decref(b);
+}
+
+static void test_request_refusals_and_format(void **state)
+{
+    (void)state;
+    refused("{\"n\":3,\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", "n");
+    refused("{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"input_audio\"}]}]}", "messages[0].content[0]");
+    refused("{\"messages\":[{\"role\":\"assistant\",\"tool_calls\":[{\"function\":{\"name\":\"f\",\"arguments\":\"x\"}}]}]}",
+            "messages[0].tool_calls[0].function.arguments");
+    json_t *b = json_loads("{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"a\"},"
+                           "{\"type\":\"text\",\"text\":\"b\"}]}],\"stop\":\"s\",\"response_format\":{\"type\":"
+                           "\"json_schema\",\"json_schema\":{\"schema\":{\"type\":\"object\"}}}}", 0, NULL);
+    struct lx_chat chat = {.body = b, .model = "m", .stream = true};
+    struct lx_http_request r = {0};
+    struct lx_error e = {0};
+    assert_int_equal(lx_provider_ollama.chat_request(&conf, &chat, &r, &e), LX_OK);
+    json_t *out = json_loadb(r.body, r.body_len, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(out, "messages"), 0), "content")), "a\nb");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(out, "format"), "type")), "object");
+    assert_string_equal(json_string_value(json_array_get(json_object_get(json_object_get(out, "options"), "stop"), 0)), "s");
+    assert_true(json_is_true(json_object_get(out, "stream")));
+    json_decref(out);
+    lx_http_request_free(&r);
+    json_decref(b);
+    /* embeddings request */
+    b = json_pack("{s:s,s:[s,s]}", "model", "ol/e", "input", "a", "b");
+    struct lx_chat emb = {.kind = LX_CALL_EMBEDDINGS, .body = b, .model = "e"};
+    assert_int_equal(lx_provider_ollama.embeddings_request(&conf, &emb, &r, &e), LX_OK);
+    assert_string_equal(r.url, "http://127.0.0.1:11434/api/embed");
+    out = json_loadb(r.body, r.body_len, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(out, "model")), "e");
+    assert_int_equal(json_array_size(json_object_get(out, "input")), 2);
+    json_decref(out);
+    lx_http_request_free(&r);
+    json_decref(b);
+    assert_null(lx_provider_ollama.embeddings_response(&conf, &emb, "{}", 2, &e));
+    assert_int_equal(e.status, 502);
+    lx_error_clear(&e);
+}
+
 static void test_nonstream_fixtures(void **state)
 {
     (void)state;
@@ -231,6 +284,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_request),
+        cmocka_unit_test(test_request_refusals_and_format),
         cmocka_unit_test(test_nonstream_fixtures),
         cmocka_unit_test(test_stream_fixture),
         cmocka_unit_test(test_stream_tool_calls_fixture),

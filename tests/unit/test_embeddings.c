@@ -1,0 +1,42 @@
+/* Unit tests for the validation in src/embeddings.c: every 400 names its field. */
+#include "unit.h"
+#include "../../src/embeddings.h"
+
+static void expect(const char *body, int ok, const char *param, const char *code)
+{
+    struct lx_error e = {0};
+    json_t *j = lx_embeddings_parse(body, strlen(body), &e);
+    if (ok) {
+        assert_non_null(j);
+        json_decref(j);
+        return;
+    }
+    assert_null(j);
+    assert_int_equal(e.status, 400);
+    if (param)
+        assert_string_equal(e.param, param);
+    assert_string_equal(e.code, code);
+    lx_error_clear(&e);
+}
+
+static void test_embeddings_validation(void **state)
+{
+    (void)state;
+    expect("{\"model\":\"p/m\",\"input\":\"one\"}", 1, NULL, NULL);
+    expect("{\"model\":\"p/m\",\"input\":[\"a\",\"b\"]}", 1, NULL, NULL);
+    expect("{\"model\":\"p/m\",\"input\":[[1,2],[3]]}", 1, NULL, NULL);
+    expect("", 0, NULL, "invalid_json");
+    expect("[1]", 0, NULL, "invalid_json");
+    expect("{\"input\":\"x\"}", 0, "model", "missing_required_parameter");
+    expect("{\"model\":1,\"input\":\"x\"}", 0, "model", "invalid_type");
+    expect("{\"model\":\"p/m\"}", 0, "input", "missing_required_parameter");
+    expect("{\"model\":\"p/m\",\"input\":[]}", 0, "input", "invalid_type");
+    expect("{\"model\":\"p/m\",\"input\":[{}]}", 0, "input", "invalid_type");
+    expect("{\"model\":\"p/m\",\"input\":5}", 0, "input", "invalid_type");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_embeddings_validation)};
+    return cmocka_run_group_tests_name("embeddings", tests, NULL, NULL);
+}
