@@ -3,6 +3,7 @@
  * OpenAI error body; a failure after that ends the stream with a `data: {"error":...}` event. */
 #include "chat.h"
 #include "call.h"
+#include "exec.h"
 #include "common.h"
 #include "config.h"
 #include "log.h"
@@ -11,12 +12,13 @@
 #include "sse.h"
 #include "../providers/provider.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct lx_chat_ctx {
     struct lx_req *req;   /* hold: released in chat_end */
-    struct lx_call *call; /* NULL once done or cancelled */
+    struct lx_exec *exec; /* NULL once done or cancelled */
     bool stream;
 };
 
@@ -139,18 +141,32 @@ static void write_event(struct lx_req *req, json_t *obj)
     free(text);
 }
 
-static void call_chunk(void *owner, json_t *chunk)
+void lx_chat_write_event(struct lx_req *req, json_t *obj)
+{
+    begin_stream(req);
+    write_event(req, obj);
+}
+
+static void exec_commit(void *owner, const char *label, const char *dropped)
+{
+    struct lx_chat_ctx *ctx = owner;
+    lx_req_add_header(ctx->req, "X-Llmux-Model", label);
+    if (dropped)
+        lx_req_add_header(ctx->req, "X-Llmux-Dropped-Params", dropped);
+}
+
+static void exec_chunk(void *owner, json_t *chunk)
 {
     struct lx_chat_ctx *ctx = owner;
     begin_stream(ctx->req);
     write_event(ctx->req, chunk);
 }
 
-static void call_done(void *owner, json_t *completion, const struct lx_error *err)
+static void exec_done(void *owner, json_t *completion, const struct lx_error *err)
 {
     struct lx_chat_ctx *ctx = owner;
     struct lx_req *req = ctx->req;
-    ctx->call = NULL;
+    ctx->exec = NULL;
     if (ctx->stream && (lx_req_started(req) || !err)) {
         begin_stream(req);
         if (err) {
@@ -171,24 +187,25 @@ static void call_done(void *owner, json_t *completion, const struct lx_error *er
     chat_end(ctx);
 }
 
-static bool call_can_write(void *owner)
+static bool exec_can_write(void *owner)
 {
     struct lx_chat_ctx *ctx = owner;
     return lx_req_can_write(ctx->req);
 }
 
-static const struct lx_call_ops lx_chat_call_ops = {
-    .on_chunk = call_chunk,
-    .on_done = call_done,
-    .can_write = call_can_write,
+static const struct lx_exec_ops lx_chat_exec_ops = {
+    .on_commit = exec_commit,
+    .on_chunk = exec_chunk,
+    .on_done = exec_done,
+    .can_write = exec_can_write,
 };
 
 static void chat_abort(struct lx_req *req, void *data)
 {
     (void)req;
     struct lx_chat_ctx *ctx = data;
-    lx_call_cancel(ctx->call);
-    ctx->call = NULL;
+    lx_exec_cancel(ctx->exec);
+    ctx->exec = NULL;
     chat_end(ctx);
 }
 
@@ -196,7 +213,7 @@ static void chat_drain(struct lx_req *req, void *data)
 {
     (void)req;
     struct lx_chat_ctx *ctx = data;
-    lx_call_resume(ctx->call);
+    lx_exec_resume(ctx->exec);
 }
 
 static const struct lx_req_handler lx_chat_handler = {
@@ -204,26 +221,48 @@ static const struct lx_req_handler lx_chat_handler = {
     .on_drain = chat_drain,
 };
 
-void lx_chat_relay(struct lx_req *req, const struct lx_provider_conf *provider, struct lx_chat *chat)
+int lx_chat_deadline(struct lx_req *req, uint64_t *at, long *ms, struct lx_error *err)
+{
+    *at = 0;
+    *ms = 0;
+    const char *v = lx_req_header(req, "x-llmux-timeout-ms");
+    if (!v)
+        return LX_OK;
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    while (*end == ' ' || *end == '\t')
+        end++;
+    if (errno || end == v || *end || n < 1 || n > 86400000) {
+        lx_error_set(err, 400, "invalid_request_error", "x-llmux-timeout-ms", "invalid_header",
+                     "Invalid x-llmux-timeout-ms header: expected milliseconds, an integer from 1 to 86400000.");
+        return LX_ERR;
+    }
+    /* The budget counts from the request's arrival, so time spent reading the body counts too. */
+    *ms = n;
+    *at = (uint64_t)req->t_start + (uint64_t)n;
+    return LX_OK;
+}
+
+void lx_chat_relay(struct lx_req *req, struct lx_plan *plan, struct lx_chat *chat)
 {
     struct lx_error err = {0};
+    uint64_t at;
+    long ms;
+    if (lx_chat_deadline(req, &at, &ms, &err) != LX_OK) {
+        lx_plan_free(plan);
+        json_decref(chat->body);
+        chat->body = NULL;
+        lx_chat_respond_error(req, &err);
+        return;
+    }
     struct lx_chat_ctx *ctx = lx_calloc(1, sizeof *ctx);
     ctx->req = lx_req_hold(req);
     ctx->stream = chat->stream;
     lx_req_set_handler(req, &lx_chat_handler, ctx);
-    ctx->call = lx_call_start(provider, chat, &lx_chat_call_ops, ctx, &err);
-    json_decref(chat->body); /* NULL unless lx_call_start refused to take it */
-    free(chat->model);
+    ctx->exec = lx_exec_start(plan, chat, at, ms, &lx_chat_exec_ops, ctx);
+    json_decref(chat->body);
     chat->body = NULL;
-    chat->model = NULL;
-    if (!ctx->call) {
-        chat_end(ctx);
-        lx_req_respond_error(req, &err);
-        lx_error_clear(&err);
-        return;
-    }
-    if (lx_call_dropped(ctx->call))
-        lx_req_add_header(req, "X-Llmux-Dropped-Params", lx_call_dropped(ctx->call));
 }
 
 void lx_chat_respond_error(struct lx_req *req, struct lx_error *err)
@@ -235,7 +274,7 @@ void lx_chat_respond_error(struct lx_req *req, struct lx_error *err)
     lx_error_clear(err);
 }
 
-int lx_chat_route(struct lx_req *req, json_t *body, struct lx_error *err, struct lx_route *route)
+int lx_chat_route(struct lx_req *req, json_t *body, struct lx_error *err, struct lx_plan *plan)
 {
     if (!body) {
         lx_chat_respond_error(req, err);
@@ -243,7 +282,7 @@ int lx_chat_route(struct lx_req *req, json_t *body, struct lx_error *err, struct
     }
     const char *model = json_string_value(json_object_get(body, "model"));
     req->model = lx_strdup(model);
-    if (lx_route_model(req->cfg, model, route, err) != LX_OK) {
+    if (lx_route_plan(req->cfg, model, plan, err) != LX_OK) {
         json_decref(body);
         lx_chat_respond_error(req, err);
         return LX_ERR;
@@ -254,17 +293,16 @@ int lx_chat_route(struct lx_req *req, json_t *body, struct lx_error *err, struct
 void lx_chat_handle(struct lx_req *req)
 {
     struct lx_error err = {0};
-    struct lx_route route = {0};
+    struct lx_plan plan;
     json_t *body = lx_chat_parse(req->body.data, req->body.len, &err);
-    if (lx_chat_route(req, body, &err, &route) != LX_OK)
+    if (lx_chat_route(req, body, &err, &plan) != LX_OK)
         return;
     struct lx_chat chat = {
         .kind = LX_CALL_CHAT,
         .body = body,
-        .model = route.model,
         .stream = json_is_true(json_object_get(body, "stream")),
         .include_usage = json_is_true(json_object_get(json_object_get(body, "stream_options"), "include_usage")),
         .req_id = req->id,
     };
-    lx_chat_relay(req, route.provider, &chat);
+    lx_chat_relay(req, &plan, &chat);
 }

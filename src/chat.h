@@ -5,6 +5,7 @@
 #include "errors.h"
 
 #include <jansson.h>
+#include <stdint.h>
 
 struct lx_req;
 struct lx_chat;
@@ -12,13 +13,19 @@ struct lx_provider_conf;
 
 void lx_chat_handle(struct lx_req *req);
 
-/* Start one call for req and relay its answer (JSON, or SSE when chat->stream). chat's body and model
- * are taken. Shared by the endpoints that answer with one upstream call (chat, embeddings). */
-void lx_chat_relay(struct lx_req *req, const struct lx_provider_conf *provider, struct lx_chat *chat);
-struct lx_route;
+struct lx_plan;
+/* Run one resilient call (exec.c) for req and relay its answer (JSON, or SSE when chat->stream). The plan
+ * and chat's body are taken; chat's model is unused. Shared by the endpoints that answer with one model
+ * call (chat, embeddings). */
+void lx_chat_relay(struct lx_req *req, struct lx_plan *plan, struct lx_chat *chat);
 /* The common start of a one-call endpoint: body is a validated request (NULL: err says why). Records
  * the model for the log and routes it; on failure answers the client (body freed) and returns LX_ERR. */
-int lx_chat_route(struct lx_req *req, json_t *body, struct lx_error *err, struct lx_route *route);
+int lx_chat_route(struct lx_req *req, json_t *body, struct lx_error *err, struct lx_plan *plan);
+/* The end-to-end deadline from the x-llmux-timeout-ms header: *at (lx_now_ms clock, 0 = none) and the
+ * budget *ms. LX_ERR with a 400 in err when the header is malformed. */
+int lx_chat_deadline(struct lx_req *req, uint64_t *at, long *ms, struct lx_error *err);
+/* One SSE data event of obj, and the stream's 200 head (once) before the first. */
+void lx_chat_write_event(struct lx_req *req, json_t *obj);
 /* Answer err (and clear it), with the headers that go with its kind. */
 void lx_chat_respond_error(struct lx_req *req, struct lx_error *err);
 

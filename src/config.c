@@ -2,6 +2,7 @@
  * `nginx -t`. Values are never echoed in messages: they may be secrets. */
 #include "config.h"
 #include "buf.h"
+#include "capacity.h"
 #include "common.h"
 #include "../providers/provider.h"
 
@@ -180,6 +181,73 @@ static int parse_timeouts(json_t *obj, const char *path, struct lx_timeouts *t, 
     return rc;
 }
 
+static int parse_retries(json_t *obj, const char *path, struct lx_retries *r, char *err, size_t errlen)
+{
+    static const char *const keys[] = {"max", "base_delay_ms", "max_delay_ms", NULL};
+    json_t *ro;
+    if (conf_object(obj, "retries", path, &ro, err, errlen) != LX_OK)
+        return LX_ERR;
+    if (!ro)
+        return LX_OK;
+    char *sub = lx_sprintf("%s%sretries", path, *path ? "." : "");
+    int rc = LX_ERR;
+    if (lx_conf_unknown_keys(ro, keys, sub, err, errlen) == LX_OK &&
+        lx_conf_long(ro, "max", sub, 0, 10, &r->max, err, errlen) == LX_OK &&
+        lx_conf_long(ro, "base_delay_ms", sub, 1, 60000, &r->base_delay_ms, err, errlen) == LX_OK &&
+        lx_conf_long(ro, "max_delay_ms", sub, 1, 600000, &r->max_delay_ms, err, errlen) == LX_OK)
+        rc = LX_OK;
+    free(sub);
+    return rc;
+}
+
+/* The keys every provider type accepts besides its own (resilience; see docs/concurrency.md). */
+static const char *const lx_provider_common_keys[] = {"retries", "max_concurrency", "queue_timeout_ms", "cooldown",
+                                                      NULL};
+
+static int parse_resilience(json_t *obj, const char *path, struct lx_provider_conf *p, char *err, size_t errlen)
+{
+    if (parse_retries(obj, path, &p->retries, err, errlen) != LX_OK ||
+        lx_conf_long(obj, "max_concurrency", path, 0, 1000000, &p->max_concurrency, err, errlen) != LX_OK ||
+        lx_conf_long(obj, "queue_timeout_ms", path, 0, 3600000, &p->queue_timeout_ms, err, errlen) != LX_OK)
+        return LX_ERR;
+    json_t *cd;
+    if (conf_object(obj, "cooldown", path, &cd, err, errlen) != LX_OK)
+        return LX_ERR;
+    if (cd) {
+        static const char *const keys[] = {"failures", "period_ms", NULL};
+        char *sub = lx_sprintf("%s.cooldown", path);
+        int rc = lx_conf_unknown_keys(cd, keys, sub, err, errlen) == LX_OK &&
+                         lx_conf_long(cd, "failures", sub, 0, 1000000, &p->cooldown.failures, err, errlen) == LX_OK &&
+                         lx_conf_long(cd, "period_ms", sub, 1, 86400000, &p->cooldown.period_ms, err, errlen) == LX_OK
+                     ? LX_OK
+                     : LX_ERR;
+        free(sub);
+        if (rc != LX_OK)
+            return LX_ERR;
+    }
+    return LX_OK;
+}
+
+/* Unknown keys of a provider object: neither the type's own nor the common ones. */
+static int provider_unknown_keys(json_t *obj, const struct lx_provider_type *t, const char *path, char *err,
+                                 size_t errlen)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v) {
+        bool ok = false;
+        for (size_t i = 0; t->config_keys[i] && !ok; i++)
+            ok = strcmp(t->config_keys[i], key) == 0;
+        for (size_t i = 0; lx_provider_common_keys[i] && !ok; i++)
+            ok = strcmp(lx_provider_common_keys[i], key) == 0;
+        if (!ok) {
+            set_err(err, errlen, "%s.%s: unknown key", path, key);
+            return LX_ERR;
+        }
+    }
+    return LX_OK;
+}
+
 int lx_parse_listen(const char *s, char **host, int *port)
 {
     const char *colon;
@@ -261,6 +329,10 @@ static int parse_provider(struct lx_config *c, struct lx_provider_conf *p, const
     snprintf(path, sizeof path, "providers.%s", name);
     p->name = lx_strdup(name);
     p->timeouts = c->timeouts;
+    p->retries = c->retries;
+    p->queue_timeout_ms = 30000;
+    p->cooldown = (struct lx_cooldown){.failures = 0, .period_ms = 30000};
+    p->cap = lx_capacity_new(p);
     if (!json_is_object(obj)) {
         set_err(err, errlen, "%s: expected an object", path);
         return LX_ERR;
@@ -279,7 +351,8 @@ static int parse_provider(struct lx_config *c, struct lx_provider_conf *p, const
         set_err(err, errlen, "%s: a provider name must be non-empty and contain no '/'", path);
         return LX_ERR;
     }
-    if (lx_conf_unknown_keys(obj, p->type->config_keys, path, err, errlen) != LX_OK)
+    if (provider_unknown_keys(obj, p->type, path, err, errlen) != LX_OK ||
+        parse_resilience(obj, path, p, err, errlen) != LX_OK)
         return LX_ERR;
     if (missing) {
         /* The variable is unset: keep the provider, disabled, so requests get a clear error. Shape
@@ -351,14 +424,101 @@ static void free_provider(struct lx_provider_conf *p)
         free(p->models[i]);
     free(p->models);
     free(p->disabled_reason);
+    lx_capacity_free(p->cap);
     if (p->state && p->type && p->type->free_state)
         p->type->free_state(p->state);
 }
 
+/* "P/M" naming a configured provider; writes the error for path otherwise. */
+static int check_target(const struct lx_config *c, json_t *v, const char *path, char *err, size_t errlen)
+{
+    const char *t = json_string_value(v);
+    const char *slash = t ? strchr(t, '/') : NULL;
+    if (!slash || slash == t || !slash[1]) {
+        set_err(err, errlen, "%s: expected \"PROVIDER/MODEL\"", path);
+        return LX_ERR;
+    }
+    if (!lx_config_provider(c, t, (size_t)(slash - t))) {
+        set_err(err, errlen, "%s: no provider named '%.*s'", path, (int)(slash - t), t);
+        return LX_ERR;
+    }
+    return LX_OK;
+}
+
+/* An alias is "P/M", ["P/M", ...] (fallbacks in order) or {"models": [...], "hedge_ms": N}. */
+static int parse_alias(const struct lx_config *c, struct lx_alias *a, json_t *v, char *err, size_t errlen)
+{
+    char path[300];
+    snprintf(path, sizeof path, "aliases.%s", a->name);
+    a->hedge_ms = -1;
+    json_t *list = v;
+    if (json_is_object(v)) {
+        static const char *const keys[] = {"models", "hedge_ms", NULL};
+        if (lx_conf_unknown_keys(v, keys, path, err, errlen) != LX_OK ||
+            lx_conf_long(v, "hedge_ms", path, 0, 3600000, &a->hedge_ms, err, errlen) != LX_OK)
+            return LX_ERR;
+        list = json_object_get(v, "models");
+        snprintf(path, sizeof path, "aliases.%s.models", a->name);
+        if (!json_is_array(list)) {
+            set_err(err, errlen, "%s: expected an array of \"PROVIDER/MODEL\" strings", path);
+            return LX_ERR;
+        }
+    }
+    if (json_is_string(v)) {
+        if (check_target(c, v, path, err, errlen) != LX_OK)
+            return LX_ERR;
+        a->targets = lx_calloc(1, sizeof *a->targets);
+        a->targets[a->n_targets++] = lx_strdup(json_string_value(v));
+        return LX_OK;
+    }
+    if (!json_is_array(list) || json_array_size(list) == 0 || json_array_size(list) > 16) {
+        set_err(err, errlen, "%s: expected \"PROVIDER/MODEL\", a list of 1 to 16 of them, or {\"models\": [...], "
+                "\"hedge_ms\": N}", path);
+        return LX_ERR;
+    }
+    a->targets = lx_calloc(json_array_size(list), sizeof *a->targets);
+    size_t i;
+    json_t *item;
+    json_array_foreach(list, i, item) {
+        char ipath[340];
+        snprintf(ipath, sizeof ipath, "%s[%zu]", path, i);
+        if (check_target(c, item, ipath, err, errlen) != LX_OK)
+            return LX_ERR;
+        a->targets[a->n_targets++] = lx_strdup(json_string_value(item));
+    }
+    return LX_OK;
+}
+
+static int parse_fanout_batch(struct lx_config *c, json_t *root, char *err, size_t errlen)
+{
+    static const char *const fkeys[] = {"max_models", NULL};
+    static const char *const bkeys[] = {"max_requests", "default_concurrency", "max_concurrency", NULL};
+    json_t *f, *b;
+    if (conf_object(root, "fanout", "", &f, err, errlen) != LX_OK ||
+        conf_object(root, "batch", "", &b, err, errlen) != LX_OK)
+        return LX_ERR;
+    if (f && (lx_conf_unknown_keys(f, fkeys, "fanout", err, errlen) != LX_OK ||
+              lx_conf_long(f, "max_models", "fanout", 1, 256, &c->fanout_max_models, err, errlen) != LX_OK))
+        return LX_ERR;
+    if (b && (lx_conf_unknown_keys(b, bkeys, "batch", err, errlen) != LX_OK ||
+              lx_conf_long(b, "max_requests", "batch", 1, 1000000, &c->batch_max_requests, err, errlen) != LX_OK ||
+              lx_conf_long(b, "max_concurrency", "batch", 1, 100000, &c->batch_max_concurrency, err, errlen) !=
+                  LX_OK ||
+              lx_conf_long(b, "default_concurrency", "batch", 1, 100000, &c->batch_default_concurrency, err,
+                           errlen) != LX_OK))
+        return LX_ERR;
+    if (c->batch_default_concurrency > c->batch_max_concurrency) {
+        set_err(err, errlen, "batch.default_concurrency: must not exceed batch.max_concurrency (%ld)",
+                c->batch_max_concurrency);
+        return LX_ERR;
+    }
+    return LX_OK;
+}
+
 static int parse_root(struct lx_config *c, json_t *root, char *err, size_t errlen)
 {
-    static const char *const keys[] = {"listen", "limits", "timeouts", "providers", "aliases",
-                                       "shutdown_timeout_ms", "models_timeout_ms", NULL};
+    static const char *const keys[] = {"listen", "limits", "timeouts", "retries", "fanout", "batch", "providers",
+                                       "aliases", "shutdown_timeout_ms", "models_timeout_ms", NULL};
     if (!json_is_object(root)) {
         set_err(err, errlen, "(root): expected a JSON object");
         return LX_ERR;
@@ -403,6 +563,8 @@ static int parse_root(struct lx_config *c, json_t *root, char *err, size_t errle
         c->max_body_bytes = (size_t)mb;
     }
     if (parse_timeouts(root, "", &c->timeouts, err, errlen) != LX_OK ||
+        parse_retries(root, "", &c->retries, err, errlen) != LX_OK ||
+        parse_fanout_batch(c, root, err, errlen) != LX_OK ||
         lx_conf_long(root, "shutdown_timeout_ms", "", 0, 3600000, &c->shutdown_timeout_ms, err, errlen) != LX_OK ||
         lx_conf_long(root, "models_timeout_ms", "", 1, 600000, &c->models_timeout_ms, err, errlen) != LX_OK)
         return LX_ERR;
@@ -432,19 +594,10 @@ static int parse_root(struct lx_config *c, json_t *root, char *err, size_t errle
     if (aliases) {
         c->aliases = lx_calloc(json_object_size(aliases), sizeof *c->aliases);
         json_object_foreach(aliases, key, v) {
-            const char *t = json_string_value(v);
-            const char *slash = t ? strchr(t, '/') : NULL;
-            if (!slash || slash == t || !slash[1]) {
-                set_err(err, errlen, "aliases.%s: expected \"PROVIDER/MODEL\"", key);
+            struct lx_alias *a = &c->aliases[c->n_aliases++];
+            a->name = lx_strdup(key);
+            if (parse_alias(c, a, v, err, errlen) != LX_OK)
                 return LX_ERR;
-            }
-            if (!lx_config_provider(c, t, (size_t)(slash - t))) {
-                set_err(err, errlen, "aliases.%s: no provider named '%.*s'", key, (int)(slash - t), t);
-                return LX_ERR;
-            }
-            c->aliases[c->n_aliases].name = lx_strdup(key);
-            c->aliases[c->n_aliases].target = lx_strdup(t);
-            c->n_aliases++;
         }
     }
     return LX_OK;
@@ -464,6 +617,11 @@ struct lx_config *lx_config_load_buffer(const char *text, size_t len, char *err,
     c->max_body_bytes = LX_DEFAULT_MAX_BODY;
     c->timeouts = (struct lx_timeouts){.connect_ms = 10000, .first_byte_ms = 300000, .idle_ms = 120000,
                                        .total_ms = 600000};
+    c->retries = (struct lx_retries){.max = 2, .base_delay_ms = 250, .max_delay_ms = 20000};
+    c->fanout_max_models = 16;
+    c->batch_max_requests = 10000;
+    c->batch_default_concurrency = 100;
+    c->batch_max_concurrency = 1000;
     c->models_timeout_ms = 3000;
     c->shutdown_timeout_ms = 10000;
     int rc = parse_root(c, root, err, errlen);
@@ -515,7 +673,9 @@ void lx_config_unref(struct lx_config *c)
     free(c->providers);
     for (size_t i = 0; i < c->n_aliases; i++) {
         free(c->aliases[i].name);
-        free(c->aliases[i].target);
+        for (size_t j = 0; j < c->aliases[i].n_targets; j++)
+            free(c->aliases[i].targets[j]);
+        free(c->aliases[i].targets);
     }
     free(c->aliases);
     for (size_t i = 0; i < c->n_warnings; i++)

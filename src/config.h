@@ -15,6 +15,21 @@ struct lx_timeouts {
     long total_ms;      /* whole upstream exchange */
 };
 
+/* Retries of one upstream call before any byte reached the client (see exec.c). */
+struct lx_retries {
+    long max;           /* retries after the first attempt */
+    long base_delay_ms; /* backoff: a random delay in [0, base * 2^n), full jitter */
+    long max_delay_ms;  /* cap on one delay, a Retry-After included */
+};
+
+/* The breaker: after `failures` failed calls in a row the provider is skipped for period_ms. */
+struct lx_cooldown {
+    long failures; /* 0 = never */
+    long period_ms;
+};
+
+struct lx_capacity;
+
 struct lx_provider_conf {
     char *name;                          /* owned */
     const struct lx_provider_type *type; /* static, from the registry */
@@ -25,13 +40,22 @@ struct lx_provider_conf {
     char **models;                       /* owned: configured model names (without provider prefix) */
     size_t n_models;
     struct lx_timeouts timeouts;         /* provider's own, falling back to the global ones */
+    struct lx_retries retries;           /* provider's own, falling back to the global ones */
+    long max_concurrency;                /* calls in flight at once; 0 = unlimited */
+    long queue_timeout_ms;               /* longest wait for a free slot */
+    struct lx_cooldown cooldown;
+    struct lx_capacity *cap;             /* owned: the live counters (in flight, queue, failures) */
     char *disabled_reason;               /* owned; non-NULL when the provider cannot be used */
     void *state;                         /* owned by the type: freed by type->free_state */
 };
 
+/* An alias: one "PROVIDER/MODEL", a fallback list (tried in order), or a hedged list (hedge_ms >= 0: the
+ * next model starts when the previous has not answered within hedge_ms). */
 struct lx_alias {
-    char *name;   /* owned */
-    char *target; /* owned: "PROVIDER/MODEL" */
+    char *name;      /* owned */
+    char **targets;  /* owned: "PROVIDER/MODEL" each, validated against the providers */
+    size_t n_targets;
+    long hedge_ms;   /* -1: a plain fallback list */
 };
 
 struct lx_config {
@@ -39,6 +63,11 @@ struct lx_config {
     char *listen;               /* owned: "HOST:PORT" */
     size_t max_body_bytes;
     struct lx_timeouts timeouts;
+    struct lx_retries retries;
+    long fanout_max_models;     /* most entries in a /v1/fanout "models" list */
+    long batch_max_requests;    /* most items in one /v1/batch */
+    long batch_default_concurrency;
+    long batch_max_concurrency;
     long models_timeout_ms;     /* budget for fetching upstream model lists in GET /v1/models */
     long shutdown_timeout_ms;   /* drain budget on SIGTERM */
     struct lx_provider_conf *providers; /* owned */

@@ -57,19 +57,21 @@ json_t *lx_embeddings_parse(const char *body, size_t len, struct lx_error *err)
 void lx_embeddings_handle(struct lx_req *req)
 {
     struct lx_error err = {0};
-    struct lx_route route = {0};
+    struct lx_plan plan;
     json_t *body = lx_embeddings_parse(req->body.data, req->body.len, &err);
-    if (lx_chat_route(req, body, &err, &route) != LX_OK)
+    if (lx_chat_route(req, body, &err, &plan) != LX_OK)
         return;
-    if (!route.provider->type->embeddings_request) {
-        lx_error_set(&err, 400, "invalid_request_error", "model", "embeddings_not_supported",
-                     "Provider '%s' (type %s) does not offer embeddings.", route.provider->name,
-                     route.provider->type->name);
-        json_decref(body);
-        free(route.model);
-        lx_chat_respond_error(req, &err);
-        return;
+    for (size_t i = 0; i < lx_plan_count(&plan); i++) {
+        const struct lx_provider_conf *p = lx_plan_target(&plan, i)->provider;
+        if (!p->type->embeddings_request) {
+            lx_error_set(&err, 400, "invalid_request_error", "model", "embeddings_not_supported",
+                         "Provider '%s' (type %s) does not offer embeddings.", p->name, p->type->name);
+            json_decref(body);
+            lx_plan_free(&plan);
+            lx_chat_respond_error(req, &err);
+            return;
+        }
     }
-    struct lx_chat call = {.kind = LX_CALL_EMBEDDINGS, .body = body, .model = route.model, .req_id = req->id};
-    lx_chat_relay(req, route.provider, &call);
+    struct lx_chat call = {.kind = LX_CALL_EMBEDDINGS, .body = body, .req_id = req->id};
+    lx_chat_relay(req, &plan, &call);
 }

@@ -1,10 +1,11 @@
-/* Resolve a client's model name to a provider: aliases first, then "PROVIDER/MODEL" split at the first
- * '/' (the model part may hold more slashes, e.g. "openrouter/meta-llama/llama-3-8b"). */
+/* Resolve a client's model name to a plan: aliases first, then "PROVIDER/MODEL" split at the first '/'
+ * (the model part may hold more slashes, e.g. "openrouter/meta-llama/llama-3-8b"). */
 #include "router.h"
 #include "buf.h"
 #include "common.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static char *provider_list(const struct lx_config *c)
@@ -17,13 +18,11 @@ static char *provider_list(const struct lx_config *c)
     return lx_buf_steal(&b, NULL);
 }
 
-int lx_route_model(const struct lx_config *c, const char *name, struct lx_route *out, struct lx_error *err)
+/* "P/M" → target. name is what the client asked for (for messages). */
+static int resolve_target(const struct lx_config *c, const char *name, const char *target, struct lx_target *out,
+                          struct lx_error *err)
 {
-    const struct lx_alias *alias = lx_config_alias(c, name);
-    const char *target = alias ? alias->target : name;
     const char *slash = strchr(target, '/');
-    out->provider = NULL;
-    out->model = NULL;
     if (!slash || slash == target || !slash[1]) {
         char *list = provider_list(c);
         lx_error_set(err, 404, "invalid_request_error", "model", "model_not_found",
@@ -48,5 +47,132 @@ int lx_route_model(const struct lx_config *c, const char *name, struct lx_route 
     }
     out->provider = p;
     out->model = lx_strdup(slash + 1);
+    out->label = lx_strdup(target);
     return LX_OK;
+}
+
+static void lane_free(struct lx_lane *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        free(l->targets[i].model);
+        free(l->targets[i].label);
+    }
+    free(l->targets);
+    l->targets = NULL;
+    l->n = 0;
+}
+
+/* Append the targets of names[0..n) to lane; disabled ones are skipped while others remain. */
+static int fill_lane(const struct lx_config *c, const char *name, char *const *targets, size_t n,
+                     struct lx_lane *lane, struct lx_error *err)
+{
+    struct lx_error first = {0};
+    lane->targets = lx_realloc(lane->targets, (lane->n + n) * sizeof *lane->targets);
+    for (size_t i = 0; i < n; i++) {
+        struct lx_error e = {0};
+        if (resolve_target(c, name, targets[i], &lane->targets[lane->n], &e) == LX_OK) {
+            lane->n++;
+        } else if (!lx_error_isset(&first)) {
+            lx_error_copy(&first, &e);
+        }
+        lx_error_clear(&e);
+    }
+    if (lane->n == 0) {
+        lx_error_copy(err, &first);
+        lx_error_clear(&first);
+        return LX_ERR;
+    }
+    lx_error_clear(&first);
+    return LX_OK;
+}
+
+int lx_route_plan(const struct lx_config *c, const char *name, struct lx_plan *plan, struct lx_error *err)
+{
+    memset(plan, 0, sizeof *plan);
+    plan->hedge_ms = -1;
+    const struct lx_alias *a = lx_config_alias(c, name);
+    char *single[1] = {(char *)name};
+    char *const *targets = a ? a->targets : single;
+    size_t n = a ? a->n_targets : 1;
+    if (a && a->hedge_ms >= 0 && n > 1) {
+        /* Hedged: one lane per model, each tried alone. */
+        plan->lanes = lx_calloc(n, sizeof *plan->lanes);
+        struct lx_error first = {0};
+        for (size_t i = 0; i < n; i++) {
+            struct lx_error e = {0};
+            if (fill_lane(c, name, &targets[i], 1, &plan->lanes[plan->n_lanes], &e) == LX_OK)
+                plan->n_lanes++;
+            else if (!lx_error_isset(&first))
+                lx_error_copy(&first, &e);
+            lx_error_clear(&e);
+        }
+        if (plan->n_lanes == 0) {
+            lx_error_copy(err, &first);
+            lx_error_clear(&first);
+            lx_plan_free(plan);
+            return LX_ERR;
+        }
+        lx_error_clear(&first);
+        plan->hedge_ms = plan->n_lanes > 1 ? a->hedge_ms : -1;
+        return LX_OK;
+    }
+    plan->lanes = lx_calloc(1, sizeof *plan->lanes);
+    plan->n_lanes = 1;
+    if (fill_lane(c, name, targets, n, &plan->lanes[0], err) != LX_OK) {
+        lx_plan_free(plan);
+        return LX_ERR;
+    }
+    return LX_OK;
+}
+
+int lx_route_race(const struct lx_config *c, const char *const *names, size_t n, struct lx_plan *plan,
+                  struct lx_error *err)
+{
+    memset(plan, 0, sizeof *plan);
+    plan->lanes = lx_calloc(n, sizeof *plan->lanes);
+    plan->hedge_ms = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct lx_plan one;
+        if (lx_route_plan(c, names[i], &one, err) != LX_OK) {
+            lx_plan_free(plan);
+            return LX_ERR;
+        }
+        /* A hedged alias races as its models in order: one lane per name keeps the race fair. */
+        struct lx_lane *lane = &plan->lanes[plan->n_lanes++];
+        for (size_t j = 0; j < one.n_lanes; j++) {
+            lane->targets = lx_realloc(lane->targets, (lane->n + one.lanes[j].n) * sizeof *lane->targets);
+            memcpy(lane->targets + lane->n, one.lanes[j].targets, one.lanes[j].n * sizeof *lane->targets);
+            lane->n += one.lanes[j].n;
+            free(one.lanes[j].targets);
+        }
+        free(one.lanes);
+    }
+    return LX_OK;
+}
+
+void lx_plan_free(struct lx_plan *plan)
+{
+    for (size_t i = 0; i < plan->n_lanes; i++)
+        lane_free(&plan->lanes[i]);
+    free(plan->lanes);
+    plan->lanes = NULL;
+    plan->n_lanes = 0;
+}
+
+size_t lx_plan_count(const struct lx_plan *plan)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < plan->n_lanes; i++)
+        n += plan->lanes[i].n;
+    return n;
+}
+
+const struct lx_target *lx_plan_target(const struct lx_plan *plan, size_t i)
+{
+    for (size_t l = 0; l < plan->n_lanes; l++) {
+        if (i < plan->lanes[l].n)
+            return &plan->lanes[l].targets[i];
+        i -= plan->lanes[l].n;
+    }
+    return NULL;
 }

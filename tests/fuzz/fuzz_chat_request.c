@@ -107,24 +107,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!model || !*model)
         fail("an accepted request without a model string");
     char *client_model = lx_strdup(model);
-    struct lx_route route = {0};
+    struct lx_plan plan;
     const struct lx_provider_conf *p;
-    if (lx_route_model(cfg, model, &route, &err) == LX_OK && route.provider->type == &lx_provider_openai) {
-        p = route.provider;
+    char *upstream_model;
+    if (lx_route_plan(cfg, model, &plan, &err) == LX_OK && lx_plan_target(&plan, 0)->provider->type == &lx_provider_openai) {
+        p = lx_plan_target(&plan, 0)->provider;
+        upstream_model = lx_strdup(lx_plan_target(&plan, 0)->model);
     } else {
         /* Not routable to an openai provider: the gateway would answer 404/503 (or the mock would), but
          * the translation is still worth fuzzing with every accepted body, so send it to "oai" as is. */
-        if (route.provider == NULL && !lx_error_isset(&err))
+        if (!plan.lanes && !lx_error_isset(&err))
             fail("routing failed without err");
         lx_error_clear(&err);
-        free(route.model);
-        route.model = lx_strdup(model);
+        upstream_model = lx_strdup(model);
         p = lx_config_provider(cfg, "oai", 3);
     }
+    lx_plan_free(&plan);
 
     struct lx_chat chat = {
         .body = body,
-        .model = route.model,
+        .model = upstream_model,
         .stream = json_is_true(json_object_get(body, "stream")),
         .include_usage = json_is_true(json_object_get(json_object_get(body, "stream_options"), "include_usage")),
         .req_id = 1,
@@ -142,7 +144,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     lx_http_request_free(&r);
     lx_error_clear(&err);
-    free(route.model);
+    free(upstream_model);
     free(client_model);
     json_decref(body);
     return 0;

@@ -93,11 +93,13 @@ static void check_config(struct lx_config *c)
         if (lx_config_alias(c, a->name) != a)
             fail("an alias that lookup does not find");
         /* Validation promised the alias names a configured provider: routing it must not say 404. */
-        struct lx_route route = {0};
+        struct lx_plan plan;
         struct lx_error err = {0};
-        if (lx_route_model(c, a->name, &route, &err) != LX_OK && err.status == 404)
+        if (lx_route_plan(c, a->name, &plan, &err) != LX_OK && err.status == 404)
             fail("an alias whose provider routing does not find");
-        free(route.model);
+        if (a->n_targets == 0 || (plan.lanes && lx_plan_count(&plan) > a->n_targets))
+            fail("an alias plan with more targets than the alias");
+        lx_plan_free(&plan);
         lx_error_clear(&err);
     }
     struct lx_config *again = lx_config_ref(c);

@@ -25,7 +25,8 @@ static const struct {
 } directive_names[] = {
     { "latency", DIRECTIVE_LATENCY }, { "interval", DIRECTIVE_INTERVAL }, { "chunks", DIRECTIVE_CHUNKS },
     { "status", DIRECTIVE_STATUS },   { "split", DIRECTIVE_SPLIT },       { "tool", DIRECTIVE_TOOL },
-    { "fault", DIRECTIVE_FAULT },     { "sparse", DIRECTIVE_SPARSE },
+    { "fault", DIRECTIVE_FAULT },     { "sparse", DIRECTIVE_SPARSE },     { "fail", DIRECTIVE_FAIL },
+    { "retry_after", DIRECTIVE_RETRY_AFTER },
 };
 
 int parse_number(const char *s, long min, long max, long *out)
@@ -74,6 +75,8 @@ static int parse_directive(const char *item, const char *value, const struct dia
     case DIRECTIVE_SPLIT: rc = parse_number(value, 1, MAX_BODY_BYTES, &sc->split); break;
     case DIRECTIVE_TOOL: rc = parse_flag(value, &sc->tool); break;
     case DIRECTIVE_SPARSE: rc = parse_flag(value, &sc->sparse); break;
+    case DIRECTIVE_FAIL: rc = parse_number(value, 1, 1000000, &sc->fail); break;
+    case DIRECTIVE_RETRY_AFTER: rc = parse_number(value, 1, 86400, &sc->retry_after); break;
     case DIRECTIVE_FAULT:
         if (strcmp(value, "split") == 0) {
             sc->split = 1; /* the older spelling of split=1 */
@@ -215,6 +218,24 @@ static void shape_body(struct response *r, const struct script *sc)
     }
 }
 
+/* fail=N: counts the calls made with this exact model string (directives included) and says whether this one
+ * is among the first N, which get the script's status (503 when none is given) or fault; later calls answer
+ * normally. This scripts "fails twice, then works" for retry and fallback tests. */
+static int fail_this_call(const char *model, struct script *sc)
+{
+    if (!srv.fail_counts)
+        srv.fail_counts = must(json_object());
+    json_t *n = json_object_get(srv.fail_counts, model);
+    json_int_t seen = (n ? json_integer_value(n) : 0) + 1;
+    if (json_object_set_new(srv.fail_counts, model, must(json_integer(seen))) != 0)
+        oom();
+    if (seen > sc->fail)
+        return 0;
+    if (!sc->status && sc->fault == FAULT_NONE)
+        sc->status = 503;
+    return 1;
+}
+
 /* Answers one model call; the caller has run reply_prepare and starts the reply afterwards. */
 void call_handle(struct conn *c, const struct dialect *d)
 {
@@ -242,6 +263,9 @@ void call_handle(struct conn *c, const struct dialect *d)
         goto out;
     }
     c->resp.delay_ms = sc.latency_ms;
+    if (sc.fail && !fail_this_call(json_string_value(model), &sc))
+        sc.status = 0, sc.fault = FAULT_NONE;
+    c->resp.retry_after_s = sc.retry_after;
     int stream = d->stream_type && d->wants_stream(body);
     if (sc.status) {
         d->error(c, (int)sc.status, CALL_ERR_STATUS, NULL);

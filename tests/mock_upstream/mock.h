@@ -128,6 +128,7 @@ struct response {
     long pieces_sent;
     int body_done;             /* the last piece (and chunked terminator) has been queued */
     long delay_ms;             /* wait before the first byte */
+    long retry_after_s;        /* > 0: the head carries "Retry-After: N" (retry_after=) */
 };
 
 struct conn {
@@ -150,6 +151,7 @@ struct server {
     long models_delay_ms;
     struct conn *conns;               /* every open connection, for shutdown */
     json_t *last_call;                /* owned: snapshot served by /debug/last */
+    json_t *fail_counts;              /* owned: model string -> calls seen, for fail=N; reset by /debug/reset */
     unsigned long long next_id;
     struct {
         long long requests, active, aborted, last_abort_ms, connections_total, connections_open;
@@ -192,12 +194,16 @@ enum directive {
     DIRECTIVE_TOOL = 1u << 5,
     DIRECTIVE_FAULT = 1u << 6,
     DIRECTIVE_SPARSE = 1u << 7,
+    DIRECTIVE_FAIL = 1u << 8,
+    DIRECTIVE_RETRY_AFTER = 1u << 9,
 };
 
 #define CHAT_DIRECTIVES                                                                                      \
     (DIRECTIVE_LATENCY | DIRECTIVE_INTERVAL | DIRECTIVE_CHUNKS | DIRECTIVE_STATUS | DIRECTIVE_SPLIT |        \
-     DIRECTIVE_TOOL | DIRECTIVE_FAULT)
-#define EMBED_DIRECTIVES (DIRECTIVE_LATENCY | DIRECTIVE_INTERVAL | DIRECTIVE_STATUS | DIRECTIVE_SPLIT | DIRECTIVE_FAULT)
+     DIRECTIVE_TOOL | DIRECTIVE_FAULT | DIRECTIVE_FAIL | DIRECTIVE_RETRY_AFTER)
+#define EMBED_DIRECTIVES                                                                                     \
+    (DIRECTIVE_LATENCY | DIRECTIVE_INTERVAL | DIRECTIVE_STATUS | DIRECTIVE_SPLIT | DIRECTIVE_FAULT |          \
+     DIRECTIVE_FAIL | DIRECTIVE_RETRY_AFTER)
 
 /* What the model string asked for. */
 struct script {
@@ -209,6 +215,8 @@ struct script {
     int tool;
     int sparse;
     long split; /* body piece size in bytes; 0 = no splitting */
+    long fail;        /* > 0: only the first `fail` calls with this model string get status/fault */
+    long retry_after; /* > 0: error replies carry Retry-After: N */
 };
 
 enum call_error {

@@ -227,6 +227,8 @@ void put_head(struct conn *c, int status, const char *ctype, long long length, c
         ok = ok && evbuffer_add_printf(r->head, "Transfer-Encoding: chunked\r\n") >= 0;
     if (strncmp(ctype, "text/event-stream", 17) == 0)
         ok = ok && evbuffer_add_printf(r->head, "Cache-Control: no-cache\r\n") >= 0;
+    if (r->retry_after_s > 0 && status >= 400)
+        ok = ok && evbuffer_add_printf(r->head, "Retry-After: %ld\r\n", r->retry_after_s) >= 0;
     ok = ok && evbuffer_add_printf(r->head, "Connection: %s\r\n%s\r\n",
                                    r->end == END_KEEP_ALIVE ? "keep-alive" : "close", extra ? extra : "") >= 0;
     if (!ok)
@@ -264,7 +266,7 @@ void reply_error(struct conn *c, int status, const char *message, const char *ty
 {
     json_t *err = must(json_pack("{s:{s:o,s:s,s:n,s:s?}}", "error", "message", json_string_lossy(message),
                                  "type", type, "param", "code", code));
-    reply_json(c, status, err, status == 429 ? "Retry-After: 1\r\n" : NULL);
+    reply_json(c, status, err, status == 429 && c->resp.retry_after_s <= 0 ? "Retry-After: 1\r\n" : NULL);
 }
 
 /* Moves all of src to the socket, as one HTTP chunk when the response is chunked. */
@@ -415,6 +417,8 @@ static void handle_reset(struct conn *c)
     srv.stats.requests = srv.stats.aborted = srv.stats.last_abort_ms = srv.stats.connections_total = 0;
     json_decref(srv.last_call);
     srv.last_call = NULL;
+    json_decref(srv.fail_counts);
+    srv.fail_counts = NULL;
     reply_json(c, 200, must(json_pack("{s:b}", "ok", 1)), NULL);
 }
 
@@ -829,6 +833,8 @@ static void usage(FILE *to)
           "  chats:      latency=MS chunks=N interval=MS status=CODE tool=1 split=K fault=F\n"
           "              sparse=1 (/v1/chat/completions only: no id, created, object or usage)\n"
           "  embeddings: latency=MS interval=MS status=CODE split=K fault=F\n"
+          "  both:       fail=N (only the first N calls with this model string get status (503 by\n"
+          "              default) or fault; later ones answer), retry_after=S (errors carry Retry-After)\n"
           "  F, everywhere: refuse|reset_headers|close_midstream|stall_headers|stall_midstream|garbage|\n"
           "                 http_garbage|html|split\n"
           "  F, per dialect: big (/v1/chat/completions), stream_error (/v1/messages),\n"
@@ -946,6 +952,7 @@ int main(int argc, char **argv)
     event_free(srv.sig_term);
     event_free(srv.sig_int);
     json_decref(srv.last_call);
+    json_decref(srv.fail_counts);
     event_base_free(srv.base);
     libevent_global_shutdown();
     return rc;
