@@ -27,7 +27,7 @@ static void bad_request(struct lx_error *err, const char *param, const char *cod
     lx_error_set(err, 400, "invalid_request_error", param, code, "%s", msg);
 }
 
-json_t *lx_chat_parse(const char *body, size_t len, struct lx_error *err)
+json_t *lx_json_parse_object(const char *body, size_t len, struct lx_error *err)
 {
     if (len == 0) {
         bad_request(err, NULL, "invalid_json", "Request body is empty; expected a JSON object.");
@@ -43,73 +43,103 @@ json_t *lx_chat_parse(const char *body, size_t len, struct lx_error *err)
     }
     if (!json_is_object(root)) {
         bad_request(err, NULL, "invalid_json", "The request body must be a JSON object.");
-        goto bad;
+        json_decref(root);
+        return NULL;
+    }
+    return root;
+}
+
+json_t *lx_chat_parse(const char *body, size_t len, struct lx_error *err)
+{
+    json_t *root = lx_json_parse_object(body, len, err);
+    if (root && lx_chat_validate(root, "", true, err) != LX_OK) {
+        json_decref(root);
+        return NULL;
+    }
+    return root;
+}
+
+int lx_chat_validate(json_t *root, const char *prefix, bool need_model, struct lx_error *err)
+{
+    char param[96];
+    if (!json_is_object(root)) {
+        lx_error_set(err, 400, "invalid_request_error", *prefix ? prefix : NULL, "invalid_type",
+                     "Invalid type for '%s': expected a chat completion request object.", *prefix ? prefix : "body");
+        return LX_ERR;
     }
     json_t *model = json_object_get(root, "model");
-    if (!model) {
-        bad_request(err, "model", "missing_required_parameter", "Missing required parameter: 'model'.");
-        goto bad;
+    if (need_model && !model) {
+        snprintf(param, sizeof param, "%smodel", prefix);
+        lx_error_set(err, 400, "invalid_request_error", param, "missing_required_parameter",
+                     "Missing required parameter: '%s'.", param);
+        return LX_ERR;
     }
-    if (!json_is_string(model) || json_string_length(model) == 0) {
-        bad_request(err, "model", "invalid_type", "Invalid type for 'model': expected a non-empty string.");
-        goto bad;
+    if (need_model && (!json_is_string(model) || json_string_length(model) == 0)) {
+        snprintf(param, sizeof param, "%smodel", prefix);
+        lx_error_set(err, 400, "invalid_request_error", param, "invalid_type",
+                     "Invalid type for '%s': expected a non-empty string.", param);
+        return LX_ERR;
     }
     json_t *messages = json_object_get(root, "messages");
+    snprintf(param, sizeof param, "%smessages", prefix);
     if (!messages) {
-        bad_request(err, "messages", "missing_required_parameter", "Missing required parameter: 'messages'.");
-        goto bad;
+        lx_error_set(err, 400, "invalid_request_error", param, "missing_required_parameter",
+                     "Missing required parameter: '%s'.", param);
+        return LX_ERR;
     }
     if (!json_is_array(messages)) {
-        bad_request(err, "messages", "invalid_type", "Invalid type for 'messages': expected an array.");
-        goto bad;
+        lx_error_set(err, 400, "invalid_request_error", param, "invalid_type",
+                     "Invalid type for '%s': expected an array.", param);
+        return LX_ERR;
     }
     if (json_array_size(messages) == 0) {
-        bad_request(err, "messages", "empty_array", "'messages' must contain at least one message.");
-        goto bad;
+        lx_error_set(err, 400, "invalid_request_error", param, "empty_array",
+                     "'%s' must contain at least one message.", param);
+        return LX_ERR;
     }
     size_t i;
     json_t *m;
     json_array_foreach(messages, i, m) {
-        char param[64];
         if (!json_is_object(m)) {
-            snprintf(param, sizeof param, "messages[%zu]", i);
+            snprintf(param, sizeof param, "%smessages[%zu]", prefix, i);
             lx_error_set(err, 400, "invalid_request_error", param, "invalid_type",
                          "Invalid type for '%s': expected an object.", param);
-            goto bad;
+            return LX_ERR;
         }
         json_t *role = json_object_get(m, "role");
         if (!json_is_string(role)) {
-            snprintf(param, sizeof param, "messages[%zu].role", i);
+            snprintf(param, sizeof param, "%smessages[%zu].role", prefix, i);
             lx_error_set(err, 400, "invalid_request_error", param,
                          role ? "invalid_type" : "missing_required_parameter",
                          role ? "Invalid type for '%s': expected a string." : "Missing required parameter: '%s'.",
                          param);
-            goto bad;
+            return LX_ERR;
         }
     }
     json_t *stream = json_object_get(root, "stream");
     if (stream && !json_is_boolean(stream) && !json_is_null(stream)) {
-        bad_request(err, "stream", "invalid_type", "Invalid type for 'stream': expected a boolean.");
-        goto bad;
+        snprintf(param, sizeof param, "%sstream", prefix);
+        lx_error_set(err, 400, "invalid_request_error", param, "invalid_type",
+                     "Invalid type for '%s': expected a boolean.", param);
+        return LX_ERR;
     }
     json_t *so = json_object_get(root, "stream_options");
     if (so && !json_is_null(so)) {
         if (!json_is_object(so)) {
-            bad_request(err, "stream_options", "invalid_type",
-                        "Invalid type for 'stream_options': expected an object.");
-            goto bad;
+            snprintf(param, sizeof param, "%sstream_options", prefix);
+            lx_error_set(err, 400, "invalid_request_error", param, "invalid_type",
+                         "Invalid type for '%s': expected an object.", param);
+            return LX_ERR;
         }
         json_t *iu = json_object_get(so, "include_usage");
         if (iu && !json_is_boolean(iu)) {
-            bad_request(err, "stream_options.include_usage", "invalid_type",
-                        "Invalid type for 'stream_options.include_usage': expected a boolean.");
-            goto bad;
+            snprintf(param, sizeof param, "%sstream_options.include_usage", prefix);
+            lx_error_set(err, 400, "invalid_request_error", param, "invalid_type",
+                         "Invalid type for '%s': expected a boolean.", param);
+            return LX_ERR;
         }
     }
-    return root;
-bad:
-    json_decref(root);
-    return NULL;
+    return LX_OK;
 }
 
 static void chat_end(struct lx_chat_ctx *ctx)
@@ -139,6 +169,11 @@ static void write_event(struct lx_req *req, json_t *obj)
     lx_req_stream_write(req, b.data, b.len);
     lx_buf_free(&b);
     free(text);
+}
+
+void lx_chat_stream_begin(struct lx_req *req)
+{
+    begin_stream(req);
 }
 
 void lx_chat_write_event(struct lx_req *req, json_t *obj)

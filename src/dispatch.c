@@ -3,6 +3,7 @@
 #include "dispatch.h"
 #include "chat.h"
 #include "embeddings.h"
+#include "fanout.h"
 #include "common.h"
 #include "models.h"
 #include "req.h"
@@ -28,6 +29,8 @@ static const struct lx_route_entry lx_routes[] = {
     {"/models", "GET", true, lx_models_handle},
     {"/embeddings", "POST", true, lx_embeddings_handle},
     {"/providers", "GET", true, lx_providers_handle},
+    {"/fanout", "POST", true, lx_fanout_handle},
+    {"/batch", "POST", true, lx_batch_handle},
     {"/healthz", "GET", false, health_handle},
 };
 

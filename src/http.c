@@ -120,6 +120,14 @@ static void client_closed_cb(evutil_socket_t fd, short what, void *arg)
     struct lx_req *req = arg;
     lx_debug("req=%llu: client closed the connection while %s", (unsigned long long)req->id,
              lx_req_state_name(req->state));
+    if (req->state == LX_REQ_RESPONDING && req->queued && !req->suspended) {
+        /* A whole response is with MHD, which may not have run since writing it: a client that read it
+         * and closed is not gone early. If bytes were still unsent, completed_cb hears it from MHD. */
+        if (req->conn)
+            shutdown((int)fd, SHUT_RDWR);
+        event_del(req->close_ev);
+        return;
+    }
     req->client_gone = true;
     lx_req_hold(req);
     notify_abort(req);
