@@ -34,6 +34,7 @@ struct batch {
     uint64_t deadline_at;
     long deadline_ms;
     bool stream;
+    bool expired;         /* the deadline passed (a timer said so; the clock may read a hair earlier) */
     bool pumping;         /* inside pump: completions only count, pump's loop starts the next items */
 };
 
@@ -96,6 +97,8 @@ static void item_done(void *owner, json_t *completion, const struct lx_error *er
     struct batch *b = it->b;
     it->exec = NULL;
     b->running--;
+    if (err && err->code && strcmp(err->code, "deadline_exceeded") == 0)
+        b->expired = true;
     item_answer(b, it->idx, completion, err);
     if (b->finished == b->n) {
         maybe_finish(b);
@@ -136,7 +139,7 @@ static void pump(struct batch *b)
         struct lx_error err = {0};
         struct lx_plan plan;
         it->t0 = lx_now_ms_f();
-        if (b->deadline_at && lx_now_ms() >= b->deadline_at) {
+        if (b->expired || (b->deadline_at && lx_now_ms() >= b->deadline_at)) {
             lx_error_set(&err, 504, "timeout_error", NULL, "deadline_exceeded",
                          "The request's deadline of %ld ms (x-llmux-timeout-ms) passed before this item started.",
                          b->deadline_ms);
