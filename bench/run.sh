@@ -29,7 +29,7 @@ BATCH_REQUESTS=${BATCH_REQUESTS:-1000}
 BATCH_LATENCY_MS=1500
 CANCEL_STREAMS=${CANCEL_STREAMS:-1000}
 REPEAT=${REPEAT:-3} # stream and batch cells: runs per cell; the table shows the median run
-BENCH_ROWS=${BENCH_ROWS:-rps streams batch cancel} # a subset for a quick look; the table shows — for the rest
+BENCH_ROWS=${BENCH_ROWS:-rps streams batch cancel batchapi fanout} # a subset for a quick look; the table shows — for the rest
 
 die() { echo "bench: $*" >&2; exit 1; }
 log() { echo "bench: $*" >&2; }
@@ -290,6 +290,45 @@ for i in $(seq 1 30); do
 done
 [ "$BACKGROUND" -lt 15 ] || log "warning: still ${BACKGROUND}% busy; the numbers will be skewed (see 'other CPU s')"
 
+# Rows 5 and 6 use llmux's own endpoints, so only llmux has them. Each is REPEAT single requests made with
+# curl on fresh processes; the cell is the median wall time, the raw runs go under the table.
+run_llmux_endpoint() { # run_llmux_endpoint ROW PATH BODYFILE RUN
+  local row=$1 path=$2 body=$3 out="$1.llmux.run$4"
+  wait_quiet
+  start_mock
+  start_llmux
+  log "$out"
+  local t0 t1 code
+  t0=$(date +%s.%N)
+  code=$(curl -sS -o "$TMP/$row.body" -w '%{http_code}' -H 'Content-Type: application/json' \
+    --data-binary @"$body" "http://127.0.0.1:$TARGET_PORT$path")
+  t1=$(date +%s.%N)
+  local stats
+  stats=$(curl -sS "http://127.0.0.1:$MOCK_PORT/debug/stats")
+  {
+    echo "status=$code"
+    echo "wall_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", b - a }')"
+    if [ "$row" = batchapi ]; then
+      echo "ok_items=$(jq '[.results[] | select(.status == 200)] | length' "$TMP/$row.body")"
+    else
+      echo "winner=$(jq -r '.model' "$TMP/$row.body")"
+    fi
+    echo "mock_aborted_at_answer=$(jq .aborted <<<"$stats")"
+    echo "mock_active_at_answer=$(jq .active <<<"$stats")"
+    echo "mock_requests=$(jq .requests <<<"$stats")"
+  } >"$TMP/res/$out"
+  stop_all
+}
+
+endpoint_median() { # endpoint_median ROW: copy the median-wall run to ROW.llmux
+  local row=$1 best
+  best=$(for i in $(seq 1 "$REPEAT"); do
+    echo "$(sed -n 's/^wall_s=//p' "$TMP/res/$row.llmux.run$i") $i"
+  done | sort -g | awk '{ a[NR] = $2 } END { print a[int((NR + 1) / 2)] }')
+  mv "$TMP/res/$row.llmux.run$best" "$TMP/res/$row.llmux"
+  echo "median_of=run$best of $REPEAT by wall_s" >>"$TMP/res/$row.llmux"
+}
+
 want() { [[ " $BENCH_ROWS " == *" $1 "* ]]; }
 START=$(date +%s)
 STAMP=$(date -d "@$START" +%Y-%m-%d-%H%M)
@@ -306,6 +345,18 @@ if want streams; then
 fi
 if want batch; then
   run_median wall_s batch burst --requests "$BATCH_REQUESTS" --latency $BATCH_LATENCY_MS --timeout 30
+fi
+if want batchapi; then
+  jq -n --argjson n "$BATCH_REQUESTS" --argjson ms "$BATCH_LATENCY_MS" '{concurrency: $n, requests: [range($n) |
+    {model: "up/x;latency=\($ms)", messages: [{role: "user", content: "summarise item \(.)"}]}]}' >"$TMP/batchapi.json"
+  for i in $(seq 1 "$REPEAT"); do run_llmux_endpoint batchapi /v1/batch "$TMP/batchapi.json" "$i"; done
+  endpoint_median batchapi
+fi
+if want fanout; then
+  jq -n '{mode: "first", models: ["up/slow;latency=1000", "up/mid;latency=500", "up/fast;latency=100"],
+    messages: [{role: "user", content: "which is fastest?"}]}' >"$TMP/fanout.json"
+  for i in $(seq 1 "$REPEAT"); do run_llmux_endpoint fanout /v1/fanout "$TMP/fanout.json" "$i"; done
+  endpoint_median fanout
 fi
 if want cancel; then
   for t in "${TARGETS[@]}"; do
@@ -401,6 +452,17 @@ completed cancel "$CANCEL_STREAMS" "aborts seen by the upstream (one stream at a
 pair cancel p50_ms p99_ms "client close → upstream sees it, p50 / p99 (ms; direct = floor)" "%.0f"
 metric cancel proxy_cpu_s "proxy CPU s" "%.2f" "" nodirect
 others cancel
+
+SECTION="5 /v1/batch"
+row "$SECTION" "items answered 200 ($BATCH_REQUESTS × ${BATCH_LATENCY_MS} ms upstream, concurrency $BATCH_REQUESTS, one request)" \
+  "—" "—" "$(get batchapi llmux ok_items)/$BATCH_REQUESTS" "—"
+row "$SECTION" "wall time (s, ideal $(awk -v m=$BATCH_LATENCY_MS 'BEGIN { print m / 1000 }'))" "—" "—" \
+  "$(fmt "$(get batchapi llmux wall_s)" "%.3f")" "—"
+SECTION="6 /v1/fanout first"
+row "$SECTION" "wall time (s; upstreams of 0.1 / 0.5 / 1.0 s, ideal 0.1)" "—" "—" \
+  "$(fmt "$(get fanout llmux wall_s)" "%.3f")" "—"
+row "$SECTION" "winner; slower upstream calls already aborted when the answer arrived" "—" "—" \
+  "$(get fanout llmux winner); $(get fanout llmux mock_aborted_at_answer)/2" "—"
 
 NGINX_VERSION=$("$NGINX" -v 2>&1 | sed 's|.*nginx/||')
 LLMUX_VERSION=$("$LLMUX" --version 2>/dev/null | awk '{ print $2 }')
