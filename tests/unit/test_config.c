@@ -161,6 +161,53 @@ static void test_provider_timeouts_override(void **state)
     lx_config_unref(c);
 }
 
+static void test_resilience_keys(void **state)
+{
+    (void)state;
+    char err[512];
+    struct lx_config *c = load("{\"retries\":{\"max\":4,\"base_delay_ms\":50},\"providers\":{\"o\":{\"type\":\"openai\","
+                               "\"retries\":{\"max\":1},\"max_concurrency\":8,\"queue_timeout_ms\":0,\"cooldown\":"
+                               "{\"failures\":3}},\"m\":{\"type\":\"mock\"}},\"aliases\":{\"l\":[\"o/a\",\"m/b\"],\"h\":"
+                               "{\"models\":[\"o/a\",\"m/b\"],\"hedge_ms\":0},\"s\":\"m/c\"}}", err);
+    assert_non_null(c);
+    const struct lx_provider_conf *o = lx_config_provider(c, "o", 1), *m = lx_config_provider(c, "m", 1);
+    assert_int_equal(o->retries.max, 1);
+    assert_int_equal(o->retries.base_delay_ms, 50); /* the global value where the provider says nothing */
+    assert_int_equal(o->retries.max_delay_ms, 20000);
+    assert_int_equal(o->max_concurrency, 8);
+    assert_int_equal(o->queue_timeout_ms, 0);
+    assert_int_equal(o->cooldown.failures, 3);
+    assert_int_equal(o->cooldown.period_ms, 30000);
+    assert_int_equal(m->retries.max, 4);
+    assert_int_equal(m->max_concurrency, 0);
+    assert_int_equal(m->queue_timeout_ms, 30000);
+    assert_int_equal(m->cooldown.failures, 0);
+    const struct lx_alias *l = lx_config_alias(c, "l"), *h = lx_config_alias(c, "h"), *s1 = lx_config_alias(c, "s");
+    assert_int_equal(l->n_targets, 2);
+    assert_int_equal(l->hedge_ms, -1);
+    assert_string_equal(l->targets[1], "m/b");
+    assert_int_equal(h->hedge_ms, 0);
+    assert_int_equal(s1->n_targets, 1);
+    assert_int_equal(c->fanout_max_models, 16);
+    assert_int_equal(c->batch_max_concurrency, 1000);
+    lx_config_unref(c);
+
+    expect_error("{\"retries\":{\"max\":11}}", "retries.max");
+    expect_error("{\"retries\":{\"tries\":1}}", "retries.tries: unknown key");
+    expect_error("{\"providers\":{\"x\":{\"type\":\"mock\",\"max_concurrency\":-1}}}", "providers.x.max_concurrency");
+    expect_error("{\"providers\":{\"x\":{\"type\":\"mock\",\"cooldown\":{\"after\":1}}}}",
+                 "providers.x.cooldown.after: unknown key");
+    expect_error("{\"providers\":{\"x\":{\"type\":\"mock\"}},\"aliases\":{\"f\":[]}}", "aliases.f");
+    expect_error("{\"providers\":{\"x\":{\"type\":\"mock\"}},\"aliases\":{\"f\":[\"x/a\",\"y/b\"]}}",
+                 "aliases.f[1]: no provider named 'y'");
+    expect_error("{\"providers\":{\"x\":{\"type\":\"mock\"}},\"aliases\":{\"f\":{\"models\":\"x/a\"}}}",
+                 "aliases.f.models");
+    expect_error("{\"providers\":{\"x\":{\"type\":\"mock\"}},\"aliases\":{\"f\":{\"models\":[\"x/a\"],\"hedge\":1}}}",
+                 "aliases.f.hedge: unknown key");
+    expect_error("{\"batch\":{\"default_concurrency\":20,\"max_concurrency\":10}}", "batch.default_concurrency");
+    expect_error("{\"fanout\":{\"max_models\":0}}", "fanout.max_models");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -168,7 +215,7 @@ int main(void)
         cmocka_unit_test(test_env_expansion),     cmocka_unit_test(test_env_expand_function),
         cmocka_unit_test(test_missing_env_outside_providers), cmocka_unit_test(test_errors_name_the_key),
         cmocka_unit_test(test_secret_not_in_errors), cmocka_unit_test(test_listen_parse),
-        cmocka_unit_test(test_provider_timeouts_override),
+        cmocka_unit_test(test_provider_timeouts_override), cmocka_unit_test(test_resilience_keys),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
