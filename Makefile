@@ -15,9 +15,10 @@ DEPS := $(CORE_OBJS:.o=.d) $(BUILD)/src/main.d
 # Debian packages for building and testing. Node.js and npm come from Debian only when no node/npm is
 # on the PATH (a NodeSource node already ships npm, and Debian's npm would conflict with it).
 DEB_PKGS := build-essential pkg-config libevent-dev libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev \
-            libcmocka-dev curl jq clang libclang-rt-14-dev valgrind gcovr
+            libcmocka-dev curl jq clang libclang-rt-14-dev valgrind gcovr systemd
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
+.PHONY: install
 .PHONY: all run test deps unit unit-bins integration integration-asan shell-tests valgrind coverage bench clean
 all: $(BUILD)/llmux
 
@@ -56,6 +57,22 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(CORE_OBJS)
 	  $(LDLIBS) $(shell pkg-config --libs cmocka)
 
 MOCK_SRCS := $(wildcard tests/mock_upstream/*.c)
+$(BUILD)/tests/notify-recv: tests/tools/notify_recv.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $<
+
+# `make install` (PREFIX=/usr/local, DESTDIR for staging): the binary, the systemd unit (ExecStart pointed
+# at this PREFIX) and, unless one exists, a starting config in /etc/llmux.
+PREFIX ?= /usr/local
+SYSTEMD_UNIT_DIR ?= /lib/systemd/system
+install: $(BUILD)/llmux
+	install -D -m 0755 $(BUILD)/llmux $(DESTDIR)$(PREFIX)/bin/llmux
+	install -d $(DESTDIR)$(SYSTEMD_UNIT_DIR) $(DESTDIR)/etc/llmux
+	sed 's|^ExecStart=/usr/local/bin/llmux|ExecStart=$(PREFIX)/bin/llmux|' systemd/llmux.service \
+	  >$(DESTDIR)$(SYSTEMD_UNIT_DIR)/llmux.service
+	chmod 0644 $(DESTDIR)$(SYSTEMD_UNIT_DIR)/llmux.service
+	[ -e $(DESTDIR)/etc/llmux/llmux.json ] || install -m 0644 conf/llmux.json $(DESTDIR)/etc/llmux/llmux.json
+
 $(BUILD)/tests/mock-upstream: $(MOCK_SRCS) $(wildcard tests/mock_upstream/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $(MOCK_SRCS) $(shell pkg-config --cflags --libs libevent jansson) -lm
@@ -69,36 +86,36 @@ tests/node_modules/.installed: tests/package.json tests/package-lock.json
 	cd tests && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-integration: $(BUILD)/llmux $(BUILD)/tests/mock-upstream tests/node_modules/.installed
-	cd tests && LLMUX_BIN=$(abspath $(BUILD)/llmux) MOCK_UPSTREAM_BIN=$(abspath $(BUILD)/tests/mock-upstream) \
+integration: $(BUILD)/llmux $(BUILD)/tests/mock-upstream tests/node_modules/.installed $(BUILD)/tests/notify-recv
+	cd tests && LLMUX_BIN=$(abspath $(BUILD)/llmux) MOCK_UPSTREAM_BIN=$(abspath $(BUILD)/tests/mock-upstream) NOTIFY_RECV_BIN=$(abspath $(BUILD)/tests/notify-recv) \
 	  node --test --test-concurrency=1 integration/
 
 # The integration suite once more against an AddressSanitizer + UndefinedBehaviorSanitizer build (its own
 # build directory); any sanitizer report fails the run.
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
-integration-asan: $(BUILD)/tests/mock-upstream tests/node_modules/.installed
+integration-asan: $(BUILD)/tests/mock-upstream tests/node_modules/.installed $(BUILD)/tests/notify-recv
 	$(MAKE) BUILD=build-asan CFLAGS="$(SAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined" build-asan/llmux
-	cd tests && LLMUX_BIN=$(abspath build-asan/llmux) MOCK_UPSTREAM_BIN=$(abspath $(BUILD)/tests/mock-upstream) \
+	cd tests && LLMUX_BIN=$(abspath build-asan/llmux) MOCK_UPSTREAM_BIN=$(abspath $(BUILD)/tests/mock-upstream) NOTIFY_RECV_BIN=$(abspath $(BUILD)/tests/notify-recv) \
 	  ASAN_OPTIONS=detect_leaks=1:exitcode=99 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  node --test --test-concurrency=1 integration/
 
 # The integration suite with llmux under valgrind memcheck: any leak or error fails the run.
 VALGRIND := valgrind --error-exitcode=99 --leak-check=full --show-leak-kinds=definite,indirect \
             --errors-for-leak-kinds=definite,indirect --track-fds=no --quiet
-valgrind: $(BUILD)/llmux $(BUILD)/tests/mock-upstream tests/node_modules/.installed
+valgrind: $(BUILD)/llmux $(BUILD)/tests/mock-upstream tests/node_modules/.installed $(BUILD)/tests/notify-recv
 	@command -v valgrind >/dev/null || $(SUDO) apt-get install -y -qq valgrind
-	cd tests && LLMUX_BIN=$(abspath $(BUILD)/llmux) MOCK_UPSTREAM_BIN=$(abspath $(BUILD)/tests/mock-upstream) \
+	cd tests && LLMUX_BIN=$(abspath $(BUILD)/llmux) MOCK_UPSTREAM_BIN=$(abspath $(BUILD)/tests/mock-upstream) NOTIFY_RECV_BIN=$(abspath $(BUILD)/tests/notify-recv) \
 	  LLMUX_WRAP="$(VALGRIND)" LLMUX_SLOW=1 node --test --test-concurrency=1 integration/
 
 # Line and branch coverage of src/ and providers/ from the unit and integration tests. The run fails
 # below COVERAGE_MIN percent of lines: raise it as coverage grows, never lower it.
 COVERAGE_MIN ?= 92
-coverage: $(BUILD)/tests/mock-upstream tests/node_modules/.installed
+coverage: $(BUILD)/tests/mock-upstream tests/node_modules/.installed $(BUILD)/tests/notify-recv
 	@command -v gcovr >/dev/null || $(SUDO) apt-get install -y -qq gcovr
 	rm -rf build-cov
 	$(MAKE) BUILD=build-cov CFLAGS="-O0 -g --coverage" LDFLAGS="--coverage" build-cov/llmux unit-bins
 	@set -e; for t in $(UNIT_BINS:$(BUILD)/%=build-cov/%); do $$t >/dev/null; done
-	cd tests && LLMUX_BIN=$(abspath build-cov/llmux) MOCK_UPSTREAM_BIN=$(abspath $(BUILD)/tests/mock-upstream) \
+	cd tests && LLMUX_BIN=$(abspath build-cov/llmux) MOCK_UPSTREAM_BIN=$(abspath $(BUILD)/tests/mock-upstream) NOTIFY_RECV_BIN=$(abspath $(BUILD)/tests/notify-recv) \
 	  node --test --test-concurrency=1 integration/ >/dev/null
 	gcovr -r . --object-directory build-cov --filter 'src/' --filter 'providers/' --print-summary \
 	  --fail-under-line $(COVERAGE_MIN) -o build-cov/coverage.txt
@@ -107,6 +124,7 @@ coverage: $(BUILD)/tests/mock-upstream tests/node_modules/.installed
 # curl and jq used the way shell scripts use them.
 shell-tests: $(BUILD)/llmux $(BUILD)/tests/mock-upstream
 	LLMUX_BIN=$(BUILD)/llmux MOCK_UPSTREAM_BIN=$(BUILD)/tests/mock-upstream bash tests/shell/test_curl.sh
+	bash tests/shell/test_systemd.sh
 
 # Side-by-side benchmark against nginx and the bare mock upstream (numbers, not pass/fail).
 bench: all $(BUILD)/tests/mock-upstream

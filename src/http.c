@@ -547,6 +547,13 @@ static int open_listener(const char *addr, char *err, size_t errlen)
     return fd;
 }
 
+void lx_http_set_config(struct lx_config *cfg)
+{
+    struct lx_config *old = H.cfg;
+    H.cfg = lx_config_ref(cfg);
+    lx_config_unref(old);
+}
+
 int lx_http_start(struct lx_config *cfg, const char *addr, char *err, size_t errlen)
 {
     H.cfg = lx_config_ref(cfg);

@@ -8,6 +8,8 @@ struct lx_config;
 
 /* Bind listen ("HOST:PORT", port 0 = any free port) and start serving; prints the bound address. */
 int lx_http_start(struct lx_config *cfg, const char *listen, char *err, size_t errlen);
+/* New requests run under cfg from now on (a reference is taken); requests in flight keep theirs. */
+void lx_http_set_config(struct lx_config *cfg);
 /* The port actually bound. */
 int lx_http_port(void);
 /* Stop accepting; on_idle runs (from the loop) once no request is live. */

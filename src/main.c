@@ -4,6 +4,7 @@
 #include "http.h"
 #include "log.h"
 #include "loop.h"
+#include "notify.h"
 #include "upstream.h"
 
 #include <getopt.h>
@@ -23,18 +24,29 @@ static const char lx_usage[] =
     "  -c, --config FILE     configuration file (default: conf/llmux.json, else /etc/llmux/llmux.json)\n"
     "  -l, --listen ADDR     listen on HOST:PORT, overriding the config (port 0: any free port)\n"
     "  -t, --check-config    validate the configuration and exit: 0 when valid, 1 with the reason\n"
+    "      --health-check URL  GET URL (e.g. http://127.0.0.1:8080/healthz) and exit 0 on a 2xx answer\n"
+    "                        within 5 s, else 1: a container health check that needs no curl\n"
     "      --log-level LVL   debug, info (default), warn or error\n"
     "  -v, --version         print the version and exit\n"
     "  -h, --help            print this help and exit\n"
     "\n"
-    "Endpoints: POST /v1/chat/completions, GET /v1/models, GET /healthz.\n"
-    "Signals: SIGTERM/SIGINT stop accepting, let in-flight requests finish (shutdown_timeout_ms), exit 0.\n"
-    "Environment: ${VAR} in any config string is read from the environment.\n";
+    "Endpoints: POST /v1/chat/completions, /v1/embeddings, /v1/fanout, /v1/batch;\n"
+    "           GET /v1/models, /v1/providers, /healthz. (The /v1 prefix is optional.)\n"
+    "Request headers: x-llmux-timeout-ms (end-to-end deadline). Response headers: x-llmux-model (who\n"
+    "           answered), x-llmux-dropped-params.\n"
+    "Signals: SIGTERM/SIGINT stop accepting, let in-flight requests finish (shutdown_timeout_ms), exit 0;\n"
+    "           a second one stops at once. SIGHUP reloads the configuration: new requests use it,\n"
+    "           requests in flight finish under the old one; a bad file is logged and ignored.\n"
+    "systemd:   with NOTIFY_SOCKET set, sends READY=1, RELOADING=1 and STOPPING=1 (Type=notify).\n"
+    "Environment: ${VAR} in any config string is read from the environment.\n"
+    "Docs: README.md, docs/concurrency.md, docs/providers.md.\n";
 
 static struct {
     struct lx_timer *drain_timer;
     struct lx_timer *hard_timer;
     bool stopping;
+    struct lx_config *cfg;   /* ref held: the running configuration */
+    const char *config_path; /* borrowed from argv */
 } M;
 
 static void finish_cb(void)
@@ -57,9 +69,39 @@ static void drain_expired_cb(void *arg)
     lx_timer_start(M.hard_timer, 1000);
 }
 
+/* SIGHUP: load the file again; swap it in only if it is valid. The listening socket stays. */
+static void reload_cb(int signo, void *arg)
+{
+    (void)signo;
+    (void)arg;
+    if (M.stopping)
+        return;
+    lx_notify("RELOADING=1");
+    char err[1024];
+    struct lx_config *cfg = lx_config_load_file(M.config_path, err, sizeof err);
+    if (!cfg) {
+        lx_error("reload: %s: %s; keeping the running configuration", M.config_path, err);
+        lx_notify("READY=1\nSTATUS=reload failed; running the previous configuration");
+        return;
+    }
+    if (strcmp(cfg->listen, M.cfg->listen) != 0)
+        lx_warn("reload: listen changed to %s; the socket stays on %s until a restart", cfg->listen, M.cfg->listen);
+    free(cfg->listen);
+    cfg->listen = lx_strdup(M.cfg->listen);
+    for (size_t i = 0; i < cfg->n_warnings; i++)
+        lx_warn("%s", cfg->warnings[i]);
+    lx_http_set_config(cfg);
+    lx_config_unref(M.cfg);
+    M.cfg = cfg;
+    lx_info("reload: configuration %s applied (%zu provider(s), %zu alias(es)); requests in flight keep the old one",
+            M.config_path, cfg->n_providers, cfg->n_aliases);
+    lx_notify("READY=1\nSTATUS=configuration reloaded");
+}
+
 static void signal_cb(int signo, void *arg)
 {
-    struct lx_config *cfg = arg;
+    (void)arg;
+    struct lx_config *cfg = M.cfg;
     if (M.stopping) {
         lx_warn("second %s: stopping now", strsignal(signo));
         lx_http_abort_all();
@@ -67,6 +109,7 @@ static void signal_cb(int signo, void *arg)
         return;
     }
     M.stopping = true;
+    lx_notify("STOPPING=1");
     lx_info("%s: draining %zu in-flight request(s), up to %ld ms", strsignal(signo), lx_http_live(),
             cfg->shutdown_timeout_ms);
     lx_timer_start(M.drain_timer, cfg->shutdown_timeout_ms);
@@ -95,9 +138,10 @@ int main(int argc, char **argv)
         {"config", required_argument, NULL, 'c'}, {"listen", required_argument, NULL, 'l'},
         {"check-config", no_argument, NULL, 't'}, {"log-level", required_argument, NULL, 'L'},
         {"version", no_argument, NULL, 'v'},      {"help", no_argument, NULL, 'h'},
+        {"health-check", required_argument, NULL, 'H'},
         {NULL, 0, NULL, 0},
     };
-    const char *config_path = NULL, *listen_addr = NULL;
+    const char *config_path = NULL, *listen_addr = NULL, *health_url = NULL;
     bool check = false;
     int c;
     while ((c = getopt_long(argc, argv, "c:l:tvh", opts, NULL)) != -1) {
@@ -114,6 +158,7 @@ int main(int argc, char **argv)
             lx_log_set_level(lvl);
             break;
         }
+        case 'H': health_url = optarg; break;
         case 'v': printf("llmux %s\n", LX_VERSION); return 0;
         case 'h': fputs(lx_usage, stdout); return 0;
         default: fputs(lx_usage, stderr); return 2;
@@ -122,6 +167,14 @@ int main(int argc, char **argv)
     if (optind < argc) {
         fprintf(stderr, "llmux: unexpected argument '%s'\n%s", argv[optind], lx_usage);
         return 2;
+    }
+    if (health_url) {
+        char herr[256];
+        if (lx_upstream_check_url(health_url, 5000, herr, sizeof herr) != LX_OK) {
+            fprintf(stderr, "llmux: health check of %s failed: %s\n", health_url, herr);
+            return 1;
+        }
+        return 0;
     }
     if (!config_path)
         config_path = default_config_path();
@@ -168,9 +221,13 @@ int main(int argc, char **argv)
     }
     M.drain_timer = lx_timer_new(drain_expired_cb, NULL);
     M.hard_timer = lx_timer_new(hard_stop_cb, NULL);
-    lx_loop_on_signal(SIGTERM, signal_cb, cfg);
-    lx_loop_on_signal(SIGINT, signal_cb, cfg);
+    M.cfg = cfg;
+    M.config_path = config_path;
+    lx_loop_on_signal(SIGTERM, signal_cb, NULL);
+    lx_loop_on_signal(SIGINT, signal_cb, NULL);
+    lx_loop_on_signal(SIGHUP, reload_cb, NULL);
     lx_info("llmux %s ready (%zu provider(s), config %s)", LX_VERSION, cfg->n_providers, config_path);
+    lx_notify("READY=1");
 
     lx_loop_run();
 
@@ -179,7 +236,7 @@ int main(int argc, char **argv)
     lx_timer_free(M.hard_timer);
     lx_upstream_shutdown();
     lx_loop_free();
-    lx_config_unref(cfg);
+    lx_config_unref(M.cfg);
     lx_info("stopped");
     return 0;
 }

@@ -348,3 +348,37 @@ size_t lx_upstream_active(void)
 {
     return lx_active;
 }
+
+static size_t discard_cb(char *ptr, size_t size, size_t n, void *arg)
+{
+    (void)ptr;
+    (void)arg;
+    return size * n;
+}
+
+int lx_upstream_check_url(const char *url, long timeout_ms, char *err, size_t errlen)
+{
+    CURL *h = curl_easy_init();
+    if (!h) {
+        snprintf(err, errlen, "cannot initialise libcurl");
+        return LX_ERR;
+    }
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard_cb);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    CURLcode rc = curl_easy_perform(h);
+    long status = 0;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(h);
+    if (rc != CURLE_OK) {
+        snprintf(err, errlen, "%s", curl_easy_strerror(rc));
+        return LX_ERR;
+    }
+    if (status < 200 || status >= 300) {
+        snprintf(err, errlen, "HTTP status %ld", status);
+        return LX_ERR;
+    }
+    return LX_OK;
+}

@@ -29,6 +29,9 @@ struct lx_upstream_ops {
 };
 
 int lx_upstream_init(void);
+/* GET url and wait for the answer: LX_OK on a 2xx within timeout_ms, else LX_ERR with the reason in err.
+ * Blocking, so only for `llmux --health-check`, which runs without the loop. */
+int lx_upstream_check_url(const char *url, long timeout_ms, char *err, size_t errlen);
 void lx_upstream_shutdown(void);
 
 /* Start a transfer. The request is copied; NULL when libcurl refused it. */

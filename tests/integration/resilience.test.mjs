@@ -209,3 +209,23 @@ test('a client that leaves during a retry backoff cancels the pending retry', as
   // The aborted request's retry never reached the upstream; the other one retried once.
   assert.equal((await mock.stats()).requests, 3);
 });
+
+test('a client that leaves while queued for capacity gives up its place: its call never reaches the upstream', async () => {
+  const holder = chat('one/x;latency=500');
+  await eventually(() => mock.stats(), (s) => s.active === 1);
+  const ac = new AbortController();
+  const queued = fetch(`${gw.base}/v1/chat/completions`, { method: 'POST', signal: ac.signal, headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'one/queued', messages: userMsg('hi') }) }).catch((e) => e);
+  const after = chat('one/after');
+  await new Promise((r) => setTimeout(r, 50)); // let both reach the queue (ordering only; nothing is timed)
+  ac.abort();
+  await queued;
+  assert.equal((await holder).status, 200);
+  const r = await after;
+  assert.equal(r.status, 200);
+  assert.equal(JSON.parse(r.text).model, 'after');
+  const st = await mock.stats();
+  assert.equal(st.requests, 2, 'the holder and the request queued after the one that left');
+  const last = await mock.last();
+  assert.equal(last.body.model, 'after');
+});
