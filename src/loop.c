@@ -94,11 +94,16 @@ void lx_loop_stop(void)
     event_base_loopbreak(lx_base);
 }
 
+void lx_loop_drain(void)
+{
+    for (int i = 0; i < 100 && lx_defer_head; i++)
+        lx_defer_run();
+}
+
 void lx_loop_free(void)
 {
     /* Deferred frees still queued at exit run now, so nothing is leaked. */
-    for (int i = 0; i < 100 && lx_defer_head; i++)
-        lx_defer_run();
+    lx_loop_drain();
     if (lx_defer_ev)
         event_free(lx_defer_ev);
     lx_defer_ev = NULL;

@@ -14,6 +14,9 @@ struct event_base *lx_loop_base(void);
 /* Run until lx_loop_stop. */
 void lx_loop_run(void);
 void lx_loop_stop(void);
+/* Run the deferred calls still queued (at exit, before freeing what they may touch). */
+void lx_loop_drain(void);
+/* Drain, then free the base: every lx_timer must be freed before this. */
 void lx_loop_free(void);
 
 /* One-shot timer; restarting a running timer moves its deadline. */

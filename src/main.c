@@ -235,8 +235,10 @@ int main(int argc, char **argv)
     lx_timer_free(M.drain_timer);
     lx_timer_free(M.hard_timer);
     lx_upstream_shutdown();
-    lx_loop_free();
+    lx_loop_drain();
+    /* The config owns timers (capacity queues): it goes before the loop. */
     lx_config_unref(M.cfg);
+    lx_loop_free();
     lx_info("stopped");
     return 0;
 }
