@@ -26,8 +26,15 @@ int lx_openai_chat_request(const struct lx_provider_conf *p, const struct lx_cha
                                struct lx_http_request *out, struct lx_error *err)
 {
     (void)err;
-    json_t *body = json_copy(chat->body); /* shallow: only "model" changes */
+    json_t *body = json_copy(chat->body); /* shallow: only "model" and "stream_options" change */
     json_object_set_new(body, "model", json_string(chat->model));
+    if (chat->stream && chat->include_usage) {
+        /* llmux asks for usage on every stream (for metrics and tpm) and hides it from clients that did not. */
+        json_t *so = json_object_get(body, "stream_options");
+        so = json_is_object(so) ? json_copy(so) : json_object();
+        json_object_set_new(so, "include_usage", json_true());
+        json_object_set_new(body, "stream_options", so);
+    }
     lx_http_request_post_json(out, lx_sprintf("%s/chat/completions", p->base_url), body);
     lx_http_request_add_header(out, "Accept: %s", chat->stream ? "text/event-stream" : "application/json");
     lx_openai_add_headers(p, out);

@@ -23,6 +23,7 @@ struct lx_chat {
     bool stream;       /* the client asked for SSE */
     bool include_usage;/* stream_options.include_usage */
     uint64_t req_id;   /* the gateway's request number, for generated ids */
+    const char *request_id; /* borrowed: the client request's X-Request-Id, sent upstream too; or NULL */
 };
 
 /* An upstream HTTP request built by a provider; freed with lx_http_request_free. */

@@ -4,6 +4,7 @@
  * stops starting items while the client is not reading; a client that leaves cancels running items and
  * starts no more. */
 #include "fanout.h"
+#include "auth.h"
 #include "chat.h"
 #include "common.h"
 #include "config.h"
@@ -143,10 +144,13 @@ static void pump(struct batch *b)
             lx_error_set(&err, 504, "timeout_error", NULL, "deadline_exceeded",
                          "The request's deadline of %ld ms (x-llmux-timeout-ms) passed before this item started.",
                          b->deadline_ms);
-        } else if (lx_route_plan(b->req->cfg, json_string_value(json_object_get(it->body, "model")), &plan, &err) ==
-                   LX_OK) {
-            struct lx_chat tmpl = {.kind = LX_CALL_CHAT, .body = it->body, .req_id = b->req->id};
+        } else if (lx_auth_model(b->req, json_string_value(json_object_get(it->body, "model")), &err) == LX_OK &&
+                   lx_route_plan(b->req->cfg, json_string_value(json_object_get(it->body, "model")), &plan, &err) ==
+                       LX_OK) {
+            struct lx_chat tmpl = {.kind = LX_CALL_CHAT, .body = it->body, .req_id = b->req->id,
+                                   .request_id = b->req->request_id};
             it->exec = lx_exec_start(&plan, &tmpl, b->deadline_at, b->deadline_ms, &lx_batch_item_ops, it);
+            lx_exec_set_tally(it->exec, &b->req->tally);
             b->running++;
             continue;
         }

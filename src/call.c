@@ -228,6 +228,8 @@ struct lx_call *lx_call_start(const struct lx_provider_conf *p, struct lx_chat *
     }
     c->dropped = hr.dropped;
     hr.dropped = NULL;
+    if (c->chat.request_id)
+        lx_http_request_add_header(&hr, "X-Request-Id: %s", c->chat.request_id);
     if (c->chat.stream)
         c->stream = p->type->stream_open(p, &c->chat);
     c->t_first = lx_timer_new(first_byte_timeout_cb, c);

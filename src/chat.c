@@ -2,6 +2,7 @@
  * text/event-stream" at its first chunk, so any failure before that still gets its real status and
  * OpenAI error body; a failure after that ends the stream with a `data: {"error":...}` event. */
 #include "chat.h"
+#include "auth.h"
 #include "call.h"
 #include "exec.h"
 #include "common.h"
@@ -296,6 +297,7 @@ void lx_chat_relay(struct lx_req *req, struct lx_plan *plan, struct lx_chat *cha
     ctx->stream = chat->stream;
     lx_req_set_handler(req, &lx_chat_handler, ctx);
     ctx->exec = lx_exec_start(plan, chat, at, ms, &lx_chat_exec_ops, ctx);
+    lx_exec_set_tally(ctx->exec, &req->tally);
     json_decref(chat->body);
     chat->body = NULL;
 }
@@ -317,7 +319,7 @@ int lx_chat_route(struct lx_req *req, json_t *body, struct lx_error *err, struct
     }
     const char *model = json_string_value(json_object_get(body, "model"));
     req->model = lx_strdup(model);
-    if (lx_route_plan(req->cfg, model, plan, err) != LX_OK) {
+    if (lx_auth_model(req, model, err) != LX_OK || lx_route_plan(req->cfg, model, plan, err) != LX_OK) {
         json_decref(body);
         lx_chat_respond_error(req, err);
         return LX_ERR;
@@ -338,6 +340,7 @@ void lx_chat_handle(struct lx_req *req)
         .stream = json_is_true(json_object_get(body, "stream")),
         .include_usage = json_is_true(json_object_get(json_object_get(body, "stream_options"), "include_usage")),
         .req_id = req->id,
+        .request_id = req->request_id,
     };
     lx_chat_relay(req, &plan, &chat);
 }

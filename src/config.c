@@ -1,6 +1,7 @@
 /* Loading and validating the JSON configuration. Every message names the key path that is wrong, like
  * `nginx -t`. Values are never echoed in messages: they may be secrets. */
 #include "config.h"
+#include "auth.h"
 #include "buf.h"
 #include "capacity.h"
 #include "common.h"
@@ -515,10 +516,36 @@ static int parse_fanout_batch(struct lx_config *c, json_t *root, char *err, size
     return LX_OK;
 }
 
+static int parse_limits(struct lx_config *c, json_t *root, char *err, size_t errlen)
+{
+    static const char *const keys[] = {"max_body_bytes", "max_connections", "max_header_bytes", "read_timeout_ms",
+                                       "max_inflight_per_key", "max_request_ms", NULL};
+    json_t *limits;
+    if (conf_object(root, "limits", "", &limits, err, errlen) != LX_OK)
+        return LX_ERR;
+    if (!limits)
+        return LX_OK;
+    struct lx_limits *l = &c->limits;
+    long mb = (long)l->max_body_bytes;
+    if (lx_conf_unknown_keys(limits, keys, "limits", err, errlen) != LX_OK ||
+        lx_conf_long(limits, "max_body_bytes", "limits", 1, 1L << 30, &mb, err, errlen) != LX_OK ||
+        lx_conf_long(limits, "max_connections", "limits", 1, 1000000, &l->max_connections, err, errlen) != LX_OK ||
+        lx_conf_long(limits, "max_header_bytes", "limits", 1024, 1L << 20, &l->max_header_bytes, err, errlen) !=
+            LX_OK ||
+        lx_conf_long(limits, "read_timeout_ms", "limits", 0, 3600000, &l->read_timeout_ms, err, errlen) != LX_OK ||
+        lx_conf_long(limits, "max_inflight_per_key", "limits", 0, 1000000, &l->max_inflight_per_key, err, errlen) !=
+            LX_OK ||
+        lx_conf_long(limits, "max_request_ms", "limits", 0, 86400000, &l->max_request_ms, err, errlen) != LX_OK)
+        return LX_ERR;
+    l->max_body_bytes = (size_t)mb;
+    return LX_OK;
+}
+
 static int parse_root(struct lx_config *c, json_t *root, char *err, size_t errlen)
 {
     static const char *const keys[] = {"listen", "limits", "timeouts", "retries", "fanout", "batch", "providers",
-                                       "aliases", "shutdown_timeout_ms", "models_timeout_ms", NULL};
+                                       "aliases", "shutdown_timeout_ms", "models_timeout_ms", "auth",
+                                       "admin_listen", NULL};
     if (!json_is_object(root)) {
         set_err(err, errlen, "(root): expected a JSON object");
         return LX_ERR;
@@ -551,16 +578,16 @@ static int parse_root(struct lx_config *c, json_t *root, char *err, size_t errle
     }
     free(host);
 
-    json_t *limits;
-    if (conf_object(root, "limits", "", &limits, err, errlen) != LX_OK)
+    if (parse_limits(c, root, err, errlen) != LX_OK || lx_auth_parse(c, root, err, errlen) != LX_OK)
         return LX_ERR;
-    if (limits) {
-        static const char *const lkeys[] = {"max_body_bytes", NULL};
-        long mb = (long)c->max_body_bytes;
-        if (lx_conf_unknown_keys(limits, lkeys, "limits", err, errlen) != LX_OK ||
-            lx_conf_long(limits, "max_body_bytes", "limits", 1, 1L << 30, &mb, err, errlen) != LX_OK)
+    if (conf_string(root, "admin_listen", "", &c->admin_listen, err, errlen) != LX_OK)
+        return LX_ERR;
+    if (c->admin_listen) {
+        if (lx_parse_listen(c->admin_listen, &host, &port) != LX_OK) {
+            set_err(err, errlen, "admin_listen: expected HOST:PORT, for example 127.0.0.1:9090");
             return LX_ERR;
-        c->max_body_bytes = (size_t)mb;
+        }
+        free(host);
     }
     if (parse_timeouts(root, "", &c->timeouts, err, errlen) != LX_OK ||
         parse_retries(root, "", &c->retries, err, errlen) != LX_OK ||
@@ -614,7 +641,8 @@ struct lx_config *lx_config_load_buffer(const char *text, size_t len, char *err,
     struct lx_config *c = lx_calloc(1, sizeof *c);
     c->refs = 1;
     c->listen = lx_strdup("127.0.0.1:8080");
-    c->max_body_bytes = LX_DEFAULT_MAX_BODY;
+    c->limits = (struct lx_limits){.max_body_bytes = LX_DEFAULT_MAX_BODY, .max_connections = 10000,
+                                   .max_header_bytes = 32768, .read_timeout_ms = 30000};
     c->timeouts = (struct lx_timeouts){.connect_ms = 10000, .first_byte_ms = 300000, .idle_ms = 120000,
                                        .total_ms = 600000};
     c->retries = (struct lx_retries){.max = 2, .base_delay_ms = 250, .max_delay_ms = 20000};
@@ -668,6 +696,8 @@ void lx_config_unref(struct lx_config *c)
     if (!c || --c->refs > 0)
         return;
     free(c->listen);
+    free(c->admin_listen);
+    lx_auth_keys_free(c->keys, c->n_keys);
     for (size_t i = 0; i < c->n_providers; i++)
         free_provider(&c->providers[i]);
     free(c->providers);

@@ -4,6 +4,7 @@
 #define LX_CONFIG_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 struct lx_provider_type;
@@ -58,10 +59,33 @@ struct lx_alias {
     long hedge_ms;   /* -1: a plain fallback list */
 };
 
+/* A client key (auth.keys). The secret itself is not kept: only its SHA-256. */
+struct lx_auth_key {
+    char *name;                 /* owned: what logs and metrics show instead of the key */
+    unsigned char digest[32];   /* SHA-256 of the key */
+    char **models;              /* owned: glob patterns over the model name the client sends; NULL = any */
+    size_t n_models;
+    long rpm, tpm;              /* requests / tokens per minute; 0 = unlimited */
+};
+
+/* Client-side limits (the "limits" object); 0 means "no limit" where noted. */
+struct lx_limits {
+    size_t max_body_bytes;
+    long max_connections;       /* open client connections on the main address */
+    long max_header_bytes;      /* request line and headers together */
+    long read_timeout_ms;       /* to receive one whole request; 0 = none */
+    long max_inflight_per_key;  /* 0 = unlimited */
+    long max_request_ms;        /* a whole request, streaming included; 0 = none */
+};
+
 struct lx_config {
     int refs;
     char *listen;               /* owned: "HOST:PORT" */
-    size_t max_body_bytes;
+    char *admin_listen;         /* owned: "HOST:PORT" for /healthz and /metrics, or NULL */
+    bool listen_explicit;       /* listen came from --listen, not the file */
+    struct lx_limits limits;
+    struct lx_auth_key *keys;   /* owned: auth.keys; none = open (loopback only) */
+    size_t n_keys;
     struct lx_timeouts timeouts;
     struct lx_retries retries;
     long fanout_max_models;     /* most entries in a /v1/fanout "models" list */

@@ -72,6 +72,6 @@ void lx_embeddings_handle(struct lx_req *req)
             return;
         }
     }
-    struct lx_chat call = {.kind = LX_CALL_EMBEDDINGS, .body = body, .req_id = req->id};
+    struct lx_chat call = {.kind = LX_CALL_EMBEDDINGS, .body = body, .req_id = req->id, .request_id = req->request_id};
     lx_chat_relay(req, &plan, &call);
 }

@@ -14,6 +14,7 @@
 #include "common.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "router.h"
 #include "../providers/provider.h"
 
@@ -58,7 +59,13 @@ struct lx_exec {
     long winner;                /* lane index, or -1 */
     bool done;
     struct lx_error last;       /* the latest failure: what the client gets when every lane fails */
+    const struct lx_target *last_target; /* borrowed from plan: whose failure `last` is */
     int retries, fallbacks;
+    bool client_usage;          /* the client asked for stream usage (calls always ask, for metrics) */
+    char *request_id;           /* owned: tmpl.request_id points here */
+    double t_start, t_commit;   /* lx_now_ms_f; t_commit = 0 before the first content */
+    long prompt_tokens, completion_tokens; /* the winner's latest usage report */
+    struct lx_tally *tally;     /* borrowed: the owner's, or NULL */
 };
 
 static void lane_attempt(struct lane *L);
@@ -190,7 +197,63 @@ static void exec_free(void *arg)
     lx_plan_free(&x->plan);
     json_decref(x->tmpl.body);
     lx_error_clear(&x->last);
+    free(x->request_id);
     free(x);
+}
+
+static void take_usage(struct lx_exec *x, json_t *usage)
+{
+    if (!json_is_object(usage))
+        return;
+    json_t *p = json_object_get(usage, "prompt_tokens"), *c = json_object_get(usage, "completion_tokens");
+    if (json_is_integer(p))
+        x->prompt_tokens = (long)json_integer_value(p);
+    if (json_is_integer(c))
+        x->completion_tokens = (long)json_integer_value(c);
+}
+
+/* A bounded word for what went wrong, for llmux_upstream_errors_total. */
+static const char *error_reason(const struct lx_error *e)
+{
+    if (code_is(e, "upstream_timeout"))
+        return "timeout";
+    if (code_is(e, "upstream_unreachable"))
+        return "connect";
+    if (code_is(e, "provider_at_capacity"))
+        return "capacity";
+    if (code_is(e, "provider_cooldown"))
+        return "cooldown";
+    if (code_is(e, "bad_upstream_response"))
+        return "bad_response";
+    if (e->status == 429)
+        return "rate_limited";
+    return e->status >= 500 ? "server_error" : "client_error";
+}
+
+/* Count the call in the metrics and the owner's tally. status 499: the owner cancelled it. */
+static void exec_account(struct lx_exec *x, int status)
+{
+    const struct lx_target *t = x->winner >= 0 ? &x->plan.lanes[x->winner].targets[x->lanes[x->winner].t]
+                                               : x->last_target;
+    if (!t && x->plan.n_lanes && x->plan.lanes[0].n)
+        t = &x->plan.lanes[0].targets[0];
+    double now = lx_now_ms_f();
+    if (t)
+        lx_metrics_call(t->provider->name, t->listed ? t->model : "other", status, (now - x->t_start) / 1000.0,
+                        x->t_commit > 0 ? (x->t_commit - x->t_start) / 1000.0 : -1.0, x->prompt_tokens,
+                        x->completion_tokens);
+    struct lx_tally *ty = x->tally;
+    if (!ty)
+        return;
+    ty->calls++;
+    ty->prompt_tokens += x->prompt_tokens;
+    ty->completion_tokens += x->completion_tokens;
+    ty->retries += x->retries;
+    ty->fallbacks += x->fallbacks;
+    if (x->winner >= 0 && t) {
+        free(ty->answered_by);
+        ty->answered_by = lx_strdup(t->label);
+    }
 }
 
 static void exec_finish(struct lx_exec *x, json_t *completion, const struct lx_error *err)
@@ -200,6 +263,9 @@ static void exec_finish(struct lx_exec *x, json_t *completion, const struct lx_e
         return;
     }
     x->done = true;
+    if (completion)
+        take_usage(x, json_object_get(completion, "usage"));
+    exec_account(x, err ? err->status : 200);
     lx_timer_stop(x->kick);
     lx_timer_stop(x->hedge);
     lx_timer_stop(x->deadline);
@@ -209,10 +275,27 @@ static void exec_finish(struct lx_exec *x, json_t *completion, const struct lx_e
     lx_defer(exec_free, x);
 }
 
+/* Hand a winning chunk over, noting its usage; usage the client did not ask for is taken out. */
+static void deliver(struct lx_exec *x, json_t *chunk)
+{
+    json_t *usage = json_object_get(chunk, "usage");
+    if (usage) {
+        take_usage(x, usage);
+        if (!x->client_usage) {
+            json_t *choices = json_object_get(chunk, "choices");
+            if (json_is_array(choices) && json_array_size(choices) == 0)
+                return; /* the usage-only chunk */
+            json_object_del(chunk, "usage");
+        }
+    }
+    x->ops->on_chunk(x->owner, chunk);
+}
+
 static void commit(struct lane *L, const char *dropped)
 {
     struct lx_exec *x = L->x;
     x->winner = (long)L->idx;
+    x->t_commit = lx_now_ms_f();
     lx_timer_stop(x->hedge);
     for (size_t i = 0; i < x->plan.n_lanes; i++)
         if (i != L->idx)
@@ -222,7 +305,7 @@ static void commit(struct lane *L, const char *dropped)
     if (L->pending) {
         size_t i;
         json_t *c;
-        json_array_foreach(L->pending, i, c) x->ops->on_chunk(x->owner, c);
+        json_array_foreach(L->pending, i, c) deliver(x, c);
         json_decref(L->pending);
         L->pending = NULL;
     }
@@ -285,7 +368,7 @@ static void lane_chunk(void *owner, json_t *chunk)
     if (x->done || L->st != LANE_RUNNING)
         return;
     if (x->winner == (long)L->idx) {
-        x->ops->on_chunk(x->owner, chunk);
+        deliver(x, chunk);
         return;
     }
     if (x->winner >= 0)
@@ -297,7 +380,7 @@ static void lane_chunk(void *owner, json_t *chunk)
         return;
     }
     commit(L, lx_call_dropped(L->call));
-    x->ops->on_chunk(x->owner, chunk);
+    deliver(x, chunk);
 }
 
 static void lane_done(void *owner, json_t *completion, const struct lx_error *err)
@@ -430,6 +513,8 @@ static void lane_failed(struct lane *L, const struct lx_error *err)
     lx_error_copy(&x->last, err);
     const struct lx_target *t = lane_target(L);
     const struct lx_provider_conf *p = t->provider;
+    x->last_target = t;
+    lx_metrics_upstream_error(p->name, error_reason(err));
     if (lx_exec_retryable(err) && L->attempt < p->retries.max) {
         long delay = lx_exec_backoff_ms(L->attempt, p->retries.base_delay_ms, p->retries.max_delay_ms,
                                         err->retry_after, next_random());
@@ -438,6 +523,7 @@ static void lane_failed(struct lane *L, const struct lx_error *err)
         if (fits) {
             L->attempt++;
             x->retries++;
+            lx_metrics_retry();
             lx_info("req=%llu: retry %ld/%ld of %s in %ld ms after %d: %s", (unsigned long long)x->tmpl.req_id,
                     L->attempt, p->retries.max, t->label, delay, err->status, err->message);
             L->st = LANE_BACKOFF;
@@ -449,6 +535,7 @@ static void lane_failed(struct lane *L, const struct lx_error *err)
         L->t++;
         L->attempt = 0;
         x->fallbacks++;
+        lx_metrics_fallback();
         lx_info("req=%llu: falling back from %s to %s after %d: %s", (unsigned long long)x->tmpl.req_id, t->label,
                 lane_target(L)->label, err->status, err->message);
         L->st = LANE_BACKOFF;
@@ -506,6 +593,13 @@ struct lx_exec *lx_exec_start(struct lx_plan *plan, const struct lx_chat *tmpl, 
     x->tmpl = *tmpl;
     x->tmpl.body = json_incref(tmpl->body);
     x->tmpl.model = NULL;
+    x->request_id = tmpl->request_id ? lx_strdup(tmpl->request_id) : NULL;
+    x->tmpl.request_id = x->request_id;
+    /* Streams always ask for usage, so tokens are counted; deliver() hides it from clients that did not ask. */
+    x->client_usage = tmpl->include_usage;
+    if (tmpl->stream)
+        x->tmpl.include_usage = true;
+    x->t_start = lx_now_ms_f();
     x->ops = ops;
     x->owner = owner;
     x->winner = -1;
@@ -535,6 +629,7 @@ void lx_exec_cancel(struct lx_exec *x)
     if (!x || x->done)
         return;
     x->done = true;
+    exec_account(x, 499);
     lx_timer_stop(x->kick);
     lx_timer_stop(x->hedge);
     lx_timer_stop(x->deadline);
@@ -548,6 +643,17 @@ void lx_exec_resume(struct lx_exec *x)
     if (!x || x->done || x->winner < 0)
         return;
     lx_call_resume(x->lanes[x->winner].call);
+}
+
+void lx_exec_set_tally(struct lx_exec *x, struct lx_tally *t)
+{
+    x->tally = t;
+}
+
+void lx_tally_clear(struct lx_tally *t)
+{
+    free(t->answered_by);
+    memset(t, 0, sizeof *t);
 }
 
 int lx_exec_retries(const struct lx_exec *x)

@@ -28,6 +28,14 @@ struct lx_exec_ops {
     bool (*can_write)(void *owner);
 };
 
+/* What a request's model calls added up to: its access-log line, its key's tpm. */
+struct lx_tally {
+    long prompt_tokens, completion_tokens;
+    int calls, retries, fallbacks;
+    char *answered_by; /* owned: the "PROVIDER/MODEL" that answered last, or NULL */
+};
+void lx_tally_clear(struct lx_tally *t);
+
 /* Start on the next loop turn (no callback runs before this returns). The plan is taken over (emptied);
  * tmpl's body is shared (a reference is taken) and its model ignored. deadline: lx_now_ms() value at which
  * everything is abandoned with a 504 (0 = none); deadline_ms is the budget named in that message. */
@@ -36,6 +44,9 @@ struct lx_exec *lx_exec_start(struct lx_plan *plan, const struct lx_chat *tmpl, 
 /* Stop everything (upstream connections closed, queue places and pending retries dropped); no callback
  * follows. Not after on_done. */
 void lx_exec_cancel(struct lx_exec *x);
+/* Add this call's tokens, retries and answerer to t (which must outlive the exec or its cancel). Right after
+ * lx_exec_start. */
+void lx_exec_set_tally(struct lx_exec *x, struct lx_tally *t);
 /* The owner drained after can_write said no. */
 void lx_exec_resume(struct lx_exec *x);
 /* Retries and fallbacks done so far (for logs). */

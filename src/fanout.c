@@ -3,6 +3,7 @@
  * mode "first" is one call whose plan races the models, relayed exactly like a chat completion. One
  * member's failure never fails the others; a client that leaves cancels every member. */
 #include "fanout.h"
+#include "auth.h"
 #include "chat.h"
 #include "common.h"
 #include "buf.h"
@@ -220,12 +221,22 @@ void lx_fanout_handle(struct lx_req *req)
         lx_buf_printf(&label, "%s%s", i ? "," : "", names[i]);
     }
     req->model = lx_buf_steal(&label, NULL);
+    for (size_t i = 0; i < n; i++) {
+        if (lx_auth_model(req, names[i], &err) != LX_OK) {
+            free(names);
+            json_decref(models);
+            json_decref(body);
+            lx_chat_respond_error(req, &err);
+            return;
+        }
+    }
     struct lx_chat tmpl = {
         .kind = LX_CALL_CHAT,
         .body = body,
         .stream = json_is_true(json_object_get(body, "stream")),
         .include_usage = json_is_true(json_object_get(json_object_get(body, "stream_options"), "include_usage")),
         .req_id = req->id,
+        .request_id = req->request_id,
     };
     if (first) {
         /* One call racing the models: it answers like a chat completion, with x-llmux-model. */
@@ -274,6 +285,7 @@ void lx_fanout_handle(struct lx_req *req)
             continue;
         }
         f->m[i].exec = lx_exec_start(&plan, &tmpl, at, ms, &lx_fanout_member_ops, &f->m[i]);
+        lx_exec_set_tally(f->m[i].exec, &req->tally);
     }
     free(names);
     json_decref(body);

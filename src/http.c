@@ -12,13 +12,20 @@
  * - MHD_resume_connection is only called on a connection we suspended (the suspended flag).
  * - We accept connections ourselves (accept_cb) and hand them over with MHD_add_connection: in epoll mode
  *   MHD 0.9.75 accepts about ten per MHD_run, which leaves thousands of clients in the listen queue
- *   when the loop is busy. */
+ *   when the loop is busy. That is also where limits.max_connections turns clients away, with a 503.
+ * - There are one or two listeners (the main address, and admin_listen), each its own MHD daemon.
+ * - Each connection has a record (MHD_OPTION_NOTIFY_CONNECTION) with the limits.read_timeout_ms timer:
+ *   it runs from the connection's start, or from the first byte after a finished request, until the
+ *   request is whole. MHD's own timeout only sees silence, so it cannot stop a client that trickles. */
 #include "http.h"
+#include "accesslog.h"
+#include "auth.h"
 #include "common.h"
 #include "config.h"
 #include "dispatch.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "req.h"
 
 #include <arpa/inet.h>
@@ -38,29 +45,56 @@
 
 #define LX_STREAM_BLOCK (16u * 1024)
 
-static struct {
+/* One listening address served by its own MHD daemon. */
+struct listener {
     struct MHD_Daemon *daemon;
-    struct event *ev_epoll;  /* owned: MHD's epoll fd became readable */
-    struct event *ev_timer;  /* owned: MHD_get_timeout deadline */
-    struct event *ev_accept; /* owned: the listening socket is readable */
+    struct event *ev_epoll;        /* owned: MHD's epoll fd became readable */
+    struct event *ev_timer;        /* owned: MHD_get_timeout deadline */
+    struct event *ev_accept;       /* owned: the listening socket is readable */
     struct event *ev_accept_pause; /* owned: resumes accepting after running out of descriptors */
-    struct lx_config *cfg;   /* ref held: the config new requests get */
-    int listen_fd;
+    int fd;
     int port;
-    struct lx_req *live;     /* requests MHD has not completed yet */
-    size_t n_live;
-    void (*on_idle)(void);   /* set while draining */
-} H = {.listen_fd = -1};
+    bool admin;
+    size_t n_conns;                /* connections MHD holds */
+};
 
-static void mhd_run(void)
+/* One client connection, from MHD's start notification to its close notification. */
+struct conn {
+    struct listener *l;            /* borrowed */
+    int fd;                        /* borrowed from MHD */
+    struct event *first_byte;      /* owned: one-shot read watch after a finished request */
+    struct event *read_timer;      /* owned: limits.read_timeout_ms for the request being received */
+    struct lx_req *req;            /* borrowed: the request being received or handled, until completed */
+};
+
+/* A refused connection: the 503 is sent, and we read what the client still sends until it closes or
+ * a short time passes, so closing does not reset the connection before it reads the answer. */
+struct lingering_conn {
+    int fd;                        /* owned */
+    struct event *ev;              /* owned */
+    struct lingering_conn *prev, *next;
+};
+
+static struct {
+    struct listener main, admin;   /* admin.daemon is NULL without admin_listen */
+    struct lx_config *cfg;         /* ref held: the config new requests get */
+    struct lx_req *live;           /* requests MHD has not completed yet */
+    size_t n_live;
+    struct lingering_conn *lingering;
+    size_t n_lingering;
+    size_t conn_limit;             /* what the descriptor limit allows on the main address */
+    void (*on_idle)(void);         /* set while draining */
+} H = {.main = {.fd = -1}, .admin = {.fd = -1, .admin = true}};
+
+static void mhd_run(struct listener *l)
 {
-    MHD_run(H.daemon);
+    MHD_run(l->daemon);
     MHD_UNSIGNED_LONG_LONG ms;
-    if (MHD_get_timeout(H.daemon, &ms) == MHD_YES) {
+    if (MHD_get_timeout(l->daemon, &ms) == MHD_YES) {
         struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
-        evtimer_add(H.ev_timer, &tv);
+        evtimer_add(l->ev_timer, &tv);
     } else {
-        evtimer_del(H.ev_timer);
+        evtimer_del(l->ev_timer);
     }
 }
 
@@ -68,16 +102,14 @@ static void mhd_event_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    (void)arg;
-    mhd_run();
+    mhd_run(arg);
 }
 
 static void mhd_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    (void)arg;
-    mhd_run();
+    mhd_run(arg);
 }
 
 static void mhd_log_cb(void *cls, const char *fmt, va_list ap)
@@ -111,7 +143,7 @@ static void wake(struct lx_req *req)
         return;
     req->suspended = false;
     MHD_resume_connection(req->conn);
-    event_active(H.ev_epoll, EV_READ, 0);
+    event_active(((struct listener *)req->listener)->ev_epoll, EV_READ, 0);
 }
 
 static void client_closed_cb(evutil_socket_t fd, short what, void *arg)
@@ -171,9 +203,7 @@ static void add_headers(struct lx_req *req, struct MHD_Response *r)
 {
     if (req->content_type)
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, req->content_type);
-    char id[32];
-    snprintf(id, sizeof id, "%llu", (unsigned long long)req->id);
-    MHD_add_response_header(r, "X-Llmux-Request", id);
+    MHD_add_response_header(r, "X-Request-Id", req->request_id);
     for (size_t i = 0; i < req->n_resp_headers; i++) {
         char *line = req->resp_headers[i];
         char *colon = strchr(line, ':');
@@ -285,6 +315,12 @@ void lx_req_respond_json(struct lx_req *req, int status, json_t *body)
 
 void lx_req_respond_error(struct lx_req *req, const struct lx_error *err)
 {
+    if (!req_writable(req) || req->state != LX_REQ_HANDLING)
+        return;
+    free(req->error_code);
+    req->error_code = err->code ? lx_strdup(err->code) : lx_sprintf("http_%d", err->status);
+    if (err->status == 401)
+        lx_req_add_header(req, "WWW-Authenticate", "Bearer");
     if (err->retry_after)
         lx_req_add_header(req, "Retry-After", err->retry_after);
     lx_req_respond_json(req, err->status, lx_error_json(err));
@@ -339,6 +375,80 @@ bool lx_req_started(const struct lx_req *req)
     return req->state == LX_REQ_STREAMING;
 }
 
+/* --- connections and the read timeout --- */
+
+static void arm_read_timer(struct conn *c)
+{
+    long ms = H.cfg->limits.read_timeout_ms;
+    if (ms <= 0)
+        return;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(c->read_timer, &tv);
+}
+
+static void read_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct conn *c = arg;
+    struct lx_req *req = c->req;
+    lx_info("dropping a client connection that did not send a whole request within %ld ms (limits.read_timeout_ms)%s",
+            H.cfg->limits.read_timeout_ms, req ? ": its body was still arriving" : "");
+    lx_metrics_conn_dropped("read_timeout");
+    if (req && req->state == LX_REQ_RECEIVING) {
+        req->status = 408;
+        free(req->error_code);
+        req->error_code = lx_strdup("read_timeout");
+    }
+    event_del(c->first_byte);
+    shutdown(c->fd, SHUT_RDWR); /* MHD's edge-triggered epoll reports the state change and closes it */
+    event_active(c->l->ev_epoll, EV_READ, 0);
+}
+
+/* The first byte of the next request on a kept-alive connection starts its read timeout. */
+static void first_byte_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct conn *c = arg;
+    if (!c->req)
+        arm_read_timer(c);
+}
+
+static void notify_connection_cb(void *cls, struct MHD_Connection *mc, void **socket_context,
+                                 enum MHD_ConnectionNotificationCode toe)
+{
+    struct listener *l = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
+        struct conn *c = lx_calloc(1, sizeof *c);
+        c->l = l;
+        c->fd = ci ? ci->connect_fd : -1;
+        c->read_timer = evtimer_new(lx_loop_base(), read_timeout_cb, c);
+        c->first_byte = event_new(lx_loop_base(), c->fd, EV_READ, first_byte_cb, c);
+        arm_read_timer(c);
+        *socket_context = c;
+        l->n_conns++;
+        return;
+    }
+    struct conn *c = *socket_context;
+    if (!c)
+        return;
+    *socket_context = NULL;
+    event_free(c->read_timer);
+    event_free(c->first_byte);
+    if (c->req)
+        c->req->http_conn = NULL;
+    free(c);
+    l->n_conns--;
+}
+
+static struct conn *conn_of(struct MHD_Connection *mc)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
 /* --- MHD callbacks --- */
 
 static void respond_too_large(struct lx_req *req)
@@ -346,41 +456,112 @@ static void respond_too_large(struct lx_req *req)
     struct lx_error e = {0};
     lx_error_set(&e, 413, "invalid_request_error", NULL, "request_too_large",
                  "Request body is larger than the limit of %zu bytes (limits.max_body_bytes).",
-                 req->cfg->max_body_bytes);
+                 req->cfg->limits.max_body_bytes);
     lx_req_respond_error(req, &e);
     lx_error_clear(&e);
+}
+
+static enum MHD_Result sum_header_cb(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void)kind;
+    *(size_t *)cls += strlen(key) + (value ? strlen(value) : 0) + 4; /* ": " and CRLF */
+    return MHD_YES;
+}
+
+static size_t header_bytes(struct MHD_Connection *conn, const char *method, const char *url)
+{
+    size_t n = strlen(method) + strlen(url) + 12; /* " HTTP/1.1\r\n" */
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, sum_header_cb, &n);
+    return n;
+}
+
+static void request_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct lx_req *req = arg;
+    if (req->client_gone || (req->state != LX_REQ_HANDLING && req->state != LX_REQ_STREAMING))
+        return;
+    long ms = req->cfg->limits.max_request_ms;
+    lx_warn("req=%s: still running after limits.max_request_ms (%ld ms); cancelling it", req->request_id, ms);
+    struct lx_error e = {0};
+    lx_error_set(&e, 504, "timeout_error", NULL, "request_timeout",
+                 "The request took longer than the gateway's limit of %ld ms (limits.max_request_ms).", ms);
+    lx_req_hold(req);
+    notify_abort(req); /* the handler stops its upstream work */
+    if (req->state == LX_REQ_HANDLING) {
+        lx_req_respond_error(req, &e);
+    } else if (req->content_type && strncmp(req->content_type, "text/event-stream", 17) == 0) {
+        char *text = json_dumps(lx_error_json(&e), JSON_COMPACT);
+        lx_req_stream_write(req, "data: ", 6);
+        lx_req_stream_write(req, text, strlen(text));
+        lx_req_stream_write(req, "\n\n", 2);
+        free(text);
+        free(req->error_code);
+        req->error_code = lx_strdup("request_timeout");
+        lx_req_stream_end(req);
+    } else {
+        lx_req_stream_cut(req);
+    }
+    lx_error_clear(&e);
+    lx_req_release(req);
+}
+
+static enum MHD_Result start_request(struct listener *l, struct MHD_Connection *conn, const char *url,
+                                     const char *method, void **con_cls)
+{
+    struct lx_req *req = lx_req_new(H.cfg, method, url);
+    req->conn = conn;
+    req->listener = l;
+    req->on_admin = l->admin;
+    req->next = H.live;
+    if (H.live)
+        H.live->prev = req;
+    H.live = req;
+    H.n_live++;
+    *con_cls = req;
+    lx_req_set_request_id(req, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id"));
+    struct conn *c = conn_of(conn);
+    if (c) {
+        c->req = req;
+        req->http_conn = c;
+        event_del(c->first_byte);
+    }
+    watch_close(req);
+    const struct lx_limits *lim = &req->cfg->limits;
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (header_bytes(conn, method, url) > (size_t)lim->max_header_bytes) {
+        lx_req_set_state(req, LX_REQ_HANDLING);
+        struct lx_error e = {0};
+        lx_error_set(&e, 431, "invalid_request_error", NULL, "request_header_too_large",
+                     "The request line and headers are larger than the limit of %ld bytes (limits.max_header_bytes).",
+                     lim->max_header_bytes);
+        lx_req_respond_error(req, &e);
+        lx_error_clear(&e);
+        return queue_response(req);
+    }
+    if (cl && strtoull(cl, NULL, 10) > lim->max_body_bytes) {
+        /* Refuse before reading a byte of the body; MHD closes the connection after the answer. */
+        req->body_too_large = true;
+        lx_req_set_state(req, LX_REQ_HANDLING);
+        respond_too_large(req);
+        return queue_response(req);
+    }
+    return MHD_YES;
 }
 
 static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                  const char *version, const char *upload_data, size_t *upload_data_size,
                                  void **con_cls)
 {
-    (void)cls;
     (void)version;
     struct lx_req *req = *con_cls;
-    if (!req) {
-        req = lx_req_new(H.cfg, method, url);
-        req->conn = conn;
-        req->next = H.live;
-        if (H.live)
-            H.live->prev = req;
-        H.live = req;
-        H.n_live++;
-        *con_cls = req;
-        watch_close(req);
-        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && strtoull(cl, NULL, 10) > req->cfg->max_body_bytes) {
-            /* Refuse before reading a byte of the body; MHD closes the connection after the answer. */
-            req->body_too_large = true;
-            lx_req_set_state(req, LX_REQ_HANDLING);
-            respond_too_large(req);
-            return queue_response(req);
-        }
-        return MHD_YES;
-    }
+    if (!req)
+        return start_request(cls, conn, url, method, con_cls);
     if (*upload_data_size) {
+        req->bytes_in += *upload_data_size;
         if (!req->body_too_large) {
-            if (req->body.len + *upload_data_size > req->cfg->max_body_bytes) {
+            if (req->body.len + *upload_data_size > req->cfg->limits.max_body_bytes) {
                 req->body_too_large = true;
                 lx_buf_free(&req->body);
             } else {
@@ -391,7 +572,17 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         return MHD_YES;
     }
     if (req->state == LX_REQ_RECEIVING) {
+        /* The whole request is in: the read timeout stops, the request's own time limit starts. */
+        struct conn *c = req->http_conn;
+        if (c)
+            evtimer_del(c->read_timer);
         lx_req_set_state(req, LX_REQ_HANDLING);
+        long ms = req->cfg->limits.max_request_ms;
+        if (ms > 0) {
+            req->deadline_ev = evtimer_new(lx_loop_base(), request_deadline_cb, req);
+            struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+            evtimer_add(req->deadline_ev, &tv);
+        }
         if (req->body_too_large)
             respond_too_large(req);
         else
@@ -405,18 +596,6 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         return queue_response(req);
     suspend(req);
     return MHD_YES;
-}
-
-static void log_request(struct lx_req *req)
-{
-    double now = lx_now_ms_f();
-    int status = req->client_gone && !req->out_ended && req->state != LX_REQ_RESPONDING ? 499 : req->status;
-    char ttfb[32] = "-";
-    if (req->t_first_byte > 0)
-        snprintf(ttfb, sizeof ttfb, "%.1f", req->t_first_byte - req->t_start);
-    lx_info("req=%llu %s %s model=%s status=%d dur_ms=%.1f ttfb_ms=%s bytes=%llu%s", (unsigned long long)req->id,
-            req->method, req->path, req->model ? req->model : "-", status, now - req->t_start, ttfb,
-            (unsigned long long)req->bytes_out, req->client_gone ? " client_gone" : "");
 }
 
 static void idle_cb(void *arg)
@@ -433,7 +612,6 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     (void)cls;
-    (void)conn;
     struct lx_req *req = *con_cls;
     if (!req)
         return;
@@ -446,10 +624,31 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
         event_free(req->close_ev);
         req->close_ev = NULL;
     }
+    if (req->deadline_ev) {
+        event_free(req->deadline_ev);
+        req->deadline_ev = NULL;
+    }
+    struct conn *c = req->http_conn;
+    if (c && c->req == req) {
+        /* The connection may carry another request: its read timeout starts with its first byte. */
+        c->req = NULL;
+        evtimer_del(c->read_timer);
+        if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+            event_add(c->first_byte, NULL);
+    }
+    req->http_conn = NULL;
+    (void)conn;
     req->suspended = false;
     if (req->state != LX_REQ_FINISHED)
         lx_req_set_state(req, LX_REQ_FINISHED);
-    log_request(req);
+    int status = req->status;
+    if (status != 408 && req->client_gone && !req->out_ended)
+        status = 499; /* the client left before the answer was complete */
+    else if (status == 0)
+        status = 499;
+    lx_metrics_http(req->route ? req->route : "other", status);
+    lx_auth_done(req, req->tally.prompt_tokens + req->tally.completion_tokens);
+    lx_access_log(req, status);
     if (req->prev)
         req->prev->next = req->next;
     else
@@ -465,19 +664,81 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 /* --- accepting --- */
 
+static void linger_free(struct lingering_conn *g)
+{
+    if (g->prev)
+        g->prev->next = g->next;
+    else
+        H.lingering = g->next;
+    if (g->next)
+        g->next->prev = g->prev;
+    H.n_lingering--;
+    event_free(g->ev);
+    close(g->fd);
+    free(g);
+}
+
+static void linger_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct lingering_conn *g = arg;
+    if (what & EV_READ) {
+        char buf[4096];
+        ssize_t n;
+        while ((n = recv((int)fd, buf, sizeof buf, 0)) > 0)
+            ;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            return;
+    }
+    linger_free(g);
+}
+
+/* limits.max_connections: answer 503 in OpenAI's shape and close, without handing the socket to MHD. */
+static void refuse_busy(int fd)
+{
+    struct lx_error e = {0};
+    lx_error_set(&e, 503, "service_unavailable", NULL, "server_busy",
+                 "The gateway is at its connection limit (limits.max_connections = %ld); try again shortly.",
+                 H.cfg->limits.max_connections);
+    char *body = json_dumps(lx_error_json(&e), JSON_COMPACT);
+    lx_error_clear(&e);
+    char *resp = lx_sprintf("HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
+                            "Connection: close\r\nContent-Length: %zu\r\n\r\n%s\n",
+                            strlen(body) + 1, body);
+    ssize_t sent = send(fd, resp, strlen(resp), MSG_NOSIGNAL);
+    (void)sent; /* a fresh socket's buffer takes it; if not, the client sees a close, which is still a refusal */
+    free(resp);
+    free(body);
+    lx_metrics_conn_dropped("max_connections");
+    shutdown(fd, SHUT_WR);
+    if (H.n_lingering >= 1024) {
+        close(fd);
+        return;
+    }
+    struct lingering_conn *g = lx_calloc(1, sizeof *g);
+    g->fd = fd;
+    g->ev = event_new(lx_loop_base(), fd, EV_READ | EV_PERSIST, linger_cb, g);
+    struct timeval tv = {2, 0};
+    event_add(g->ev, &tv);
+    g->next = H.lingering;
+    if (H.lingering)
+        H.lingering->prev = g;
+    H.lingering = g;
+    H.n_lingering++;
+}
+
 static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    (void)arg;
-    if (H.listen_fd >= 0)
-        event_add(H.ev_accept, NULL);
+    struct listener *l = arg;
+    if (l->fd >= 0)
+        event_add(l->ev_accept, NULL);
 }
 
 static void accept_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)what;
-    (void)arg;
+    struct listener *l = arg;
     bool added = false;
     for (int i = 0; i < 256; i++) {
         struct sockaddr_storage ss;
@@ -489,23 +750,27 @@ static void accept_cb(evutil_socket_t fd, short what, void *arg)
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
                 /* Out of descriptors: stop accepting for a moment instead of spinning on a readable socket. */
                 lx_warn("accept: %s; pausing new connections for 100 ms", strerror(errno));
-                event_del(H.ev_accept);
+                event_del(l->ev_accept);
                 struct timeval tv = {0, 100000};
-                evtimer_add(H.ev_accept_pause, &tv);
+                evtimer_add(l->ev_accept_pause, &tv);
             }
             break;
         }
-        /* MHD owns the socket from here, and closes it itself if it refuses it (connection limit). */
-        MHD_add_connection(H.daemon, c, (struct sockaddr *)&ss, sl);
+        if (!l->admin && ((long)l->n_conns >= H.cfg->limits.max_connections || l->n_conns >= H.conn_limit)) {
+            refuse_busy(c);
+            continue;
+        }
+        /* MHD owns the socket from here, and closes it itself if it refuses it (its own limit). */
+        MHD_add_connection(l->daemon, c, (struct sockaddr *)&ss, sl);
         added = true;
     }
     if (added)
-        mhd_run();
+        mhd_run(l);
 }
 
 /* --- lifecycle --- */
 
-static int open_listener(const char *addr, char *err, size_t errlen)
+static int open_listener(struct listener *l, const char *addr, char *err, size_t errlen)
 {
     char *host;
     int port;
@@ -539,10 +804,10 @@ static int open_listener(const char *addr, char *err, size_t errlen)
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
     getsockname(fd, (struct sockaddr *)&ss, &sl);
-    H.port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                            : ((struct sockaddr_in *)&ss)->sin_port);
-    lx_info("listening on http://%s%s%s:%d", strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "",
-            H.port);
+    l->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                             : ((struct sockaddr_in *)&ss)->sin_port);
+    lx_info("%s on http://%s%s%s:%d", l->admin ? "admin (/healthz, /metrics) listening" : "listening",
+            strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "", l->port);
     free(host);
     return fd;
 }
@@ -554,46 +819,80 @@ void lx_http_set_config(struct lx_config *cfg)
     lx_config_unref(old);
 }
 
-int lx_http_start(struct lx_config *cfg, const char *addr, char *err, size_t errlen)
+static int listener_start(struct listener *l, const char *addr, unsigned limit, size_t pool, char *err,
+                          size_t errlen)
+{
+    l->fd = open_listener(l, addr, err, errlen);
+    if (l->fd < 0)
+        return LX_ERR;
+    l->daemon = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
+                                     MHD_USE_NO_LISTEN_SOCKET,
+                                 0, NULL, NULL, access_cb, l,
+                                 MHD_OPTION_EXTERNAL_LOGGER, mhd_log_cb, NULL,
+                                 MHD_OPTION_CONNECTION_LIMIT, limit,
+                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)75, /* keep-alive idle */
+                                 MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool,
+                                 MHD_OPTION_NOTIFY_COMPLETED, completed_cb, NULL,
+                                 MHD_OPTION_NOTIFY_CONNECTION, notify_connection_cb, l,
+                                 MHD_OPTION_END);
+    if (!l->daemon) {
+        snprintf(err, errlen, "cannot start the HTTP server (libmicrohttpd)");
+        close(l->fd);
+        l->fd = -1;
+        return LX_ERR;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(l->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+    l->ev_epoll = event_new(lx_loop_base(), di->epoll_fd, EV_READ | EV_PERSIST, mhd_event_cb, l);
+    l->ev_timer = evtimer_new(lx_loop_base(), mhd_timer_cb, l);
+    l->ev_accept = event_new(lx_loop_base(), l->fd, EV_READ | EV_PERSIST, accept_cb, l);
+    l->ev_accept_pause = evtimer_new(lx_loop_base(), accept_resume_cb, l);
+    event_add(l->ev_accept, NULL);
+    event_add(l->ev_epoll, NULL);
+    event_active(l->ev_epoll, EV_READ, 0);
+    return LX_OK;
+}
+
+static void listener_close(struct listener *l)
+{
+    if (l->fd >= 0) {
+        event_del(l->ev_accept);
+        evtimer_del(l->ev_accept_pause);
+        close(l->fd);
+        l->fd = -1;
+    }
+}
+
+int lx_http_start(struct lx_config *cfg, char *err, size_t errlen)
 {
     H.cfg = lx_config_ref(cfg);
-    H.listen_fd = open_listener(addr, err, errlen);
-    if (H.listen_fd < 0)
-        return LX_ERR;
     /* Each client may hold an upstream connection too: half the descriptors each, less some spare. */
     struct rlimit rl;
     unsigned limit = 1000;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur > 256)
         limit = (unsigned)((rl.rlim_cur - 64) / 2);
-    H.daemon = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
-                                    MHD_USE_NO_LISTEN_SOCKET,
-                                0, NULL, NULL, access_cb, NULL,
-                                MHD_OPTION_EXTERNAL_LOGGER, mhd_log_cb, NULL,
-                                MHD_OPTION_CONNECTION_LIMIT, limit,
-                                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)75,
-                                MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
-                                MHD_OPTION_NOTIFY_COMPLETED, completed_cb, NULL,
-                                MHD_OPTION_END);
-    if (!H.daemon) {
-        snprintf(err, errlen, "cannot start the HTTP server (libmicrohttpd)");
-        close(H.listen_fd);
-        H.listen_fd = -1;
+    if (cfg->limits.max_connections > (long)limit)
+        lx_info("the descriptor limit allows about %u client connections, below limits.max_connections (%ld); "
+                "raise LimitNOFILE or ulimit -n for more", limit, cfg->limits.max_connections);
+    H.conn_limit = limit;
+    /* MHD keeps the request line and headers in the connection's pool, with room for the answer's. */
+    size_t pool = 64 * 1024;
+    if ((size_t)cfg->limits.max_header_bytes + 32 * 1024 > pool)
+        pool = (size_t)cfg->limits.max_header_bytes + 32 * 1024;
+    if (listener_start(&H.main, cfg->listen, limit, pool, err, errlen) != LX_OK)
         return LX_ERR;
-    }
-    const union MHD_DaemonInfo *di = MHD_get_daemon_info(H.daemon, MHD_DAEMON_INFO_EPOLL_FD);
-    H.ev_epoll = event_new(lx_loop_base(), di->epoll_fd, EV_READ | EV_PERSIST, mhd_event_cb, NULL);
-    H.ev_timer = evtimer_new(lx_loop_base(), mhd_timer_cb, NULL);
-    H.ev_accept = event_new(lx_loop_base(), H.listen_fd, EV_READ | EV_PERSIST, accept_cb, NULL);
-    H.ev_accept_pause = evtimer_new(lx_loop_base(), accept_resume_cb, NULL);
-    event_add(H.ev_accept, NULL);
-    event_add(H.ev_epoll, NULL);
-    event_active(H.ev_epoll, EV_READ, 0);
+    if (cfg->admin_listen && listener_start(&H.admin, cfg->admin_listen, 64, 64 * 1024, err, errlen) != LX_OK)
+        return LX_ERR;
     return LX_OK;
 }
 
 int lx_http_port(void)
 {
-    return H.port;
+    return H.main.port;
+}
+
+bool lx_http_has_admin(void)
+{
+    return H.admin.daemon != NULL;
 }
 
 size_t lx_http_live(void)
@@ -601,14 +900,15 @@ size_t lx_http_live(void)
     return H.n_live;
 }
 
+size_t lx_http_connections(void)
+{
+    return H.main.n_conns;
+}
+
 void lx_http_quiesce(void (*on_idle)(void))
 {
-    if (H.listen_fd >= 0) {
-        event_del(H.ev_accept);
-        evtimer_del(H.ev_accept_pause);
-        close(H.listen_fd);
-        H.listen_fd = -1;
-    }
+    listener_close(&H.main);
+    listener_close(&H.admin);
     H.on_idle = on_idle;
     if (H.n_live == 0)
         lx_defer(idle_cb, NULL);
@@ -627,25 +927,33 @@ void lx_http_abort_all(void)
     }
 }
 
+static void listener_stop(struct listener *l)
+{
+    if (!l->daemon)
+        return;
+    MHD_run(l->daemon); /* let MHD take the resumed connections back before it closes them */
+    MHD_stop_daemon(l->daemon);
+    l->daemon = NULL;
+    if (l->fd >= 0)
+        close(l->fd);
+    l->fd = -1;
+    event_free(l->ev_epoll);
+    event_free(l->ev_timer);
+    event_free(l->ev_accept);
+    event_free(l->ev_accept_pause);
+}
+
 void lx_http_stop(void)
 {
-    if (!H.daemon)
-        return;
     for (struct lx_req *req = H.live; req; req = req->next) {
         req->client_gone = true;
         notify_abort(req);
         wake(req);
     }
-    MHD_run(H.daemon); /* let MHD take the resumed connections back before it closes them */
-    MHD_stop_daemon(H.daemon);
-    H.daemon = NULL;
-    if (H.listen_fd >= 0)
-        close(H.listen_fd);
-    H.listen_fd = -1;
-    event_free(H.ev_epoll);
-    event_free(H.ev_timer);
-    event_free(H.ev_accept);
-    event_free(H.ev_accept_pause);
+    listener_stop(&H.main);
+    listener_stop(&H.admin);
+    while (H.lingering)
+        linger_free(H.lingering);
     lx_config_unref(H.cfg);
     H.cfg = NULL;
 }

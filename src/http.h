@@ -2,12 +2,14 @@
 #ifndef LX_HTTP_H
 #define LX_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct lx_config;
 
-/* Bind listen ("HOST:PORT", port 0 = any free port) and start serving; prints the bound address. */
-int lx_http_start(struct lx_config *cfg, const char *listen, char *err, size_t errlen);
+/* Bind cfg->listen ("HOST:PORT", port 0 = any free port), and cfg->admin_listen if set, and start
+ * serving; prints the bound addresses. */
+int lx_http_start(struct lx_config *cfg, char *err, size_t errlen);
 /* New requests run under cfg from now on (a reference is taken); requests in flight keep theirs. */
 void lx_http_set_config(struct lx_config *cfg);
 /* The port actually bound. */
@@ -17,6 +19,11 @@ void lx_http_quiesce(void (*on_idle)(void));
 /* Abort every live request (their handlers are told, their clients cut). */
 void lx_http_abort_all(void);
 void lx_http_stop(void);
+/* Requests in progress (any listener). */
 size_t lx_http_live(void);
+/* Open client connections on the main address. */
+size_t lx_http_connections(void);
+/* An admin_listen address is being served: /healthz and /metrics live there only. */
+bool lx_http_has_admin(void);
 
 #endif

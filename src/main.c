@@ -1,9 +1,12 @@
 /* llmux: command line, start-up, and the drain-then-exit shutdown. */
+#include "accesslog.h"
+#include "auth.h"
 #include "common.h"
 #include "config.h"
 #include "http.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "notify.h"
 #include "upstream.h"
 
@@ -22,24 +25,30 @@ static const char lx_usage[] =
     "\n"
     "Options:\n"
     "  -c, --config FILE     configuration file (default: conf/llmux.json, else /etc/llmux/llmux.json)\n"
-    "  -l, --listen ADDR     listen on HOST:PORT, overriding the config (port 0: any free port)\n"
+    "  -l, --listen ADDR     listen on HOST:PORT, overriding the config (port 0: any free port); without\n"
+    "                        auth.keys only an explicit --listen may leave loopback\n"
     "  -t, --check-config    validate the configuration and exit: 0 when valid, 1 with the reason\n"
     "      --health-check URL  GET URL (e.g. http://127.0.0.1:8080/healthz) and exit 0 on a 2xx answer\n"
     "                        within 5 s, else 1: a container health check that needs no curl\n"
+    "      --log FILE        append the access log (JSON lines) to FILE instead of stderr\n"
     "      --log-level LVL   debug, info (default), warn or error\n"
     "  -v, --version         print the version and exit\n"
     "  -h, --help            print this help and exit\n"
     "\n"
     "Endpoints: POST /v1/chat/completions, /v1/embeddings, /v1/fanout, /v1/batch;\n"
-    "           GET /v1/models, /v1/providers, /healthz. (The /v1 prefix is optional.)\n"
-    "Request headers: x-llmux-timeout-ms (end-to-end deadline). Response headers: x-llmux-model (who\n"
-    "           answered), x-llmux-dropped-params.\n"
+    "           GET /v1/models, /v1/providers, /healthz, /metrics (Prometheus). (The /v1 prefix is optional.)\n"
+    "           With admin_listen set, /healthz and /metrics are served on that address only.\n"
+    "Request headers: Authorization: Bearer KEY or x-api-key (when auth.keys is set), x-llmux-timeout-ms\n"
+    "           (end-to-end deadline), X-Request-Id (kept if sane, else generated; sent upstream too).\n"
+    "Response headers: X-Request-Id, x-llmux-model (who answered), x-llmux-dropped-params.\n"
     "Signals: SIGTERM/SIGINT stop accepting, let in-flight requests finish (shutdown_timeout_ms), exit 0;\n"
     "           a second one stops at once. SIGHUP reloads the configuration: new requests use it,\n"
     "           requests in flight finish under the old one; a bad file is logged and ignored.\n"
+    "           SIGUSR1 reopens the --log file (after logrotate moved it).\n"
     "systemd:   with NOTIFY_SOCKET set, sends READY=1, RELOADING=1 and STOPPING=1 (Type=notify).\n"
     "Environment: ${VAR} in any config string is read from the environment.\n"
-    "Docs: README.md, docs/concurrency.md, docs/providers.md.\n";
+    "Docs: README.md, docs/configuration.md, docs/api.md, docs/concurrency.md, docs/providers.md,\n"
+    "           docs/deploy.md.\n";
 
 static struct {
     struct lx_timer *drain_timer;
@@ -47,7 +56,42 @@ static struct {
     bool stopping;
     struct lx_config *cfg;   /* ref held: the running configuration */
     const char *config_path; /* borrowed from argv */
+    bool bound_open;         /* listening beyond loopback by the config's word (it had auth.keys) */
+    char file_listen[320];   /* "listen" as the file said at start, to notice a real change on reload */
 } M;
+
+static bool is_loopback(const char *listen)
+{
+    char *host;
+    int port;
+    if (lx_parse_listen(listen, &host, &port) != LX_OK)
+        return false;
+    bool lo = strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 || strcmp(host, "localhost") == 0;
+    free(host);
+    return lo;
+}
+
+/* Without client keys anyone who reaches llmux spends the provider keys behind it: a config that asks for
+ * a public address without auth.keys gets loopback instead; only an explicit --listen can override. */
+static void secure_listen(struct lx_config *cfg, bool explicit_listen)
+{
+    if (cfg->n_keys || is_loopback(cfg->listen))
+        return;
+    if (explicit_listen) {
+        lx_warn("no auth.keys configured and --listen %s is not loopback: anyone who can reach it can use the "
+                "configured providers (and their API keys)", cfg->listen);
+        return;
+    }
+    char *host;
+    int port;
+    lx_parse_listen(cfg->listen, &host, &port);
+    char *lo = lx_sprintf("127.0.0.1:%d", port);
+    lx_warn("no auth.keys configured: listening on %s instead of %s (add auth.keys, or pass --listen %s to "
+            "expose it without keys)", lo, cfg->listen, cfg->listen);
+    free(host);
+    free(cfg->listen);
+    cfg->listen = lo;
+}
 
 static void finish_cb(void)
 {
@@ -84,10 +128,23 @@ static void reload_cb(int signo, void *arg)
         lx_notify("READY=1\nSTATUS=reload failed; running the previous configuration");
         return;
     }
-    if (strcmp(cfg->listen, M.cfg->listen) != 0)
+    if (M.bound_open && cfg->n_keys == 0) {
+        lx_error("reload: %s has no auth.keys but llmux listens on %s, beyond loopback; keeping the running "
+                 "configuration (restart to change the address)", M.config_path, M.cfg->listen);
+        lx_config_unref(cfg);
+        lx_notify("READY=1\nSTATUS=reload refused; running the previous configuration");
+        return;
+    }
+    if (strcmp(cfg->listen, M.file_listen) != 0 && !M.cfg->listen_explicit)
         lx_warn("reload: listen changed to %s; the socket stays on %s until a restart", cfg->listen, M.cfg->listen);
+    if ((cfg->admin_listen != NULL) != (M.cfg->admin_listen != NULL) ||
+        (cfg->admin_listen && strcmp(cfg->admin_listen, M.cfg->admin_listen) != 0))
+        lx_warn("reload: admin_listen changed; it takes effect at the next restart");
     free(cfg->listen);
     cfg->listen = lx_strdup(M.cfg->listen);
+    cfg->listen_explicit = M.cfg->listen_explicit;
+    free(cfg->admin_listen);
+    cfg->admin_listen = M.cfg->admin_listen ? lx_strdup(M.cfg->admin_listen) : NULL;
     for (size_t i = 0; i < cfg->n_warnings; i++)
         lx_warn("%s", cfg->warnings[i]);
     lx_http_set_config(cfg);
@@ -96,6 +153,13 @@ static void reload_cb(int signo, void *arg)
     lx_info("reload: configuration %s applied (%zu provider(s), %zu alias(es)); requests in flight keep the old one",
             M.config_path, cfg->n_providers, cfg->n_aliases);
     lx_notify("READY=1\nSTATUS=configuration reloaded");
+}
+
+static void reopen_cb(int signo, void *arg)
+{
+    (void)signo;
+    (void)arg;
+    lx_access_log_reopen();
 }
 
 static void signal_cb(int signo, void *arg)
@@ -138,10 +202,10 @@ int main(int argc, char **argv)
         {"config", required_argument, NULL, 'c'}, {"listen", required_argument, NULL, 'l'},
         {"check-config", no_argument, NULL, 't'}, {"log-level", required_argument, NULL, 'L'},
         {"version", no_argument, NULL, 'v'},      {"help", no_argument, NULL, 'h'},
-        {"health-check", required_argument, NULL, 'H'},
+        {"health-check", required_argument, NULL, 'H'}, {"log", required_argument, NULL, 'O'},
         {NULL, 0, NULL, 0},
     };
-    const char *config_path = NULL, *listen_addr = NULL, *health_url = NULL;
+    const char *config_path = NULL, *listen_addr = NULL, *health_url = NULL, *log_path = NULL;
     bool check = false;
     int c;
     while ((c = getopt_long(argc, argv, "c:l:tvh", opts, NULL)) != -1) {
@@ -159,6 +223,7 @@ int main(int argc, char **argv)
             break;
         }
         case 'H': health_url = optarg; break;
+        case 'O': log_path = optarg; break;
         case 'v': printf("llmux %s\n", LX_VERSION); return 0;
         case 'h': fputs(lx_usage, stdout); return 0;
         default: fputs(lx_usage, stderr); return 2;
@@ -185,6 +250,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "llmux: %s: %s\n", config_path, err);
         return 1;
     }
+    snprintf(M.file_listen, sizeof M.file_listen, "%s", cfg->listen);
     if (listen_addr) {
         char *host;
         int port;
@@ -196,7 +262,9 @@ int main(int argc, char **argv)
         free(host);
         free(cfg->listen);
         cfg->listen = lx_strdup(listen_addr);
+        cfg->listen_explicit = true;
     }
+    secure_listen(cfg, listen_addr != NULL);
     for (size_t i = 0; i < cfg->n_warnings; i++)
         lx_warn("%s", cfg->warnings[i]);
     if (check) {
@@ -206,14 +274,21 @@ int main(int argc, char **argv)
         return 0;
     }
 
+    if (lx_access_log_open(log_path, err, sizeof err) != LX_OK) {
+        fprintf(stderr, "llmux: --log: %s\n", err);
+        lx_config_unref(cfg);
+        return 1;
+    }
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit();
     if (lx_loop_init() != LX_OK || lx_upstream_init() != LX_OK) {
         lx_error("cannot initialise the event loop or libcurl");
         return 1;
     }
-    if (lx_http_start(cfg, cfg->listen, err, sizeof err) != LX_OK) {
+    if (lx_http_start(cfg, err, sizeof err) != LX_OK) {
         lx_error("%s", err);
+        lx_http_stop();
+        lx_access_log_close();
         lx_upstream_shutdown();
         lx_loop_free();
         lx_config_unref(cfg);
@@ -223,9 +298,11 @@ int main(int argc, char **argv)
     M.hard_timer = lx_timer_new(hard_stop_cb, NULL);
     M.cfg = cfg;
     M.config_path = config_path;
+    M.bound_open = !is_loopback(cfg->listen) && cfg->n_keys > 0 && !cfg->listen_explicit;
     lx_loop_on_signal(SIGTERM, signal_cb, NULL);
     lx_loop_on_signal(SIGINT, signal_cb, NULL);
     lx_loop_on_signal(SIGHUP, reload_cb, NULL);
+    lx_loop_on_signal(SIGUSR1, reopen_cb, NULL);
     lx_info("llmux %s ready (%zu provider(s), config %s)", LX_VERSION, cfg->n_providers, config_path);
     lx_notify("READY=1");
 
@@ -239,6 +316,9 @@ int main(int argc, char **argv)
     /* The config owns timers (capacity queues): it goes before the loop. */
     lx_config_unref(M.cfg);
     lx_loop_free();
+    lx_auth_shutdown();
+    lx_metrics_shutdown();
+    lx_access_log_close();
     lx_info("stopped");
     return 0;
 }

@@ -3,6 +3,7 @@
  * (a provider that is down, slow or answers garbage contributes only its configured models); the
  * provider list shows each provider's capabilities and the probe's outcome as its health. */
 #include "models.h"
+#include "auth.h"
 #include "buf.h"
 #include "common.h"
 #include "config.h"
@@ -57,9 +58,9 @@ static void models_free_cb(void *arg)
     models_free(arg);
 }
 
-static void add_model(json_t *data, json_t *seen, const char *id, const char *owner)
+static void add_model(const struct lx_req *req, json_t *data, json_t *seen, const char *id, const char *owner)
 {
-    if (json_object_get(seen, id))
+    if (json_object_get(seen, id) || !lx_auth_model_ok(req, id))
         return;
     json_object_set_new(seen, id, json_true());
     json_array_append_new(data, json_pack("{s:s,s:s,s:i,s:s}", "id", id, "object", "model", "created", 0,
@@ -90,7 +91,7 @@ static void models_respond(struct lx_models_ctx *ctx)
             continue;
         for (size_t m = 0; m < p->n_models; m++) {
             char *id = lx_sprintf("%s/%s", p->name, p->models[m]);
-            add_model(data, seen, id, p->name);
+            add_model(ctx->req, data, seen, id, p->name);
             free(id);
         }
         for (size_t f = 0; f < ctx->n; f++) {
@@ -100,13 +101,13 @@ static void models_respond(struct lx_models_ctx *ctx)
             json_t *name;
             json_array_foreach(ctx->fetches[f].ids, k, name) {
                 char *id = lx_sprintf("%s/%s", p->name, json_string_value(name));
-                add_model(data, seen, id, p->name);
+                add_model(ctx->req, data, seen, id, p->name);
                 free(id);
             }
         }
     }
     for (size_t i = 0; i < c->n_aliases; i++)
-        add_model(data, seen, c->aliases[i].name, "llmux-alias");
+        add_model(ctx->req, data, seen, c->aliases[i].name, "llmux-alias");
     json_decref(seen);
     lx_req_respond_json(ctx->req, 200, json_pack("{s:s,s:o}", "object", "list", "data", data));
 }

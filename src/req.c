@@ -6,6 +6,7 @@
 
 #include <assert.h>
 #include <stdio.h>
+#include <sys/random.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,6 +54,32 @@ struct lx_req *lx_req_new(struct lx_config *cfg, const char *method, const char 
     return req;
 }
 
+/* A client's X-Request-Id is kept when it is 1-128 characters of [A-Za-z0-9._:-] (it goes into logs and
+ * upstream headers as is); otherwise 32 random hex digits are made up. */
+void lx_req_set_request_id(struct lx_req *req, const char *client)
+{
+    size_t n = client ? strlen(client) : 0;
+    bool ok = n > 0 && n <= LX_REQ_ID_MAX;
+    for (size_t i = 0; ok && i < n; i++) {
+        char ch = client[i];
+        ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '.' ||
+             ch == '_' || ch == ':' || ch == '-';
+    }
+    if (ok) {
+        memcpy(req->request_id, client, n + 1);
+        return;
+    }
+    unsigned char r[16];
+    if (getrandom(r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r) {
+        /* No entropy yet (early boot): unique is enough for an id. */
+        uint64_t a = req->id, b = (uint64_t)(lx_now_ms_f() * 1000.0);
+        memcpy(r, &a, 8);
+        memcpy(r + 8, &b, 8);
+    }
+    for (size_t i = 0; i < sizeof r; i++)
+        snprintf(req->request_id + 2 * i, 3, "%02x", r[i]);
+}
+
 struct lx_req *lx_req_hold(struct lx_req *req)
 {
     req->refs++;
@@ -72,5 +99,7 @@ void lx_req_release(struct lx_req *req)
     free(req->resp_headers);
     lx_buf_free(&req->out);
     free(req->model);
+    free(req->error_code);
+    lx_tally_clear(&req->tally);
     free(req);
 }

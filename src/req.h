@@ -7,12 +7,14 @@
 
 #include "buf.h"
 #include "errors.h"
+#include "exec.h"
 
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 struct lx_config;
+struct lx_auth_key;
 
 enum lx_req_state {
     LX_REQ_RECEIVING,  /* headers in, body arriving */
@@ -33,8 +35,11 @@ struct lx_req_handler {
     void (*on_drain)(struct lx_req *req, void *data);
 };
 
+#define LX_REQ_ID_MAX 128 /* longest X-Request-Id accepted from a client */
+
 struct lx_req {
     uint64_t id;
+    char request_id[LX_REQ_ID_MAX + 1]; /* X-Request-Id: the client's, or generated; returned and forwarded */
     enum lx_req_state state;
     int refs;
     struct lx_config *cfg;       /* ref held: the config this request runs under */
@@ -57,8 +62,16 @@ struct lx_req {
     const struct lx_req_handler *handler; /* static table, NULL when none */
     void *handler_data;          /* the handler's, borrowed */
 
+    /* access control (auth.c) */
+    const struct lx_auth_key *auth_key; /* borrowed from cfg: the client's key, or NULL */
+    void *auth_state;            /* borrowed from auth.c (lives until exit): set while counted in flight */
+
     /* log fields */
+    const char *route;           /* static: the endpoint matched, for metrics; NULL = none */
     char *model;                 /* owned: the model asked for, once known */
+    struct lx_tally tally;       /* what its model calls added up to */
+    char *error_code;            /* owned: the code of the error answered, or NULL */
+    uint64_t bytes_in;
     double t_start;              /* lx_now_ms_f at the first byte of headers */
     double t_first_byte;         /* when the first response byte was handed over; 0 = not yet */
     uint64_t bytes_out;
@@ -68,6 +81,10 @@ struct lx_req {
     void *close_ev;              /* owned by http.c: the disconnect watch while suspended */
     bool suspended;
     bool queued;                 /* a response was queued with MHD */
+    bool on_admin;               /* arrived on the admin address */
+    void *listener;              /* borrowed: the http.c listener it arrived on */
+    void *http_conn;             /* borrowed: http.c's connection record, valid while conn is */
+    void *deadline_ev;           /* owned by http.c: limits.max_request_ms */
     struct lx_req *prev, *next;  /* live-request list in http.c */
 };
 
@@ -76,6 +93,8 @@ struct lx_req {
 
 struct lx_req *lx_req_new(struct lx_config *cfg, const char *method, const char *path);
 void lx_req_set_state(struct lx_req *req, enum lx_req_state to);
+/* Keep the client's X-Request-Id when it is sane (client may be NULL), else make one up. */
+void lx_req_set_request_id(struct lx_req *req, const char *client);
 const char *lx_req_state_name(enum lx_req_state s);
 struct lx_req *lx_req_hold(struct lx_req *req);
 void lx_req_release(struct lx_req *req);

@@ -48,6 +48,10 @@ static int resolve_target(const struct lx_config *c, const char *name, const cha
     out->provider = p;
     out->model = lx_strdup(slash + 1);
     out->label = lx_strdup(target);
+    /* An alias's target is configured; a "P/M" from the client is listed only if the provider lists M. */
+    out->listed = target != name;
+    for (size_t i = 0; i < p->n_models && !out->listed; i++)
+        out->listed = strcmp(p->models[i], out->model) == 0;
     return LX_OK;
 }
 

@@ -10,6 +10,8 @@ struct lx_target {
     const struct lx_provider_conf *provider; /* borrowed from the config */
     char *model;                             /* owned: name sent upstream */
     char *label;                             /* owned: "PROVIDER/MODEL", what x-llmux-model reports */
+    bool listed;                             /* named by the config (an alias or the provider's models):
+                                              * safe as a metrics label, unlike any name a client sends */
 };
 
 /* Targets tried one after another: the next when the previous fails with a retryable error, times out,

@@ -50,7 +50,7 @@ static void check_config(struct lx_config *c)
     if (lx_parse_listen(c->listen, &host, &port) != LX_OK)
         fail("a loaded config whose listen does not parse");
     free(host);
-    if (c->max_body_bytes == 0 || c->timeouts.connect_ms <= 0 || c->timeouts.first_byte_ms <= 0 ||
+    if (c->limits.max_body_bytes == 0 || c->timeouts.connect_ms <= 0 || c->timeouts.first_byte_ms <= 0 ||
         c->timeouts.idle_ms <= 0 || c->timeouts.total_ms <= 0 || c->models_timeout_ms <= 0 ||
         c->shutdown_timeout_ms < 0)
         fail("a loaded config with a limit or timeout out of range");

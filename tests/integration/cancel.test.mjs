@@ -31,7 +31,7 @@ test('client aborting a stream mid-way closes the upstream connection', async ()
   await reader.read();
   await reader.cancel();
   await abortedAfter(before);
-  await gw.waitLog(/status=499 .*client_gone/);
+  await gw.waitAccess((l) => l.status === 499 && l.client_gone && l.model === 'up/x;chunks=50;interval=100');
 });
 
 test('client leaving before the first byte (non-stream, upstream thinking) closes the upstream', async () => {
@@ -61,7 +61,7 @@ test('client disconnecting mid-upload or before the body leaves nothing behind',
   s2.write('POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"model":"up/x","mess');
   s2.destroy();
   // Both requests are finished (499) right away, not left open until a connection timeout.
-  await eventually(async () => (gw.log().match(/model=- status=499 .*client_gone/g) || []).length, (n) => n >= 2, 10000, 'both aborted uploads to be finished');
+  await eventually(async () => gw.access().filter((l) => l.model === null && l.status === 499 && l.client_gone).length, (n) => n >= 2, 10000, 'both aborted uploads to be finished');
   const res = await postChat(gw.base, { model: 'up/x', messages: userMsg('after the aborted uploads') });
   assert.equal((await res.json()).choices[0].message.content, 'echo: after the aborted uploads');
   assert.equal((await mock.stats()).requests, before + 1, 'only the complete request reached the upstream');
@@ -72,7 +72,7 @@ test('client leaving a local (mock provider) request frees it', async () => {
   sendRaw(s, { model: 'local/echo', messages: userMsg('never answered') });
   await new Promise((r) => setTimeout(r, 100));
   s.destroy();
-  await gw.waitLog(/model=local\/echo status=499/);
+  await gw.waitAccess((l) => l.model === 'local/echo' && l.status === 499);
 });
 
 test('a slow reader pauses the upstream instead of being buffered for', async () => {

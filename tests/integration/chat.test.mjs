@@ -116,10 +116,23 @@ test('the upstream key never appears in responses or logs', async () => {
   assert.ok(!gw.log().includes('sk-test-secret-abc123'));
 });
 
-test('one log line per request with method, path, model, status, duration, ttfb and bytes', async () => {
-  await postChat(gw.base, { model: 'up/log-check', messages: userMsg('x') });
-  const line = await gw.waitLog(/POST \/v1\/chat\/completions model=up\/log-check status=200 dur_ms=[\d.]+ ttfb_ms=[\d.]+ bytes=\d+/);
-  assert.ok(line);
+test('one JSON access-log line per request with id, route, model, provider, status, timings, tokens and bytes', async () => {
+  const res = await postChat(gw.base, { model: 'up/log-check', messages: userMsg('x') }, { 'x-request-id': 'trace-42.a' });
+  const body = await res.json();
+  assert.equal(res.headers.get('x-request-id'), 'trace-42.a');
+  const line = await gw.waitAccess((l) => l.request_id === 'trace-42.a');
+  assert.equal(line.method, 'POST');
+  assert.equal(line.path, '/v1/chat/completions');
+  assert.equal(line.model, 'up/log-check');
+  assert.equal(line.provider, 'up/log-check');
+  assert.equal(line.status, 200);
+  assert.equal(line.key, null);
+  assert.equal(line.error, null);
+  assert.ok(line.duration_ms >= 0 && line.ttfb_ms >= 0 && line.ttfb_ms <= line.duration_ms + 0.1);
+  assert.equal(line.prompt_tokens, body.usage.prompt_tokens);
+  assert.equal(line.completion_tokens, body.usage.completion_tokens);
+  assert.ok(line.bytes_in > 0 && line.bytes_out > 0);
+  assert.ok(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/.test(line.time));
 });
 
 test('upstream connections are reused across requests (keep-alive)', async () => {

@@ -61,21 +61,29 @@ export function writeConfig(cfg) {
 }
 
 // Start llmux with a config object; resolves once it listens. `env` adds environment variables.
-export async function startLlmux(cfg, { env = {}, args = [] } = {}) {
+// listen: false leaves the address to the config (and to llmux's loopback rule).
+export async function startLlmux(cfg, { env = {}, args = [], listen = true } = {}) {
   const file = writeConfig(cfg);
-  const cmd = [...WRAP, LLMUX_BIN, '--config', file, '--listen', '127.0.0.1:0', ...args];
+  const cmd = [...WRAP, LLMUX_BIN, '--config', file, ...(listen ? ['--listen', '127.0.0.1:0'] : []), ...args];
   const proc = track(spawn(cmd[0], cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } }));
   let log = '';
   proc.stdout.on('data', (d) => { log += d; });
   proc.stderr.on('data', (d) => { log += d; });
   const exited = new Promise((r) => proc.once('exit', (code, sig) => r({ code, sig })));
-  const m = await waitFor(() => log, (t) => t.match(/listening on http:\/\/127\.0\.0\.1:(\d+)/), 30000, 'llmux to listen');
-  const port = Number(m[1]);
+  const m = await waitFor(() => log, (t) => t.match(/ info listening on http:\/\/(\S+):(\d+)/), 30000, 'llmux to listen');
+  const port = Number(m[2]);
+  if (typeof cfg === 'object' && cfg.admin_listen) await waitFor(() => log, (t) => t.includes(' ready ('), 30000, 'llmux to be ready');
+  const admin = log.match(/admin \(\/healthz, \/metrics\) listening on http:\/\/\S+:(\d+)/);
   return {
-    port, proc, exited,
+    port, proc, exited, host: m[1],
     base: `http://127.0.0.1:${port}`,
+    adminPort: admin ? Number(admin[1]) : undefined,
     log: () => log,
     waitLog: (re, ms = 10000) => waitFor(() => log, (t) => t.match(re), ms, `log ${re}`),
+    // The access log's JSON lines so far, parsed.
+    access: () => accessLines(log),
+    // Wait for an access-log line that pred accepts; resolves to it.
+    waitAccess: (pred, ms = 10000) => waitFor(() => log, (t) => accessLines(t).find(pred), ms, 'an access log line'),
     async stop() {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
       const r = await exited;
@@ -83,6 +91,10 @@ export async function startLlmux(cfg, { env = {}, args = [] } = {}) {
       return r;
     },
   };
+}
+
+export function accessLines(text) {
+  return text.split('\n').filter((l) => l.startsWith('{"time":')).map((l) => JSON.parse(l));
 }
 
 // Under the sanitizer or valgrind builds, any report in the daemon's output fails the test that stops it.

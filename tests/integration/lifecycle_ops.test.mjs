@@ -16,10 +16,10 @@ after(async () => { await mock.stop(); });
 
 const cfgWith = (target) => ({ providers: { up: upstreamProvider(mock), m: { type: 'mock' } }, aliases: { fast: target } });
 
-test('SIGHUP swaps an alias while a stream keeps flowing; a bad config is rejected and the old one kept', async () => {
+test('SIGHUP swaps an alias while a 10 s stream keeps flowing; a bad config is rejected and the old one kept', async () => {
   const gw = await startLlmux(cfgWith('up/first'));
   const file = gw.proc.spawnargs[gw.proc.spawnargs.indexOf('--config') + 1];
-  const long = httpRequest(gw.port, { body: { model: 'up/long;chunks=40;interval=100', stream: true, messages: userMsg('long') } });
+  const long = httpRequest(gw.port, { body: { model: 'up/long;chunks=100;interval=100', stream: true, messages: userMsg('long') } });
   await eventually(() => mock.stats(), (s) => s.active >= 1);
   assert.equal((await httpRequest(gw.port, { body: { model: 'fast', messages: userMsg('a') } })).headers['x-llmux-model'], 'up/first');
 

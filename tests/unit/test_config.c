@@ -26,7 +26,7 @@ static void test_defaults(void **state)
     struct lx_config *c = load("{}", err);
     assert_non_null(c);
     assert_string_equal(c->listen, "127.0.0.1:8080");
-    assert_int_equal(c->max_body_bytes, 4 * 1024 * 1024);
+    assert_int_equal(c->limits.max_body_bytes, 4 * 1024 * 1024);
     assert_int_equal(c->n_providers, 0);
     lx_config_unref(c);
 }
@@ -208,6 +208,64 @@ static void test_resilience_keys(void **state)
     expect_error("{\"fanout\":{\"max_models\":0}}", "fanout.max_models");
 }
 
+static void test_operations_keys(void **state)
+{
+    (void)state;
+    char err[512];
+    setenv("LX_TEST_CLIENT_KEY", "sk-client-key-1234", 1);
+    struct lx_config *c = load("{\"admin_listen\":\"127.0.0.1:9090\",\"limits\":{\"max_connections\":5,"
+                               "\"max_header_bytes\":4096,\"read_timeout_ms\":0,\"max_inflight_per_key\":2,"
+                               "\"max_request_ms\":1000},\"auth\":{\"keys\":[{\"name\":\"app\",\"key\":"
+                               "\"${LX_TEST_CLIENT_KEY}\",\"models\":[\"a/*\"],\"rpm\":10,\"tpm\":100},"
+                               "{\"name\":\"ops\",\"sha256\":\"5E884898DA28047151D0E56F8DC6292773603D0D6AABBDD62A11EF721D1542D8\"}]}}",
+                               err);
+    assert_non_null(c);
+    assert_string_equal(c->admin_listen, "127.0.0.1:9090");
+    assert_int_equal(c->limits.max_connections, 5);
+    assert_int_equal(c->limits.max_header_bytes, 4096);
+    assert_int_equal(c->limits.read_timeout_ms, 0);
+    assert_int_equal(c->limits.max_inflight_per_key, 2);
+    assert_int_equal(c->limits.max_request_ms, 1000);
+    assert_int_equal(c->n_keys, 2);
+    assert_string_equal(c->keys[0].name, "app");
+    assert_int_equal(c->keys[0].n_models, 1);
+    assert_int_equal(c->keys[0].rpm, 10);
+    assert_int_equal(c->keys[0].tpm, 100);
+    assert_int_equal(c->keys[1].digest[0], 0x5e); /* sha256("password"), upper-case hex accepted */
+    assert_int_equal(c->keys[1].digest[31], 0xd8);
+    assert_null(c->keys[1].models);
+    lx_config_unref(c);
+
+    c = load("{}", err);
+    assert_int_equal(c->limits.max_connections, 10000);
+    assert_int_equal(c->limits.max_header_bytes, 32768);
+    assert_int_equal(c->limits.read_timeout_ms, 30000);
+    assert_int_equal(c->limits.max_inflight_per_key, 0);
+    assert_int_equal(c->limits.max_request_ms, 0);
+    assert_null(c->admin_listen);
+    assert_int_equal(c->n_keys, 0);
+    lx_config_unref(c);
+
+    expect_error("{\"auth\":{\"keys\":[{\"name\":\"a\"}]}}", "auth.keys[0]: give exactly one of");
+    expect_error("{\"auth\":{\"keys\":[{\"name\":\"a b\",\"key\":\"12345678\"}]}}", "auth.keys[0].name");
+    expect_error("{\"auth\":{\"keys\":[{\"name\":\"a\",\"key\":\"short\"}]}}", "auth.keys[0].key");
+    expect_error("{\"auth\":{\"keys\":[{\"name\":\"a\",\"sha256\":\"zz\"}]}}", "auth.keys[0].sha256");
+    expect_error("{\"auth\":{\"keys\":[{\"name\":\"a\",\"key\":\"12345678\"},{\"name\":\"a\",\"key\":"
+                 "\"87654321\"}]}}", "auth.keys[1].name");
+    expect_error("{\"auth\":{\"keys\":[{\"name\":\"a\",\"key\":\"12345678\"},{\"name\":\"b\",\"key\":"
+                 "\"12345678\"}]}}", "auth.keys[1]: the same key as auth.keys[0]");
+    expect_error("{\"auth\":{\"keys\":[{\"name\":\"a\",\"key\":\"12345678\",\"models\":[]}]}}",
+                 "auth.keys[0].models");
+    expect_error("{\"auth\":{\"keys\":[{\"name\":\"a\",\"key\":\"12345678\",\"rpm\":-1}]}}", "auth.keys[0].rpm");
+    expect_error("{\"auth\":{\"users\":[]}}", "auth.users: unknown key");
+    expect_error("{\"auth\":{\"keys\":{}}}", "auth.keys: expected a list");
+    expect_error("{\"auth\":{\"keys\":[{\"name\":\"a\",\"key\":\"${LX_TEST_UNSET_KEY}\"}]}}",
+                 "LX_TEST_UNSET_KEY");
+    expect_error("{\"admin_listen\":\"nowhere\"}", "admin_listen");
+    expect_error("{\"limits\":{\"max_header_bytes\":10}}", "limits.max_header_bytes");
+    expect_error("{\"limits\":{\"slow\":1}}", "limits.slow: unknown key");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -216,6 +274,7 @@ int main(void)
         cmocka_unit_test(test_missing_env_outside_providers), cmocka_unit_test(test_errors_name_the_key),
         cmocka_unit_test(test_secret_not_in_errors), cmocka_unit_test(test_listen_parse),
         cmocka_unit_test(test_provider_timeouts_override), cmocka_unit_test(test_resilience_keys),
+        cmocka_unit_test(test_operations_keys),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
