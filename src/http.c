@@ -492,7 +492,9 @@ static void request_deadline_cb(evutil_socket_t fd, short what, void *arg)
     if (req->state == LX_REQ_HANDLING) {
         lx_req_respond_error(req, &e);
     } else if (req->content_type && strncmp(req->content_type, "text/event-stream", 17) == 0) {
-        char *text = json_dumps(lx_error_json(&e), JSON_COMPACT);
+        json_t *ej = lx_error_json(&e);
+        char *text = json_dumps(ej, JSON_COMPACT);
+        json_decref(ej);
         lx_req_stream_write(req, "data: ", 6);
         lx_req_stream_write(req, text, strlen(text));
         lx_req_stream_write(req, "\n\n", 2);
@@ -699,7 +701,9 @@ static void refuse_busy(int fd)
     lx_error_set(&e, 503, "service_unavailable", NULL, "server_busy",
                  "The gateway is at its connection limit (limits.max_connections = %ld); try again shortly.",
                  H.cfg->limits.max_connections);
-    char *body = json_dumps(lx_error_json(&e), JSON_COMPACT);
+    json_t *ej = lx_error_json(&e);
+    char *body = json_dumps(ej, JSON_COMPACT);
+    json_decref(ej);
     lx_error_clear(&e);
     char *resp = lx_sprintf("HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
                             "Connection: close\r\nContent-Length: %zu\r\n\r\n%s\n",
