@@ -449,7 +449,7 @@ static void messages_answer(struct conn *c, json_t *body, const struct script *s
 const struct dialect anthropic_messages_dialect = {
     .name = "POST /v1/messages",
     .directives = CHAT_DIRECTIVES,
-    .faults = TRANSPORT_FAULTS | (1u << FAULT_STREAM_ERROR),
+    .faults = TRANSPORT_FAULTS | (1u << FAULT_STREAM_ERROR) | (1u << FAULT_HOLD_OPEN),
     .stream_type = "text/event-stream; charset=utf-8",
     .stream_garbage = "garbage garbage\n\n",
     .authorized = anthropic_authorized,

@@ -17,6 +17,7 @@ static const char *const fault_names[FAULT_COUNT] = {
     [FAULT_STALL_MIDSTREAM] = "stall_midstream", [FAULT_GARBAGE] = "garbage",
     [FAULT_HTTP_GARBAGE] = "http_garbage", [FAULT_BIG] = "big", [FAULT_HTML] = "html",
     [FAULT_STREAM_ERROR] = "stream_error", [FAULT_MIDSTREAM_ERROR] = "midstream_error",
+    [FAULT_HOLD_OPEN] = "hold_open",
 };
 
 static const struct {
@@ -26,7 +27,8 @@ static const struct {
     { "latency", DIRECTIVE_LATENCY }, { "interval", DIRECTIVE_INTERVAL }, { "chunks", DIRECTIVE_CHUNKS },
     { "status", DIRECTIVE_STATUS },   { "split", DIRECTIVE_SPLIT },       { "tool", DIRECTIVE_TOOL },
     { "fault", DIRECTIVE_FAULT },     { "sparse", DIRECTIVE_SPARSE },     { "fail", DIRECTIVE_FAIL },
-    { "retry_after", DIRECTIVE_RETRY_AFTER },
+    { "retry_after", DIRECTIVE_RETRY_AFTER }, { "ok_error", DIRECTIVE_OK_ERROR },
+    { "content_bytes", DIRECTIVE_CONTENT_BYTES },
 };
 
 int parse_number(const char *s, long min, long max, long *out)
@@ -77,6 +79,15 @@ static int parse_directive(const char *item, const char *value, const struct dia
     case DIRECTIVE_SPARSE: rc = parse_flag(value, &sc->sparse); break;
     case DIRECTIVE_FAIL: rc = parse_number(value, 1, 1000000, &sc->fail); break;
     case DIRECTIVE_RETRY_AFTER: rc = parse_number(value, 1, 86400, &sc->retry_after); break;
+    case DIRECTIVE_CONTENT_BYTES: rc = parse_number(value, 1, MAX_BODY_BYTES, &sc->content_bytes); break;
+    case DIRECTIVE_OK_ERROR:
+        /* The dialect knows the names (an unknown one is its 400); here only the shape is checked. */
+        rc = *value && strlen(value) < sizeof sc->ok_error && strspn(value, "abcdefghijklmnopqrstuvwxyz_") == strlen(value)
+                 ? 0
+                 : -1;
+        if (rc == 0)
+            strcpy(sc->ok_error, value);
+        break;
     case DIRECTIVE_FAULT:
         if (strcmp(value, "split") == 0) {
             sc->split = 1; /* the older spelling of split=1 */
@@ -203,6 +214,18 @@ static void shape_body(struct response *r, const struct script *sc)
                 ;
             source_free(r->gen);
             r->gen = NULL;
+        }
+    }
+    if (sc->fault == FAULT_HOLD_OPEN && (r->gen || r->split)) {
+        /* Every event goes out, then the body stays open (no last chunk, no close) until the peer leaves:
+         * a server that forgets to end the response after its stream's own end marker. A non-stream body
+         * has a Content-Length, which ends it whatever the connection does. */
+        r->stop = STOP_STALL;
+        if (r->gen) {
+            r->stop_after = (long)r->gen->count;
+        } else {
+            size_t n = r->body ? evbuffer_get_length(r->body) : 0;
+            r->stop_after = (long)((n + r->split - 1) / r->split);
         }
     }
     if (sc->fault == FAULT_CLOSE_MIDSTREAM || sc->fault == FAULT_STALL_MIDSTREAM) {

@@ -176,7 +176,7 @@ void reply_error(struct conn *c, int status, const char *message, const char *ty
 enum fault {
     FAULT_NONE, FAULT_REFUSE, FAULT_RESET_HEADERS, FAULT_CLOSE_MIDSTREAM, FAULT_STALL_HEADERS,
     FAULT_STALL_MIDSTREAM, FAULT_GARBAGE, FAULT_HTTP_GARBAGE, FAULT_BIG, FAULT_HTML, FAULT_STREAM_ERROR,
-    FAULT_MIDSTREAM_ERROR, FAULT_COUNT
+    FAULT_MIDSTREAM_ERROR, FAULT_HOLD_OPEN, FAULT_COUNT
 };
 
 /* Faults that act on the HTTP exchange alone, so every model endpoint has them. */
@@ -196,6 +196,8 @@ enum directive {
     DIRECTIVE_SPARSE = 1u << 7,
     DIRECTIVE_FAIL = 1u << 8,
     DIRECTIVE_RETRY_AFTER = 1u << 9,
+    DIRECTIVE_OK_ERROR = 1u << 10,
+    DIRECTIVE_CONTENT_BYTES = 1u << 11,
 };
 
 #define CHAT_DIRECTIVES                                                                                      \
@@ -217,6 +219,8 @@ struct script {
     long split; /* body piece size in bytes; 0 = no splitting */
     long fail;        /* > 0: only the first `fail` calls with this model string get status/fault */
     long retry_after; /* > 0: error replies carry Retry-After: N */
+    char ok_error[32];  /* ok_error=NAME: HTTP 200 whose body (or first stream event) is that error; "" = none */
+    long content_bytes; /* > 0: the reply's content is this many bytes of 'a' instead of the echo */
 };
 
 enum call_error {

@@ -832,13 +832,18 @@ static void usage(FILE *to)
           "Directives go in the request's model: base;name=value;...\n"
           "  chats:      latency=MS chunks=N interval=MS status=CODE tool=1 split=K fault=F\n"
           "              sparse=1 (/v1/chat/completions only: no id, created, object or usage)\n"
+          "              content_bytes=N (/v1/chat/completions only: the content is N bytes of 'a')\n"
           "  embeddings: latency=MS interval=MS status=CODE split=K fault=F\n"
           "  both:       fail=N (only the first N calls with this model string get status (503 by\n"
           "              default) or fault; later ones answer), retry_after=S (errors carry Retry-After)\n"
+          "  OpenAI:     ok_error=NAME: HTTP 200 whose body (or a stream's first event) is OpenAI's error\n"
+          "              object NAME: insufficient_quota|rate_limit_exceeded|invalid_api_key|model_not_found|\n"
+          "              context_length_exceeded|server_error|mystery (a type and code OpenAI does not use)\n"
           "  F, everywhere: refuse|reset_headers|close_midstream|stall_headers|stall_midstream|garbage|\n"
           "                 http_garbage|html|split\n"
           "  F, per dialect: big (/v1/chat/completions), stream_error (/v1/messages),\n"
-          "                  midstream_error (/api/chat)\n",
+          "                  midstream_error (/api/chat); hold_open (the three chats, streams only: every\n"
+          "                  event is sent, then the body is never ended and the connection stays open)\n",
           to);
 }
 

@@ -261,7 +261,7 @@ static void chat_answer(struct conn *c, json_t *body, const struct script *sc, i
 const struct dialect ollama_chat_dialect = {
     .name = "POST /api/chat",
     .directives = CHAT_DIRECTIVES,
-    .faults = TRANSPORT_FAULTS | (1u << FAULT_MIDSTREAM_ERROR),
+    .faults = TRANSPORT_FAULTS | (1u << FAULT_MIDSTREAM_ERROR) | (1u << FAULT_HOLD_OPEN),
     .stream_type = NDJSON_TYPE,
     .stream_garbage = "garbage garbage\n",
     .authorized = bearer_authorized,

@@ -25,7 +25,8 @@ struct answer {
     char *text;      /* owned: the reply text, or the tool call's arguments */
     size_t text_len;
     char *tool_name; /* owned; NULL unless the answer is a tool call */
-    int big;         /* content is BIG_CONTENT_BYTES of 'a' taken from big_fill, text is unused */
+    int big;         /* content is big_bytes of 'a' taken from big_fill, text is unused */
+    size_t big_bytes; /* fault=big: BIG_CONTENT_BYTES; content_bytes=N: N */
     int sparse;      /* leave out id, object, created and usage, as some local servers do */
     int include_usage; /* a usage chunk goes before [DONE] */
     long long prompt_tokens, completion_tokens;
@@ -61,6 +62,67 @@ static void openai_error(struct conn *c, int status, enum call_error why, const 
     else if (status == 400)
         type = code = "invalid_request_error";
     reply_error(c, status, msg, type, code);
+}
+
+/* ok_error=NAME: error objects as OpenAI words them, sent with HTTP 200 (as some proxies and compatible
+ * servers do): the body of a JSON answer, or the first event of a stream. */
+static const struct ok_error {
+    const char *name, *message, *type, *param, *code;
+} ok_errors[] = {
+    { "insufficient_quota",
+      "You exceeded your current quota, please check your plan and billing details. For more information on this "
+      "error, read the docs: https://platform.openai.com/docs/guides/error-codes/api-errors.",
+      "insufficient_quota", NULL, "insufficient_quota" },
+    { "rate_limit_exceeded",
+      "Rate limit reached for gpt-4o in organization org-mock on tokens per min (TPM): Limit 30000, Used 30000, "
+      "Requested 42. Please try again in 84ms.",
+      "tokens", NULL, "rate_limit_exceeded" },
+    { "invalid_api_key", "Incorrect API key provided: sk-mock****. You can find your API key at "
+      "https://platform.openai.com/account/api-keys.", "invalid_request_error", NULL, "invalid_api_key" },
+    { "model_not_found", "The model `mock` does not exist or you do not have access to it.",
+      "invalid_request_error", NULL, "model_not_found" },
+    { "context_length_exceeded", "This model's maximum context length is 4097 tokens. However, your messages "
+      "resulted in 4294 tokens. Please reduce the length of the messages.", "invalid_request_error", "messages",
+      "context_length_exceeded" },
+    { "server_error", "The server had an error while processing your request. Sorry about that!", "server_error",
+      NULL, NULL },
+    { "mystery", "Something unexpected happened.", "mystery_error", NULL, "mystery" },
+};
+
+static json_t *ok_error_json(const struct ok_error *e)
+{
+    return must(json_pack("{s:{s:s,s:s,s:s?,s:s?}}", "error", "message", e->message, "type", e->type, "param",
+                          e->param, "code", e->code));
+}
+
+/* Queues the ok_error= answer when the script asks for one; returns 0 when it does not. */
+static int ok_error_answer(struct conn *c, const struct script *sc, int stream)
+{
+    if (!sc->ok_error[0])
+        return 0;
+    for (size_t i = 0; i < sizeof ok_errors / sizeof ok_errors[0]; i++) {
+        if (strcmp(sc->ok_error, ok_errors[i].name) != 0)
+            continue;
+        json_t *obj = ok_error_json(&ok_errors[i]);
+        if (stream) {
+            char *s = dump_json(obj, JSON_COMPACT);
+            json_decref(obj);
+            struct strbuf ev = { 0 };
+            sb_add(&ev, "data: ", 6);
+            sb_add(&ev, s, strlen(s));
+            sb_add(&ev, "\n\n", 2);
+            reply_raw(c, 200, "text/event-stream", ev.s, 1);
+            free(ev.s);
+            free(s);
+        } else {
+            reply_json(c, 200, obj, NULL);
+        }
+        return 1;
+    }
+    char msg[96];
+    snprintf(msg, sizeof msg, "mock: unknown ok_error '%s'", sc->ok_error);
+    reply_error(c, 400, msg, "invalid_request_error", "invalid_mock_directive");
+    return 1;
 }
 
 static int openai_wants_stream(json_t *body)
@@ -146,10 +208,11 @@ static struct answer *answer_new(json_t *body, const struct script *sc)
     }
 
     json_t *tools = json_object_get(body, "tools");
-    if (sc->fault == FAULT_BIG) {
+    if (sc->fault == FAULT_BIG || sc->content_bytes > 0) {
         a->big = 1;
+        a->big_bytes = sc->content_bytes > 0 ? (size_t)sc->content_bytes : BIG_CONTENT_BYTES;
         a->text = xstrdup("");
-        a->npieces = BIG_CONTENT_BYTES / BIG_STREAM_PIECE;
+        a->npieces = (a->big_bytes + BIG_STREAM_PIECE - 1) / BIG_STREAM_PIECE;
         a->completion_tokens = 1;
         if (!big_fill[0])
             memset(big_fill, 'a', sizeof big_fill);
@@ -219,8 +282,9 @@ static json_t *answer_completion(const struct answer *a)
     return obj;
 }
 
-/* The 10 MiB completion: the JSON around the content is serialised once and the content references
- * big_fill, so a big reply costs a few hundred bytes of chain bookkeeping instead of 10 MiB. */
+/* The big completion (10 MiB, or content_bytes=): the JSON around the content is serialised once and the
+ * content references big_fill, so a big reply costs a few hundred bytes of chain bookkeeping instead of its
+ * size. */
 static struct evbuffer *big_completion_body(const struct answer *a)
 {
     static const char needle[] = "\"content\":\"" BIG_MARKER "\"";
@@ -236,7 +300,7 @@ static struct evbuffer *big_completion_body(const struct answer *a)
     struct evbuffer *b = new_buf();
     size_t head = (size_t)(at - s) + strlen("\"content\":\"");
     buf_add(b, s, head);
-    for (size_t left = BIG_CONTENT_BYTES; left > 0;) {
+    for (size_t left = a->big_bytes; left > 0;) {
         size_t n = left < sizeof big_fill ? left : sizeof big_fill;
         if (evbuffer_add_reference(b, big_fill, n, NULL, NULL) != 0)
             oom();
@@ -282,7 +346,8 @@ static void answer_emit(struct event_source *src, size_t step, struct evbuffer *
         add_event(dst, chunk_event(a, delta, NULL));
     } else if (step <= n) {
         const char *p = a->big ? big_fill : a->text + a->cuts[step - 1];
-        size_t len = a->big ? BIG_STREAM_PIECE : a->cuts[step] - a->cuts[step - 1];
+        size_t len = a->big ? (step < n ? BIG_STREAM_PIECE : a->big_bytes - (n - 1) * BIG_STREAM_PIECE)
+                            : a->cuts[step] - a->cuts[step - 1];
         if (a->tool_name)
             delta = must(json_pack("{s:[{s:i,s:{s:s%}}]}", "tool_calls", "index", 0, "function", "arguments", p,
                                    len));
@@ -303,6 +368,8 @@ static void answer_emit(struct event_source *src, size_t step, struct evbuffer *
 
 static void chat_answer(struct conn *c, json_t *body, const struct script *sc, int stream)
 {
+    if (ok_error_answer(c, sc, stream))
+        return;
     struct answer *a = answer_new(body, sc);
     if (stream) {
         put_head(c, 200, "text/event-stream", -1, NULL);
@@ -322,8 +389,8 @@ static void chat_answer(struct conn *c, json_t *body, const struct script *sc, i
 
 const struct dialect openai_chat_dialect = {
     .name = "POST /v1/chat/completions",
-    .directives = CHAT_DIRECTIVES | DIRECTIVE_SPARSE,
-    .faults = TRANSPORT_FAULTS | (1u << FAULT_BIG),
+    .directives = CHAT_DIRECTIVES | DIRECTIVE_SPARSE | DIRECTIVE_OK_ERROR | DIRECTIVE_CONTENT_BYTES,
+    .faults = TRANSPORT_FAULTS | (1u << FAULT_BIG) | (1u << FAULT_HOLD_OPEN),
     .stream_type = "text/event-stream",
     .stream_garbage = "garbage garbage\n\n",
     .authorized = bearer_authorized,
@@ -381,8 +448,9 @@ static int is_tokens(json_t *a)
 
 static void embeddings_answer(struct conn *c, json_t *body, const struct script *sc, int stream)
 {
-    (void)sc;
     (void)stream;
+    if (ok_error_answer(c, sc, 0))
+        return;
     json_t *input = json_object_get(body, "input");
     json_t *format = json_object_get(body, "encoding_format");
     const char *fmt = json_string_value(format);
@@ -425,7 +493,7 @@ static void embeddings_answer(struct conn *c, json_t *body, const struct script 
 
 const struct dialect openai_embeddings_dialect = {
     .name = "POST /v1/embeddings",
-    .directives = EMBED_DIRECTIVES,
+    .directives = EMBED_DIRECTIVES | DIRECTIVE_OK_ERROR,
     .faults = TRANSPORT_FAULTS,
     .authorized = bearer_authorized,
     .error = openai_error,
