@@ -27,13 +27,9 @@ static bool valid_input(json_t *in)
 
 json_t *lx_embeddings_parse(const char *body, size_t len, struct lx_error *err)
 {
-    json_t *root = len ? json_loadb(body, len, 0, NULL) : NULL;
-    if (!json_is_object(root)) {
-        json_decref(root);
-        lx_error_set(err, 400, "invalid_request_error", NULL, "invalid_json",
-                     "We could not parse the JSON body of your request: expected a JSON object.");
+    json_t *root = lx_json_parse_object(body, len, err); /* the same words (line, column) as chat */
+    if (!root)
         return NULL;
-    }
     json_t *model = json_object_get(root, "model");
     if (!json_is_string(model) || json_string_length(model) == 0) {
         lx_error_set(err, 400, "invalid_request_error", "model",

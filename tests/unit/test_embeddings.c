@@ -1,6 +1,7 @@
-/* Unit tests for the validation in src/embeddings.c: every 400 names its field. */
+/* Unit tests for the validation in src/embeddings.c: every 400 names its field, and parse errors say where. */
 #include "unit.h"
 #include "../../src/embeddings.h"
+#include "../../src/chat.h"
 
 static void expect(const char *body, int ok, const char *param, const char *code)
 {
@@ -35,8 +36,25 @@ static void test_embeddings_validation(void **state)
     expect("{\"model\":\"p/m\",\"input\":5}", 0, "input", "invalid_type");
 }
 
+/* One parse helper for every endpoint: the same message, with line and column, as chat's. */
+static void test_embeddings_parse_error_detail(void **state)
+{
+    (void)state;
+    const char *bad = "{\"model\": \"p/m\",\n \"input\": [1,}";
+    struct lx_error e = {0}, c = {0};
+    assert_null(lx_embeddings_parse(bad, strlen(bad), &e));
+    assert_int_equal(e.status, 400);
+    assert_string_equal(e.code, "invalid_json");
+    assert_non_null(strstr(e.message, "(line 2, column "));
+    assert_null(lx_json_parse_object(bad, strlen(bad), &c));
+    assert_string_equal(e.message, c.message);
+    lx_error_clear(&e);
+    lx_error_clear(&c);
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_embeddings_validation)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_embeddings_validation),
+                                       cmocka_unit_test(test_embeddings_parse_error_detail)};
     return cmocka_run_group_tests_name("embeddings", tests, NULL, NULL);
 }

@@ -1,0 +1,64 @@
+// Upstream edge cases (issue 11), through real sockets against the mock upstream: a stream whose protocol
+// ended while its HTTP body stays open, HTTP 200 answers that are error objects, the bound on a buffered
+// upstream answer, /v1/embeddings parse errors, and aliases named like another provider's models.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import OpenAI from 'openai';
+import { startMock, startLlmux, writeConfig, postChat, userMsg, sseData, eventually, LLMUX_BIN } from './lib.mjs';
+
+const LIMIT = 1048576; // limits.max_upstream_body_bytes of this file's gateway
+// A hang guard for requests whose old behaviour was to wait for a long timeout (not a speed check).
+const GUARD_MS = 60000;
+
+let mock, gw;
+before(async () => {
+  mock = await startMock();
+  // idle_ms is far beyond any hang guard here: an answer that waits for it fails the test instead of passing late.
+  const slow = { timeouts: { idle_ms: 600000 } };
+  gw = await startLlmux({
+    providers: {
+      up: { type: 'openai', base_url: `${mock.url}/v1`, ...slow },
+      once: { type: 'openai', base_url: `${mock.url}/v1`, retries: { max: 0 } },
+      ant: { type: 'anthropic', base_url: mock.url, api_key: 'sk-ant-test', ...slow },
+      oll: { type: 'ollama', base_url: mock.url, ...slow },
+    },
+  });
+});
+after(async () => {
+  assert.equal((await gw.stop()).code, 0);
+  await mock.stop();
+});
+
+async function freshStats() {
+  // Whatever an earlier test left open has closed before the counters restart.
+  await eventually(() => mock.stats(), (s) => s.active === 0, GUARD_MS, 'no upstream response in progress');
+  await mock.reset();
+}
+
+function chat(model, extra = {}) {
+  return postChat(gw.base, { model, messages: userMsg('hi there'), ...extra }, {});
+}
+
+async function expectError(res, status, fields = {}) {
+  assert.equal(res.status, status);
+  assert.match(res.headers.get('content-type'), /application\/json/);
+  const { error } = await res.json();
+  for (const [k, v] of Object.entries(fields)) {
+    if (v instanceof RegExp) assert.match(error[k], v, `error.${k}`);
+    else assert.equal(error[k], v, `error.${k}`);
+  }
+  return error;
+}
+
+// ---- /v1/embeddings parse errors ----
+
+test('/v1/embeddings JSON parse errors give line and column, in the same words as chat', async () => {
+  const bad = '{"model": "up/e",\n  "input": [1,}';
+  const post = (path) => fetch(`${gw.base}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: bad });
+  const emb = await expectError(await post('/v1/embeddings'), 400, { code: 'invalid_json', type: 'invalid_request_error', message: /line 2, column \d+/ });
+  const chatErr = await expectError(await post('/v1/chat/completions'), 400, { code: 'invalid_json' });
+  assert.equal(emb.message, chatErr.message);
+  await expectError(await fetch(`${gw.base}/v1/embeddings`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '[1]' }), 400, { code: 'invalid_json', message: /must be a JSON object/ });
+});
+
