@@ -469,6 +469,8 @@ static int stream_error(struct anthropic_stream *st, json_t *ev)
 static int anthropic_event(void *ctx, const char *event, const char *data, size_t len)
 {
     struct anthropic_stream *st = ctx;
+    if (st->stopped)
+        return LX_OK; /* message_stop was the end: what follows it in the same read is not relayed either */
     json_t *ev = json_loadb(data, len, 0, NULL);
     const char *type = json_string_value(json_object_get(ev, "type"));
     if (!json_is_object(ev) || !type) {
@@ -576,6 +578,12 @@ static int anthropic_stream_finish(void *state, lx_chunk_fn emit, void *ctx, str
     return LX_ERR;
 }
 
+static bool anthropic_stream_ended(const void *state)
+{
+    const struct anthropic_stream *st = state;
+    return st->stopped;
+}
+
 static void anthropic_stream_close(void *state)
 {
     struct anthropic_stream *st = state;
@@ -615,6 +623,7 @@ const struct lx_provider_type lx_provider_anthropic = {
     .stream_open = anthropic_stream_open,
     .stream_feed = anthropic_stream_feed,
     .stream_finish = anthropic_stream_finish,
+    .stream_ended = anthropic_stream_ended,
     .stream_close = anthropic_stream_close,
     .error_response = anthropic_error_response,
     .models_request = anthropic_models_request,

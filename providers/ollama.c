@@ -357,6 +357,12 @@ static int ollama_stream_finish(void *state, lx_chunk_fn emit, void *ctx, struct
     return LX_ERR;
 }
 
+static bool ollama_stream_ended(const void *state)
+{
+    const struct ollama_stream *st = state;
+    return st->done;
+}
+
 static void ollama_stream_close(void *state)
 {
     struct ollama_stream *st = state;
@@ -453,6 +459,7 @@ const struct lx_provider_type lx_provider_ollama = {
     .stream_open = ollama_stream_open,
     .stream_feed = ollama_stream_feed,
     .stream_finish = ollama_stream_finish,
+    .stream_ended = ollama_stream_ended,
     .stream_close = ollama_stream_close,
     .error_response = lx_openai_error_response,
     .models_request = ollama_models_request,

@@ -188,6 +188,12 @@ int lx_openai_stream_finish(void *state, lx_chunk_fn emit, void *ctx, struct lx_
     return LX_ERR;
 }
 
+bool lx_openai_stream_ended(const void *state)
+{
+    const struct openai_stream *st = state;
+    return st->done;
+}
+
 void lx_openai_stream_close(void *state)
 {
     struct openai_stream *st = state;
@@ -256,6 +262,7 @@ const struct lx_provider_type lx_provider_openai = {
     .stream_open = lx_openai_stream_open,
     .stream_feed = lx_openai_stream_feed,
     .stream_finish = lx_openai_stream_finish,
+    .stream_ended = lx_openai_stream_ended,
     .stream_close = lx_openai_stream_close,
     .error_response = lx_openai_error_response,
     .models_request = lx_openai_models_request,

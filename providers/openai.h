@@ -20,6 +20,7 @@ json_t *lx_openai_chat_response(const struct lx_provider_conf *p, const struct l
 void *lx_openai_stream_open(const struct lx_provider_conf *p, const struct lx_chat *chat);
 int lx_openai_stream_feed(void *st, const char *data, size_t len, lx_chunk_fn emit, void *ctx, struct lx_error *err);
 int lx_openai_stream_finish(void *st, lx_chunk_fn emit, void *ctx, struct lx_error *err);
+bool lx_openai_stream_ended(const void *st);
 void lx_openai_stream_close(void *st);
 void lx_openai_error_response(const struct lx_provider_conf *p, int status, const char *body, size_t len,
                               struct lx_error *err);
@@ -38,6 +39,7 @@ json_t *lx_openai_embeddings_response(const struct lx_provider_conf *p, const st
     .stream_open = lx_openai_stream_open,                 \
     .stream_feed = lx_openai_stream_feed,                 \
     .stream_finish = lx_openai_stream_finish,             \
+    .stream_ended = lx_openai_stream_ended,               \
     .stream_close = lx_openai_stream_close,               \
     .error_response = lx_openai_error_response,           \
     .models_request = lx_openai_models_request,           \

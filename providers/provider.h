@@ -88,6 +88,10 @@ struct lx_provider_type {
     void *(*stream_open)(const struct lx_provider_conf *p, const struct lx_chat *chat);
     int (*stream_feed)(void *st, const char *data, size_t len, lx_chunk_fn emit, void *ctx, struct lx_error *err);
     int (*stream_finish)(void *st, lx_chunk_fn emit, void *ctx, struct lx_error *err);
+    /* True once the stream's own end was decoded ([DONE], message_stop, done:true): the answer is whole
+     * and stream_finish may run at once. The call ends there, so an upstream that keeps its HTTP body
+     * open after the end cannot hold the answer back. NULL: only the end of the body ends the stream. */
+    bool (*stream_ended)(const void *st);
     void (*stream_close)(void *st);
     /* Map an upstream error status and body into err (status kept). */
     void (*error_response)(const struct lx_provider_conf *p, int status, const char *body, size_t len,

@@ -1,6 +1,7 @@
 /* An upstream chat call: builds the provider's request, drives the transfer, enforces the first-byte,
  * idle and total timeouts, decodes the stream, and maps every failure to an OpenAI error (502 for a
- * broken or foreign answer, 504 for a timeout, the upstream's own status for its error answers). */
+ * broken or foreign answer, 504 for a timeout, the upstream's own status for its error answers). A
+ * stream ends at its protocol's end marker, not at the end of its HTTP body. */
 #include "call.h"
 #include "buf.h"
 #include "common.h"
@@ -150,7 +151,14 @@ static int up_body(void *ctx, const char *data, size_t len)
                              "Provider '%s' sent a malformed stream.", c->p->name);
             return LX_ERR;
         }
-        return c->ended ? LX_ERR : LX_OK;
+        if (c->ended)
+            return LX_ERR;
+        if (c->p->type->stream_ended && c->p->type->stream_ended(c->stream)) {
+            /* The protocol said this is the end: up_done follows at once, not when the body ends. */
+            lx_timer_stop(c->t_idle);
+            return LX_DONE;
+        }
+        return LX_OK;
     }
     if (c->body.len + len > LX_CALL_MAX_BODY) {
         lx_error_set(&c->err, 502, "upstream_error", NULL, "bad_upstream_response",

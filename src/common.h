@@ -12,6 +12,7 @@ enum lx_rc {
     LX_OK = 0,     /* done */
     LX_ERR = -1,   /* failed; the caller reports or propagates */
     LX_AGAIN = 1,  /* not now: try later (used for backpressure) */
+    LX_DONE = 2,   /* complete: whatever follows is not needed (an upstream stream's own end was seen) */
 };
 
 #define LX_VERSION "0.1.0"

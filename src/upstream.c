@@ -5,7 +5,13 @@
  * - curl's write/header callbacks call the owner's on_headers/on_body, which touch buffers and flags; if
  *   the owner cancels from there, the removal is deferred to the loop (in_curl_cb guards that).
  * - The socket callback also fires for curl's internal sockets and during cleanup: per-socket state
- *   (struct lx_sock) is kept apart from per-transfer state (struct lx_upstream). */
+ *   (struct lx_sock) is kept apart from per-transfer state (struct lx_upstream).
+ *
+ * The end of an answer is the protocol's, not the HTTP body's: when on_body says LX_DONE (a stream's own
+ * end marker was decoded), the owner gets on_done from the loop at once and the transfer is detached.
+ * A detached transfer drains: its remaining bytes are discarded for up to LX_UPSTREAM_DRAIN_MS (and
+ * LX_UPSTREAM_DRAIN_BYTES) so that a body ending right after its marker leaves a reusable keep-alive
+ * connection; an upstream that keeps the body open past that has its connection closed. */
 #include "upstream.h"
 #include "common.h"
 #include "log.h"
@@ -18,6 +24,9 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/resource.h>
+
+#define LX_UPSTREAM_DRAIN_MS 1000          /* longest wait for the body's end after the answer was complete */
+#define LX_UPSTREAM_DRAIN_BYTES (64u * 1024) /* most bytes discarded after it */
 
 struct lx_upstream {
     CURL *easy;                 /* owned: cleaned in upstream_free */
@@ -34,7 +43,12 @@ struct lx_upstream {
     bool cancelled;             /* no more callbacks; removal pending */
     bool owner_abort;           /* on_body returned LX_ERR */
     bool in_multi;
-    bool resume_pending;        /* a deferred resume holds a pointer to us: it frees us if cancelled */
+    bool resume_pending;        /* a deferred resume is queued */
+    bool complete;              /* on_body said LX_DONE: later body bytes are discarded */
+    unsigned deferred;          /* deferred callbacks holding a pointer to us: the last one settles us */
+    size_t drained;             /* bytes discarded since complete */
+    struct lx_timer *drain;     /* owned while draining: closes the connection when the body does not end */
+    struct lx_upstream *drain_prev, *drain_next; /* in lx_draining while drain is set */
 };
 
 struct lx_sock {
@@ -46,9 +60,19 @@ static CURLM *lx_multi;
 static struct event *lx_curl_timer;
 static int lx_in_curl_cb;     /* depth of curl callbacks on the stack */
 static size_t lx_active;
+static struct lx_upstream *lx_draining; /* detached transfers waiting for their body's end */
 
 static void upstream_free(struct lx_upstream *u)
 {
+    if (u->drain) {
+        lx_timer_free(u->drain);
+        if (u->drain_prev)
+            u->drain_prev->drain_next = u->drain_next;
+        else
+            lx_draining = u->drain_next;
+        if (u->drain_next)
+            u->drain_next->drain_prev = u->drain_prev;
+    }
     if (u->in_multi) {
         curl_multi_remove_handle(lx_multi, u->easy);
         lx_active--;
@@ -81,6 +105,32 @@ static enum lx_upstream_result map_result(struct lx_upstream *u, CURLcode rc)
     }
 }
 
+static void drain_expired_cb(void *arg)
+{
+    struct lx_upstream *u = arg;
+    lx_debug("upstream body did not end within %d ms after the answer was complete: closing the connection",
+             LX_UPSTREAM_DRAIN_MS);
+    upstream_free(u); /* removing the unfinished transfer closes its connection */
+}
+
+/* The owner is gone (cancelled, or told on_done) and no deferred callback holds u: free it, or, when its
+ * answer was complete and the body has not ended yet, let it drain. From the loop only. */
+static void upstream_settle(struct lx_upstream *u)
+{
+    if (u->deferred > 0 || !u->cancelled || u->drain)
+        return;
+    if (u->complete && u->in_multi && lx_multi) {
+        u->drain = lx_timer_new(drain_expired_cb, u);
+        u->drain_next = lx_draining;
+        if (lx_draining)
+            lx_draining->drain_prev = u;
+        lx_draining = u;
+        lx_timer_start(u->drain, LX_UPSTREAM_DRAIN_MS);
+        return;
+    }
+    upstream_free(u);
+}
+
 static void check_multi_info(void)
 {
     CURLMsg *msg;
@@ -95,15 +145,20 @@ static void check_multi_info(void)
         u->in_multi = false;
         lx_active--;
         if (!u->cancelled) {
-            enum lx_upstream_result r = map_result(u, rc);
+            /* A complete answer stays complete whatever happened to the bytes after it. */
+            enum lx_upstream_result r = u->complete ? LX_UP_OK : map_result(u, rc);
             const char *detail = u->errbuf[0] ? u->errbuf : curl_easy_strerror(rc);
             if (r == LX_UP_OK && !u->headers_done) {
                 r = LX_UP_BROKEN;
                 detail = "no response";
             }
+            u->cancelled = true; /* on_done is the owner's last callback */
             u->ops->on_done(u->ctx, r, detail);
         }
-        upstream_free(u);
+        if (u->drain)
+            upstream_free(u); /* the body ended while draining: the connection went back to the pool */
+        else
+            upstream_settle(u);
     }
 }
 
@@ -175,6 +230,8 @@ static size_t header_cb(char *data, size_t size, size_t n, void *userp)
 {
     struct lx_upstream *u = userp;
     size_t len = size * n;
+    if (u->complete)
+        return len; /* trailers after a complete answer */
     if (u->cancelled)
         return 0;
     if (len >= 12 && strncasecmp(data, "retry-after:", 12) == 0) {
@@ -205,10 +262,16 @@ static size_t header_cb(char *data, size_t size, size_t n, void *userp)
     return len;
 }
 
+static void complete_cb(void *arg);
+
 static size_t write_cb(char *data, size_t size, size_t n, void *userp)
 {
     struct lx_upstream *u = userp;
     size_t len = size * n;
+    if (u->complete) {
+        u->drained += len;
+        return u->drained > LX_UPSTREAM_DRAIN_BYTES ? CURL_WRITEFUNC_ERROR : len;
+    }
     if (u->cancelled)
         return CURL_WRITEFUNC_ERROR;
     lx_in_curl_cb++;
@@ -219,6 +282,13 @@ static size_t write_cb(char *data, size_t size, size_t n, void *userp)
     if (rc == LX_AGAIN) {
         u->paused = true;
         return CURL_WRITEFUNC_PAUSE;
+    }
+    if (rc == LX_DONE) {
+        /* on_done may start other transfers, which curl refuses from its own callbacks: from the loop. */
+        u->complete = true;
+        u->deferred++;
+        lx_defer(complete_cb, u);
+        return len;
     }
     if (rc != LX_OK) {
         u->owner_abort = true;
@@ -251,6 +321,8 @@ int lx_upstream_init(void)
 
 void lx_upstream_shutdown(void)
 {
+    while (lx_draining)
+        upstream_free(lx_draining); /* easy handles leave the multi handle before it goes */
     if (lx_multi)
         curl_multi_cleanup(lx_multi);
     lx_multi = NULL;
@@ -304,9 +376,11 @@ struct lx_upstream *lx_upstream_start(const struct lx_http_request *req, long co
     return u;
 }
 
-static void deferred_free_cb(void *arg)
+static void deferred_settle_cb(void *arg)
 {
-    upstream_free(arg);
+    struct lx_upstream *u = arg;
+    u->deferred--;
+    upstream_settle(u);
 }
 
 void lx_upstream_cancel(struct lx_upstream *u)
@@ -314,20 +388,35 @@ void lx_upstream_cancel(struct lx_upstream *u)
     if (!u || u->cancelled)
         return;
     u->cancelled = true;
-    if (u->resume_pending)
-        return; /* deferred_resume_cb frees */
-    if (lx_in_curl_cb)
-        lx_defer(deferred_free_cb, u); /* curl refuses remove_handle from its own callbacks */
-    else
-        upstream_free(u); /* removing an unfinished transfer closes its connection */
+    if (u->deferred)
+        return; /* the last deferred callback settles */
+    if (lx_in_curl_cb) {
+        u->deferred++; /* curl refuses remove_handle from its own callbacks */
+        lx_defer(deferred_settle_cb, u);
+    } else {
+        upstream_settle(u); /* removing an unfinished transfer closes its connection */
+    }
+}
+
+/* The answer is complete (on_body said LX_DONE): tell the owner, then drain or free. */
+static void complete_cb(void *arg)
+{
+    struct lx_upstream *u = arg;
+    u->deferred--;
+    if (!u->cancelled) {
+        u->cancelled = true; /* on_done is the owner's last callback */
+        u->ops->on_done(u->ctx, LX_UP_OK, "complete");
+    }
+    upstream_settle(u);
 }
 
 static void deferred_resume_cb(void *arg)
 {
     struct lx_upstream *u = arg;
+    u->deferred--;
     u->resume_pending = false;
     if (u->cancelled) {
-        upstream_free(u);
+        upstream_settle(u);
         return;
     }
     if (!u->paused)
@@ -341,6 +430,7 @@ void lx_upstream_resume(struct lx_upstream *u)
     if (!u || u->cancelled || !u->paused || u->resume_pending)
         return;
     u->resume_pending = true;
+    u->deferred++;
     lx_defer(deferred_resume_cb, u);
 }
 

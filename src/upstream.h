@@ -22,7 +22,9 @@ struct lx_upstream_ops {
     /* Final (non-1xx) status line and headers are in. content_type/retry_after may be NULL. */
     void (*on_headers)(void *ctx, int status, const char *content_type, const char *retry_after);
     /* Body bytes. Return LX_OK (consumed), LX_AGAIN (not consumed: pause; lx_upstream_resume redelivers
-     * them) or LX_ERR (abort the transfer: on_done gets LX_UP_ABORTED). */
+     * them), LX_DONE (consumed, and the answer is complete: on_done(LX_UP_OK) follows from the loop at
+     * once, whatever the rest of the body does) or LX_ERR (abort the transfer: on_done gets
+     * LX_UP_ABORTED). */
     int (*on_body)(void *ctx, const char *data, size_t len);
     /* The transfer ended; detail is a human-readable reason for failures (never contains secrets). */
     void (*on_done)(void *ctx, enum lx_upstream_result result, const char *detail);
@@ -37,11 +39,12 @@ void lx_upstream_shutdown(void);
 /* Start a transfer. The request is copied; NULL when libcurl refused it. */
 struct lx_upstream *lx_upstream_start(const struct lx_http_request *req, long connect_timeout_ms,
                                       const struct lx_upstream_ops *ops, void *ctx);
-/* Stop at once: the connection is closed, no callback follows. Any context. */
+/* Stop at once: no callback follows, and the connection is closed (unless on_body already said LX_DONE:
+ * then the transfer keeps its short drain, see upstream.c). Any context. */
 void lx_upstream_cancel(struct lx_upstream *u);
 /* Undo an LX_AGAIN pause. Any context (deferred to the loop). */
 void lx_upstream_resume(struct lx_upstream *u);
-/* Transfers in flight (for tests and shutdown). */
+/* Transfers in flight, draining ones included (for tests and shutdown). */
 size_t lx_upstream_active(void);
 
 #endif

@@ -60,21 +60,28 @@ static void collect_cb(void *ctx, json_t *chunk)
     o->count++;
 }
 
-/* Drive one decoder the way src/call.c does: feed until a feed fails, then finish only if none did. */
+/* Drive one decoder the way src/call.c does: feed until a feed fails or the stream's own end was seen
+ * (the rest of the body is never read then), then finish only if no feed failed. */
 static void run(struct outcome *o, bool include_usage, const char *p, size_t size, struct fuzz_split *plan)
 {
     struct lx_chat chat = {.model = "gpt-fuzz", .stream = true, .include_usage = include_usage, .req_id = 1};
     void *st = FUZZ_PROVIDER.stream_open(&conf, &chat);
     size_t off = 0;
+    bool ended = false;
     o->feed_rc = LX_OK;
     o->finish_rc = LX_OK;
     do {
         size_t n = plan ? fuzz_split_next(plan, size - off) : size;
         o->feed_rc = FUZZ_PROVIDER.stream_feed(st, p + off, n, collect_cb, o, &o->err);
         off += n;
-    } while (o->feed_rc == LX_OK && off < size);
+        ended = o->feed_rc == LX_OK && FUZZ_PROVIDER.stream_ended(st);
+    } while (o->feed_rc == LX_OK && !ended && off < size);
     if (o->feed_rc == LX_OK)
         o->finish_rc = FUZZ_PROVIDER.stream_finish(st, collect_cb, o, &o->err);
+    if (ended && o->finish_rc != LX_OK)
+        fail("a stream that saw its own end did not finish cleanly");
+    if (ended && !FUZZ_PROVIDER.stream_ended(st))
+        fail("stream_ended went back to false");
     FUZZ_PROVIDER.stream_close(st);
 
     bool failed = o->feed_rc != LX_OK || o->finish_rc != LX_OK;

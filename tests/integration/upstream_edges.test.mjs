@@ -51,6 +51,40 @@ async function expectError(res, status, fields = {}) {
   return error;
 }
 
+// ---- the protocol's end ends the stream ----
+
+for (const [provider, what] of [['up', 'data: [DONE]'], ['ant', 'message_stop'], ['oll', 'done:true']]) {
+  test(`${provider}: after ${what} the stream ends with [DONE] at once and the held-open upstream connection is closed`, async () => {
+    await freshStats();
+    const res = await fetch(`${gw.base}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: `${provider}/x;fault=hold_open`, stream: true, stream_options: { include_usage: true }, messages: userMsg('hi there') }),
+      signal: AbortSignal.timeout(GUARD_MS),
+    });
+    assert.equal(res.status, 200);
+    const events = sseData(await res.text());
+    assert.equal(events.at(-1), '[DONE]');
+    const chunks = events.slice(0, -1).map((e) => JSON.parse(e));
+    assert.ok(chunks.every((c) => !c.error), 'no error event: the answer was whole');
+    assert.equal(chunks.map((c) => c.choices[0]?.delta?.content ?? '').join(''), 'echo: hi there');
+    assert.equal(chunks.at(-1).usage.completion_tokens, 3, 'the usage chunk came before [DONE]');
+    // The mock still holds the body open; llmux is the one that hangs up.
+    const s = await eventually(() => mock.stats(), (v) => v.active === 0, GUARD_MS, 'the upstream connection to close');
+    assert.equal(s.aborted, 1, 'the upstream saw its connection closed before its body ended');
+  });
+}
+
+test('a stream whose body ends right after its end marker is read to the end (its connection stays reusable)', async () => {
+  await freshStats();
+  for (const provider of ['up', 'ant', 'oll']) {
+    const events = sseData(await (await chat(`${provider}/x`, { stream: true })).text());
+    assert.equal(events.at(-1), '[DONE]');
+  }
+  const s = await eventually(() => mock.stats(), (v) => v.active === 0, GUARD_MS, 'the responses to finish');
+  assert.equal(s.aborted, 0, 'no upstream response was cut');
+});
+
 // ---- /v1/embeddings parse errors ----
 
 test('/v1/embeddings JSON parse errors give line and column, in the same words as chat', async () => {

@@ -313,6 +313,36 @@ static void test_stream_error_fixture(void **state)
     lx_error_clear(&e);
 }
 
+/* message_stop ends the stream: stream_ended turns true with the last byte of that event (live servers
+ * end it with a blank line; the recording does not, and then only the end of the body completes it). */
+static void test_stream_ended_at_message_stop(void **state)
+{
+    (void)state;
+    size_t len;
+    char *body = read_fixture("anthropic_messages_stream_text.sse", &len);
+    for (int terminated = 0; terminated < 2; terminated++) {
+        struct lx_chat chat = {.stream = true, .model = "m"};
+        void *st = lx_provider_anthropic.stream_open(&conf, &chat);
+        json_t *chunks = json_array();
+        struct lx_error e = {0};
+        for (size_t i = 0; i < len; i++) {
+            assert_false(lx_provider_anthropic.stream_ended(st));
+            assert_int_equal(lx_provider_anthropic.stream_feed(st, body + i, 1, collect, chunks, &e), LX_OK);
+        }
+        assert_false(lx_provider_anthropic.stream_ended(st));
+        if (terminated) {
+            assert_int_equal(lx_provider_anthropic.stream_feed(st, "\n", 1, collect, chunks, &e), LX_OK);
+            assert_false(lx_provider_anthropic.stream_ended(st)); /* the line is whole, the event is not */
+            assert_int_equal(lx_provider_anthropic.stream_feed(st, "\n", 1, collect, chunks, &e), LX_OK);
+            assert_true(lx_provider_anthropic.stream_ended(st));
+        }
+        assert_int_equal(lx_provider_anthropic.stream_finish(st, collect, chunks, &e), LX_OK);
+        lx_provider_anthropic.stream_close(st);
+        json_decref(chunks);
+    }
+    free(body);
+}
+
 static void test_error_fixtures(void **state)
 {
     (void)state;
@@ -344,6 +374,7 @@ int main(void)
         cmocka_unit_test(test_stream_text_fixture),
         cmocka_unit_test(test_stream_tool_use_fixture),
         cmocka_unit_test(test_stream_error_fixture),
+        cmocka_unit_test(test_stream_ended_at_message_stop),
         cmocka_unit_test(test_error_fixtures),
     };
     return cmocka_run_group_tests_name("anthropic", tests, NULL, NULL);

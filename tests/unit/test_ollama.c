@@ -202,6 +202,27 @@ static void test_stream_fixture(void **state)
     lx_buf_free(&want);
 }
 
+/* done:true ends the stream: stream_ended turns true with that line's newline, not before. */
+static void test_stream_ended_at_done(void **state)
+{
+    (void)state;
+    size_t len;
+    char *body = read_fixture("ollama_api_chat_stream.docs.ndjson", &len);
+    struct lx_chat chat = {.stream = true, .model = "m"};
+    void *st = lx_provider_ollama.stream_open(&conf, &chat);
+    json_t *chunks = json_array();
+    struct lx_error e = {0};
+    for (size_t i = 0; i < len; i++) {
+        assert_false(lx_provider_ollama.stream_ended(st));
+        assert_int_equal(lx_provider_ollama.stream_feed(st, body + i, 1, collect, chunks, &e), LX_OK);
+    }
+    assert_true(lx_provider_ollama.stream_ended(st));
+    assert_int_equal(lx_provider_ollama.stream_finish(st, collect, chunks, &e), LX_OK);
+    lx_provider_ollama.stream_close(st);
+    json_decref(chunks);
+    free(body);
+}
+
 static void test_stream_tool_calls_fixture(void **state)
 {
     (void)state;
@@ -287,6 +308,7 @@ int main(void)
         cmocka_unit_test(test_request_refusals_and_format),
         cmocka_unit_test(test_nonstream_fixtures),
         cmocka_unit_test(test_stream_fixture),
+        cmocka_unit_test(test_stream_ended_at_done),
         cmocka_unit_test(test_stream_tool_calls_fixture),
         cmocka_unit_test(test_stream_midstream_error_fixture),
         cmocka_unit_test(test_error_and_models_and_embed),

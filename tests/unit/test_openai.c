@@ -222,6 +222,32 @@ static void test_stream_without_done_but_finished(void **state)
     json_decref(chunks);
 }
 
+/* The stream's own end: stream_ended turns true with the last byte of the [DONE] event, not before, and
+ * bytes after it change nothing (the call ends there even if the body stays open). */
+static void test_stream_ended_at_done(void **state)
+{
+    (void)state;
+    size_t len;
+    char *body = read_fixture("openai_chat_stream_text_with_usage.sse", &len);
+    struct lx_chat chat = {.stream = true};
+    void *st = lx_provider_openai.stream_open(&conf, &chat);
+    struct chunks c = {.list = json_array()};
+    struct lx_error e = {0};
+    for (size_t i = 0; i < len; i++) {
+        assert_false(lx_provider_openai.stream_ended(st));
+        assert_int_equal(lx_provider_openai.stream_feed(st, body + i, 1, collect, &c, &e), LX_OK);
+    }
+    assert_true(lx_provider_openai.stream_ended(st));
+    size_t n = json_array_size(c.list);
+    assert_int_equal(lx_provider_openai.stream_feed(st, "data: {\"junk\":1}\n\n", 19, collect, &c, &e), LX_OK);
+    assert_int_equal(lx_provider_openai.stream_finish(st, collect, &c, &e), LX_OK);
+    assert_int_equal(json_array_size(c.list), n);
+    assert_false(lx_error_isset(&e));
+    lx_provider_openai.stream_close(st);
+    json_decref(c.list);
+    free(body);
+}
+
 static void test_models(void **state)
 {
     (void)state;
@@ -263,6 +289,7 @@ int main(void)
         cmocka_unit_test(test_stream_error_event),
         cmocka_unit_test(test_stream_without_done_but_finished),
         cmocka_unit_test(test_stream_error_event_without_terminator),
+        cmocka_unit_test(test_stream_ended_at_done),
         cmocka_unit_test(test_models),
         cmocka_unit_test(test_error_response_fixture),
     };
