@@ -449,20 +449,19 @@ static void merge_usage(struct anthropic_stream *st, json_t *u)
     json_object_update(st->usage, u);
 }
 
+/* Anthropic names the kind in `type`; OpenAI clients read `code`. */
+static void code_from_type(struct lx_error *err)
+{
+    if (!err->code && err->type)
+        err->code = lx_strdup(err->type);
+}
+
+/* An `error` event: its status comes from its type (overloaded_error → 529, see errors.c). */
 static int stream_error(struct anthropic_stream *st, json_t *ev)
 {
-    json_t *e = json_object_get(ev, "error");
-    const char *type = json_string_value(json_object_get(e, "type"));
-    const char *msg = json_string_value(json_object_get(e, "message"));
-    int status = 502;
-    if (type && strcmp(type, "overloaded_error") == 0)
-        status = 529;
-    else if (type && strcmp(type, "rate_limit_error") == 0)
-        status = 429;
-    else if (type && strcmp(type, "api_error") == 0)
-        status = 500;
-    lx_error_set(st->err, status, type ? type : "upstream_error", NULL, type, "%s",
-                 msg ? msg : "Anthropic stream error");
+    if (!lx_error_from_answer(st->err, ev))
+        lx_error_set(st->err, 502, "upstream_error", NULL, NULL, "Anthropic stream error");
+    code_from_type(st->err);
     return LX_ERR;
 }
 
@@ -599,8 +598,7 @@ static void anthropic_error_response(const struct lx_provider_conf *p, int statu
 {
     (void)p;
     lx_error_from_upstream(err, status, body, len);
-    if (!err->code && err->type)
-        err->code = lx_strdup(err->type); /* OpenAI clients read `code`; Anthropic names the kind in `type` */
+    code_from_type(err);
 }
 
 static int anthropic_models_request(const struct lx_provider_conf *p, struct lx_http_request *out)

@@ -53,8 +53,10 @@ json_t *lx_openai_chat_response(const struct lx_provider_conf *p, const struct l
     (void)chat;
     json_t *root = json_loadb(body ? body : "", len, 0, NULL);
     if (!json_is_object(root) || !json_is_array(json_object_get(root, "choices"))) {
+        /* Some servers and proxies answer 200 with an error object: relay it, not a generic 502. */
+        if (!lx_error_from_answer(err, root))
+            not_protocol(p, err, "a body that is not a chat completion");
         json_decref(root);
-        not_protocol(p, err, "a body that is not a chat completion");
         return NULL;
     }
     lx_openai_fill(root, chat, "chat.completion", lx_wall_s());
@@ -114,16 +116,11 @@ static int openai_event(void *ctx, const char *event, const char *data, size_t l
         not_protocol(st->p, st->err, "a stream event that is not JSON");
         return LX_ERR;
     }
-    json_t *error = json_object_get(chunk, "error");
-    if (error) {
-        json_t *wrapped = json_pack("{s:O}", "error", error);
-        char *text = json_dumps(wrapped, JSON_COMPACT);
-        lx_error_from_upstream(st->err, 502, text, text ? strlen(text) : 0);
-        free(text);
-        json_decref(wrapped);
+    if (lx_error_from_answer(st->err, chunk)) {
         json_decref(chunk);
         return LX_ERR;
     }
+    json_object_del(chunk, "error"); /* "error": null from lax servers: a client must not mistake it */
     lx_openai_fill(chunk, st->chat, "chat.completion.chunk", st->created);
     if (json_is_object(json_object_get(chunk, "usage")))
         st->usage_seen = true;
@@ -239,8 +236,9 @@ json_t *lx_openai_embeddings_response(const struct lx_provider_conf *p, const st
 {
     json_t *root = json_loadb(body ? body : "", len, 0, NULL);
     if (!json_is_object(root) || !json_is_array(json_object_get(root, "data"))) {
+        if (!lx_error_from_answer(err, root))
+            not_protocol(p, err, "a body that is not an embeddings list");
         json_decref(root);
-        not_protocol(p, err, "a body that is not an embeddings list");
         return NULL;
     }
     if (!json_is_string(json_object_get(root, "object")))

@@ -93,9 +93,9 @@ static char *scalar_text(json_t *v)
     return NULL;
 }
 
-void lx_error_from_upstream(struct lx_error *e, int status, const char *body, size_t len)
+/* Fill e from a parsed error body (see lx_error_from_upstream). */
+static void error_from_json(struct lx_error *e, int status, json_t *root)
 {
-    json_t *root = body && len ? json_loadb(body, len, JSON_DECODE_ANY, NULL) : NULL;
     json_t *obj = NULL;
     const char *msg = NULL;
     if (json_is_object(root)) {
@@ -120,5 +120,52 @@ void lx_error_from_upstream(struct lx_error *e, int status, const char *body, si
         e->param = scalar_text(json_object_get(obj, "param"));
         e->code = scalar_text(json_object_get(obj, "code"));
     }
+}
+
+void lx_error_from_upstream(struct lx_error *e, int status, const char *body, size_t len)
+{
+    json_t *root = body && len ? json_loadb(body, len, JSON_DECODE_ANY, NULL) : NULL;
+    error_from_json(e, status, root);
     json_decref(root);
+}
+
+/* What each provider answers these codes and types with (OpenAI's error-codes guide, Anthropic's errors
+ * page). Codes are looked up first: OpenAI's invalid_api_key comes with type invalid_request_error. */
+static const struct {
+    const char *kind;
+    int status;
+} lx_kind_status[] = {
+    {"insufficient_quota", 429},     {"rate_limit_exceeded", 429},    {"rate_limit_error", 429},
+    {"tokens", 429},                 {"requests", 429},               {"invalid_api_key", 401},
+    {"invalid_authentication", 401}, {"authentication_error", 401},   {"billing_error", 402},
+    {"permission_error", 403},       {"unsupported_country_region_territory", 403},
+    {"model_not_found", 404},        {"not_found_error", 404},        {"request_too_large", 413},
+    {"context_length_exceeded", 400}, {"invalid_request_error", 400}, {"timeout_error", 504},
+    {"overloaded_error", 529},       {"server_error", 500},           {"api_error", 500},
+};
+
+static int kind_status(const char *kind)
+{
+    for (size_t i = 0; kind && i < LX_ARRAY_LEN(lx_kind_status); i++)
+        if (strcmp(lx_kind_status[i].kind, kind) == 0)
+            return lx_kind_status[i].status;
+    return 0;
+}
+
+int lx_error_status_for_kind(const char *type, const char *code, int dflt)
+{
+    int status = kind_status(code);
+    if (!status)
+        status = kind_status(type);
+    return status ? status : dflt;
+}
+
+bool lx_error_from_answer(struct lx_error *e, json_t *root)
+{
+    json_t *err = json_object_get(root, "error");
+    if (!json_is_object(err) && !json_is_string(err))
+        return false;
+    error_from_json(e, 502, root);
+    e->status = lx_error_status_for_kind(e->type, e->code, 502);
+    return true;
 }

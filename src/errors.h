@@ -5,6 +5,7 @@
 #define LX_ERRORS_H
 
 #include <jansson.h>
+#include <stdbool.h>
 
 struct lx_error {
     int status;     /* HTTP status the client gets; 0 means "no error" */
@@ -31,5 +32,16 @@ json_t *lx_error_json(const struct lx_error *e);
 /* Fill e from an upstream error body (OpenAI shape or the common variants: {"error":"text"},
  * {"message":...}, {"detail":...}); status is kept as given. Falls back to a generic message. */
 void lx_error_from_upstream(struct lx_error *e, int status, const char *body, size_t len);
+
+/* The HTTP status a provider pairs with an error's code or, failing that, its type (OpenAI's and
+ * Anthropic's names: insufficient_quota → 429, invalid_api_key → 401, overloaded_error → 529, ...; the
+ * table is in errors.c and docs/api.md), for errors that come without one: in a 200 body or a stream
+ * event. dflt when neither is known. */
+int lx_error_status_for_kind(const char *type, const char *code, int dflt);
+
+/* When root, a parsed 2xx answer or stream event, is an error object ({"error":{...}} or
+ * {"error":"text"}): fill e with its message, type, param and code, and the status
+ * lx_error_status_for_kind gives them (502 when it knows neither), and return true. */
+bool lx_error_from_answer(struct lx_error *e, json_t *root);
 
 #endif

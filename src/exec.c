@@ -83,12 +83,19 @@ static bool code_is(const struct lx_error *e, const char *code)
     return e->code && strcmp(e->code, code) == 0;
 }
 
+/* The account behind the provider's key is out of credit (OpenAI insufficient_quota, Anthropic billing). */
+static bool quota_spent(const struct lx_error *e)
+{
+    return code_is(e, "insufficient_quota") || code_is(e, "billing_error");
+}
+
 bool lx_exec_retryable(const struct lx_error *err)
 {
     /* Our own timeouts are not retried on the same provider: a hanging provider would multiply the wait.
-     * They fall back to the next target instead. */
+     * They fall back to the next target instead. Nor is a spent quota, which no retry within seconds
+     * refills (another provider has its own). */
     if (code_is(err, "upstream_timeout") || code_is(err, "provider_at_capacity") ||
-        code_is(err, "provider_cooldown") || code_is(err, "deadline_exceeded"))
+        code_is(err, "provider_cooldown") || code_is(err, "deadline_exceeded") || quota_spent(err))
         return false;
     switch (err->status) {
     case 429: case 500: case 502: case 503: case 504: case 529:
@@ -103,7 +110,7 @@ bool lx_exec_retryable(const struct lx_error *err)
 static bool fallback_worthy(const struct lx_error *err)
 {
     return lx_exec_retryable(err) || code_is(err, "upstream_timeout") || code_is(err, "provider_at_capacity") ||
-           code_is(err, "provider_cooldown");
+           code_is(err, "provider_cooldown") || quota_spent(err);
 }
 
 /* What the cooldown breaker counts as the provider failing (not its 4xx answers, not our own limits). */

@@ -67,8 +67,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         free(text);
         json_decref(completion);
     } else {
-        if (err.status != 502 || !err.message)
-            fail("chat_response refused a body without a 502");
+        /* 502 for a body that is not the protocol; an error object in a 200 keeps the status its code or
+         * type maps to (errors.c), which only an error object may get. */
+        if (!err.message || err.status < 400 || err.status > 599)
+            fail("chat_response refused a body without an error status and message");
+        if (err.status != 502) {
+            json_t *root = json_loadb(body ? body : "", size, 0, NULL);
+            json_t *e = json_object_get(root, "error");
+            bool error_object = json_is_object(e) || json_is_string(e);
+            json_decref(root);
+            if (!error_object)
+                fail("chat_response refused a body that is not an error object without a 502");
+        }
         check_error_json(&err);
     }
     lx_error_clear(&err);

@@ -23,6 +23,7 @@ before(async () => {
       ant: { type: 'anthropic', base_url: mock.url, api_key: 'sk-ant-test', ...slow },
       oll: { type: 'ollama', base_url: mock.url, ...slow },
     },
+    aliases: { quota_then_ok: ['up/x;ok_error=insufficient_quota', 'once/x'] },
   });
 });
 after(async () => {
@@ -83,6 +84,57 @@ test('a stream whose body ends right after its end marker is read to the end (it
   }
   const s = await eventually(() => mock.stats(), (v) => v.active === 0, GUARD_MS, 'the responses to finish');
   assert.equal(s.aborted, 0, 'no upstream response was cut');
+});
+
+// ---- HTTP 200 with an error object ----
+
+test('a 200 whose body is insufficient_quota is relayed as 429 with its message, type and code, and not retried', async () => {
+  await freshStats();
+  const e = await expectError(await chat('up/x;ok_error=insufficient_quota'), 429, {
+    type: 'insufficient_quota', code: 'insufficient_quota', param: null, message: /exceeded your current quota/,
+  });
+  assert.ok(!/Provider 'up'/.test(e.message), 'the upstream\'s own words, not a generic 502');
+  assert.equal((await mock.stats()).requests, 1, 'a spent quota is not retried on the same provider');
+  // The official SDK sees the error type it knows.
+  const client = new OpenAI({ apiKey: 'unused', baseURL: `${gw.base}/v1`, maxRetries: 0 });
+  await assert.rejects(client.chat.completions.create({ model: 'up/x;ok_error=insufficient_quota', messages: userMsg('x') }),
+    (err) => err instanceof OpenAI.RateLimitError && err.code === 'insufficient_quota' && err.type === 'insufficient_quota');
+});
+
+test('a spent quota falls back to the next model of an alias', async () => {
+  const res = await chat('quota_then_ok');
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get('x-llmux-model'), 'once/x');
+  assert.equal((await res.json()).choices[0].message.content, 'echo: hi there');
+});
+
+test('200-with-error statuses follow the error\'s code, then its type; unknown ones are 502', async () => {
+  const cases = [
+    ['rate_limit_exceeded', 429, 'tokens', 'rate_limit_exceeded'],
+    ['invalid_api_key', 401, 'invalid_request_error', 'invalid_api_key'],
+    ['model_not_found', 404, 'invalid_request_error', 'model_not_found'],
+    ['context_length_exceeded', 400, 'invalid_request_error', 'context_length_exceeded'],
+    ['server_error', 500, 'server_error', null],
+    ['mystery', 502, 'mystery_error', 'mystery'],
+  ];
+  for (const [name, status, type, code] of cases) {
+    await expectError(await chat(`once/x;ok_error=${name}`), status, { type, code });
+  }
+  const e = await expectError(await chat('once/x;ok_error=context_length_exceeded'), 400, {});
+  assert.equal(e.param, 'messages');
+});
+
+test('a stream whose first event is an error object gets that error\'s status, not a 200 stream', async () => {
+  await expectError(await chat('up/x;ok_error=insufficient_quota', { stream: true }), 429, { code: 'insufficient_quota', type: 'insufficient_quota' });
+  await expectError(await chat('once/x;ok_error=invalid_api_key', { stream: true }), 401, { code: 'invalid_api_key' });
+});
+
+test('/v1/embeddings: a 200 error object is relayed the same way', async () => {
+  const res = await fetch(`${gw.base}/v1/embeddings`, {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'up/e;ok_error=insufficient_quota', input: 'hello' }),
+  });
+  await expectError(res, 429, { code: 'insufficient_quota', message: /exceeded your current quota/ });
 });
 
 // ---- /v1/embeddings parse errors ----

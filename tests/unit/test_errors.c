@@ -1,6 +1,7 @@
 /* Unit tests for src/errors.c: the OpenAI error shape and reading upstream error bodies. */
 #include "unit.h"
 #include "../../src/errors.h"
+#include "../../src/common.h"
 
 static void test_shape(void **state)
 {
@@ -105,6 +106,64 @@ static void test_numeric_code(void **state)
     lx_error_clear(&e);
 }
 
+/* Errors inside a 200 or a stream event carry no status: it comes from their code, then their type. */
+static void test_status_for_kind(void **state)
+{
+    (void)state;
+    assert_int_equal(lx_error_status_for_kind("insufficient_quota", "insufficient_quota", 502), 429);
+    assert_int_equal(lx_error_status_for_kind("tokens", "rate_limit_exceeded", 502), 429);
+    /* OpenAI's bad key comes with type invalid_request_error: the code decides. */
+    assert_int_equal(lx_error_status_for_kind("invalid_request_error", "invalid_api_key", 502), 401);
+    assert_int_equal(lx_error_status_for_kind("invalid_request_error", "model_not_found", 502), 404);
+    assert_int_equal(lx_error_status_for_kind("invalid_request_error", "context_length_exceeded", 502), 400);
+    assert_int_equal(lx_error_status_for_kind("invalid_request_error", "some_new_code", 502), 400);
+    assert_int_equal(lx_error_status_for_kind("server_error", NULL, 502), 500);
+    /* Anthropic's types. */
+    assert_int_equal(lx_error_status_for_kind("overloaded_error", NULL, 502), 529);
+    assert_int_equal(lx_error_status_for_kind("rate_limit_error", NULL, 502), 429);
+    assert_int_equal(lx_error_status_for_kind("authentication_error", NULL, 502), 401);
+    assert_int_equal(lx_error_status_for_kind("permission_error", NULL, 502), 403);
+    assert_int_equal(lx_error_status_for_kind("not_found_error", NULL, 502), 404);
+    assert_int_equal(lx_error_status_for_kind("request_too_large", NULL, 502), 413);
+    assert_int_equal(lx_error_status_for_kind("billing_error", NULL, 502), 402);
+    assert_int_equal(lx_error_status_for_kind("api_error", NULL, 502), 500);
+    assert_int_equal(lx_error_status_for_kind("timeout_error", NULL, 502), 504);
+    /* Unknown, or nothing at all: the default. */
+    assert_int_equal(lx_error_status_for_kind("mystery_error", "mystery", 502), 502);
+    assert_int_equal(lx_error_status_for_kind(NULL, NULL, 503), 503);
+}
+
+static void test_from_answer(void **state)
+{
+    (void)state;
+    struct lx_error e = {0};
+    size_t len;
+    char *body = read_fixture("openai_error_429_rate_limit.json", &len);
+    json_t *root = json_loadb(body, len, 0, NULL);
+    assert_true(lx_error_from_answer(&e, root));
+    assert_int_equal(e.status, 429);
+    assert_string_equal(e.type, "tokens");
+    assert_string_equal(e.code, "rate_limit_exceeded");
+    assert_non_null(strstr(e.message, "Rate limit reached"));
+    json_decref(root);
+    free(body);
+    root = json_pack("{s:s}", "error", "model is loading");
+    assert_true(lx_error_from_answer(&e, root));
+    assert_int_equal(e.status, 502);
+    assert_string_equal(e.message, "model is loading");
+    json_decref(root);
+    lx_error_clear(&e);
+    /* Not error objects: nothing is set. */
+    const char *not_errors[] = {"{\"choices\":[]}", "{\"error\":null}", "{\"error\":3}", "[1]"};
+    for (size_t i = 0; i < LX_ARRAY_LEN(not_errors); i++) {
+        root = json_loads(not_errors[i], JSON_DECODE_ANY, NULL);
+        assert_false(lx_error_from_answer(&e, root));
+        assert_false(lx_error_isset(&e));
+        json_decref(root);
+    }
+    assert_false(lx_error_from_answer(&e, NULL));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -114,6 +173,8 @@ int main(void)
         cmocka_unit_test(test_type_for_status),
         cmocka_unit_test(test_copy),
         cmocka_unit_test(test_numeric_code),
+        cmocka_unit_test(test_status_for_kind),
+        cmocka_unit_test(test_from_answer),
     };
     return cmocka_run_group_tests_name("errors", tests, NULL, NULL);
 }

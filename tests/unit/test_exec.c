@@ -26,6 +26,10 @@ static void test_retryable(void **state)
     expect_retry(504, "deadline_exceeded", false);
     expect_retry(429, "provider_at_capacity", false);
     expect_retry(503, "provider_cooldown", false);
+    /* A spent quota is not refilled by a retry; an oversized answer would only come back oversized. */
+    expect_retry(429, "insufficient_quota", false);
+    expect_retry(402, "billing_error", false);
+    expect_retry(429, "rate_limit_exceeded", true);
 }
 
 static void test_backoff_full_jitter(void **state)

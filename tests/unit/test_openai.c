@@ -193,6 +193,7 @@ static void test_stream_error_event(void **state)
     assert_int_equal(json_array_size(chunks), 1);
     assert_string_equal(e.message, "overloaded");
     assert_string_equal(e.type, "server_error");
+    assert_int_equal(e.status, 500);
     json_decref(chunks);
     lx_error_clear(&e);
 }
@@ -207,6 +208,7 @@ static void test_stream_error_event_without_terminator(void **state)
     assert_int_equal(rc, LX_ERR);
     assert_string_equal(e.message, "quota exceeded");
     assert_string_equal(e.code, "insufficient_quota");
+    assert_int_equal(e.status, 429);
     json_decref(chunks);
     lx_error_clear(&e);
 }
@@ -246,6 +248,64 @@ static void test_stream_ended_at_done(void **state)
     lx_provider_openai.stream_close(st);
     json_decref(c.list);
     free(body);
+}
+
+/* A 200 whose body is an OpenAI error object is that error, with the status its code or type maps to. */
+static void test_nonstream_error_object(void **state)
+{
+    (void)state;
+    const struct {
+        const char *fixture;
+        int status;
+        const char *code;
+    } cases[] = {
+        {"openai_error_429_rate_limit.json", 429, "rate_limit_exceeded"},
+        {"openai_error_401_invalid_api_key.json", 401, "invalid_api_key"},
+        {"openai_error_400_context_length.json", 400, "context_length_exceeded"},
+    };
+    struct lx_chat chat = {0};
+    for (size_t i = 0; i < LX_ARRAY_LEN(cases); i++) {
+        size_t len;
+        char *body = read_fixture(cases[i].fixture, &len);
+        struct lx_error e = {0};
+        assert_null(lx_provider_openai.chat_response(&conf, &chat, body, len, &e));
+        assert_int_equal(e.status, cases[i].status);
+        assert_string_equal(e.code, cases[i].code);
+        assert_null(strstr(e.message, "oai")); /* the upstream's words, not "Provider 'oai' answered..." */
+        lx_error_clear(&e);
+        assert_null(lx_provider_openai.embeddings_response(&conf, &chat, body, len, &e));
+        assert_int_equal(e.status, cases[i].status);
+        lx_error_clear(&e);
+        free(body);
+    }
+    const char *quota = "{\"error\":{\"message\":\"You exceeded your current quota\",\"type\":\"insufficient_quota\","
+                        "\"param\":null,\"code\":\"insufficient_quota\"}}";
+    struct lx_error e = {0};
+    assert_null(lx_provider_openai.chat_response(&conf, &chat, quota, strlen(quota), &e));
+    assert_int_equal(e.status, 429);
+    assert_string_equal(e.type, "insufficient_quota");
+    assert_string_equal(e.message, "You exceeded your current quota");
+    lx_error_clear(&e);
+    const char *text = "{\"error\":\"model is loading\"}";
+    assert_null(lx_provider_openai.chat_response(&conf, &chat, text, strlen(text), &e));
+    assert_int_equal(e.status, 502);
+    assert_string_equal(e.message, "model is loading");
+    lx_error_clear(&e);
+}
+
+/* "error": null in an ordinary chunk is not an error (only an object or a string is). */
+static void test_stream_error_null_is_a_chunk(void **state)
+{
+    (void)state;
+    int rc;
+    struct lx_error e = {0};
+    const char *s = "data: {\"error\":null,\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"},\"finish_reason\":\"stop\"}]}\n\n"
+                    "data: [DONE]\n\n";
+    json_t *chunks = decode(s, strlen(s), 1000, &rc, &e);
+    assert_int_equal(rc, LX_OK);
+    assert_int_equal(json_array_size(chunks), 1);
+    assert_null(json_object_get(json_array_get(chunks, 0), "error"));
+    json_decref(chunks);
 }
 
 static void test_models(void **state)
@@ -290,6 +350,8 @@ int main(void)
         cmocka_unit_test(test_stream_without_done_but_finished),
         cmocka_unit_test(test_stream_error_event_without_terminator),
         cmocka_unit_test(test_stream_ended_at_done),
+        cmocka_unit_test(test_nonstream_error_object),
+        cmocka_unit_test(test_stream_error_null_is_a_chunk),
         cmocka_unit_test(test_models),
         cmocka_unit_test(test_error_response_fixture),
     };
