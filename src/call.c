@@ -1,7 +1,8 @@
 /* An upstream chat call: builds the provider's request, drives the transfer, enforces the first-byte,
  * idle and total timeouts, decodes the stream, and maps every failure to an OpenAI error (502 for a
  * broken or foreign answer, 504 for a timeout, the upstream's own status for its error answers). A
- * stream ends at its protocol's end marker, not at the end of its HTTP body. */
+ * buffered answer is bounded by limits.max_upstream_body_bytes; a stream ends at its protocol's end
+ * marker, not at the end of its HTTP body. */
 #include "call.h"
 #include "buf.h"
 #include "common.h"
@@ -12,8 +13,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-
-#define LX_CALL_MAX_BODY (64u * 1024 * 1024) /* a non-stream answer larger than this is refused (502) */
 
 struct lx_call {
     const struct lx_provider_conf *p; /* borrowed: the owner keeps the config alive */
@@ -160,9 +159,11 @@ static int up_body(void *ctx, const char *data, size_t len)
         }
         return LX_OK;
     }
-    if (c->body.len + len > LX_CALL_MAX_BODY) {
-        lx_error_set(&c->err, 502, "upstream_error", NULL, "bad_upstream_response",
-                     "Provider '%s' sent a response larger than %u bytes.", c->p->name, LX_CALL_MAX_BODY);
+    if (c->body.len + len > c->p->max_upstream_body_bytes) {
+        /* Refused at the first byte over, and the transfer aborted: never read (or paid for) to the end. */
+        lx_error_set(&c->err, 502, "upstream_error", NULL, "upstream_response_too_large",
+                     "Provider '%s' sent a response larger than limits.max_upstream_body_bytes (%zu bytes); "
+                     "it was cut off there.", c->p->name, c->p->max_upstream_body_bytes);
         return LX_ERR;
     }
     lx_buf_append(&c->body, data, len);

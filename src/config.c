@@ -15,6 +15,11 @@
 #include <string.h>
 
 #define LX_DEFAULT_MAX_BODY (4u * 1024 * 1024)
+/* A non-stream answer is held whole (and parsed: jansson's tree takes a few times its size) to be
+ * translated. 16 MiB is 16 times the longest chat completion (128k output tokens is about 1 MiB of JSON)
+ * and fits an embeddings answer of about 750 inputs of 1,536 dimensions as floats, or 2,000 as base64;
+ * bigger embedding batches need the key raised (docs/configuration.md). */
+#define LX_DEFAULT_MAX_UPSTREAM_BODY (16u * 1024 * 1024)
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
@@ -329,6 +334,7 @@ static int parse_provider(struct lx_config *c, struct lx_provider_conf *p, const
     char path[300];
     snprintf(path, sizeof path, "providers.%s", name);
     p->name = lx_strdup(name);
+    p->max_upstream_body_bytes = c->limits.max_upstream_body_bytes;
     p->timeouts = c->timeouts;
     p->retries = c->retries;
     p->queue_timeout_ms = 30000;
@@ -519,16 +525,17 @@ static int parse_fanout_batch(struct lx_config *c, json_t *root, char *err, size
 static int parse_limits(struct lx_config *c, json_t *root, char *err, size_t errlen)
 {
     static const char *const keys[] = {"max_body_bytes", "max_connections", "max_header_bytes", "read_timeout_ms",
-                                       "max_inflight_per_key", "max_request_ms", NULL};
+                                       "max_inflight_per_key", "max_request_ms", "max_upstream_body_bytes", NULL};
     json_t *limits;
     if (conf_object(root, "limits", "", &limits, err, errlen) != LX_OK)
         return LX_ERR;
     if (!limits)
         return LX_OK;
     struct lx_limits *l = &c->limits;
-    long mb = (long)l->max_body_bytes;
+    long mb = (long)l->max_body_bytes, mub = (long)l->max_upstream_body_bytes;
     if (lx_conf_unknown_keys(limits, keys, "limits", err, errlen) != LX_OK ||
         lx_conf_long(limits, "max_body_bytes", "limits", 1, 1L << 30, &mb, err, errlen) != LX_OK ||
+        lx_conf_long(limits, "max_upstream_body_bytes", "limits", 1024, 1L << 30, &mub, err, errlen) != LX_OK ||
         lx_conf_long(limits, "max_connections", "limits", 1, 1000000, &l->max_connections, err, errlen) != LX_OK ||
         lx_conf_long(limits, "max_header_bytes", "limits", 1024, 1L << 20, &l->max_header_bytes, err, errlen) !=
             LX_OK ||
@@ -538,6 +545,7 @@ static int parse_limits(struct lx_config *c, json_t *root, char *err, size_t err
         lx_conf_long(limits, "max_request_ms", "limits", 0, 86400000, &l->max_request_ms, err, errlen) != LX_OK)
         return LX_ERR;
     l->max_body_bytes = (size_t)mb;
+    l->max_upstream_body_bytes = (size_t)mub;
     return LX_OK;
 }
 
@@ -642,7 +650,8 @@ struct lx_config *lx_config_load_buffer(const char *text, size_t len, char *err,
     c->refs = 1;
     c->listen = lx_strdup("127.0.0.1:8080");
     c->limits = (struct lx_limits){.max_body_bytes = LX_DEFAULT_MAX_BODY, .max_connections = 10000,
-                                   .max_header_bytes = 32768, .read_timeout_ms = 30000};
+                                   .max_header_bytes = 32768, .read_timeout_ms = 30000,
+                                   .max_upstream_body_bytes = LX_DEFAULT_MAX_UPSTREAM_BODY};
     c->timeouts = (struct lx_timeouts){.connect_ms = 10000, .first_byte_ms = 300000, .idle_ms = 120000,
                                        .total_ms = 600000};
     c->retries = (struct lx_retries){.max = 2, .base_delay_ms = 250, .max_delay_ms = 20000};

@@ -42,6 +42,8 @@ struct lx_provider_conf {
     size_t n_models;
     struct lx_timeouts timeouts;         /* provider's own, falling back to the global ones */
     struct lx_retries retries;           /* provider's own, falling back to the global ones */
+    size_t max_upstream_body_bytes;      /* limits.max_upstream_body_bytes: most bytes of one buffered
+                                          * (non-stream or error) answer */
     long max_concurrency;                /* calls in flight at once; 0 = unlimited */
     long queue_timeout_ms;               /* longest wait for a free slot */
     struct lx_cooldown cooldown;
@@ -76,6 +78,7 @@ struct lx_limits {
     long read_timeout_ms;       /* to receive one whole request; 0 = none */
     long max_inflight_per_key;  /* 0 = unlimited */
     long max_request_ms;        /* a whole request, streaming included; 0 = none */
+    size_t max_upstream_body_bytes; /* one non-stream (or error) upstream answer, held whole to translate */
 };
 
 struct lx_config {

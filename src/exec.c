@@ -93,9 +93,11 @@ bool lx_exec_retryable(const struct lx_error *err)
 {
     /* Our own timeouts are not retried on the same provider: a hanging provider would multiply the wait.
      * They fall back to the next target instead. Nor is a spent quota, which no retry within seconds
-     * refills (another provider has its own). */
+     * refills (another provider has its own), nor an answer over limits.max_upstream_body_bytes, which
+     * would only be paid for and refused again. */
     if (code_is(err, "upstream_timeout") || code_is(err, "provider_at_capacity") ||
-        code_is(err, "provider_cooldown") || code_is(err, "deadline_exceeded") || quota_spent(err))
+        code_is(err, "provider_cooldown") || code_is(err, "deadline_exceeded") || quota_spent(err) ||
+        code_is(err, "upstream_response_too_large"))
         return false;
     switch (err->status) {
     case 429: case 500: case 502: case 503: case 504: case 529:
@@ -230,7 +232,7 @@ static const char *error_reason(const struct lx_error *e)
         return "capacity";
     if (code_is(e, "provider_cooldown"))
         return "cooldown";
-    if (code_is(e, "bad_upstream_response"))
+    if (code_is(e, "bad_upstream_response") || code_is(e, "upstream_response_too_large"))
         return "bad_response";
     if (e->status == 429)
         return "rate_limited";

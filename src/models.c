@@ -160,7 +160,7 @@ static void fetch_headers(void *arg, int status, const char *content_type, const
 static int fetch_body(void *arg, const char *data, size_t len)
 {
     struct lx_models_fetch *f = arg;
-    if (f->body.len + len > 8u * 1024 * 1024)
+    if (f->body.len + len > f->p->max_upstream_body_bytes)
         return LX_ERR;
     lx_buf_append(&f->body, data, len);
     return LX_OK;

@@ -17,6 +17,7 @@ before(async () => {
   // idle_ms is far beyond any hang guard here: an answer that waits for it fails the test instead of passing late.
   const slow = { timeouts: { idle_ms: 600000 } };
   gw = await startLlmux({
+    limits: { max_upstream_body_bytes: LIMIT },
     providers: {
       up: { type: 'openai', base_url: `${mock.url}/v1`, ...slow },
       once: { type: 'openai', base_url: `${mock.url}/v1`, retries: { max: 0 } },
@@ -146,5 +147,41 @@ test('/v1/embeddings JSON parse errors give line and column, in the same words a
   const chatErr = await expectError(await post('/v1/chat/completions'), 400, { code: 'invalid_json' });
   assert.equal(emb.message, chatErr.message);
   await expectError(await fetch(`${gw.base}/v1/embeddings`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '[1]' }), 400, { code: 'invalid_json', message: /must be a JSON object/ });
+});
+
+// ---- limits.max_upstream_body_bytes ----
+
+test('a non-stream answer over limits.max_upstream_body_bytes is a 502 at once, and its transfer is cut', async () => {
+  await freshStats();
+  // The mock sends the first half (2 MiB) and then stalls for ever: only llmux's own limit can end this.
+  const res = await fetch(`${gw.base}/v1/chat/completions`, {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'up/x;content_bytes=4194304;fault=stall_midstream', messages: userMsg('x') }),
+    signal: AbortSignal.timeout(GUARD_MS),
+  });
+  await expectError(res, 502, { type: 'upstream_error', code: 'upstream_response_too_large', message: new RegExp(`limits\\.max_upstream_body_bytes \\(${LIMIT} bytes\\)`) });
+  const s = await eventually(() => mock.stats(), (v) => v.active === 0, GUARD_MS, 'the upstream connection to close');
+  assert.equal(s.aborted, 1, 'the upstream saw its answer cut off');
+  assert.equal(s.requests, 1, 'an oversized answer is not retried');
+});
+
+test('answers under the limit, and streams of any size, pass whole', async () => {
+  const under = await chat('up/x;content_bytes=1000000');
+  assert.equal(under.status, 200);
+  assert.equal((await under.json()).choices[0].message.content.length, 1000000);
+  const events = sseData(await (await chat('up/x;content_bytes=3000000', { stream: true })).text());
+  assert.equal(events.at(-1), '[DONE]');
+  const total = events.slice(0, -1).map((e) => JSON.parse(e).choices[0]?.delta?.content ?? '').join('').length;
+  assert.equal(total, 3000000, 'a stream is relayed as it comes, not held whole');
+});
+
+test('limits.max_upstream_body_bytes is validated', () => {
+  for (const v of [0, 1023, 2 ** 31, '16MiB']) {
+    const r = spawnSync(LLMUX_BIN, ['--check-config', '--config', writeConfig({ limits: { max_upstream_body_bytes: v } })], { encoding: 'utf8' });
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /limits\.max_upstream_body_bytes: expected an integer from 1024 to 1073741824/);
+  }
+  const ok = spawnSync(LLMUX_BIN, ['--check-config', '--config', writeConfig({ limits: { max_upstream_body_bytes: 33554432 } })], { encoding: 'utf8' });
+  assert.equal(ok.status, 0, ok.stderr);
 });
 

@@ -208,6 +208,25 @@ static void test_resilience_keys(void **state)
     expect_error("{\"fanout\":{\"max_models\":0}}", "fanout.max_models");
 }
 
+static void test_upstream_body_limit(void **state)
+{
+    (void)state;
+    char err[512];
+    struct lx_config *c = load("{\"providers\":{\"p\":{\"type\":\"mock\"}}}", err);
+    assert_non_null(c);
+    assert_int_equal(c->limits.max_upstream_body_bytes, 16 * 1024 * 1024);
+    assert_int_equal(c->providers[0].max_upstream_body_bytes, 16 * 1024 * 1024);
+    lx_config_unref(c);
+    c = load("{\"limits\":{\"max_upstream_body_bytes\":65536},\"providers\":{\"p\":{\"type\":\"mock\"}}}", err);
+    assert_non_null(c);
+    assert_int_equal(c->limits.max_upstream_body_bytes, 65536);
+    assert_int_equal(c->providers[0].max_upstream_body_bytes, 65536); /* what call.c enforces */
+    lx_config_unref(c);
+    expect_error("{\"limits\":{\"max_upstream_body_bytes\":1023}}", "limits.max_upstream_body_bytes: expected an integer from 1024");
+    expect_error("{\"limits\":{\"max_upstream_body_bytes\":2147483648}}", "limits.max_upstream_body_bytes");
+    expect_error("{\"limits\":{\"max_upstream_body_bytes\":\"16M\"}}", "limits.max_upstream_body_bytes");
+}
+
 static void test_operations_keys(void **state)
 {
     (void)state;
@@ -275,6 +294,7 @@ int main(void)
         cmocka_unit_test(test_secret_not_in_errors), cmocka_unit_test(test_listen_parse),
         cmocka_unit_test(test_provider_timeouts_override), cmocka_unit_test(test_resilience_keys),
         cmocka_unit_test(test_operations_keys),
+        cmocka_unit_test(test_upstream_body_limit),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }

@@ -29,6 +29,7 @@ static void test_retryable(void **state)
     /* A spent quota is not refilled by a retry; an oversized answer would only come back oversized. */
     expect_retry(429, "insufficient_quota", false);
     expect_retry(402, "billing_error", false);
+    expect_retry(502, "upstream_response_too_large", false);
     expect_retry(429, "rate_limit_exceeded", true);
 }
 
