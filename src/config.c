@@ -318,13 +318,25 @@ static bool valid_header_part(const char *s, bool name)
     return true;
 }
 
+/* A start-up (and reload, and --check-config) warning: the config is valid but likely not what was meant. */
+static void add_warning(struct lx_config *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void add_warning(struct lx_config *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *w = NULL;
+    if (vasprintf(&w, fmt, ap) < 0)
+        abort();
+    va_end(ap);
+    c->warnings = lx_realloc(c->warnings, (c->n_warnings + 1) * sizeof *c->warnings);
+    c->warnings[c->n_warnings++] = w;
+}
+
 static void disable_provider(struct lx_config *c, struct lx_provider_conf *p, const char *var)
 {
     free(p->disabled_reason);
     p->disabled_reason = lx_sprintf("environment variable %s is not set", var);
-    c->warnings = lx_realloc(c->warnings, (c->n_warnings + 1) * sizeof *c->warnings);
-    c->warnings[c->n_warnings++] =
-        lx_sprintf("provider '%s' is disabled: environment variable %s is not set", p->name, var);
+    add_warning(c, "provider '%s' is disabled: environment variable %s is not set", p->name, var);
 }
 
 /* One entry of "providers". The object was already env-expanded, or is marked disabled. */
@@ -496,6 +508,29 @@ static int parse_alias(const struct lx_config *c, struct lx_alias *a, json_t *v,
     return LX_OK;
 }
 
+/* An alias named like "P/M" of a configured provider P that reaches another provider. Aliases take
+ * precedence over PROVIDER/MODEL and keys' model globs match the name the client sends, so a key whose
+ * globs allow only P's models reaches the other provider through it: allowed (it may be meant), but said. */
+static void warn_alias_named_like_model(struct lx_config *c, const struct lx_alias *a)
+{
+    const char *slash = strchr(a->name, '/');
+    const struct lx_provider_conf *p = slash ? lx_config_provider(c, a->name, (size_t)(slash - a->name)) : NULL;
+    if (!p)
+        return;
+    size_t plen = strlen(p->name);
+    for (size_t i = 0; i < a->n_targets; i++) {
+        const char *t = a->targets[i];
+        if (strncmp(t, p->name, plen) == 0 && t[plen] == '/')
+            continue;
+        add_warning(c,
+                    "aliases.%s: named like a model of provider '%s' but routes to '%s'; aliases take precedence "
+                    "over PROVIDER/MODEL, so a key limited to \"%s/*\" reaches '%.*s' through it (name the "
+                    "alias without the '%s/' prefix unless that is meant)",
+                    a->name, p->name, t, p->name, (int)strcspn(t, "/"), t, p->name);
+        return;
+    }
+}
+
 static int parse_fanout_batch(struct lx_config *c, json_t *root, char *err, size_t errlen)
 {
     static const char *const fkeys[] = {"max_models", NULL};
@@ -633,6 +668,7 @@ static int parse_root(struct lx_config *c, json_t *root, char *err, size_t errle
             a->name = lx_strdup(key);
             if (parse_alias(c, a, v, err, errlen) != LX_OK)
                 return LX_ERR;
+            warn_alias_named_like_model(c, a);
         }
     }
     return LX_OK;

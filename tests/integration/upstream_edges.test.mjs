@@ -4,6 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import OpenAI from 'openai';
 import { startMock, startLlmux, writeConfig, postChat, userMsg, sseData, eventually, LLMUX_BIN } from './lib.mjs';
 
@@ -185,3 +186,36 @@ test('limits.max_upstream_body_bytes is validated', () => {
   assert.equal(ok.status, 0, ok.stderr);
 });
 
+// ---- aliases named like another provider's models ----
+
+test('an alias named like PROVIDER/MODEL of another provider: warned by --check-config and at start-up; the alias wins', async () => {
+  const cfg = {
+    auth: { keys: [{ name: 'mock-only', key: 'sk-llmux-mock-only', models: ['local/*'] }] },
+    providers: { local: { type: 'mock' }, up: { type: 'openai', base_url: `${mock.url}/v1` } },
+    aliases: { 'local/x': 'up/gpt-x', 'local/y': 'local/z', fast: 'up/x' },
+  };
+  const r = spawnSync(LLMUX_BIN, ['--check-config', '--config', writeConfig(cfg)], { encoding: 'utf8' });
+  assert.equal(r.status, 0, 'a warning, not an error');
+  const warnings = r.stderr.split('\n').filter((l) => / warn /.test(l));
+  assert.equal(warnings.length, 1, r.stderr);
+  assert.match(warnings[0], /aliases\.local\/x: named like a model of provider 'local' but routes to 'up\/gpt-x'/);
+  assert.match(warnings[0], /a key limited to "local\/\*" reaches 'up'/);
+
+  const g = await startLlmux(cfg);
+  try {
+    await g.waitLog(/warn aliases\.local\/x: named like a model of provider 'local'/);
+    // Aliases are looked up before PROVIDER/MODEL: "local/x" is the alias, so this key reaches 'up'.
+    const res = await postChat(g.base, { model: 'local/x', messages: userMsg('via alias') }, { authorization: 'Bearer sk-llmux-mock-only' });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('x-llmux-model'), 'up/gpt-x');
+    assert.equal((await res.json()).choices[0].message.content, 'echo: via alias');
+    // A reload warns the same way.
+    const file = g.proc.spawnargs[g.proc.spawnargs.indexOf('--config') + 1];
+    writeFileSync(file, JSON.stringify({ ...cfg, aliases: { 'local/w': ['local/a', 'up/other'] } }));
+    g.proc.kill('SIGHUP');
+    await g.waitLog(/warn aliases\.local\/w: named like a model of provider 'local' but routes to 'up\/other'/);
+    await g.waitLog(/reload: configuration .* applied/);
+  } finally {
+    assert.equal((await g.stop()).code, 0);
+  }
+});

@@ -227,6 +227,26 @@ static void test_upstream_body_limit(void **state)
     expect_error("{\"limits\":{\"max_upstream_body_bytes\":\"16M\"}}", "limits.max_upstream_body_bytes");
 }
 
+/* An alias named like another provider's model is warned about (it lets a key limited to that provider
+ * reach another); one that stays within its provider, or has no provider prefix, is not. */
+static void test_alias_named_like_other_provider(void **state)
+{
+    (void)state;
+    char err[512];
+    struct lx_config *c = load("{\"providers\":{\"mock\":{\"type\":\"mock\"},\"up\":{\"type\":\"mock\"}},"
+                               "\"aliases\":{\"mock/x\":\"up/gpt\",\"mock/y\":\"mock/z\",\"fast\":\"up/a\","
+                               "\"nobody/q\":\"up/b\",\"mock/list\":[\"mock/a\",\"up/b\"],"
+                               "\"mockery/x\":\"up/c\"}}",
+                               err);
+    assert_non_null(c);
+    assert_int_equal(c->n_warnings, 2);
+    assert_non_null(strstr(c->warnings[0], "aliases.mock/x: named like a model of provider 'mock' but routes to 'up/gpt'"));
+    assert_non_null(strstr(c->warnings[0], "a key limited to \"mock/*\" reaches 'up'"));
+    assert_non_null(strstr(c->warnings[1], "aliases.mock/list:"));
+    assert_non_null(strstr(c->warnings[1], "'up/b'"));
+    lx_config_unref(c);
+}
+
 static void test_operations_keys(void **state)
 {
     (void)state;
@@ -295,6 +315,7 @@ int main(void)
         cmocka_unit_test(test_provider_timeouts_override), cmocka_unit_test(test_resilience_keys),
         cmocka_unit_test(test_operations_keys),
         cmocka_unit_test(test_upstream_body_limit),
+        cmocka_unit_test(test_alias_named_like_other_provider),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
