@@ -153,8 +153,9 @@ static int up_body(void *ctx, const char *data, size_t len)
         if (c->ended)
             return LX_ERR;
         if (c->p->type->stream_ended && c->p->type->stream_ended(c->stream)) {
-            /* The protocol said this is the end: up_done follows at once, not when the body ends. */
-            lx_timer_stop(c->t_idle);
+            /* The protocol said this is the end: up_done follows on the next loop turn, not when the
+             * body ends, and no timeout may overtake it in between. */
+            stop_timers(c);
             return LX_DONE;
         }
         return LX_OK;
