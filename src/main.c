@@ -285,6 +285,12 @@ int main(int argc, char **argv)
         lx_error("cannot initialise the event loop or libcurl");
         return 1;
     }
+    /* Handlers go in before the listening socket is announced: a supervisor (or a test) may signal as soon
+     * as it sees "listening". They run from the loop, once everything below is set up. */
+    lx_loop_on_signal(SIGTERM, signal_cb, NULL);
+    lx_loop_on_signal(SIGINT, signal_cb, NULL);
+    lx_loop_on_signal(SIGHUP, reload_cb, NULL);
+    lx_loop_on_signal(SIGUSR1, reopen_cb, NULL);
     if (lx_http_start(cfg, err, sizeof err) != LX_OK) {
         lx_error("%s", err);
         lx_http_stop();
@@ -299,10 +305,6 @@ int main(int argc, char **argv)
     M.cfg = cfg;
     M.config_path = config_path;
     M.bound_open = !is_loopback(cfg->listen) && cfg->n_keys > 0 && !cfg->listen_explicit;
-    lx_loop_on_signal(SIGTERM, signal_cb, NULL);
-    lx_loop_on_signal(SIGINT, signal_cb, NULL);
-    lx_loop_on_signal(SIGHUP, reload_cb, NULL);
-    lx_loop_on_signal(SIGUSR1, reopen_cb, NULL);
     lx_info("llmux %s ready (%zu provider(s), config %s)", LX_VERSION, cfg->n_providers, config_path);
     lx_notify("READY=1");
 
