@@ -311,8 +311,10 @@ static int parse_field(struct lx_reqhead *h, struct fields *f, const char *line,
         if (++f->api_keys > 1)
             return refuse(h, 400, "duplicate_header", "The request has more than one x-api-key header.");
     } else if (name_is(line, n, "Connection")) {
+        /* Only what it says about persistence matters, and lx_reqhead_finish writes that back. */
         h->close |= has_token(v, vlen, "close");
         f->keep_alive |= has_token(v, vlen, "keep-alive");
+        keep = false;
     } else if (name_is(line, n, "Expect")) {
         /* The front answers 100-continue itself; MHD must not. */
         h->expect_continue |= name_is(v, vlen, "100-continue");
@@ -417,6 +419,8 @@ void lx_reqhead_finish(struct lx_buf *canon, const struct lx_reqhead *h, uint64_
         lx_buf_printf(canon, "Content-Length: %llu\r\n", (unsigned long long)body_len);
     if (h->close)
         lx_buf_puts(canon, "Connection: close\r\n");
+    else if (h->http10)
+        lx_buf_puts(canon, "Connection: keep-alive\r\n");
     lx_buf_append(canon, "\r\n", 2);
 }
 
