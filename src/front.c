@@ -102,6 +102,7 @@ static struct {
 static void enter_done(struct lx_front *f);
 static void flush_client(struct lx_front *f);
 static void half_closed(struct lx_front *f);
+static void log_cut_short(struct lx_front *f);
 
 /* --- bookkeeping --- */
 
@@ -216,6 +217,8 @@ static void client_lost(struct lx_front *f, const char *why)
     close_client(f);
     if (f->ctx)
         F.client_gone(f->ctx); /* MHD's request is aborted; our closed pair end then ends it in MHD */
+    else if (f->phase == PH_BODY)
+        log_cut_short(f);
     enter_done(f);
 }
 
@@ -419,6 +422,14 @@ static void log_record(struct lx_req *req)
     lx_req_release(req);
 }
 
+/* The client went away with its body half sent: 499, as for a request MHD had. */
+static void log_cut_short(struct lx_front *f)
+{
+    struct lx_req *req = request_record(f, 499, NULL);
+    req->client_gone = true;
+    log_record(req);
+}
+
 /* Answer the request being read with an error of the HTTP layer; the connection then closes. */
 static void reject(struct lx_front *f, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -565,9 +576,7 @@ static bool read_body(struct lx_front *f)
         return false;
     }
     if (f->eof) {
-        struct lx_req *req = request_record(f, 499, NULL); /* the body was cut short */
-        req->client_gone = true;
-        log_record(req);
+        log_cut_short(f);
         enter_done(f);
     }
     return false;

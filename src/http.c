@@ -549,6 +549,14 @@ static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)
         event_add(l->ev_accept, NULL);
 }
 
+/* Out of descriptors: stop accepting for a moment instead of spinning on a readable socket. */
+static void pause_accepting(struct listener *l)
+{
+    event_del(l->ev_accept);
+    struct timeval tv = {0, 100000};
+    evtimer_add(l->ev_accept_pause, &tv);
+}
+
 static void accept_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)what;
@@ -562,11 +570,8 @@ static void accept_cb(evutil_socket_t fd, short what, void *arg)
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                /* Out of descriptors: stop accepting for a moment instead of spinning on a readable socket. */
                 lx_warn("accept: %s; pausing new connections for 100 ms", strerror(errno));
-                event_del(l->ev_accept);
-                struct timeval tv = {0, 100000};
-                evtimer_add(l->ev_accept_pause, &tv);
+                pause_accepting(l);
             }
             break;
         }
@@ -576,8 +581,10 @@ static void accept_cb(evutil_socket_t fd, short what, void *arg)
         }
         struct lx_front *f;
         int mhd_fd = lx_front_open(c, &f);
-        if (mhd_fd < 0)
-            continue;
+        if (mhd_fd < 0) {
+            pause_accepting(l); /* no descriptors for the pair; the client was closed */
+            break;
+        }
         /* MHD owns its end from here, and closes it itself if it refuses it (its own limit). */
         H.adding = f;
         if (MHD_add_connection(l->daemon, mhd_fd, (struct sockaddr *)&ss, sl) != MHD_YES) {
