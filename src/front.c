@@ -92,6 +92,7 @@ static struct {
     struct lx_config *cfg;      /* ref held: the limits new requests are read under */
     void (*client_gone)(void *ctx);
     void (*idle)(void);
+    size_t max_head;            /* the largest head MHD's connection pool takes */
     struct lx_front *all;
     size_t busy;                /* records with bytes to send or a request half read */
     size_t lingering;
@@ -493,7 +494,7 @@ static void forward(struct lx_front *f)
 static bool read_head(struct lx_front *f)
 {
     const struct lx_limits *lim = &F.cfg->limits;
-    size_t max = (size_t)lim->max_header_bytes;
+    size_t max = (size_t)lim->max_header_bytes < F.max_head ? (size_t)lim->max_header_bytes : F.max_head;
     size_t skip = lx_reqhead_skip_empty(lx_buf_head(&f->in), lx_buf_avail(&f->in));
     lx_buf_consume(&f->in, skip);
     f->scanned = f->scanned > skip ? f->scanned - skip : 0;
@@ -744,10 +745,11 @@ static void enter_done(struct lx_front *f)
 
 /* --- the API --- */
 
-void lx_front_init(void (*client_gone)(void *ctx), void (*idle)(void))
+void lx_front_init(void (*client_gone)(void *ctx), void (*idle)(void), size_t max_head)
 {
     F.client_gone = client_gone;
     F.idle = idle;
+    F.max_head = max_head;
     if (F.hup_fd < 0) {
         F.hup_fd = epoll_create1(EPOLL_CLOEXEC);
         F.hup_ev = event_new(lx_loop_base(), F.hup_fd, EV_READ | EV_PERSIST, hup_cb, NULL);

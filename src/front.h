@@ -20,8 +20,9 @@ struct lx_front;
 
 /* Set once by the HTTP server. client_gone(ctx): the client of the request MHD is handling (ctx from
  * lx_front_set_request) is gone; abort that request. idle(): no connection has bytes left to send or a
- * request half read (for the drain at shutdown). Both run from the loop, never inside MHD. */
-void lx_front_init(void (*client_gone)(void *ctx), void (*idle)(void));
+ * request half read (for the drain at shutdown). Both run from the loop, never inside MHD. max_head: the
+ * largest request head MHD can hold, whatever limits.max_header_bytes says later. */
+void lx_front_init(void (*client_gone)(void *ctx), void (*idle)(void), size_t max_head);
 /* Limits for requests read from now on (a reference is taken). */
 void lx_front_set_config(struct lx_config *cfg);
 

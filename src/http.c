@@ -696,7 +696,6 @@ static void listener_close(struct listener *l)
 int lx_http_start(struct lx_config *cfg, char *err, size_t errlen)
 {
     H.cfg = lx_config_ref(cfg);
-    lx_front_init(front_gone_cb, front_idle_cb);
     lx_front_set_config(cfg);
     /* Each client takes three descriptors (its socket and the pair to MHD) and may hold an upstream
      * connection too: a quarter of the descriptors each, less some spare. */
@@ -708,13 +707,16 @@ int lx_http_start(struct lx_config *cfg, char *err, size_t errlen)
         lx_info("the descriptor limit allows about %u client connections, below limits.max_connections (%ld); "
                 "raise LimitNOFILE or ulimit -n for more", limit, cfg->limits.max_connections);
     H.conn_limit = limit;
-    /* MHD keeps the request line and headers in the connection's pool, with room for the answer's. */
+    /* MHD keeps the request line and headers in the connection's pool (a record for each of the at most
+     * 100 fields and query parameters the front lets through, too), with room for the answer's. The pool
+     * is sized once: the front holds heads to this size even when a reload raises max_header_bytes. */
     size_t pool = 64 * 1024;
     if ((size_t)cfg->limits.max_header_bytes + 32 * 1024 > pool)
         pool = (size_t)cfg->limits.max_header_bytes + 32 * 1024;
+    lx_front_init(front_gone_cb, front_idle_cb, pool - 32 * 1024);
     if (listener_start(&H.main, cfg->listen, limit, pool, err, errlen) != LX_OK)
         return LX_ERR;
-    if (cfg->admin_listen && listener_start(&H.admin, cfg->admin_listen, 64, 64 * 1024, err, errlen) != LX_OK)
+    if (cfg->admin_listen && listener_start(&H.admin, cfg->admin_listen, 64, pool, err, errlen) != LX_OK)
         return LX_ERR;
     return LX_OK;
 }

@@ -9,6 +9,11 @@
 #include <string.h>
 #include <strings.h>
 
+/* At most this many header fields, and query parameters: MHD keeps a record of each in its connection
+ * pool, and answers more than about a thousand with an HTML 431, or not at all (Apache's LimitRequestFields
+ * has the same default). */
+#define LX_REQHEAD_MAX_FIELDS 100
+
 /* tchar (RFC 9110 section 5.6.2): what field names, methods and transfer-coding names are made of. */
 static bool is_tchar(unsigned char c)
 {
@@ -185,9 +190,15 @@ static int check_target(struct lx_reqhead *h, const char **path, size_t *path_le
     *slash = false;
     *authority = NULL;
     *auth_len = 0;
-    for (size_t i = 0; i + 2 < len; i++)
-        if (t[i] == '%' && t[i + 1] == '0' && t[i + 2] == '0')
+    size_t params = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (i + 2 < len && t[i] == '%' && t[i + 1] == '0' && t[i + 2] == '0')
             return refuse(h, 400, "invalid_request_target", "The request target holds an encoded NUL (%%00).");
+        params += t[i] == '&';
+    }
+    if (params >= LX_REQHEAD_MAX_FIELDS)
+        return refuse(h, 414, "request_uri_too_long", "The request target has more than %d query parameters.",
+                      LX_REQHEAD_MAX_FIELDS);
     if (t[0] == '/') {
         *path = t;
         *path_len = len;
@@ -315,6 +326,9 @@ static int parse_field(struct lx_reqhead *h, struct fields *f, const char *line,
         h->close |= has_token(v, vlen, "close");
         f->keep_alive |= has_token(v, vlen, "keep-alive");
         keep = false;
+    } else if (name_is(line, n, "Cookie")) {
+        /* llmux uses no cookies, and MHD would keep a record of each in its connection pool. */
+        keep = false;
     } else if (name_is(line, n, "Expect")) {
         /* The front answers 100-continue itself; MHD must not. */
         h->expect_continue |= name_is(v, vlen, "100-continue");
@@ -369,6 +383,7 @@ static int parse_head(const char *buf, size_t n, size_t max, struct lx_reqhead *
         }
     }
     struct fields f = {0};
+    int fields = 0;
     for (pos = eol + 2;; pos = eol + 2) {
         found = find_eol(buf, limit, pos, &eol);
         if (found < 0)
@@ -377,6 +392,9 @@ static int parse_head(const char *buf, size_t n, size_t max, struct lx_reqhead *
             return n >= max ? too_large(h, false, max) : LX_AGAIN;
         if (eol == pos)
             break;
+        if (++fields > LX_REQHEAD_MAX_FIELDS)
+            return refuse(h, 431, "request_header_too_large", "The request has more than %d header fields.",
+                          LX_REQHEAD_MAX_FIELDS);
         /* A field is whole once the next line shows it is not folded onto (obs-fold). */
         if (eol + 2 >= limit)
             return n >= max ? too_large(h, false, max) : LX_AGAIN;

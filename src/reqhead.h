@@ -44,8 +44,9 @@ size_t lx_reqhead_skip_empty(const char *buf, size_t n);
  * h->message say why. LX_OK: h describes a well-framed request whose head is h->len bytes; when canon
  * is not NULL, the head is appended to it in canonical form, without its framing fields and the final
  * empty line (lx_reqhead_finish adds those): "METHOD SP origin-form SP HTTP/1.x", one "Name: value" line
- * per field with the surrounding whitespace trimmed, Content-Length, Transfer-Encoding, Connection and
- * Expect left out, and for an absolute-form target its path as the target and its authority as the Host. */
+ * per field with the surrounding whitespace trimmed, Content-Length, Transfer-Encoding, Connection,
+ * Expect and Cookie left out, and for an absolute-form target its path as the target and its authority as
+ * the Host. At most 100 header fields and 100 query parameters are accepted (431, 414). */
 int lx_reqhead_parse(const char *buf, size_t n, size_t max, struct lx_reqhead *h, struct lx_buf *canon);
 
 /* End a canonical head: the body's length (when the request has one), "Connection: close" when h->close

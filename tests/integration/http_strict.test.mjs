@@ -230,6 +230,12 @@ test('limits.max_header_bytes covers the request line: 414 for a long target, 43
   assert.match(JSON.parse(uri.body).error.message, /32768 bytes \(limits\.max_header_bytes\)/);
   notServed(s.id);
   await expectRefused(await exchange(`GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: ${'p'.repeat(40000)}\r\n\r\n`), 431, 'request_header_too_large');
+  // Many small fields, query parameters or cookies: MHD would answer these itself, in HTML.
+  await expectRefused(await exchange(`GET /healthz HTTP/1.1\r\nHost: x\r\n${'a: b\r\n'.repeat(1000)}\r\n`), 431, 'request_header_too_large');
+  await expectRefused(await exchange(`GET /healthz?${'a&'.repeat(1000)} HTTP/1.1\r\nHost: x\r\n\r\n`), 414, 'request_uri_too_long');
+  const cookies = Array.from({ length: 3000 }, (_, i) => `c${i}=1`).join('; ');
+  const got = await exchange(`GET /healthz HTTP/1.1\r\nHost: x\r\nCookie: ${cookies}\r\nConnection: close\r\n\r\n`);
+  assert.deepEqual(got.finals.map((r) => r.status), [200]);
 });
 
 test('other HTTP-layer errors are OpenAI-shaped too: 413, 501 and 505', async () => {

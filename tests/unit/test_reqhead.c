@@ -270,6 +270,31 @@ static void test_size_limit(void **state)
     assert_int_equal(h.status, 431);
     assert_string_equal(h.code, "request_header_too_large");
     lx_buf_free(&r);
+    /* At most 100 header fields and 100 query parameters, which MHD keeps a record of each. */
+    lx_buf_puts(&r, "GET / HTTP/1.1\r\nHost: x\r\n");
+    for (int i = 0; i < 99; i++)
+        lx_buf_puts(&r, "a: b\r\n");
+    lx_buf_puts(&r, "\r\n");
+    assert_int_equal(lx_reqhead_parse(r.data, r.len, 32768, &h, NULL), LX_OK);
+    lx_buf_reset(&r);
+    lx_buf_puts(&r, "GET / HTTP/1.1\r\nHost: x\r\n");
+    for (int i = 0; i < 100; i++)
+        lx_buf_puts(&r, "a: b\r\n");
+    lx_buf_puts(&r, "\r\n");
+    assert_int_equal(lx_reqhead_parse(r.data, r.len, 32768, &h, NULL), LX_ERR);
+    assert_int_equal(h.status, 431);
+    lx_buf_reset(&r);
+    lx_buf_puts(&r, "GET /?a");
+    for (int i = 0; i < 100; i++)
+        lx_buf_puts(&r, "&a");
+    lx_buf_puts(&r, " HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_int_equal(lx_reqhead_parse(r.data, r.len, 32768, &h, NULL), LX_ERR);
+    assert_int_equal(h.status, 414);
+    lx_buf_free(&r);
+    /* Cookies are dropped. */
+    char *c = canon(S("GET / HTTP/1.1\r\nHost: x\r\nCookie: a=1; b=2\r\n\r\n"), &h);
+    assert_string_equal(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    free(c);
 }
 
 /* Decode a chunked body fed in pieces of `step` bytes (0: whole). */
