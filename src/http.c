@@ -5,24 +5,24 @@
  * - Only libevent callbacks (mhd_event_cb, mhd_timer_cb) call MHD_run.
  * - Responses are queued only from the access handler: a handler that answers later stores the answer in
  *   the request and resumes the connection; MHD then calls the access handler again, which queues it.
- * - MHD does not watch suspended connections, and 0.9.75 (edge-triggered epoll) can miss a FIN that
- *   arrives in the same read as the headers. So every request watches its own socket with EV_CLOSED
- *   (EPOLLRDHUP) from its first call to its completion: a client that leaves cancels its upstream at
- *   once, and we shutdown() the socket (or resume it) so MHD sees the close too.
  * - MHD_resume_connection is only called on a connection we suspended (the suspended flag).
- * - We accept connections ourselves (accept_cb) and hand them over with MHD_add_connection: in epoll mode
- *   MHD 0.9.75 accepts about ten per MHD_run, which leaves thousands of clients in the listen queue
- *   when the loop is busy. That is also where limits.max_connections turns clients away, with a 503.
- * - There are one or two listeners (the main address, and admin_listen), each its own MHD daemon.
- * - Each connection has a record (MHD_OPTION_NOTIFY_CONNECTION) with the limits.read_timeout_ms timer:
- *   it runs from the connection's start, or from the first byte after a finished request, until the
- *   request is whole. MHD's own timeout only sees silence, so it cannot stop a client that trickles. */
+ * - We accept connections ourselves (accept_cb): in epoll mode MHD 0.9.75 accepts about ten per MHD_run,
+ *   which leaves thousands of clients in the listen queue when the loop is busy. That is also where
+ *   limits.max_connections turns clients away, with a 503.
+ * - MHD never reads a client socket. Each client connection has a front (front.c) that reads the
+ *   client, checks every request's framing, and hands MHD one whole canonical request at a time over a
+ *   socketpair (MHD_add_connection gets MHD's end); MHD 0.9.75 cannot be made strict by its options,
+ *   and it reads ahead, so checking what it reads from the client itself could never keep up. The front
+ *   also owns the client-side time limits (limits.read_timeout_ms, keep-alive idle) and sees a client
+ *   leave while MHD has its request suspended: it calls front_gone_cb.
+ * - There are one or two listeners (the main address, and admin_listen), each its own MHD daemon. */
 #include "http.h"
 #include "accesslog.h"
 #include "auth.h"
 #include "common.h"
 #include "config.h"
 #include "dispatch.h"
+#include "front.h"
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
@@ -58,30 +58,12 @@ struct listener {
     size_t n_conns;                /* connections MHD holds */
 };
 
-/* One client connection, from MHD's start notification to its close notification. */
-struct conn {
-    struct listener *l;            /* borrowed */
-    int fd;                        /* borrowed from MHD */
-    struct event *first_byte;      /* owned: one-shot read watch after a finished request */
-    struct event *read_timer;      /* owned: limits.read_timeout_ms for the request being received */
-    struct lx_req *req;            /* borrowed: the request being received or handled, until completed */
-};
-
-/* A refused connection: the 503 is sent, and we read what the client still sends until it closes or
- * a short time passes, so closing does not reset the connection before it reads the answer. */
-struct lingering_conn {
-    int fd;                        /* owned */
-    struct event *ev;              /* owned */
-    struct lingering_conn *prev, *next;
-};
-
 static struct {
     struct listener main, admin;   /* admin.daemon is NULL without admin_listen */
     struct lx_config *cfg;         /* ref held: the config new requests get */
     struct lx_req *live;           /* requests MHD has not completed yet */
     size_t n_live;
-    struct lingering_conn *lingering;
-    size_t n_lingering;
+    struct lx_front *adding;       /* borrowed: the front MHD_add_connection is being given */
     size_t conn_limit;             /* what the descriptor limit allows on the main address */
     void (*on_idle)(void);         /* set while draining */
 } H = {.main = {.fd = -1}, .admin = {.fd = -1, .admin = true}};
@@ -146,37 +128,18 @@ static void wake(struct lx_req *req)
     event_active(((struct listener *)req->listener)->ev_epoll, EV_READ, 0);
 }
 
-static void client_closed_cb(evutil_socket_t fd, short what, void *arg)
+/* The front found the client gone while MHD has its request (from a libevent callback): stop the work,
+ * and resume a parked connection so MHD ends it (the front has closed MHD's pair, so it fails there). */
+static void front_gone_cb(void *ctx)
 {
-    (void)what;
-    struct lx_req *req = arg;
+    struct lx_req *req = ctx;
     lx_debug("req=%llu: client closed the connection while %s", (unsigned long long)req->id,
              lx_req_state_name(req->state));
-    if (req->state == LX_REQ_RESPONDING && req->queued && !req->suspended) {
-        /* A whole response is with MHD, which may not have run since writing it: a client that read it
-         * and closed is not gone early. If bytes were still unsent, completed_cb hears it from MHD. */
-        if (req->conn)
-            shutdown((int)fd, SHUT_RDWR);
-        event_del(req->close_ev);
-        return;
-    }
     req->client_gone = true;
     lx_req_hold(req);
     notify_abort(req);
-    if (req->suspended)
-        wake(req);
-    else if (req->conn)
-        shutdown((int)fd, SHUT_RDWR); /* a state change MHD's edge-triggered epoll reports again */
+    wake(req);
     lx_req_release(req);
-}
-
-static void watch_close(struct lx_req *req)
-{
-    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-    if (!ci)
-        return;
-    req->close_ev = event_new(lx_loop_base(), ci->connect_fd, EV_CLOSED, client_closed_cb, req);
-    event_add(req->close_ev, NULL);
 }
 
 static void suspend(struct lx_req *req)
@@ -185,6 +148,8 @@ static void suspend(struct lx_req *req)
         return;
     MHD_suspend_connection(req->conn);
     req->suspended = true;
+    if (req->http_conn)
+        lx_front_waiting(req->http_conn);
 }
 
 /* --- responses --- */
@@ -375,105 +340,34 @@ bool lx_req_started(const struct lx_req *req)
     return req->state == LX_REQ_STREAMING;
 }
 
-/* --- connections and the read timeout --- */
-
-static void arm_read_timer(struct conn *c)
-{
-    long ms = H.cfg->limits.read_timeout_ms;
-    if (ms <= 0)
-        return;
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    evtimer_add(c->read_timer, &tv);
-}
-
-static void read_timeout_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    struct conn *c = arg;
-    struct lx_req *req = c->req;
-    lx_info("dropping a client connection that did not send a whole request within %ld ms (limits.read_timeout_ms)%s",
-            H.cfg->limits.read_timeout_ms, req ? ": its body was still arriving" : "");
-    lx_metrics_conn_dropped("read_timeout");
-    if (req && req->state == LX_REQ_RECEIVING) {
-        req->status = 408;
-        free(req->error_code);
-        req->error_code = lx_strdup("read_timeout");
-    }
-    event_del(c->first_byte);
-    shutdown(c->fd, SHUT_RDWR); /* MHD's edge-triggered epoll reports the state change and closes it */
-    event_active(c->l->ev_epoll, EV_READ, 0);
-}
-
-/* The first byte of the next request on a kept-alive connection starts its read timeout. */
-static void first_byte_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    struct conn *c = arg;
-    if (!c->req)
-        arm_read_timer(c);
-}
+/* --- connections --- */
 
 static void notify_connection_cb(void *cls, struct MHD_Connection *mc, void **socket_context,
                                  enum MHD_ConnectionNotificationCode toe)
 {
+    (void)mc;
     struct listener *l = cls;
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
-        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
-        struct conn *c = lx_calloc(1, sizeof *c);
-        c->l = l;
-        c->fd = ci ? ci->connect_fd : -1;
-        c->read_timer = evtimer_new(lx_loop_base(), read_timeout_cb, c);
-        c->first_byte = event_new(lx_loop_base(), c->fd, EV_READ, first_byte_cb, c);
-        arm_read_timer(c);
-        *socket_context = c;
+        *socket_context = H.adding; /* MHD_add_connection calls this before it returns */
+        H.adding = NULL;
         l->n_conns++;
         return;
     }
-    struct conn *c = *socket_context;
-    if (!c)
+    struct lx_front *f = *socket_context;
+    if (!f)
         return;
     *socket_context = NULL;
-    event_free(c->read_timer);
-    event_free(c->first_byte);
-    if (c->req)
-        c->req->http_conn = NULL;
-    free(c);
     l->n_conns--;
+    lx_front_mhd_closed(f);
 }
 
-static struct conn *conn_of(struct MHD_Connection *mc)
+static struct lx_front *front_of(struct MHD_Connection *mc)
 {
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     return ci ? ci->socket_context : NULL;
 }
 
 /* --- MHD callbacks --- */
-
-static void respond_too_large(struct lx_req *req)
-{
-    struct lx_error e = {0};
-    lx_error_set(&e, 413, "invalid_request_error", NULL, "request_too_large",
-                 "Request body is larger than the limit of %zu bytes (limits.max_body_bytes).",
-                 req->cfg->limits.max_body_bytes);
-    lx_req_respond_error(req, &e);
-    lx_error_clear(&e);
-}
-
-static enum MHD_Result sum_header_cb(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
-{
-    (void)kind;
-    *(size_t *)cls += strlen(key) + (value ? strlen(value) : 0) + 4; /* ": " and CRLF */
-    return MHD_YES;
-}
-
-static size_t header_bytes(struct MHD_Connection *conn, const char *method, const char *url)
-{
-    size_t n = strlen(method) + strlen(url) + 12; /* " HTTP/1.1\r\n" */
-    MHD_get_connection_values(conn, MHD_HEADER_KIND, sum_header_cb, &n);
-    return n;
-}
 
 static void request_deadline_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -523,31 +417,13 @@ static enum MHD_Result start_request(struct listener *l, struct MHD_Connection *
     H.n_live++;
     *con_cls = req;
     lx_req_set_request_id(req, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id"));
-    struct conn *c = conn_of(conn);
-    if (c) {
-        c->req = req;
-        req->http_conn = c;
-        event_del(c->first_byte);
-    }
-    watch_close(req);
-    const struct lx_limits *lim = &req->cfg->limits;
-    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (header_bytes(conn, method, url) > (size_t)lim->max_header_bytes) {
-        lx_req_set_state(req, LX_REQ_HANDLING);
-        struct lx_error e = {0};
-        lx_error_set(&e, 431, "invalid_request_error", NULL, "request_header_too_large",
-                     "The request line and headers are larger than the limit of %ld bytes (limits.max_header_bytes).",
-                     lim->max_header_bytes);
-        lx_req_respond_error(req, &e);
-        lx_error_clear(&e);
-        return queue_response(req);
-    }
-    if (cl && strtoull(cl, NULL, 10) > lim->max_body_bytes) {
-        /* Refuse before reading a byte of the body; MHD closes the connection after the answer. */
-        req->body_too_large = true;
-        lx_req_set_state(req, LX_REQ_HANDLING);
-        respond_too_large(req);
-        return queue_response(req);
+    /* The front checked the head and the body's size, and times the request from its first byte. */
+    struct lx_front *f = front_of(conn);
+    if (f) {
+        req->http_conn = f;
+        double t0 = lx_front_set_request(f, req);
+        if (t0 > 0)
+            req->t_start = t0;
     }
     return MHD_YES;
 }
@@ -561,23 +437,14 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
     if (!req)
         return start_request(cls, conn, url, method, con_cls);
     if (*upload_data_size) {
+        /* The front handed MHD the whole body at once, within limits.max_body_bytes. */
         req->bytes_in += *upload_data_size;
-        if (!req->body_too_large) {
-            if (req->body.len + *upload_data_size > req->cfg->limits.max_body_bytes) {
-                req->body_too_large = true;
-                lx_buf_free(&req->body);
-            } else {
-                lx_buf_append(&req->body, upload_data, *upload_data_size);
-            }
-        }
+        lx_buf_append(&req->body, upload_data, *upload_data_size);
         *upload_data_size = 0;
         return MHD_YES;
     }
     if (req->state == LX_REQ_RECEIVING) {
-        /* The whole request is in: the read timeout stops, the request's own time limit starts. */
-        struct conn *c = req->http_conn;
-        if (c)
-            evtimer_del(c->read_timer);
+        /* The whole request is in: the request's own time limit starts. */
         lx_req_set_state(req, LX_REQ_HANDLING);
         long ms = req->cfg->limits.max_request_ms;
         if (ms > 0) {
@@ -585,10 +452,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
             struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
             evtimer_add(req->deadline_ev, &tv);
         }
-        if (req->body_too_large)
-            respond_too_large(req);
-        else
-            lx_dispatch(req);
+        lx_dispatch(req);
     }
     if (req->client_gone)
         return MHD_NO;
@@ -603,11 +467,18 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
 static void idle_cb(void *arg)
 {
     (void)arg;
-    if (H.on_idle && H.n_live == 0) {
+    if (H.on_idle && H.n_live == 0 && lx_front_busy() == 0) {
         void (*f)(void) = H.on_idle;
         H.on_idle = NULL;
         f();
     }
+}
+
+/* Nothing is live and no front has bytes to send: the drain at shutdown may end (from the loop). */
+static void front_idle_cb(void)
+{
+    if (H.on_idle && H.n_live == 0)
+        lx_defer(idle_cb, NULL);
 }
 
 static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -622,23 +493,10 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
         req->client_gone = true;
     if (req->client_gone)
         notify_abort(req);
-    if (req->close_ev) {
-        event_free(req->close_ev);
-        req->close_ev = NULL;
-    }
     if (req->deadline_ev) {
         event_free(req->deadline_ev);
         req->deadline_ev = NULL;
     }
-    struct conn *c = req->http_conn;
-    if (c && c->req == req) {
-        /* The connection may carry another request: its read timeout starts with its first byte. */
-        c->req = NULL;
-        evtimer_del(c->read_timer);
-        if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
-            event_add(c->first_byte, NULL);
-    }
-    req->http_conn = NULL;
     (void)conn;
     req->suspended = false;
     if (req->state != LX_REQ_FINISHED)
@@ -659,40 +517,15 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
         req->next->prev = req->prev;
     H.n_live--;
     req->conn = NULL;
+    struct lx_front *f = req->http_conn;
+    req->http_conn = NULL;
     lx_req_release(req);
-    if (H.on_idle && H.n_live == 0)
-        lx_defer(idle_cb, NULL);
+    if (f)
+        lx_front_request_done(f); /* the next request may go to MHD now */
+    front_idle_cb();
 }
 
 /* --- accepting --- */
-
-static void linger_free(struct lingering_conn *g)
-{
-    if (g->prev)
-        g->prev->next = g->next;
-    else
-        H.lingering = g->next;
-    if (g->next)
-        g->next->prev = g->prev;
-    H.n_lingering--;
-    event_free(g->ev);
-    close(g->fd);
-    free(g);
-}
-
-static void linger_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct lingering_conn *g = arg;
-    if (what & EV_READ) {
-        char buf[4096];
-        ssize_t n;
-        while ((n = recv((int)fd, buf, sizeof buf, 0)) > 0)
-            ;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-            return;
-    }
-    linger_free(g);
-}
 
 /* limits.max_connections: answer 503 in OpenAI's shape and close, without handing the socket to MHD. */
 static void refuse_busy(int fd)
@@ -701,33 +534,10 @@ static void refuse_busy(int fd)
     lx_error_set(&e, 503, "service_unavailable", NULL, "server_busy",
                  "The gateway is at its connection limit (limits.max_connections = %ld); try again shortly.",
                  H.cfg->limits.max_connections);
-    json_t *ej = lx_error_json(&e);
-    char *body = json_dumps(ej, JSON_COMPACT);
-    json_decref(ej);
+    e.retry_after = lx_strdup("1");
+    lx_front_refuse(fd, &e);
     lx_error_clear(&e);
-    char *resp = lx_sprintf("HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
-                            "Connection: close\r\nContent-Length: %zu\r\n\r\n%s\n",
-                            strlen(body) + 1, body);
-    ssize_t sent = send(fd, resp, strlen(resp), MSG_NOSIGNAL);
-    (void)sent; /* a fresh socket's buffer takes it; if not, the client sees a close, which is still a refusal */
-    free(resp);
-    free(body);
     lx_metrics_conn_dropped("max_connections");
-    shutdown(fd, SHUT_WR);
-    if (H.n_lingering >= 1024) {
-        close(fd);
-        return;
-    }
-    struct lingering_conn *g = lx_calloc(1, sizeof *g);
-    g->fd = fd;
-    g->ev = event_new(lx_loop_base(), fd, EV_READ | EV_PERSIST, linger_cb, g);
-    struct timeval tv = {2, 0};
-    event_add(g->ev, &tv);
-    g->next = H.lingering;
-    if (H.lingering)
-        H.lingering->prev = g;
-    H.lingering = g;
-    H.n_lingering++;
 }
 
 static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)
@@ -737,6 +547,14 @@ static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)
     struct listener *l = arg;
     if (l->fd >= 0)
         event_add(l->ev_accept, NULL);
+}
+
+/* Out of descriptors: stop accepting for a moment instead of spinning on a readable socket. */
+static void pause_accepting(struct listener *l)
+{
+    event_del(l->ev_accept);
+    struct timeval tv = {0, 100000};
+    evtimer_add(l->ev_accept_pause, &tv);
 }
 
 static void accept_cb(evutil_socket_t fd, short what, void *arg)
@@ -752,11 +570,8 @@ static void accept_cb(evutil_socket_t fd, short what, void *arg)
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                /* Out of descriptors: stop accepting for a moment instead of spinning on a readable socket. */
                 lx_warn("accept: %s; pausing new connections for 100 ms", strerror(errno));
-                event_del(l->ev_accept);
-                struct timeval tv = {0, 100000};
-                evtimer_add(l->ev_accept_pause, &tv);
+                pause_accepting(l);
             }
             break;
         }
@@ -764,8 +579,18 @@ static void accept_cb(evutil_socket_t fd, short what, void *arg)
             refuse_busy(c);
             continue;
         }
-        /* MHD owns the socket from here, and closes it itself if it refuses it (its own limit). */
-        MHD_add_connection(l->daemon, c, (struct sockaddr *)&ss, sl);
+        struct lx_front *f;
+        int mhd_fd = lx_front_open(c, &f);
+        if (mhd_fd < 0) {
+            pause_accepting(l); /* no descriptors for the pair; the client was closed */
+            break;
+        }
+        /* MHD owns its end from here, and closes it itself if it refuses it (its own limit). */
+        H.adding = f;
+        if (MHD_add_connection(l->daemon, mhd_fd, (struct sockaddr *)&ss, sl) != MHD_YES) {
+            H.adding = NULL;
+            lx_front_mhd_closed(f);
+        }
         added = true;
     }
     if (added)
@@ -821,6 +646,7 @@ void lx_http_set_config(struct lx_config *cfg)
     struct lx_config *old = H.cfg;
     H.cfg = lx_config_ref(cfg);
     lx_config_unref(old);
+    lx_front_set_config(cfg);
 }
 
 static int listener_start(struct listener *l, const char *addr, unsigned limit, size_t pool, char *err,
@@ -834,7 +660,8 @@ static int listener_start(struct listener *l, const char *addr, unsigned limit, 
                                  0, NULL, NULL, access_cb, l,
                                  MHD_OPTION_EXTERNAL_LOGGER, mhd_log_cb, NULL,
                                  MHD_OPTION_CONNECTION_LIMIT, limit,
-                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)75, /* keep-alive idle */
+                                 /* none: MHD never waits on a client, the front times clients */
+                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)0,
                                  MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool,
                                  MHD_OPTION_NOTIFY_COMPLETED, completed_cb, NULL,
                                  MHD_OPTION_NOTIFY_CONNECTION, notify_connection_cb, l,
@@ -869,22 +696,27 @@ static void listener_close(struct listener *l)
 int lx_http_start(struct lx_config *cfg, char *err, size_t errlen)
 {
     H.cfg = lx_config_ref(cfg);
-    /* Each client may hold an upstream connection too: half the descriptors each, less some spare. */
+    lx_front_set_config(cfg);
+    /* Each client takes three descriptors (its socket and the pair to MHD) and may hold an upstream
+     * connection too: a quarter of the descriptors each, less some spare. */
     struct rlimit rl;
-    unsigned limit = 1000;
+    unsigned limit = 250;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur > 256)
-        limit = (unsigned)((rl.rlim_cur - 64) / 2);
+        limit = (unsigned)((rl.rlim_cur - 64) / 4);
     if (cfg->limits.max_connections > (long)limit)
         lx_info("the descriptor limit allows about %u client connections, below limits.max_connections (%ld); "
                 "raise LimitNOFILE or ulimit -n for more", limit, cfg->limits.max_connections);
     H.conn_limit = limit;
-    /* MHD keeps the request line and headers in the connection's pool, with room for the answer's. */
+    /* MHD keeps the request line and headers in the connection's pool (a record for each of the at most
+     * 100 fields and query parameters the front lets through, too), with room for the answer's. The pool
+     * is sized once: the front holds heads to this size even when a reload raises max_header_bytes. */
     size_t pool = 64 * 1024;
     if ((size_t)cfg->limits.max_header_bytes + 32 * 1024 > pool)
         pool = (size_t)cfg->limits.max_header_bytes + 32 * 1024;
+    lx_front_init(front_gone_cb, front_idle_cb, pool - 32 * 1024);
     if (listener_start(&H.main, cfg->listen, limit, pool, err, errlen) != LX_OK)
         return LX_ERR;
-    if (cfg->admin_listen && listener_start(&H.admin, cfg->admin_listen, 64, 64 * 1024, err, errlen) != LX_OK)
+    if (cfg->admin_listen && listener_start(&H.admin, cfg->admin_listen, 64, pool, err, errlen) != LX_OK)
         return LX_ERR;
     return LX_OK;
 }
@@ -956,8 +788,7 @@ void lx_http_stop(void)
     }
     listener_stop(&H.main);
     listener_stop(&H.admin);
-    while (H.lingering)
-        linger_free(H.lingering);
+    lx_front_shutdown();
     lx_config_unref(H.cfg);
     H.cfg = NULL;
 }

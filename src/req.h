@@ -46,7 +46,6 @@ struct lx_req {
     char method[16];
     char *path;                  /* owned */
     struct lx_buf body;          /* owned: the request body */
-    bool body_too_large;
 
     /* response */
     int status;
@@ -78,12 +77,11 @@ struct lx_req {
 
     /* http.c private */
     void *conn;                  /* borrowed from MHD: valid until the completion callback */
-    void *close_ev;              /* owned by http.c: the disconnect watch while suspended */
     bool suspended;
     bool queued;                 /* a response was queued with MHD */
     bool on_admin;               /* arrived on the admin address */
     void *listener;              /* borrowed: the http.c listener it arrived on */
-    void *http_conn;             /* borrowed: http.c's connection record, valid while conn is */
+    void *http_conn;             /* borrowed: the connection's front (front.c), valid while conn is */
     void *deadline_ev;           /* owned by http.c: limits.max_request_ms */
     struct lx_req *prev, *next;  /* live-request list in http.c */
 };
