@@ -93,7 +93,7 @@ TEST_NODE = $(or $(firstword $(wildcard $(abspath tests/node_modules/node-linux-
 
 integration: $(BUILD)/llmux $(BUILD)/tests/mock-upstream tests/node_modules/.installed $(BUILD)/tests/notify-recv
 	cd tests && LLMUX_BIN=$(abspath $(BUILD)/llmux) MOCK_UPSTREAM_BIN=$(abspath $(BUILD)/tests/mock-upstream) NOTIFY_RECV_BIN=$(abspath $(BUILD)/tests/notify-recv) \
-	  $(TEST_NODE) --test --test-concurrency=1 integration/
+	  $(TEST_NODE) --test --test-concurrency=1 integration/*.test.mjs
 
 # The integration suite once more against an AddressSanitizer + UndefinedBehaviorSanitizer build (its own
 # build directory); any sanitizer report fails the run.
@@ -102,7 +102,7 @@ integration-asan: $(BUILD)/tests/mock-upstream tests/node_modules/.installed $(B
 	$(MAKE) BUILD=build-asan CFLAGS="$(SAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined" build-asan/llmux
 	cd tests && LLMUX_BIN=$(abspath build-asan/llmux) MOCK_UPSTREAM_BIN=$(abspath $(BUILD)/tests/mock-upstream) NOTIFY_RECV_BIN=$(abspath $(BUILD)/tests/notify-recv) \
 	  ASAN_OPTIONS=detect_leaks=1:exitcode=99 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  $(TEST_NODE) --test --test-concurrency=1 integration/
+	  $(TEST_NODE) --test --test-concurrency=1 integration/*.test.mjs
 
 # The integration suite with llmux under valgrind memcheck: any leak or error fails the run.
 VALGRIND := valgrind --error-exitcode=99 --leak-check=full --show-leak-kinds=definite,indirect \
@@ -110,7 +110,7 @@ VALGRIND := valgrind --error-exitcode=99 --leak-check=full --show-leak-kinds=def
 valgrind: $(BUILD)/llmux $(BUILD)/tests/mock-upstream tests/node_modules/.installed $(BUILD)/tests/notify-recv
 	@command -v valgrind >/dev/null || $(SUDO) apt-get install -y -qq valgrind
 	cd tests && LLMUX_BIN=$(abspath $(BUILD)/llmux) MOCK_UPSTREAM_BIN=$(abspath $(BUILD)/tests/mock-upstream) NOTIFY_RECV_BIN=$(abspath $(BUILD)/tests/notify-recv) \
-	  LLMUX_WRAP="$(VALGRIND)" LLMUX_SLOW=1 $(TEST_NODE) --test --test-concurrency=1 integration/
+	  LLMUX_WRAP="$(VALGRIND)" LLMUX_SLOW=1 $(TEST_NODE) --test --test-concurrency=1 integration/*.test.mjs
 
 # Line and branch coverage of src/ and providers/ from the unit and integration tests. The run fails
 # below COVERAGE_MIN percent of lines: raise it as coverage grows, never lower it.
@@ -121,7 +121,7 @@ coverage: $(BUILD)/tests/mock-upstream tests/node_modules/.installed $(BUILD)/te
 	$(MAKE) BUILD=build-cov CFLAGS="-O0 -g --coverage" LDFLAGS="--coverage" build-cov/llmux unit-bins
 	@set -e; for t in $(UNIT_BINS:$(BUILD)/%=build-cov/%); do $$t >/dev/null; done
 	cd tests && LLMUX_BIN=$(abspath build-cov/llmux) MOCK_UPSTREAM_BIN=$(abspath $(BUILD)/tests/mock-upstream) NOTIFY_RECV_BIN=$(abspath $(BUILD)/tests/notify-recv) \
-	  $(TEST_NODE) --test --test-concurrency=1 integration/ >/dev/null
+	  $(TEST_NODE) --test --test-concurrency=1 integration/*.test.mjs >/dev/null
 	gcovr -r . --object-directory build-cov --filter 'src/' --filter 'providers/' --print-summary \
 	  --fail-under-line $(COVERAGE_MIN) -o build-cov/coverage.txt
 	@cat build-cov/coverage.txt | tail -30
