@@ -5,6 +5,7 @@
 #define LX_ERRORS_H
 
 #include <jansson.h>
+#include <stdbool.h>
 
 struct lx_error {
     int status;     /* HTTP status the client gets; 0 means "no error" */
@@ -21,6 +22,10 @@ void lx_error_set(struct lx_error *e, int status, const char *type, const char *
 void lx_error_copy(struct lx_error *dst, const struct lx_error *src);
 void lx_error_clear(struct lx_error *e);
 static inline int lx_error_isset(const struct lx_error *e) { return e->status != 0; }
+
+/* An error that asking again cannot fix although its status may look retryable (a deadline that passed)
+ * or whose fix is configuration: answered with X-Should-Retry: false, which openai-node honours. */
+bool lx_error_no_retry(const struct lx_error *e);
 
 /* The OpenAI type string that goes with an HTTP status. */
 const char *lx_error_type_for_status(int status);
