@@ -12,10 +12,12 @@ CORE_SRCS := $(filter-out src/main.c,$(wildcard src/*.c)) $(wildcard providers/*
 CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o)
 DEPS := $(CORE_OBJS:.o=.d) $(BUILD)/src/main.d
 
-# Debian packages for building and testing. Node.js and npm come from Debian only when no node/npm is
+# Debian packages for building and testing (python3-*: the FastAPI example of docs/async-guide.md, run
+# by the docs test). Node.js and npm come from Debian only when no node/npm is
 # on the PATH (a NodeSource node already ships npm, and Debian's npm would conflict with it).
 DEB_PKGS := build-essential pkg-config libevent-dev libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev libssl-dev \
-            libcmocka-dev curl jq clang libclang-rt-14-dev valgrind gcovr systemd
+            libcmocka-dev curl jq clang libclang-rt-14-dev valgrind gcovr systemd \
+            python3-fastapi python3-uvicorn python3-httpx
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install
