@@ -13,12 +13,17 @@
 /* Past this nesting only required properties and minItems items are made; past twice this, null: a
  * recursive schema whose recursion is required cannot be satisfied by a finite value anyway. */
 #define LX_SCHEMA_DEPTH 12
+/* Values made for one instance, and padding for one string: a schema whose every level multiplies the
+ * values below it (or asks for huge lengths) gets nulls past this, not a hang. */
+#define LX_SCHEMA_MAX_VALUES 4096
+#define LX_SCHEMA_MAX_PAD 4096
 
 struct gen {
     json_t *root;       /* borrowed: the whole document, for $ref */
     const char *text;   /* borrowed: the user's words for the first free-form string, or NULL */
     bool text_used;
     int depth;
+    size_t made;        /* values made so far, against LX_SCHEMA_MAX_VALUES */
 };
 
 static json_t *gen_value(struct gen *g, json_t *s, const char *key, size_t salt);
@@ -103,8 +108,10 @@ static const char *pick_type(json_t *s)
         json_t *e;
         json_array_foreach(t, i, e) if (json_is_string(e) && strcmp(json_string_value(e), "null") != 0) return
             json_string_value(e);
-        return json_array_size(t) ? "null" : NULL;
+        if (json_array_size(t))
+            return "null";
     }
+    /* No usable type: inferred from the keywords present. */
     if (json_object_get(s, "properties") || json_object_get(s, "required") ||
         json_object_get(s, "additionalProperties") || json_object_get(s, "minProperties"))
         return "object";
@@ -253,7 +260,7 @@ static json_t *gen_string(struct gen *g, json_t *s, const char *key, size_t salt
     if (json_is_integer(maxl) && json_integer_value(maxl) >= 0)
         utf8_truncate(&b, (size_t)json_integer_value(maxl));
     if (json_is_integer(minl))
-        for (json_int_t i = (json_int_t)utf8_len(&b); i < json_integer_value(minl) && i < 100000; i++)
+        for (json_int_t i = (json_int_t)utf8_len(&b); i < json_integer_value(minl) && i < LX_SCHEMA_MAX_PAD; i++)
             lx_buf_append(&b, ".", 1);
     json_t *out = json_stringn(b.data ? b.data : "", b.len);
     lx_buf_free(&b);
@@ -329,8 +336,10 @@ static json_t *gen_array(struct gen *g, json_t *s, const char *key)
 
 static json_t *gen_value(struct gen *g, json_t *s, const char *key, size_t salt)
 {
-    if (!json_is_object(s) || g->depth > 2 * LX_SCHEMA_DEPTH)
-        return g->depth > 2 * LX_SCHEMA_DEPTH ? json_null() : gen_string(g, NULL, key, salt);
+    if (g->depth > 2 * LX_SCHEMA_DEPTH || ++g->made > LX_SCHEMA_MAX_VALUES)
+        return json_null();
+    if (!json_is_object(s))
+        return gen_string(g, NULL, key, salt);
     g->depth++;
     json_t *out = NULL;
     json_t *merged = NULL;

@@ -161,6 +161,33 @@ static void test_prefix_items(void **state)
     json_decref(v);
 }
 
+/* Ten properties per level, each a $ref to the next level's ten: a million leaves if made in full. */
+static void test_explosive_schema_is_bounded(void **state)
+{
+    (void)state;
+    json_t *defs = json_object();
+    for (int level = 0; level < 6; level++) {
+        json_t *props = json_object();
+        for (int k = 0; k < 10; k++) {
+            char key[8];
+            snprintf(key, sizeof key, "p%d", k);
+            char ref[32];
+            snprintf(ref, sizeof ref, "#/$defs/L%d", level + 1);
+            json_object_set_new(props, key, level < 5 ? json_pack("{s:s}", "$ref", ref) : json_pack("{s:s,s:i}", "type", "string", "minLength", 1000000));
+        }
+        char name[8];
+        snprintf(name, sizeof name, "L%d", level);
+        json_object_set_new(defs, name, json_pack("{s:s,s:o}", "type", "object", "properties", props));
+    }
+    json_t *schema = json_pack("{s:s,s:o}", "$ref", "#/$defs/L0", "$defs", defs);
+    json_t *v = lx_schema_instance(schema, NULL);
+    char *text = json_dumps(v, JSON_COMPACT);
+    assert_true(strlen(text) < 64u * 1024 * 1024);
+    free(text);
+    json_decref(v);
+    json_decref(schema);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -168,6 +195,7 @@ int main(void)
         cmocka_unit_test(test_nested_arrays_and_bounds),  cmocka_unit_test(test_number_keywords),
         cmocka_unit_test(test_string_lengths_and_formats), cmocka_unit_test(test_refs_anyof_allof),
         cmocka_unit_test(test_untyped_and_empty),          cmocka_unit_test(test_prefix_items),
+        cmocka_unit_test(test_explosive_schema_is_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
