@@ -98,12 +98,13 @@ integration: $(BUILD)/llmux $(BUILD)/tests/mock-upstream tests/node_modules/.ins
 	  $(TEST_NODE) --test --test-concurrency=1 integration/*.test.mjs
 
 # The integration suite once more against an AddressSanitizer + UndefinedBehaviorSanitizer build (its own
-# build directory); any sanitizer report fails the run.
+# build directory); any sanitizer report fails the run. LLMUX_SANITIZED tells tests that measure llmux's
+# memory that ASan's quarantine holds freed memory.
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 integration-asan: $(BUILD)/tests/mock-upstream tests/node_modules/.installed $(BUILD)/tests/notify-recv
 	$(MAKE) BUILD=build-asan CFLAGS="$(SAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined" build-asan/llmux
 	cd tests && LLMUX_BIN=$(abspath build-asan/llmux) MOCK_UPSTREAM_BIN=$(abspath $(BUILD)/tests/mock-upstream) NOTIFY_RECV_BIN=$(abspath $(BUILD)/tests/notify-recv) \
-	  ASAN_OPTIONS=detect_leaks=1:exitcode=99 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ASAN_OPTIONS=detect_leaks=1:exitcode=99 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 LLMUX_SANITIZED=1 \
 	  $(TEST_NODE) --test --test-concurrency=1 integration/*.test.mjs
 
 # The integration suite with llmux under valgrind memcheck: any leak or error fails the run.

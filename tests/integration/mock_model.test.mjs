@@ -208,8 +208,10 @@ test('every completion has its own id: batch items, fanout members, choices of o
 
 // A client that does not read must not make llmux buffer the whole answer: the mock pauses like a
 // paused upstream. Each reply here is ~500k words (~100 MB of SSE); 4 of them unbuffered would be
-// about 400 MB. Skipped under valgrind, whose own memory use says nothing about llmux's.
-test('the mock honours backpressure: non-reading clients hold little memory, and a reader then gets everything', { skip: !!process.env.LLMUX_WRAP }, async () => {
+// about 400 MB (34 MB with backpressure, 385 MB without, measured). Skipped under valgrind, and the
+// memory check is skipped under ASan, whose quarantine keeps freed memory resident: their memory use
+// says nothing about llmux's.
+test('the mock honours backpressure: non-reading clients hold little memory, and a reader then gets everything', { skip: !!process.env.LLMUX_WRAP }, async (t) => {
   const rss = () => Number(readFileSync(`/proc/${gw.proc.pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)[1]) * 1024;
   const words = 'word '.repeat(500000);
   const body = JSON.stringify({ model: 'bulk/echo', stream: true, messages: userMsg(words) });
@@ -227,7 +229,8 @@ test('the mock honours backpressure: non-reading clients hold little memory, and
   await eventually(async () => socks.every((x) => x.seen()), (v) => v, 60000, 'every stream to start');
   // The answers have been produced as far as the clients let them; memory stays far below the answers' size.
   const grown = rss() - base;
-  assert.ok(grown < 200 * 1024 * 1024, `llmux grew by ${Math.round(grown / 1048576)} MB for 4 paused streams`);
+  if (process.env.LLMUX_SANITIZED) t.diagnostic(`grew by ${Math.round(grown / 1048576)} MB (not checked under ASan)`);
+  else assert.ok(grown < 200 * 1024 * 1024, `llmux grew by ${Math.round(grown / 1048576)} MB for 4 paused streams`);
   // One client now reads to the end: production resumes and the whole answer arrives.
   const reader = socks[0].s;
   let text = '';
