@@ -6,16 +6,18 @@ PKGS := libevent libmicrohttpd libcurl jansson libcrypto
 CFLAGS ?= -O2 -g
 override CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -fno-strict-aliasing \
           $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-override LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+override LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
 
 CORE_SRCS := $(filter-out src/main.c,$(wildcard src/*.c)) $(wildcard providers/*.c)
 CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o)
 DEPS := $(CORE_OBJS:.o=.d) $(BUILD)/src/main.d
 
-# Debian packages for building and testing. Node.js and npm come from Debian only when no node/npm is
+# Debian packages for building and testing (python3-*: the FastAPI example of docs/async-guide.md, run
+# by the docs test). Node.js and npm come from Debian only when no node/npm is
 # on the PATH (a NodeSource node already ships npm, and Debian's npm would conflict with it).
 DEB_PKGS := build-essential pkg-config libevent-dev libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev libssl-dev \
-            libcmocka-dev curl jq clang libclang-rt-14-dev valgrind gcovr systemd
+            libcmocka-dev curl jq clang libclang-rt-14-dev valgrind gcovr systemd \
+            python3-fastapi python3-uvicorn python3-httpx
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install
@@ -86,18 +88,24 @@ tests/node_modules/.installed: tests/package.json tests/package-lock.json
 	cd tests && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
+# The clients under test (openai 7, the AI SDK, LangChain) need Node.js >= 22, newer than Debian 12's 18:
+# tests/package.json brings a Node 22 binary from the npm registry (the optional node-linux-* packages)
+# and the suites run on it (Debian's node and npm only install the packages). Elsewhere: node on the PATH.
+TEST_NODE = $(or $(firstword $(wildcard $(abspath tests/node_modules/node-linux-*/bin/node))),node)
+
 integration: $(BUILD)/llmux $(BUILD)/tests/mock-upstream tests/node_modules/.installed $(BUILD)/tests/notify-recv
 	cd tests && LLMUX_BIN=$(abspath $(BUILD)/llmux) MOCK_UPSTREAM_BIN=$(abspath $(BUILD)/tests/mock-upstream) NOTIFY_RECV_BIN=$(abspath $(BUILD)/tests/notify-recv) \
-	  node --test --test-concurrency=1 integration/
+	  $(TEST_NODE) --test --test-concurrency=1 integration/*.test.mjs
 
 # The integration suite once more against an AddressSanitizer + UndefinedBehaviorSanitizer build (its own
-# build directory); any sanitizer report fails the run.
+# build directory); any sanitizer report fails the run. LLMUX_SANITIZED tells tests that measure llmux's
+# memory that ASan's quarantine holds freed memory.
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 integration-asan: $(BUILD)/tests/mock-upstream tests/node_modules/.installed $(BUILD)/tests/notify-recv
 	$(MAKE) BUILD=build-asan CFLAGS="$(SAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined" build-asan/llmux
 	cd tests && LLMUX_BIN=$(abspath build-asan/llmux) MOCK_UPSTREAM_BIN=$(abspath $(BUILD)/tests/mock-upstream) NOTIFY_RECV_BIN=$(abspath $(BUILD)/tests/notify-recv) \
-	  ASAN_OPTIONS=detect_leaks=1:exitcode=99 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  node --test --test-concurrency=1 integration/
+	  ASAN_OPTIONS=detect_leaks=1:exitcode=99 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 LLMUX_SANITIZED=1 \
+	  $(TEST_NODE) --test --test-concurrency=1 integration/*.test.mjs
 
 # The integration suite with llmux under valgrind memcheck: any leak or error fails the run.
 VALGRIND := valgrind --error-exitcode=99 --leak-check=full --show-leak-kinds=definite,indirect \
@@ -105,7 +113,7 @@ VALGRIND := valgrind --error-exitcode=99 --leak-check=full --show-leak-kinds=def
 valgrind: $(BUILD)/llmux $(BUILD)/tests/mock-upstream tests/node_modules/.installed $(BUILD)/tests/notify-recv
 	@command -v valgrind >/dev/null || $(SUDO) apt-get install -y -qq valgrind
 	cd tests && LLMUX_BIN=$(abspath $(BUILD)/llmux) MOCK_UPSTREAM_BIN=$(abspath $(BUILD)/tests/mock-upstream) NOTIFY_RECV_BIN=$(abspath $(BUILD)/tests/notify-recv) \
-	  LLMUX_WRAP="$(VALGRIND)" LLMUX_SLOW=1 node --test --test-concurrency=1 integration/
+	  LLMUX_WRAP="$(VALGRIND)" LLMUX_SLOW=1 $(TEST_NODE) --test --test-concurrency=1 integration/*.test.mjs
 
 # Line and branch coverage of src/ and providers/ from the unit and integration tests. The run fails
 # below COVERAGE_MIN percent of lines: raise it as coverage grows, never lower it.
@@ -116,7 +124,7 @@ coverage: $(BUILD)/tests/mock-upstream tests/node_modules/.installed $(BUILD)/te
 	$(MAKE) BUILD=build-cov CFLAGS="-O0 -g --coverage" LDFLAGS="--coverage" build-cov/llmux unit-bins
 	@set -e; for t in $(UNIT_BINS:$(BUILD)/%=build-cov/%); do $$t >/dev/null; done
 	cd tests && LLMUX_BIN=$(abspath build-cov/llmux) MOCK_UPSTREAM_BIN=$(abspath $(BUILD)/tests/mock-upstream) NOTIFY_RECV_BIN=$(abspath $(BUILD)/tests/notify-recv) \
-	  node --test --test-concurrency=1 integration/ >/dev/null
+	  $(TEST_NODE) --test --test-concurrency=1 integration/*.test.mjs >/dev/null
 	gcovr -r . --object-directory build-cov --filter 'src/' --filter 'providers/' --print-summary \
 	  --fail-under-line $(COVERAGE_MIN) -o build-cov/coverage.txt
 	@cat build-cov/coverage.txt | tail -30

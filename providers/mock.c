@@ -1,8 +1,10 @@
-/* Provider type "mock": answers on its own, with no network and no key, so a new user gets replies
- * offline. The reply is derived from the last user message, so it is deterministic; latency_ms delays
- * the answer, chunks sets how many content pieces a stream has (0: one per word), chunk_delay_ms paces
- * them. max_tokens/max_completion_tokens cut the reply to that many words (finish_reason "length"). */
+/* Provider type "mock": answers on its own, with no network and no key, so a new user, a demo or an
+ * app's tests get an OpenAI-shaped model offline. What it answers (text, tool calls, JSON, n choices)
+ * is decided in mock_reply.c; this file times and streams it like a real upstream: latency_ms before the
+ * answer, content in word pieces (or `chunks` equal pieces) and tool arguments in fragments,
+ * chunk_delay_ms apart, and it stops producing while the client is not reading (backpressure). */
 #include "provider.h"
+#include "mock_reply.h"
 #include "../src/buf.h"
 #include "../src/call.h"
 #include "../src/common.h"
@@ -12,6 +14,8 @@
 #include <string.h>
 
 static const char *const mock_keys[] = {"type", "models", "latency_ms", "chunks", "chunk_delay_ms", NULL};
+
+#define LX_MOCK_ARG_PIECE 12 /* most bytes of tool arguments per stream fragment */
 
 struct mock_conf {
     long latency_ms;
@@ -40,213 +44,253 @@ static void mock_free_state(void *state)
     free(state);
 }
 
-/* Text of a message's content: a string, or the text parts of an array. */
-static void content_text(json_t *content, struct lx_buf *out)
-{
-    if (json_is_string(content)) {
-        lx_buf_append(out, json_string_value(content), json_string_length(content));
-        return;
-    }
-    size_t i;
-    json_t *part;
-    json_array_foreach(content, i, part) {
-        json_t *text = json_object_get(part, "text");
-        if (json_is_string(text)) {
-            if (out->len)
-                lx_buf_append(out, " ", 1);
-            lx_buf_append(out, json_string_value(text), json_string_length(text));
-        }
-    }
-}
-
-static size_t count_words(const char *s, size_t len)
-{
-    size_t n = 0;
-    bool in = false;
-    for (size_t i = 0; i < len; i++) {
-        bool sp = s[i] == ' ' || s[i] == '\n' || s[i] == '\t' || s[i] == '\r';
-        if (!sp && !in)
-            n++;
-        in = !sp;
-    }
-    return n;
-}
+/* Where a stream is: each choice in turn gets its role chunk, its content pieces or its tool calls
+ * (a header, then argument fragments), and its finish chunk; then the usage chunk. */
+enum mock_phase { PH_ROLE, PH_CONTENT, PH_CALL_HEAD, PH_CALL_ARGS, PH_FINISH, PH_USAGE, PH_DONE };
 
 struct mock_call {
-    struct lx_call *call;     /* borrowed: the call owns us */
+    struct lx_call *call;       /* borrowed: the call owns us */
     const struct mock_conf *conf;
-    struct lx_timer *timer;   /* owned */
-    char *id;                 /* owned */
-    char *model;              /* owned */
-    char *text;               /* owned: the whole reply */
-    size_t text_len;
-    size_t pos;               /* bytes of text already streamed */
-    size_t pieces_left;
-    const char *finish;       /* "stop" or "length" */
-    bool stream, include_usage, started;
-    long prompt_tokens, completion_tokens;
+    struct lx_timer *timer;     /* owned */
+    char *id;                   /* owned: this completion's own id */
+    char *model;                /* owned */
+    struct lx_mock_reply reply; /* owned */
+    struct lx_error error;      /* a request the mock refuses: answered on the first timer */
+    bool stream, include_usage;
+    bool paused;                /* can_write said no: waiting for local_resume */
+    enum mock_phase phase;
+    size_t choice, tool, pos;   /* the cursor: choice, tool call within it, byte within its text */
+    size_t pieces_left;         /* with `chunks`: content pieces still to send for this choice */
 };
 
 static json_t *usage_json(const struct mock_call *m)
 {
-    return json_pack("{s:i,s:i,s:i}", "prompt_tokens", (json_int_t)m->prompt_tokens, "completion_tokens",
-                     (json_int_t)m->completion_tokens, "total_tokens",
-                     (json_int_t)(m->prompt_tokens + m->completion_tokens));
+    const struct lx_mock_reply *r = &m->reply;
+    return json_pack("{s:I,s:I,s:I}", "prompt_tokens", (json_int_t)r->prompt_tokens, "completion_tokens",
+                     (json_int_t)r->completion_tokens, "total_tokens",
+                     (json_int_t)(r->prompt_tokens + r->completion_tokens));
 }
 
-static json_t *chunk_json(const struct mock_call *m, json_t *delta, const char *finish)
+static json_t *chunk_json(const struct mock_call *m, json_t *choices)
 {
-    json_t *choice = json_pack("{s:i,s:o,s:o}", "index", 0, "delta", delta, "finish_reason",
-                               finish ? json_string(finish) : json_null());
-    json_t *c = json_pack("{s:s,s:s,s:I,s:s,s:[o]}", "id", m->id, "object", "chat.completion.chunk", "created",
-                          (json_int_t)lx_wall_s(), "model", m->model, "choices", choice);
+    json_t *c = json_pack("{s:s,s:s,s:I,s:s,s:o}", "id", m->id, "object", "chat.completion.chunk", "created",
+                          (json_int_t)lx_wall_s(), "model", m->model, "choices", choices);
     if (m->include_usage)
         json_object_set_new(c, "usage", json_null());
     return c;
 }
 
-static void emit(struct mock_call *m, json_t *chunk)
+static json_t *choice_delta(size_t index, json_t *delta, const char *finish)
 {
-    lx_call_local_chunk(m->call, chunk);
-    json_decref(chunk);
+    return json_pack("[{s:I,s:o,s:o,s:n}]", "index", (json_int_t)index, "delta", delta, "finish_reason",
+                     finish ? json_string(finish) : json_null(), "logprobs");
 }
 
-/* Length of the next piece: a word with its leading spaces, or an equal share when chunks is set;
- * never splitting a UTF-8 sequence. */
-static size_t next_piece(const struct mock_call *m)
+/* Length of the next content piece: a word with its leading spaces, or an equal share when chunks is
+ * set; never splitting a UTF-8 sequence. */
+static size_t next_piece(const struct mock_call *m, const struct lx_mock_choice *ch)
 {
-    size_t left = m->text_len - m->pos;
+    size_t left = ch->content_len - m->pos;
     size_t n;
     if (m->conf->chunks > 0) {
         n = m->pieces_left > 1 ? (left + m->pieces_left - 1) / m->pieces_left : left;
     } else {
-        const char *s = m->text + m->pos;
+        const char *s = ch->content + m->pos;
         n = 0;
         while (n < left && s[n] == ' ')
             n++;
         while (n < left && s[n] != ' ')
             n++;
     }
-    while (m->pos + n < m->text_len && ((unsigned char)m->text[m->pos + n] & 0xC0) == 0x80)
+    while (m->pos + n < ch->content_len && ((unsigned char)ch->content[m->pos + n] & 0xC0) == 0x80)
         n++;
     return n;
+}
+
+/* The next argument fragment: up to and including a ',' or ':' (roughly a token), at most
+ * LX_MOCK_ARG_PIECE bytes, never splitting a UTF-8 sequence. */
+static size_t next_arg_piece(const char *args, size_t pos)
+{
+    size_t len = strlen(args), n = 0;
+    while (pos + n < len && n < LX_MOCK_ARG_PIECE) {
+        char c = args[pos + n++];
+        if (c == ',' || c == ':')
+            break;
+    }
+    while (pos + n < len && ((unsigned char)args[pos + n] & 0xC0) == 0x80)
+        n++;
+    return n;
+}
+
+static void start_choice(struct mock_call *m)
+{
+    m->phase = m->choice < m->reply.n ? PH_ROLE : (m->include_usage ? PH_USAGE : PH_DONE);
+    m->pos = 0;
+    m->tool = 0;
+    m->pieces_left = m->conf->chunks > 0 ? (size_t)m->conf->chunks : 0;
+}
+
+/* The next stream chunk (new reference), advancing the cursor; NULL once everything was sent. */
+static json_t *next_chunk(struct mock_call *m)
+{
+    const struct lx_mock_choice *ch = m->choice < m->reply.n ? &m->reply.choices[m->choice] : NULL;
+    switch (m->phase) {
+    case PH_ROLE:
+        m->phase = ch->n_calls ? PH_CALL_HEAD : (ch->content_len ? PH_CONTENT : PH_FINISH);
+        return chunk_json(m, choice_delta(m->choice,
+                                          json_pack("{s:s,s:o}", "role", "assistant", "content",
+                                                    ch->n_calls ? json_null() : json_string("")),
+                                          NULL));
+    case PH_CONTENT: {
+        size_t n = next_piece(m, ch);
+        json_t *c = chunk_json(m, choice_delta(m->choice, json_pack("{s:s%}", "content", ch->content + m->pos, n), NULL));
+        m->pos += n;
+        if (m->pieces_left > 0)
+            m->pieces_left--;
+        if (m->pos >= ch->content_len)
+            m->phase = PH_FINISH;
+        return c;
+    }
+    case PH_CALL_HEAD: {
+        const struct lx_mock_call *tc = &ch->calls[m->tool];
+        m->phase = PH_CALL_ARGS;
+        m->pos = 0;
+        json_t *call = json_pack("{s:I,s:s,s:s,s:{s:s,s:s}}", "index", (json_int_t)m->tool, "id", tc->id, "type",
+                                 "function", "function", "name", tc->name, "arguments", "");
+        return chunk_json(m, choice_delta(m->choice, json_pack("{s:[o]}", "tool_calls", call), NULL));
+    }
+    case PH_CALL_ARGS: {
+        const struct lx_mock_call *tc = &ch->calls[m->tool];
+        size_t n = next_arg_piece(tc->arguments, m->pos);
+        json_t *call = json_pack("{s:I,s:{s:s%}}", "index", (json_int_t)m->tool, "function", "arguments",
+                                 tc->arguments + m->pos, n);
+        m->pos += n;
+        if (!tc->arguments[m->pos]) {
+            m->tool++;
+            m->phase = m->tool < ch->n_calls ? PH_CALL_HEAD : PH_FINISH;
+        }
+        return chunk_json(m, choice_delta(m->choice, json_pack("{s:[o]}", "tool_calls", call), NULL));
+    }
+    case PH_FINISH: {
+        json_t *c = chunk_json(m, choice_delta(m->choice, json_object(), ch->finish));
+        m->choice++;
+        start_choice(m);
+        return c;
+    }
+    case PH_USAGE: {
+        json_t *c = chunk_json(m, json_array());
+        json_object_set_new(c, "usage", usage_json(m));
+        m->phase = PH_DONE;
+        return c;
+    }
+    case PH_DONE:
+        break;
+    }
+    return NULL;
+}
+
+static json_t *completion_json(const struct mock_call *m)
+{
+    json_t *choices = json_array();
+    for (size_t i = 0; i < m->reply.n; i++) {
+        const struct lx_mock_choice *ch = &m->reply.choices[i];
+        json_t *msg = json_pack("{s:s,s:o,s:n}", "role", "assistant", "content",
+                                ch->content ? json_stringn(ch->content, ch->content_len) : json_null(), "refusal");
+        if (ch->n_calls) {
+            json_t *calls = json_array();
+            for (size_t k = 0; k < ch->n_calls; k++)
+                json_array_append_new(calls, json_pack("{s:s,s:s,s:{s:s,s:s}}", "id", ch->calls[k].id, "type",
+                                                       "function", "function", "name", ch->calls[k].name,
+                                                       "arguments", ch->calls[k].arguments));
+            json_object_set_new(msg, "tool_calls", calls);
+        }
+        json_array_append_new(choices, json_pack("{s:I,s:o,s:s,s:n}", "index", (json_int_t)i, "message", msg,
+                                                 "finish_reason", ch->finish, "logprobs"));
+    }
+    return json_pack("{s:s,s:s,s:I,s:s,s:o,s:o}", "id", m->id, "object", "chat.completion", "created",
+                     (json_int_t)lx_wall_s(), "model", m->model, "choices", choices, "usage", usage_json(m));
 }
 
 static void mock_step_cb(void *arg)
 {
     struct mock_call *m = arg;
+    if (lx_error_isset(&m->error)) {
+        lx_call_local_done(m->call, NULL, &m->error);
+        return;
+    }
     if (!m->stream) {
-        json_t *msg = json_pack("{s:s,s:s%}", "role", "assistant", "content", m->text, m->text_len);
-        json_t *completion = json_pack("{s:s,s:s,s:I,s:s,s:[{s:i,s:o,s:s}],s:o}", "id", m->id, "object",
-                                       "chat.completion", "created", (json_int_t)lx_wall_s(), "model", m->model,
-                                       "choices", "index", 0, "message", msg, "finish_reason", m->finish,
-                                       "usage", usage_json(m));
-        lx_call_local_done(m->call, completion, NULL);
+        lx_call_local_done(m->call, completion_json(m), NULL);
         return;
     }
     for (;;) {
-        if (!m->started) {
-            m->started = true;
-            emit(m, chunk_json(m, json_pack("{s:s,s:s}", "role", "assistant", "content", ""), NULL));
-        } else if (m->pos < m->text_len) {
-            size_t n = next_piece(m);
-            emit(m, chunk_json(m, json_pack("{s:s%}", "content", m->text + m->pos, n), NULL));
-            m->pos += n;
-            if (m->pieces_left > 0)
-                m->pieces_left--;
-        } else {
-            emit(m, chunk_json(m, json_object(), m->finish));
-            if (m->include_usage) {
-                json_t *u = chunk_json(m, json_object(), NULL);
-                json_object_set_new(u, "choices", json_array());
-                json_object_set_new(u, "usage", usage_json(m));
-                emit(m, u);
-            }
+        if (!lx_call_local_can_write(m->call)) {
+            m->paused = true; /* local_resume goes on */
+            return;
+        }
+        bool first = m->phase == PH_ROLE && m->choice == 0;
+        json_t *c = next_chunk(m);
+        if (!c) {
             lx_call_local_done(m->call, NULL, NULL);
             return;
         }
-        if (m->conf->chunk_delay_ms > 0 && m->pos > 0) {
+        lx_call_local_chunk(m->call, c);
+        json_decref(c);
+        if (m->conf->chunk_delay_ms > 0 && !first && m->phase != PH_DONE) {
             lx_timer_start(m->timer, m->conf->chunk_delay_ms);
             return;
         }
     }
 }
 
+/* Every completion gets its own id, even the items of one batch or fanout (one request id). */
+static uint64_t mock_seq;
+
 static void *mock_local_start(const struct lx_provider_conf *p, const struct lx_chat *chat, struct lx_call *call)
 {
     struct mock_call *m = lx_calloc(1, sizeof *m);
     m->call = call;
     m->conf = p->state;
-    m->id = lx_sprintf("chatcmpl-mock-%llu", (unsigned long long)chat->req_id);
+    uint64_t seq = ++mock_seq;
+    m->id = lx_sprintf("chatcmpl-mock-%llu-%llu", (unsigned long long)chat->req_id, (unsigned long long)seq);
     m->model = lx_strdup(chat->model);
     m->stream = chat->stream;
     m->include_usage = chat->include_usage;
-
-    struct lx_buf prompt = {0}, last_user = {0};
-    size_t i;
-    json_t *msg;
-    json_array_foreach(json_object_get(chat->body, "messages"), i, msg) {
-        json_t *content = json_object_get(msg, "content");
-        content_text(content, &prompt);
-        lx_buf_append(&prompt, " ", 1);
-        if (strcmp(json_string_value(json_object_get(msg, "role")), "user") == 0) {
-            lx_buf_reset(&last_user);
-            content_text(content, &last_user);
-        }
-    }
-    m->prompt_tokens = (long)count_words(prompt.data ? prompt.data : "", prompt.len);
-    lx_buf_free(&prompt);
-
-    struct lx_buf text = {0};
-    lx_buf_puts(&text, "This is the llmux mock provider. You said: ");
-    lx_buf_append(&text, last_user.data ? last_user.data : "", last_user.len);
-    lx_buf_free(&last_user);
-    m->text = lx_buf_steal(&text, &m->text_len);
-    m->finish = "stop";
-
-    json_t *max = json_object_get(chat->body, "max_completion_tokens");
-    if (!json_is_integer(max))
-        max = json_object_get(chat->body, "max_tokens");
-    if (json_is_integer(max) && json_integer_value(max) >= 0) {
-        json_int_t limit = json_integer_value(max);
-        json_int_t words = 0;
-        bool in = false;
-        for (size_t k = 0; k < m->text_len; k++) {
-            bool sp = m->text[k] == ' ' || m->text[k] == '\n';
-            if (!sp && !in && ++words > limit) {
-                m->text_len = k;
-                while (m->text_len > 0 && m->text[m->text_len - 1] == ' ')
-                    m->text_len--;
-                m->text[m->text_len] = '\0';
-                m->finish = "length";
-                break;
-            }
-            in = !sp;
-        }
-    }
-    m->completion_tokens = (long)count_words(m->text, m->text_len);
-    m->pieces_left = m->conf->chunks > 0 ? (size_t)m->conf->chunks : 0;
+    if (lx_mock_reply_build(chat->body, seq, &m->reply, &m->error) == LX_OK)
+        lx_call_local_drop(call, m->reply.dropped);
+    start_choice(m);
     m->timer = lx_timer_new(mock_step_cb, m);
-    lx_timer_start(m->timer, m->conf->latency_ms);
+    /* Never answer from inside local_start: the call is not set up until it returns. */
+    lx_timer_start(m->timer, lx_error_isset(&m->error) ? 0 : m->conf->latency_ms);
     return m;
+}
+
+static void mock_local_resume(void *state)
+{
+    struct mock_call *m = state;
+    if (m->paused) {
+        m->paused = false;
+        lx_timer_start(m->timer, 0);
+    }
 }
 
 static void mock_local_cancel(void *state)
 {
     struct mock_call *m = state;
     lx_timer_free(m->timer);
+    lx_mock_reply_free(&m->reply);
+    lx_error_clear(&m->error);
     free(m->id);
     free(m->model);
-    free(m->text);
     free(m);
 }
 
 const struct lx_provider_type lx_provider_mock = {
     .name = "mock",
-    .caps = {.chat = true, .streaming = true},
+    .caps = {.chat = true, .streaming = true, .tools = true, .json_mode = true},
     .config_keys = mock_keys,
     .configure = mock_configure,
     .free_state = mock_free_state,
     .local_start = mock_local_start,
+    .local_resume = mock_local_resume,
     .local_cancel = mock_local_cancel,
 };

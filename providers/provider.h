@@ -110,6 +110,9 @@ struct lx_provider_type {
     /* --- local providers (no network): answer through lx_call_local_chunk / lx_call_local_done --- */
     /* Start answering; returns the provider's state for local_cancel. */
     void *(*local_start)(const struct lx_provider_conf *p, const struct lx_chat *chat, struct lx_call *call);
+    /* The client drained after lx_call_local_can_write said no: go on producing (from a loop callback).
+     * May be NULL for a provider that never pauses. */
+    void (*local_resume)(void *state);
     /* Stop and free the state; no lx_call_local_* call may follow. */
     void (*local_cancel)(void *state);
 };

@@ -279,10 +279,23 @@ const char *lx_call_dropped(const struct lx_call *c)
 
 void lx_call_resume(struct lx_call *c)
 {
+    if (c && !c->ended && c->local && c->p->type->local_resume)
+        c->p->type->local_resume(c->local);
     if (!c || c->ended || !c->up)
         return;
     lx_timer_start(c->t_idle, c->p->timeouts.idle_ms);
     lx_upstream_resume(c->up);
+}
+
+bool lx_call_local_can_write(struct lx_call *c)
+{
+    return !c->ended && c->ops->can_write(c->owner);
+}
+
+void lx_call_local_drop(struct lx_call *c, const char *dropped)
+{
+    free(c->dropped);
+    c->dropped = dropped ? lx_strdup(dropped) : NULL;
 }
 
 void lx_call_local_chunk(struct lx_call *c, json_t *chunk)

@@ -37,7 +37,12 @@ const char *lx_call_dropped(const struct lx_call *c);
 /* The owner drained after can_write said no. */
 void lx_call_resume(struct lx_call *c);
 
-/* For local providers, from loop callbacks (timers). */
+/* For local providers, from loop callbacks (timers). A stream asks lx_call_local_can_write before each
+ * chunk and, on false, stops until the type's local_resume: backpressure, as upstreams get it. */
+bool lx_call_local_can_write(struct lx_call *c);
+/* From local_start: the client parameters the provider ignores (comma-separated, copied; NULL: none),
+ * reported in X-Llmux-Dropped-Params like a network provider's. */
+void lx_call_local_drop(struct lx_call *c, const char *dropped);
 void lx_call_local_chunk(struct lx_call *c, json_t *chunk);
 void lx_call_local_done(struct lx_call *c, json_t *completion /* stolen */, const struct lx_error *err);
 

@@ -304,9 +304,6 @@ void lx_chat_relay(struct lx_req *req, struct lx_plan *plan, struct lx_chat *cha
 
 void lx_chat_respond_error(struct lx_req *req, struct lx_error *err)
 {
-    /* A configuration problem: tell SDKs (which honour this header) not to retry in vain. */
-    if (err->code && strcmp(err->code, "provider_disabled") == 0)
-        lx_req_add_header(req, "X-Should-Retry", "false");
     lx_req_respond_error(req, err);
     lx_error_clear(err);
 }

@@ -332,16 +332,32 @@ static void add_warning(struct lx_config *c, const char *fmt, ...)
     c->warnings[c->n_warnings++] = w;
 }
 
-static void disable_provider(struct lx_config *c, struct lx_provider_conf *p, const char *var)
+/* Keep p, disabled, with a reason that names the fix: the variable to set and the key that needs it. */
+static void disable_provider(struct lx_config *c, struct lx_provider_conf *p, const char *var, const char *where)
 {
     free(p->disabled_reason);
-    p->disabled_reason = lx_sprintf("environment variable %s is not set", var);
-    add_warning(c, "provider '%s' is disabled: environment variable %s is not set", p->name, var);
+    p->disabled_reason = lx_sprintf("environment variable %s is not set (%s needs it); set it in llmux's "
+                                    "environment and restart llmux", var, where);
+    add_warning(c, "provider '%s' is disabled: %s", p->name, p->disabled_reason);
+}
+
+/* The base URL of a disabled provider, for /v1/providers: the configured one when it does not depend on
+ * the missing variable, else the type's default (or none). */
+static void disabled_base_url(struct lx_provider_conf *p, json_t *obj)
+{
+    const char *v = json_string_value(json_object_get(obj, "base_url"));
+    char *missing = NULL;
+    p->base_url = v ? lx_env_expand(v, &missing) : NULL;
+    free(missing);
+    if (!v && p->type->default_base_url)
+        p->base_url = lx_strdup(p->type->default_base_url);
+    for (size_t n = p->base_url ? strlen(p->base_url) : 0; n > 0 && p->base_url[n - 1] == '/'; n--)
+        p->base_url[n - 1] = '\0';
 }
 
 /* One entry of "providers". The object was already env-expanded, or is marked disabled. */
 static int parse_provider(struct lx_config *c, struct lx_provider_conf *p, const char *name, json_t *obj,
-                          const char *missing, char *err, size_t errlen)
+                          const char *missing, const char *where, char *err, size_t errlen)
 {
     char path[300];
     snprintf(path, sizeof path, "providers.%s", name);
@@ -376,7 +392,8 @@ static int parse_provider(struct lx_config *c, struct lx_provider_conf *p, const
     if (missing) {
         /* The variable is unset: keep the provider, disabled, so requests get a clear error. Shape
          * errors are still reported above. */
-        disable_provider(c, p, missing);
+        disable_provider(c, p, missing, where);
+        disabled_base_url(p, obj);
         return LX_OK;
     }
     if (conf_string(obj, "base_url", path, &p->base_url, err, errlen) != LX_OK ||
@@ -389,7 +406,9 @@ static int parse_provider(struct lx_config *c, struct lx_provider_conf *p, const
     if (!p->api_key && p->type->api_key_env) {
         const char *v = getenv(p->type->api_key_env);
         if (!v || !*v) {
-            disable_provider(c, p, p->type->api_key_env);
+            char *key = lx_sprintf("%s.api_key, which defaults to $%s,", path, p->type->api_key_env);
+            disable_provider(c, p, p->type->api_key_env, key);
+            free(key);
             return LX_OK;
         }
         p->api_key = lx_strdup(v);
@@ -649,10 +668,10 @@ static int parse_root(struct lx_config *c, json_t *root, char *err, size_t errle
             char *path = lx_sprintf("providers.%s", key);
             expand_tree(v, path, &missing, &where);
             free(path);
-            free(where);
             struct lx_provider_conf *p = &c->providers[c->n_providers++];
-            int rc = parse_provider(c, p, key, v, missing, err, errlen);
+            int rc = parse_provider(c, p, key, v, missing, where, err, errlen);
             free(missing);
+            free(where);
             if (rc != LX_OK)
                 return LX_ERR;
         }

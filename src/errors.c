@@ -51,6 +51,15 @@ void lx_error_copy(struct lx_error *dst, const struct lx_error *src)
     dst->retry_after = dup_or_null(src->retry_after);
 }
 
+bool lx_error_no_retry(const struct lx_error *e)
+{
+    static const char *const codes[] = {"provider_disabled", "deadline_exceeded", "request_timeout"};
+    for (size_t i = 0; e->code && i < sizeof codes / sizeof codes[0]; i++)
+        if (strcmp(e->code, codes[i]) == 0)
+            return true;
+    return false;
+}
+
 const char *lx_error_type_for_status(int status)
 {
     switch (status) {

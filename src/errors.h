@@ -23,6 +23,10 @@ void lx_error_copy(struct lx_error *dst, const struct lx_error *src);
 void lx_error_clear(struct lx_error *e);
 static inline int lx_error_isset(const struct lx_error *e) { return e->status != 0; }
 
+/* An error that asking again cannot fix although its status may look retryable (a deadline that passed)
+ * or whose fix is configuration: answered with X-Should-Retry: false, which openai-node honours. */
+bool lx_error_no_retry(const struct lx_error *e);
+
 /* The OpenAI type string that goes with an HTTP status. */
 const char *lx_error_type_for_status(int status);
 

@@ -288,6 +288,8 @@ void lx_req_respond_error(struct lx_req *req, const struct lx_error *err)
         lx_req_add_header(req, "WWW-Authenticate", "Bearer");
     if (err->retry_after)
         lx_req_add_header(req, "Retry-After", err->retry_after);
+    if (lx_error_no_retry(err))
+        lx_req_add_header(req, "X-Should-Retry", "false");
     lx_req_respond_json(req, err->status, lx_error_json(err));
 }
 

@@ -1,6 +1,7 @@
 /* llmux: command line, start-up, and the drain-then-exit shutdown. */
 #include "accesslog.h"
 #include "auth.h"
+#include "buf.h"
 #include "common.h"
 #include "config.h"
 #include "http.h"
@@ -24,7 +25,8 @@ static const char lx_usage[] =
     "An OpenAI-compatible LLM gateway: one thread, one event loop, thousands of requests in flight.\n"
     "\n"
     "Options:\n"
-    "  -c, --config FILE     configuration file (default: conf/llmux.json, else /etc/llmux/llmux.json)\n"
+    "  -c, --config FILE     configuration file (default: the first of ./conf/llmux.json, conf/llmux.json\n"
+    "                        beside the binary's directory, /etc/llmux/llmux.json)\n"
     "  -l, --listen ADDR     listen on HOST:PORT, overriding the config (port 0: any free port); without\n"
     "                        auth.keys only an explicit --listen may leave loopback\n"
     "  -t, --check-config    validate the configuration and exit: 0 when valid, 1 with the reason\n"
@@ -36,7 +38,8 @@ static const char lx_usage[] =
     "  -h, --help            print this help and exit\n"
     "\n"
     "Endpoints: POST /v1/chat/completions, /v1/embeddings, /v1/fanout, /v1/batch;\n"
-    "           GET /v1/models, /v1/providers, /healthz, /metrics (Prometheus). (The /v1 prefix is optional.)\n"
+    "           GET /v1/models, /v1/models/{id}, /v1/providers, /healthz, /metrics (Prometheus). (The /v1\n"
+    "           prefix is optional.)\n"
     "           With admin_listen set, /healthz and /metrics are served on that address only.\n"
     "Request headers: Authorization: Bearer KEY or x-api-key (when auth.keys is set), x-llmux-timeout-ms\n"
     "           (end-to-end deadline), X-Request-Id (kept if sane, else generated; sent upstream too).\n"
@@ -47,15 +50,16 @@ static const char lx_usage[] =
     "           SIGUSR1 reopens the --log file (after logrotate moved it).\n"
     "systemd:   with NOTIFY_SOCKET set, sends READY=1, RELOADING=1 and STOPPING=1 (Type=notify).\n"
     "Environment: ${VAR} in any config string is read from the environment.\n"
-    "Docs: README.md, docs/configuration.md, docs/api.md, docs/concurrency.md, docs/providers.md,\n"
-    "           docs/deploy.md.\n";
+    "Docs: README.md, docs/configuration.md, docs/api.md, docs/concurrency.md, docs/async-guide.md,\n"
+    "           docs/providers.md, docs/deploy.md.\n";
 
 static struct {
     struct lx_timer *drain_timer;
     struct lx_timer *hard_timer;
     bool stopping;
     struct lx_config *cfg;   /* ref held: the running configuration */
-    const char *config_path; /* borrowed from argv */
+    const char *config_path; /* borrowed from argv, or default_config */
+    char *default_config;    /* owned: the config path found without --config, or NULL */
     bool bound_open;         /* listening beyond loopback by the config's word (it had auth.keys) */
     char file_listen[320];   /* "listen" as the file said at start, to notice a real change on reload */
 } M;
@@ -189,11 +193,37 @@ static void raise_fd_limit(void)
     }
 }
 
-static const char *default_config_path(void)
+/* Where a config is looked for without --config: the working directory's conf/llmux.json, the one
+ * beside the binary's directory (build/llmux started from elsewhere finds the checkout's), then
+ * /etc/llmux/llmux.json. The first readable one wins; tried lists every path, for the error. */
+static char *default_config_path(struct lx_buf *tried)
 {
-    if (access("conf/llmux.json", R_OK) == 0)
-        return "conf/llmux.json";
-    return "/etc/llmux/llmux.json";
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    char *beside = NULL;
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = '\0';
+            beside = lx_sprintf("%s/../conf/llmux.json", exe);
+        }
+    }
+    char cwd[4096];
+    char *here = lx_sprintf("%s/conf/llmux.json", getcwd(cwd, sizeof cwd) ? cwd : ".");
+    const char *candidates[] = {here, beside, "/etc/llmux/llmux.json"};
+    char *found = NULL;
+    for (size_t i = 0; i < LX_ARRAY_LEN(candidates) && !found; i++) {
+        if (!candidates[i])
+            continue;
+        lx_buf_printf(tried, "%s%s", tried->len ? ", " : "", candidates[i]);
+        char real[4096];
+        if (access(candidates[i], R_OK) == 0)
+            found = lx_strdup(i == 0 ? "conf/llmux.json" : realpath(candidates[i], real) ? real : candidates[i]);
+    }
+    free(here);
+    free(beside);
+    return found;
 }
 
 int main(int argc, char **argv)
@@ -241,8 +271,18 @@ int main(int argc, char **argv)
         }
         return 0;
     }
-    if (!config_path)
-        config_path = default_config_path();
+    if (!config_path) {
+        struct lx_buf tried = {0};
+        M.default_config = default_config_path(&tried);
+        if (!M.default_config) {
+            fprintf(stderr, "llmux: no configuration file found; tried %s. Pass --config FILE (a starting "
+                            "config is conf/llmux.json in the source tree).\n", tried.data);
+            lx_buf_free(&tried);
+            return 1;
+        }
+        lx_buf_free(&tried);
+        config_path = M.default_config;
+    }
 
     char err[1024];
     struct lx_config *cfg = lx_config_load_file(config_path, err, sizeof err);
@@ -322,5 +362,6 @@ int main(int argc, char **argv)
     lx_metrics_shutdown();
     lx_access_log_close();
     lx_info("stopped");
+    free(M.default_config);
     return 0;
 }

@@ -1,4 +1,5 @@
-/* GET /v1/models and GET /v1/providers: both probe every enabled provider's model listing at once and
+/* GET /v1/models, GET /v1/models/{id} and GET /v1/providers: they probe every enabled provider's model
+ * listing at once and
  * answer when all are in or models_timeout_ms passes, whichever is first. The model list is the union
  * (a provider that is down, slow or answers garbage contributes only its configured models); the
  * provider list shows each provider's capabilities and the probe's outcome as its health. */
@@ -10,6 +11,7 @@
 #include "log.h"
 #include "loop.h"
 #include "req.h"
+#include "router.h"
 #include "upstream.h"
 #include "../providers/provider.h"
 
@@ -35,7 +37,8 @@ struct lx_models_ctx {
     size_t n;
     size_t pending;
     struct lx_timer *timer;           /* owned */
-    void (*respond)(struct lx_models_ctx *ctx); /* builds the answer: models or providers */
+    void (*respond)(struct lx_models_ctx *ctx); /* builds the answer: models, one model, or providers */
+    char *model_id;                   /* owned: the model GET /v1/models/{id} asks for, or NULL */
 };
 
 static void models_free(struct lx_models_ctx *ctx)
@@ -48,6 +51,7 @@ static void models_free(struct lx_models_ctx *ctx)
     }
     free(ctx->fetches);
     lx_timer_free(ctx->timer);
+    free(ctx->model_id);
     lx_req_set_handler(ctx->req, NULL, NULL);
     lx_req_release(ctx->req);
     free(ctx);
@@ -80,7 +84,8 @@ static void probe_finish(struct lx_models_ctx *ctx)
     lx_defer(models_free_cb, ctx);
 }
 
-static void models_respond(struct lx_models_ctx *ctx)
+/* Every model the request's key may use: configured and listed by upstreams, then aliases. */
+static json_t *models_list(struct lx_models_ctx *ctx)
 {
     const struct lx_config *c = ctx->req->cfg;
     json_t *data = json_array();
@@ -109,7 +114,43 @@ static void models_respond(struct lx_models_ctx *ctx)
     for (size_t i = 0; i < c->n_aliases; i++)
         add_model(ctx->req, data, seen, c->aliases[i].name, "llmux-alias");
     json_decref(seen);
-    lx_req_respond_json(ctx->req, 200, json_pack("{s:s,s:o}", "object", "list", "data", data));
+    return data;
+}
+
+static void models_respond(struct lx_models_ctx *ctx)
+{
+    lx_req_respond_json(ctx->req, 200, json_pack("{s:s,s:o}", "object", "list", "data", models_list(ctx)));
+}
+
+/* GET /v1/models/{id}: the entry /v1/models would list, or a 404 that says why there is none. */
+static void model_respond(struct lx_models_ctx *ctx)
+{
+    struct lx_req *req = ctx->req;
+    json_t *data = models_list(ctx);
+    size_t i;
+    json_t *m;
+    json_array_foreach(data, i, m) {
+        if (strcmp(json_string_value(json_object_get(m, "id")), ctx->model_id) == 0) {
+            lx_req_respond_json(req, 200, json_incref(m));
+            json_decref(data);
+            return;
+        }
+    }
+    json_decref(data);
+    struct lx_error e = {0};
+    struct lx_plan plan;
+    if (!lx_auth_model_ok(req, ctx->model_id)) {
+        lx_error_set(&e, 404, "invalid_request_error", "model", "model_not_found",
+                     "The model '%s' does not exist or this key may not use it.", ctx->model_id);
+    } else if (lx_route_plan(req->cfg, ctx->model_id, &plan, &e) == LX_OK) {
+        /* The provider is there but does not list it: a chat request may still reach it. */
+        lx_plan_free(&plan);
+        lx_error_set(&e, 404, "invalid_request_error", "model", "model_not_found",
+                     "The model '%s' is not listed by its provider (GET /v1/models lists the models llmux knows).",
+                     ctx->model_id);
+    }
+    lx_req_respond_error(req, &e);
+    lx_error_clear(&e);
 }
 
 static json_t *caps_json(const struct lx_provider_caps *caps)
@@ -215,11 +256,12 @@ static void models_abort(struct lx_req *req, void *data)
 
 static const struct lx_req_handler lx_models_handler = {.on_abort = models_abort};
 
-static void probe_start(struct lx_req *req, void (*respond)(struct lx_models_ctx *ctx))
+static void probe_start(struct lx_req *req, void (*respond)(struct lx_models_ctx *ctx), const char *model_id)
 {
     const struct lx_config *c = req->cfg;
     struct lx_models_ctx *ctx = lx_calloc(1, sizeof *ctx);
     ctx->respond = respond;
+    ctx->model_id = model_id ? lx_strdup(model_id) : NULL;
     ctx->req = lx_req_hold(req);
     ctx->fetches = lx_calloc(c->n_providers, sizeof *ctx->fetches);
     lx_req_set_handler(req, &lx_models_handler, ctx);
@@ -255,10 +297,34 @@ static void probe_start(struct lx_req *req, void (*respond)(struct lx_models_ctx
 
 void lx_models_handle(struct lx_req *req)
 {
-    probe_start(req, models_respond);
+    probe_start(req, models_respond, NULL);
+}
+
+/* An alias or a model the config names is answered at once (UIs check their model at start-up); any
+ * other name waits for the upstream lists. */
+void lx_model_handle(struct lx_req *req)
+{
+    const char *id = req->path + (strncmp(req->path, "/v1/", 4) == 0 ? 3 : 0) + strlen("/models/");
+    char *want = lx_strdup(id);
+    size_t n = strlen(want);
+    if (n > 1 && want[n - 1] == '/')
+        want[n - 1] = '\0';
+    const struct lx_config *c = req->cfg;
+    const char *owner = lx_config_alias(c, want) ? "llmux-alias" : NULL;
+    const char *slash = strchr(want, '/');
+    const struct lx_provider_conf *p = slash ? lx_config_provider(c, want, (size_t)(slash - want)) : NULL;
+    for (size_t i = 0; p && !p->disabled_reason && !owner && i < p->n_models; i++)
+        if (strcmp(p->models[i], slash + 1) == 0)
+            owner = p->name;
+    if (owner && lx_auth_model_ok(req, want))
+        lx_req_respond_json(req, 200, json_pack("{s:s,s:s,s:i,s:s}", "id", want, "object", "model", "created", 0,
+                                                "owned_by", owner));
+    else
+        probe_start(req, model_respond, want);
+    free(want);
 }
 
 void lx_providers_handle(struct lx_req *req)
 {
-    probe_start(req, providers_respond);
+    probe_start(req, providers_respond, NULL);
 }

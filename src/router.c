@@ -8,11 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-static char *provider_list(const struct lx_config *c)
+/* "a, b, c": the configured providers (only the enabled ones when asked), for messages. */
+static char *provider_list(const struct lx_config *c, bool enabled_only)
 {
     struct lx_buf b = {0};
     for (size_t i = 0; i < c->n_providers; i++)
-        lx_buf_printf(&b, "%s%s", i ? ", " : "", c->providers[i].name);
+        if (!enabled_only || !c->providers[i].disabled_reason)
+            lx_buf_printf(&b, "%s%s", b.len ? ", " : "", c->providers[i].name);
     if (!b.len)
         lx_buf_puts(&b, "none");
     return lx_buf_steal(&b, NULL);
@@ -24,25 +26,31 @@ static int resolve_target(const struct lx_config *c, const char *name, const cha
 {
     const char *slash = strchr(target, '/');
     if (!slash || slash == target || !slash[1]) {
-        char *list = provider_list(c);
+        char *list = provider_list(c, false);
         lx_error_set(err, 404, "invalid_request_error", "model", "model_not_found",
                      "The model '%s' does not exist. Use \"PROVIDER/MODEL\" with a configured provider (%s) "
-                     "or an alias.", name, list);
+                     "or an alias (GET /v1/models lists them).", name, list);
         free(list);
         return LX_ERR;
     }
     const struct lx_provider_conf *p = lx_config_provider(c, target, (size_t)(slash - target));
     if (!p) {
-        char *list = provider_list(c);
+        char *list = provider_list(c, false);
         lx_error_set(err, 404, "invalid_request_error", "model", "model_not_found",
-                     "The model '%s' does not exist: no provider named '%.*s' is configured (providers: %s).",
+                     "The model '%s' does not exist: no provider named '%.*s' is configured (providers: %s). "
+                     "Add it under \"providers\" in the config, or use one of these.",
                      name, (int)(slash - target), target, list);
         free(list);
         return LX_ERR;
     }
     if (p->disabled_reason) {
-        lx_error_set(err, 503, "service_unavailable", "model", "provider_disabled",
-                     "Provider '%s' is disabled: %s.", p->name, p->disabled_reason);
+        /* A configuration error that no retry can fix: 404, which no SDK retries (they retry 408, 409,
+         * 429 and 5xx), as OpenAI answers for a model the key cannot use. */
+        char *list = provider_list(c, true);
+        lx_error_set(err, 404, "invalid_request_error", "model", "provider_disabled",
+                     "Provider '%s' is disabled: %s. Or use a model of an enabled provider (%s).", p->name,
+                     p->disabled_reason, list);
+        free(list);
         return LX_ERR;
     }
     out->provider = p;

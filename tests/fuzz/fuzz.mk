@@ -12,7 +12,7 @@ override FUZZ_CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-paramet
     -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
     $(shell pkg-config --cflags $(FUZZ_PKGS) 2>/dev/null)
 FUZZ_LDFLAGS := -fsanitize=fuzzer,address,undefined
-FUZZ_LDLIBS := $(shell pkg-config --libs $(FUZZ_PKGS) 2>/dev/null)
+FUZZ_LDLIBS := $(shell pkg-config --libs $(FUZZ_PKGS) 2>/dev/null) -lm
 FUZZ_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
 FUZZ_CORE_SRCS := $(filter-out src/main.c,$(wildcard src/*.c)) $(wildcard providers/*.c)

@@ -77,10 +77,36 @@ test('body over limits.max_body_bytes → 413 (Content-Length and chunked)', asy
   await expectError(res, 413, { code: 'request_too_large' });
 });
 
-test('provider disabled for a missing variable → 503 naming it, not retried', async () => {
+test('provider disabled for a missing variable → 404 (no SDK retries it) naming the variable and the config key', async () => {
   const res = await postChat(gw.base, { model: 'nokey/gpt-4o', messages: userMsg('x') });
   assert.equal(res.headers.get('x-should-retry'), 'false');
-  await expectError(res, 503, { code: 'provider_disabled', message: /LX_TEST_SURELY_UNSET/ });
+  const e = await expectError(res, 404, { code: 'provider_disabled', param: 'model' });
+  assert.match(e.message, /environment variable LX_TEST_SURELY_UNSET is not set \(providers\.nokey\.api_key needs it\)/);
+  assert.match(e.message, /enabled provider \(up, quick, dead\)/);
+});
+
+test('deadline_exceeded carries X-Should-Retry: false (a retry would get the same budget and fail the same way)', async () => {
+  const res = await postChat(gw.base, { model: 'up/x;latency=3000', messages: userMsg('x') }, { 'x-llmux-timeout-ms': '100' });
+  assert.equal(res.headers.get('x-should-retry'), 'false');
+  await expectError(res, 504, { code: 'deadline_exceeded' });
+});
+
+test('paths of APIs llmux does not serve → 404 saying what it serves and which client setting to use', async () => {
+  const served = /llmux serves POST \/v1\/chat\/completions.*GET \/v1\/models, \/v1\/models\/\{id\} and \/v1\/providers/;
+  const cases = [
+    ['/v1/responses', /Responses API.*openai\.chat\(MODEL\).*setOpenAIAPI\('chat_completions'\)/],
+    ['/responses', /Responses API/],
+    ['/v1/responses/resp_1/cancel', /Responses API/],
+    ['/v1/messages', /Anthropic Messages API.*type "anthropic"/],
+    ['/v1/completions', /legacy Completions API.*ChatOpenAI/],
+    ['/v1/batches', /POST \/v1\/batch/],
+    ['/v1/nothing', /^Unknown request URL: POST \/v1\/nothing\. llmux serves/],
+  ];
+  for (const [path, hint] of cases) {
+    const e = await expectError(await fetch(`${gw.base}${path}`, { method: 'POST', body: '{}' }), 404, { code: 'unknown_url' });
+    assert.match(e.message, hint, path);
+    assert.match(e.message, served, path);
+  }
 });
 
 test('upstream error statuses pass through with their message', async () => {

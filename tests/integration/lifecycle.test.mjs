@@ -3,6 +3,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import net from 'node:net';
+import { mkdtempSync, copyFileSync, chmodSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
 import { LLMUX_BIN, startMock, startLlmux, upstreamProvider, postChat, userMsg, sseData, writeConfig, eventually, checkSanitizers } from './lib.mjs';
 
 const run = (...args) => spawnSync(LLMUX_BIN, args, { encoding: 'utf8', env: { ...process.env, OPENAI_API_KEY: '' } });
@@ -30,6 +33,23 @@ test('--check-config names the bad key and exits 1', () => {
   const missing = run('--check-config', '--config', '/nonexistent/llmux.json');
   assert.equal(missing.status, 1);
   assert.match(missing.stderr, /cannot open/);
+});
+
+test('without --config: the checkout config beside the binary is found from any directory; else every path tried is named', () => {
+  const elsewhere = mkdtempSync(join(tmpdir(), 'llmux-cwd-'));
+  const here = spawnSync(LLMUX_BIN, ['--check-config'], { cwd: elsewhere, encoding: 'utf8', env: { ...process.env, OPENAI_API_KEY: '' } });
+  assert.equal(here.status, 0, here.stderr);
+  assert.match(here.stdout, new RegExp(`configuration ${new URL('../../conf/llmux.json', import.meta.url).pathname} is valid`));
+  // A binary with no checkout around it, started from a directory with no conf/.
+  const lone = join(mkdtempSync(join(tmpdir(), 'llmux-bin-')), 'llmux');
+  copyFileSync(LLMUX_BIN, lone);
+  chmodSync(lone, 0o755);
+  const r = spawnSync(lone, ['--check-config'], { cwd: elsewhere, encoding: 'utf8' });
+  if (existsSync('/etc/llmux/llmux.json')) return; // an installed config would (rightly) be used
+  assert.equal(r.status, 1);
+  for (const path of [join(elsewhere, 'conf/llmux.json'), `${dirname(lone)}/../conf/llmux.json`, '/etc/llmux/llmux.json'])
+    assert.ok(r.stderr.includes(path), `${path} named in: ${r.stderr}`);
+  assert.match(r.stderr, /--config FILE/);
 });
 
 test('--version and --help', () => {

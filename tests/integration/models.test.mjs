@@ -3,6 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import OpenAI from 'openai';
 import { startMock, startLlmux, upstreamProvider, eventually } from './lib.mjs';
 
 let fast, slow, gw;
@@ -21,6 +22,7 @@ before(async () => {
       dead: { type: 'openai', base_url: `http://127.0.0.1:${closed}/v1`, models: ['dead-configured'] },
       m: { type: 'mock' },
       off: { type: 'openai', api_key: '${LX_MODELS_TEST_UNSET}' },
+      offurl: { type: 'openai', base_url: 'http://127.0.0.1:9/v1/', api_key: '${LX_MODELS_TEST_UNSET}' },
     },
     aliases: { fast: 'a/mock-a' },
   });
@@ -61,6 +63,34 @@ test('GET /v1/providers reports health: reachable, dead, slow, disabled, local',
   assert.match(by.slowpoke.health.error, /models_timeout_ms/);
   assert.equal(by.off.enabled, false);
   assert.match(by.off.health.error, /LX_MODELS_TEST_UNSET/);
+  // A disabled provider still shows where it would go: its type's default, or its configured base_url.
+  assert.equal(by.off.base_url, 'https://api.openai.com/v1');
+  assert.equal(by.offurl.base_url, 'http://127.0.0.1:9/v1');
   assert.equal(by.m.health.reachable, true);
   assert.equal(by.m.type, 'mock');
+});
+
+test('GET /v1/models/{id}: configured, upstream-listed and alias models; 404s that say why', async () => {
+  const get = async (id) => { const r = await fetch(`${gw.base}/v1/models/${id}`); return { status: r.status, headers: r.headers, body: await r.json() }; };
+  assert.deepEqual((await get('m/echo')).body, { id: 'm/echo', object: 'model', created: 0, owned_by: 'm' });
+  assert.equal((await get('m%2Fecho')).body.id, 'm/echo'); // as SDKs send it, escaped
+  assert.equal((await get('a/mock-b')).body.owned_by, 'a'); // listed by the upstream only
+  assert.equal((await get('fast')).body.owned_by, 'llmux-alias');
+  const unlisted = await get('a/not-there');
+  assert.equal(unlisted.status, 404);
+  assert.equal(unlisted.body.error.code, 'model_not_found');
+  const unknown = await get('nobody/x');
+  assert.equal(unknown.status, 404);
+  assert.match(unknown.body.error.message, /no provider named 'nobody'/);
+  const disabled = await get('off/gpt-4.1');
+  assert.equal(disabled.status, 404);
+  assert.equal(disabled.body.error.code, 'provider_disabled');
+  assert.equal(disabled.headers.get('x-should-retry'), 'false');
+});
+
+test('openai-node models.retrieve works for PROVIDER/MODEL ids', async () => {
+  const client = new OpenAI({ baseURL: `${gw.base}/v1`, apiKey: 'unused' });
+  assert.equal((await client.models.retrieve('m/echo')).id, 'm/echo');
+  assert.equal((await client.models.retrieve('a/mock-a')).owned_by, 'a');
+  await assert.rejects(client.models.retrieve('a/not-there'), (e) => e instanceof OpenAI.NotFoundError);
 });

@@ -320,6 +320,7 @@ test('limits.max_request_ms: a long answer is cut with 504 request_timeout, a st
   const slow = await chat(gw.port, 'up/m1;latency=5000');
   assert.equal(slow.status, 504);
   assert.equal(errOf(slow).code, 'request_timeout');
+  assert.equal(slow.headers['x-should-retry'], 'false'); // a retry would hit the same limit
   const s = await httpRequest(gw.port, { body: { model: 'up/m1;chunks=40;interval=100', stream: true, messages: userMsg('x') } });
   assert.equal(s.status, 200);
   const last = JSON.parse(sseData(s.text).at(-1));

@@ -46,6 +46,9 @@ static void test_shipped_config(void **state)
     /* With no key set the shipped config still loads: the provider is disabled, naming the variable. */
     assert_non_null(openai->disabled_reason);
     assert_non_null(strstr(openai->disabled_reason, "OPENAI_API_KEY"));
+    /* ... and the key that needs it, and still shows where it would go (GET /v1/providers). */
+    assert_non_null(strstr(openai->disabled_reason, "providers.openai.api_key"));
+    assert_string_equal(openai->base_url, "https://api.openai.com/v1");
     assert_int_equal(c->n_warnings, 1);
     lx_config_unref(c);
 }

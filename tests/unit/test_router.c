@@ -64,7 +64,7 @@ static void test_route_errors(void **state)
     route_err("nobody/x", 404, "model_not_found");
     route_err("m/", 404, "model_not_found");
     route_err("/x", 404, "model_not_found");
-    route_err("off/gpt-4o", 503, "provider_disabled");
+    route_err("off/gpt-4o", 404, "provider_disabled");
 }
 
 /* A fallback list keeps its order and leaves out disabled providers while others remain. */
@@ -83,7 +83,7 @@ static void test_fallback_list(void **state)
     assert_string_equal(lx_plan_target(&r, 1)->model, "c");
     assert_null(lx_plan_target(&r, 2));
     lx_plan_free(&r);
-    route_err("dead", 503, "provider_disabled");
+    route_err("dead", 404, "provider_disabled");
 }
 
 static void test_hedged_and_race(void **state)
@@ -120,7 +120,10 @@ static void test_disabled_message_names_variable(void **state)
     struct lx_plan r;
     struct lx_error e = {0};
     lx_route_plan(cfg, "off/x", &r, &e);
+    /* The fix: the variable, the key that needs it, and what else would answer. */
     assert_non_null(strstr(e.message, "LX_ROUTER_UNSET"));
+    assert_non_null(strstr(e.message, "providers.off."));
+    assert_non_null(strstr(e.message, "enabled provider ("));
     lx_error_clear(&e);
 }
 
