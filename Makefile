@@ -8,7 +8,9 @@ override CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstric
           $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 override LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
 
-CORE_SRCS := $(filter-out src/main.c,$(wildcard src/*.c)) $(wildcard providers/*.c)
+# The layers (src/core, io, server, engine, api), the wire formats (providers/, dialects/) and the
+# composition root's config.c; main.c alone makes the binary.
+CORE_SRCS := $(filter-out src/main.c,$(wildcard src/*.c src/*/*.c)) $(wildcard providers/*.c dialects/*.c)
 CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o)
 DEPS := $(CORE_OBJS:.o=.d) $(BUILD)/src/main.d
 
@@ -50,13 +52,13 @@ run: deps
 
 # --- tests ---
 TEST_CFLAGS = $(CFLAGS) -Wno-unused-function $(shell pkg-config --cflags cmocka)
-UNIT_SRCS := $(wildcard tests/unit/test_*.c)
-UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+# tests/unit mirrors the source folders: tests/unit/core/test_sse.c tests src/core/sse.c.
+UNIT_SRCS := $(wildcard tests/unit/test_*.c tests/unit/*/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
 
-$(BUILD)/tests/test_%: tests/unit/test_%.c $(CORE_OBJS)
+$(BUILD)/tests/unit/%: tests/unit/%.c $(CORE_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(TEST_CFLAGS) -o $@ $< $(filter-out $(BUILD)/$(patsubst test_%,%,$*).o,$(CORE_OBJS)) \
-	  $(LDLIBS) $(shell pkg-config --libs cmocka)
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(CORE_OBJS) $(LDLIBS) $(shell pkg-config --libs cmocka)
 
 MOCK_SRCS := $(wildcard tests/mock_upstream/*.c)
 $(BUILD)/tests/notify-recv: tests/tools/notify_recv.c

@@ -7,9 +7,9 @@
  * stop_reason → finish_reason, usage (with cache tokens) → OpenAI usage. */
 #include "openai.h"
 #include "provider.h"
-#include "../src/buf.h"
-#include "../src/common.h"
-#include "../src/sse.h"
+#include "../src/core/buf.h"
+#include "../src/core/common.h"
+#include "../src/core/sse.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -3,12 +3,12 @@
  * is decided in mock_reply.c; this file times and streams it like a real upstream: latency_ms before the
  * answer, content in word pieces (or `chunks` equal pieces) and tool arguments in fragments,
  * chunk_delay_ms apart, and it stops producing while the client is not reading (backpressure). */
-#include "provider.h"
 #include "mock_reply.h"
-#include "../src/buf.h"
-#include "../src/call.h"
-#include "../src/common.h"
-#include "../src/loop.h"
+#include "provider.h"
+#include "../src/core/buf.h"
+#include "../src/core/common.h"
+#include "../src/engine/call.h"
+#include "../src/io/loop.h"
 
 #include <stdlib.h>
 #include <string.h>

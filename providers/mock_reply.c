@@ -6,8 +6,8 @@
 #include "mock_reply.h"
 #include "mock_schema.h"
 #include "provider.h"
-#include "../src/buf.h"
-#include "../src/common.h"
+#include "../src/core/buf.h"
+#include "../src/core/common.h"
 
 #include <ctype.h>
 #include <stdbool.h>

@@ -6,9 +6,9 @@
  * x-llmux-dropped-params; n > 1 and http image URLs are refused with 400. */
 #include "openai.h"
 #include "provider.h"
-#include "../src/buf.h"
-#include "../src/common.h"
-#include "../src/ndjson.h"
+#include "../src/core/buf.h"
+#include "../src/core/common.h"
+#include "../src/core/ndjson.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -5,8 +5,8 @@
 #define LX_PROVIDER_H
 
 #include "../src/config.h"
-#include "../src/buf.h"
-#include "../src/errors.h"
+#include "../src/core/buf.h"
+#include "../src/core/errors.h"
 
 #include <jansson.h>
 #include <stdbool.h>

@@ -1,6 +1,6 @@
 /* The list of provider types. Adding a provider: its own file, and one line here. */
 #include "provider.h"
-#include "../src/common.h"
+#include "../src/core/common.h"
 
 #include <stdarg.h>
 #include <stdio.h>

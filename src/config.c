@@ -1,11 +1,11 @@
 /* Loading and validating the JSON configuration. Every message names the key path that is wrong, like
  * `nginx -t`. Values are never echoed in messages: they may be secrets. */
 #include "config.h"
-#include "auth.h"
-#include "buf.h"
-#include "capacity.h"
-#include "common.h"
 #include "../providers/provider.h"
+#include "core/buf.h"
+#include "core/common.h"
+#include "engine/capacity.h"
+#include "server/auth.h"
 
 #include <errno.h>
 #include <limits.h>

@@ -1,15 +1,15 @@
 /* llmux: command line, start-up, and the drain-then-exit shutdown. */
-#include "accesslog.h"
-#include "auth.h"
-#include "buf.h"
-#include "common.h"
 #include "config.h"
-#include "http.h"
-#include "log.h"
-#include "loop.h"
-#include "metrics.h"
-#include "notify.h"
-#include "upstream.h"
+#include "core/buf.h"
+#include "core/common.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "io/loop.h"
+#include "io/notify.h"
+#include "io/upstream.h"
+#include "server/accesslog.h"
+#include "server/auth.h"
+#include "server/mhd.h"
 
 #include <getopt.h>
 #include <signal.h>

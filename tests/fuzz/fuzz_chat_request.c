@@ -3,10 +3,10 @@
  * lx_chat_handle and lx_call_start do. The translation must send the client's body unchanged but for
  * "model", and must not modify the client's body. Input: the request body. */
 #include "../../providers/provider.h"
-#include "../../src/chat.h"
-#include "../../src/common.h"
+#include "../../src/api/chat.h"
 #include "../../src/config.h"
-#include "../../src/router.h"
+#include "../../src/core/common.h"
+#include "../../src/engine/router.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -2,9 +2,9 @@
  * ${VAR:-default} expansion, then the lookups requests make on a loaded config, and lx_env_expand on the
  * raw input. A loaded config must hold what validation promised. Input: the config text. */
 #include "../../providers/provider.h"
-#include "../../src/common.h"
 #include "../../src/config.h"
-#include "../../src/router.h"
+#include "../../src/core/common.h"
+#include "../../src/engine/router.h"
 
 #include <stdio.h>
 #include <stdlib.h>

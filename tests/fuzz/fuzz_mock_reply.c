@@ -3,8 +3,8 @@
  * answer or a 400, never a crash, a leak or a hang; every tool call's arguments must be a JSON object.
  * Input: the request body. */
 #include "../../providers/mock_reply.h"
-#include "../../src/chat.h"
-#include "../../src/common.h"
+#include "../../src/api/chat.h"
+#include "../../src/core/common.h"
 
 #include <stdio.h>
 #include <stdlib.h>

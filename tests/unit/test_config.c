@@ -1,9 +1,9 @@
 /* Unit tests for src/config.c: defaults, ${ENV} expansion, disabled providers, and error messages that
  * name the bad key. */
 #include "unit.h"
-#include "../../src/config.h"
-#include "../../src/common.h"
 #include "../../providers/provider.h"
+#include "../../src/config.h"
+#include "../../src/core/common.h"
 
 static struct lx_config *load(const char *json, char *err)
 {
