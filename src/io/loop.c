@@ -1,17 +1,34 @@
-/* libevent glue: the single event_base, timers, deferred calls and signals.
- * Re-entrancy: every callback here runs from event_base_loop, never from inside libcurl or MHD. */
+/* libevent glue: the single event_base, descriptor watches, timers, deferred calls and signals.
+ * Re-entrancy: every callback here runs from event_base_loop, never from inside libcurl or MHD.
+ * A watch or a timer is one allocation: its struct event lives right behind it. */
 #include "loop.h"
 #include "../core/common.h"
 #include "../core/log.h"
 
 #include <event2/event.h>
+#include <stddef.h>
 #include <stdlib.h>
 
 struct lx_timer {
-    struct event *ev; /* owned: freed in lx_timer_free */
     void (*cb)(void *arg);
     void *arg;
+    struct event *ev; /* points just behind this struct, into the same allocation */
 };
+
+struct lx_watch {
+    void (*cb)(int fd, unsigned what, void *arg);
+    void *arg;
+    struct event *ev; /* points just behind this struct, into the same allocation */
+};
+
+/* An object of size n followed by room for one struct event (aligned like any allocation). */
+static void *alloc_with_event(size_t n, struct event **ev)
+{
+    size_t head = (n + _Alignof(max_align_t) - 1) / _Alignof(max_align_t) * _Alignof(max_align_t);
+    char *p = lx_calloc(1, head + event_get_struct_event_size());
+    *ev = (struct event *)(p + head);
+    return p;
+}
 
 struct lx_signal {
     struct event *ev; /* owned: freed in lx_loop_free */
@@ -128,10 +145,12 @@ static void lx_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 struct lx_timer *lx_timer_new(void (*cb)(void *arg), void *arg)
 {
-    struct lx_timer *t = lx_calloc(1, sizeof *t);
+    struct event *ev;
+    struct lx_timer *t = alloc_with_event(sizeof *t, &ev);
     t->cb = cb;
     t->arg = arg;
-    t->ev = evtimer_new(lx_base, lx_timer_cb, t);
+    t->ev = ev;
+    evtimer_assign(ev, lx_base, lx_timer_cb, t);
     return t;
 }
 
@@ -158,8 +177,52 @@ void lx_timer_free(struct lx_timer *t)
 {
     if (!t)
         return;
-    event_free(t->ev);
+    event_del(t->ev);
     free(t);
+}
+
+static void lx_watch_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct lx_watch *w = arg;
+    unsigned got = (what & EV_READ ? LX_WATCH_READ : 0) | (what & EV_WRITE ? LX_WATCH_WRITE : 0) |
+                   (what & EV_CLOSED ? LX_WATCH_CLOSED : 0);
+    w->cb((int)fd, got, w->arg);
+}
+
+struct lx_watch *lx_watch_new(int fd, unsigned what, void (*cb)(int fd, unsigned what, void *arg), void *arg)
+{
+    struct event *ev;
+    struct lx_watch *w = alloc_with_event(sizeof *w, &ev);
+    w->cb = cb;
+    w->arg = arg;
+    w->ev = ev;
+    short kind = (short)((what & LX_WATCH_READ ? EV_READ : 0) | (what & LX_WATCH_WRITE ? EV_WRITE : 0) |
+                         (what & LX_WATCH_CLOSED ? EV_CLOSED : 0) | (what & LX_WATCH_PERSIST ? EV_PERSIST : 0));
+    event_assign(ev, lx_base, fd, kind, lx_watch_cb, w);
+    return w;
+}
+
+void lx_watch_start(struct lx_watch *w)
+{
+    event_add(w->ev, NULL);
+}
+
+void lx_watch_stop(struct lx_watch *w)
+{
+    event_del(w->ev);
+}
+
+void lx_watch_activate(struct lx_watch *w)
+{
+    event_active(w->ev, EV_READ, 0);
+}
+
+void lx_watch_free(struct lx_watch *w)
+{
+    if (!w)
+        return;
+    event_del(w->ev);
+    free(w);
 }
 
 void lx_defer(void (*fn)(void *arg), void *arg)

@@ -4,7 +4,7 @@
  * closed: the client socket (after the last answer is sent and the client's leftovers are drained) and
  * MHD's connection (its close notification).
  *
- * Everything here runs from libevent callbacks, or from http.c (lx_front_set_request and friends, inside
+ * Everything here runs from loop callbacks, or from the MHD glue (lx_front_set_request and friends, inside
  * MHD's callbacks, where only sockets are touched). A record is freed only at the end of a callback
  * (settle), never from inside MHD. */
 #include "front.h"
@@ -19,7 +19,6 @@
 #include "../io/loop.h"
 
 #include <errno.h>
-#include <event2/event.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -78,13 +77,13 @@ struct lx_front {
     bool busy;                  /* counted in F.busy */
     bool lingering;             /* counted in F.lingering */
     enum timer_kind timer_kind;
-    struct event *ev_read;      /* owned: cfd readable, while a request is read or while lingering */
-    struct event *ev_write;     /* owned: cfd writable, while out holds bytes the socket did not take */
-    struct event *ev_fin;       /* owned: the client's FIN (EV_CLOSED) while MHD has its request */
-    struct event *ev_mhd_read;  /* owned: MHD wrote to the pair */
-    struct event *ev_mhd_write; /* owned: the pair has room for fwd */
-    struct event *timer;        /* owned: see timer_kind */
-    struct event *send_timer;   /* owned: the client has taken none of our bytes for LX_FRONT_IDLE_MS */
+    struct lx_watch *ev_read;      /* owned: cfd readable, while a request is read or while lingering */
+    struct lx_watch *ev_write;     /* owned: cfd writable, while out holds bytes the socket did not take */
+    struct lx_watch *ev_fin;       /* owned: the client's FIN (LX_WATCH_CLOSED) while MHD has its request */
+    struct lx_watch *ev_mhd_read;  /* owned: MHD wrote to the pair */
+    struct lx_watch *ev_mhd_write; /* owned: the pair has room for fwd */
+    struct lx_timer *timer;        /* owned: see timer_kind */
+    struct lx_timer *send_timer;   /* owned: the client has taken none of our bytes for LX_FRONT_IDLE_MS */
     struct lx_front *prev, *next;
 };
 
@@ -97,7 +96,7 @@ static struct {
     size_t busy;                /* records with bytes to send or a request half read */
     size_t lingering;
     int hup_fd;                 /* owned: an epoll set of half-closed clients, reporting only their reset */
-    struct event *hup_ev;       /* owned: hup_fd is readable */
+    struct lx_watch *hup_ev;    /* owned: hup_fd is readable */
 } F = {.hup_fd = -1};
 
 static void enter_done(struct lx_front *f);
@@ -123,10 +122,11 @@ static void front_free(struct lx_front *f)
         close(f->cfd);
     if (f->afd >= 0)
         close(f->afd);
-    struct event *evs[] = {f->ev_read, f->ev_write, f->ev_fin, f->ev_mhd_read, f->ev_mhd_write, f->timer, f->send_timer};
-    for (size_t i = 0; i < LX_ARRAY_LEN(evs); i++)
-        if (evs[i])
-            event_free(evs[i]);
+    struct lx_watch *ws[] = {f->ev_read, f->ev_write, f->ev_fin, f->ev_mhd_read, f->ev_mhd_write};
+    for (size_t i = 0; i < LX_ARRAY_LEN(ws); i++)
+        lx_watch_free(ws[i]);
+    lx_timer_free(f->timer);
+    lx_timer_free(f->send_timer);
     lx_buf_free(&f->in);
     lx_buf_free(&f->fwd);
     lx_buf_free(&f->body);
@@ -157,14 +157,13 @@ static void settle(struct lx_front *f)
 static void timer_start(struct lx_front *f, enum timer_kind kind, long ms)
 {
     f->timer_kind = kind;
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    evtimer_add(f->timer, &tv);
+    lx_timer_start(f->timer, ms);
 }
 
 static void timer_stop(struct lx_front *f)
 {
     f->timer_kind = T_NONE;
-    evtimer_del(f->timer);
+    lx_timer_stop(f->timer);
 }
 
 /* The timer for the request about to be read: read_timeout_ms from its first byte, or, without that
@@ -187,10 +186,10 @@ static void close_client(struct lx_front *f)
     if (f->cfd < 0)
         return;
     hup_unwatch(f);
-    event_del(f->ev_read);
-    event_del(f->ev_write);
-    event_del(f->ev_fin);
-    evtimer_del(f->send_timer);
+    lx_watch_stop(f->ev_read);
+    lx_watch_stop(f->ev_write);
+    lx_watch_stop(f->ev_fin);
+    lx_timer_stop(f->send_timer);
     timer_stop(f);
     close(f->cfd);
     f->cfd = -1;
@@ -204,8 +203,8 @@ static void close_mhd(struct lx_front *f)
 {
     if (f->afd < 0)
         return;
-    event_del(f->ev_mhd_read);
-    event_del(f->ev_mhd_write);
+    lx_watch_stop(f->ev_mhd_read);
+    lx_watch_stop(f->ev_mhd_write);
     close(f->afd);
     f->afd = -1;
     lx_buf_free(&f->fwd);
@@ -230,9 +229,9 @@ static void mhd_read_flow(struct lx_front *f)
     if (f->afd < 0)
         return;
     if (lx_buf_avail(&f->out) < LX_FRONT_OUT_HIGH)
-        event_add(f->ev_mhd_read, NULL);
+        lx_watch_start(f->ev_mhd_read);
     else
-        event_del(f->ev_mhd_read); /* MHD's writes into the pair block until the client reads */
+        lx_watch_stop(f->ev_mhd_read); /* MHD's writes into the pair block until the client reads */
 }
 
 /* Move what MHD wrote into out. MHD closing its end means no more requests on this connection. */
@@ -268,15 +267,15 @@ static void write_mhd(struct lx_front *f)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            event_add(f->ev_mhd_write, NULL);
+            lx_watch_start(f->ev_mhd_write);
             return;
         }
         break; /* MHD closed its end: reading the pair reports it */
     }
-    event_del(f->ev_mhd_write);
+    lx_watch_stop(f->ev_mhd_write);
 }
 
-static void mhd_read_cb(evutil_socket_t fd, short what, void *arg)
+static void mhd_read_cb(int fd, unsigned what, void *arg)
 {
     (void)fd;
     (void)what;
@@ -286,7 +285,7 @@ static void mhd_read_cb(evutil_socket_t fd, short what, void *arg)
     settle(f);
 }
 
-static void mhd_write_cb(evutil_socket_t fd, short what, void *arg)
+static void mhd_write_cb(int fd, unsigned what, void *arg)
 {
     (void)fd;
     (void)what;
@@ -311,11 +310,9 @@ static void flush_client(struct lx_front *f)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            event_add(f->ev_write, NULL);
-            if (progress || !evtimer_pending(f->send_timer, NULL)) {
-                struct timeval tv = {LX_FRONT_IDLE_MS / 1000, 0};
-                evtimer_add(f->send_timer, &tv);
-            }
+            lx_watch_start(f->ev_write);
+            if (progress || !lx_timer_pending(f->send_timer))
+                lx_timer_start(f->send_timer, LX_FRONT_IDLE_MS);
             return;
         }
         client_lost(f, strerror(errno));
@@ -323,8 +320,8 @@ static void flush_client(struct lx_front *f)
     }
     if (f->cfd < 0)
         return;
-    event_del(f->ev_write);
-    evtimer_del(f->send_timer);
+    lx_watch_stop(f->ev_write);
+    lx_timer_stop(f->send_timer);
     mhd_read_flow(f);
     if (f->phase == PH_DONE && f->afd < 0) {
         /* Everything is sent. Shut our side and drop what the client still sends until it closes, so
@@ -338,12 +335,12 @@ static void flush_client(struct lx_front *f)
         }
         f->lingering = true;
         F.lingering++;
-        event_add(f->ev_read, NULL);
+        lx_watch_start(f->ev_read);
         timer_start(f, T_LINGER, LX_FRONT_LINGER_MS);
     }
 }
 
-static void client_write_cb(evutil_socket_t fd, short what, void *arg)
+static void client_write_cb(int fd, unsigned what, void *arg)
 {
     (void)fd;
     (void)what;
@@ -352,10 +349,8 @@ static void client_write_cb(evutil_socket_t fd, short what, void *arg)
     settle(f);
 }
 
-static void send_timeout_cb(evutil_socket_t fd, short what, void *arg)
+static void send_timeout_cb(void *arg)
 {
-    (void)fd;
-    (void)what;
     struct lx_front *f = arg;
     client_lost(f, "it read nothing for 75 s");
     settle(f);
@@ -481,13 +476,13 @@ static void forward(struct lx_front *f)
     lx_buf_free(&f->body);
     f->phase = PH_MHD;
     f->answered = f->waiting = f->probed = false;
-    event_del(f->ev_read);
+    lx_watch_stop(f->ev_read);
     timer_stop(f);
     write_mhd(f);
     if (f->fin)
         half_closed(f);
     else
-        event_add(f->ev_fin, NULL);
+        lx_watch_start(f->ev_fin);
 }
 
 /* One step on a request head; false when there is nothing to do until more bytes come. */
@@ -596,7 +591,7 @@ static void process(struct lx_front *f)
     }
 }
 
-static void client_read_cb(evutil_socket_t fd, short what, void *arg)
+static void client_read_cb(int fd, unsigned what, void *arg)
 {
     (void)what;
     struct lx_front *f = arg;
@@ -618,7 +613,7 @@ static void client_read_cb(evutil_socket_t fd, short what, void *arg)
     }
     if (n == 0) {
         f->fin = f->eof = true;
-        event_del(f->ev_read);
+        lx_watch_stop(f->ev_read);
     } else {
         if (f->phase == PH_HEAD && lx_buf_avail(&f->in) == 0 && f->t_first == 0) {
             f->t_first = lx_now_ms_f();
@@ -648,7 +643,7 @@ static void half_closed(struct lx_front *f)
         lx_buf_printf(&f->out, "HTTP/1.1 100 Continue\r\n\r\n");
         /* Sent from the write callback: this may run inside MHD's handler, where a failed write must not
          * abort the request. */
-        event_add(f->ev_write, NULL);
+        lx_watch_start(f->ev_write);
     }
 }
 
@@ -663,7 +658,7 @@ static bool was_reset(int fd)
     return getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 && ti.tcpi_state == TCP_CLOSE;
 }
 
-static void client_fin_cb(evutil_socket_t fd, short what, void *arg)
+static void client_fin_cb(int fd, unsigned what, void *arg)
 {
     (void)what;
     struct lx_front *f = arg;
@@ -676,7 +671,7 @@ static void client_fin_cb(evutil_socket_t fd, short what, void *arg)
     settle(f);
 }
 
-static void hup_cb(evutil_socket_t fd, short what, void *arg)
+static void hup_cb(int fd, unsigned what, void *arg)
 {
     (void)fd;
     (void)what;
@@ -691,10 +686,8 @@ static void hup_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-static void timer_cb(evutil_socket_t fd, short what, void *arg)
+static void timer_cb(void *arg)
 {
-    (void)fd;
-    (void)what;
     struct lx_front *f = arg;
     enum timer_kind kind = f->timer_kind;
     f->timer_kind = T_NONE;
@@ -728,8 +721,8 @@ static void enter_done(struct lx_front *f)
     lx_buf_free(&f->body);
     if (f->cfd >= 0) {
         hup_unwatch(f);
-        event_del(f->ev_read);
-        event_del(f->ev_fin);
+        lx_watch_stop(f->ev_read);
+        lx_watch_stop(f->ev_fin);
         timer_stop(f);
     }
     if (f->afd >= 0 && !f->ctx) {
@@ -752,8 +745,8 @@ void lx_front_init(void (*client_gone)(void *ctx), void (*idle)(void), size_t ma
     F.max_head = max_head;
     if (F.hup_fd < 0) {
         F.hup_fd = epoll_create1(EPOLL_CLOEXEC);
-        F.hup_ev = event_new(lx_loop_base(), F.hup_fd, EV_READ | EV_PERSIST, hup_cb, NULL);
-        event_add(F.hup_ev, NULL);
+        F.hup_ev = lx_watch_new(F.hup_fd, LX_WATCH_READ | LX_WATCH_PERSIST, hup_cb, NULL);
+        lx_watch_start(F.hup_ev);
     }
 }
 
@@ -767,17 +760,16 @@ void lx_front_set_config(struct lx_config *cfg)
 static struct lx_front *front_new(int cfd, int afd)
 {
     struct lx_front *f = lx_calloc(1, sizeof *f);
-    struct event_base *base = lx_loop_base();
     f->cfd = cfd;
     f->afd = afd;
-    f->ev_read = event_new(base, cfd, EV_READ | EV_PERSIST, client_read_cb, f);
-    f->ev_write = event_new(base, cfd, EV_WRITE, client_write_cb, f);
-    f->ev_fin = event_new(base, cfd, EV_CLOSED, client_fin_cb, f);
-    f->timer = evtimer_new(base, timer_cb, f);
-    f->send_timer = evtimer_new(base, send_timeout_cb, f);
+    f->ev_read = lx_watch_new(cfd, LX_WATCH_READ | LX_WATCH_PERSIST, client_read_cb, f);
+    f->ev_write = lx_watch_new(cfd, LX_WATCH_WRITE, client_write_cb, f);
+    f->ev_fin = lx_watch_new(cfd, LX_WATCH_CLOSED, client_fin_cb, f);
+    f->timer = lx_timer_new(timer_cb, f);
+    f->send_timer = lx_timer_new(send_timeout_cb, f);
     if (afd >= 0) {
-        f->ev_mhd_read = event_new(base, afd, EV_READ | EV_PERSIST, mhd_read_cb, f);
-        f->ev_mhd_write = event_new(base, afd, EV_WRITE, mhd_write_cb, f);
+        f->ev_mhd_read = lx_watch_new(afd, LX_WATCH_READ | LX_WATCH_PERSIST, mhd_read_cb, f);
+        f->ev_mhd_write = lx_watch_new(afd, LX_WATCH_WRITE, mhd_write_cb, f);
     }
     f->next = F.all;
     if (F.all)
@@ -796,8 +788,8 @@ int lx_front_open(int client_fd, struct lx_front **front)
     }
     struct lx_front *f = front_new(client_fd, sv[0]);
     f->mhd_open = true;
-    event_add(f->ev_read, NULL);
-    event_add(f->ev_mhd_read, NULL);
+    lx_watch_start(f->ev_read);
+    lx_watch_start(f->ev_mhd_read);
     /* The first request's read timeout runs from the connection's start. */
     long ms = F.cfg->limits.read_timeout_ms;
     timer_start(f, ms > 0 ? T_READ : T_IDLE, ms > 0 ? ms : LX_FRONT_IDLE_MS);
@@ -839,7 +831,7 @@ void lx_front_request_done(struct lx_front *f)
         settle(f);
         return;
     }
-    event_del(f->ev_fin);
+    lx_watch_stop(f->ev_fin);
     hup_unwatch(f);
     f->t_first = 0;
     if (f->head.close) {
@@ -849,7 +841,7 @@ void lx_front_request_done(struct lx_front *f)
     }
     f->phase = PH_HEAD;
     if (!f->eof)
-        event_add(f->ev_read, NULL); /* after a FIN too: requests may wait before it */
+        lx_watch_start(f->ev_read); /* after a FIN too: requests may wait before it */
     if (lx_buf_avail(&f->in)) {
         f->t_first = lx_now_ms_f();
         arm_read_timer(f);
@@ -880,8 +872,7 @@ void lx_front_shutdown(void)
     while (F.all)
         front_free(F.all);
     F.busy = F.lingering = 0;
-    if (F.hup_ev)
-        event_free(F.hup_ev);
+    lx_watch_free(F.hup_ev);
     F.hup_ev = NULL;
     if (F.hup_fd >= 0)
         close(F.hup_fd);

@@ -2,7 +2,7 @@
  * handler-facing lx_req_* API.
  *
  * Re-entrancy rules (see STYLE.md and LIBRARY-NOTES.md):
- * - Only libevent callbacks (mhd_event_cb, mhd_timer_cb) call MHD_run.
+ * - Only loop callbacks (mhd_event_cb, mhd_timer_cb) call MHD_run.
  * - Responses are queued only from the access handler: a handler that answers later stores the answer in
  *   the request and resumes the connection; MHD then calls the access handler again, which queues it.
  * - MHD_resume_connection is only called on a connection we suspended (the suspended flag).
@@ -30,7 +30,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <event2/event.h>
 #include <fcntl.h>
 #include <microhttpd.h>
 #include <netdb.h>
@@ -48,10 +47,10 @@
 /* One listening address served by its own MHD daemon. */
 struct listener {
     struct MHD_Daemon *daemon;
-    struct event *ev_epoll;        /* owned: MHD's epoll fd became readable */
-    struct event *ev_timer;        /* owned: MHD_get_timeout deadline */
-    struct event *ev_accept;       /* owned: the listening socket is readable */
-    struct event *ev_accept_pause; /* owned: resumes accepting after running out of descriptors */
+    struct lx_watch *ev_epoll;     /* owned: MHD's epoll fd became readable */
+    struct lx_timer *ev_timer;     /* owned: MHD_get_timeout deadline */
+    struct lx_watch *ev_accept;    /* owned: the listening socket is readable */
+    struct lx_timer *ev_accept_pause; /* owned: resumes accepting after running out of descriptors */
     int fd;
     int port;
     bool admin;
@@ -72,25 +71,21 @@ static void mhd_run(struct listener *l)
 {
     MHD_run(l->daemon);
     MHD_UNSIGNED_LONG_LONG ms;
-    if (MHD_get_timeout(l->daemon, &ms) == MHD_YES) {
-        struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
-        evtimer_add(l->ev_timer, &tv);
-    } else {
-        evtimer_del(l->ev_timer);
-    }
+    if (MHD_get_timeout(l->daemon, &ms) == MHD_YES)
+        lx_timer_start(l->ev_timer, ms > 86400000 ? 86400000 : (long)ms);
+    else
+        lx_timer_stop(l->ev_timer);
 }
 
-static void mhd_event_cb(evutil_socket_t fd, short what, void *arg)
+static void mhd_event_cb(int fd, unsigned what, void *arg)
 {
     (void)fd;
     (void)what;
     mhd_run(arg);
 }
 
-static void mhd_timer_cb(evutil_socket_t fd, short what, void *arg)
+static void mhd_timer_cb(void *arg)
 {
-    (void)fd;
-    (void)what;
     mhd_run(arg);
 }
 
@@ -125,7 +120,7 @@ static void wake(struct lx_req *req)
         return;
     req->suspended = false;
     MHD_resume_connection(req->conn);
-    event_active(((struct listener *)req->listener)->ev_epoll, EV_READ, 0);
+    lx_watch_activate(((struct listener *)req->listener)->ev_epoll);
 }
 
 /* The front found the client gone while MHD has its request (from a libevent callback): stop the work,
@@ -371,10 +366,8 @@ static struct lx_front *front_of(struct MHD_Connection *mc)
 
 /* --- MHD callbacks --- */
 
-static void request_deadline_cb(evutil_socket_t fd, short what, void *arg)
+static void request_deadline_cb(void *arg)
 {
-    (void)fd;
-    (void)what;
     struct lx_req *req = arg;
     if (req->client_gone || (req->state != LX_REQ_HANDLING && req->state != LX_REQ_STREAMING))
         return;
@@ -450,9 +443,8 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         lx_req_set_state(req, LX_REQ_HANDLING);
         long ms = req->cfg->limits.max_request_ms;
         if (ms > 0) {
-            req->deadline_ev = evtimer_new(lx_loop_base(), request_deadline_cb, req);
-            struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-            evtimer_add(req->deadline_ev, &tv);
+            req->deadline_ev = lx_timer_new(request_deadline_cb, req);
+            lx_timer_start(req->deadline_ev, ms);
         }
         lx_dispatch(req);
     }
@@ -495,10 +487,8 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
         req->client_gone = true;
     if (req->client_gone)
         notify_abort(req);
-    if (req->deadline_ev) {
-        event_free(req->deadline_ev);
-        req->deadline_ev = NULL;
-    }
+    lx_timer_free(req->deadline_ev);
+    req->deadline_ev = NULL;
     (void)conn;
     req->suspended = false;
     if (req->state != LX_REQ_FINISHED)
@@ -542,24 +532,21 @@ static void refuse_busy(int fd)
     lx_metrics_conn_dropped("max_connections");
 }
 
-static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)
+static void accept_resume_cb(void *arg)
 {
-    (void)fd;
-    (void)what;
     struct listener *l = arg;
     if (l->fd >= 0)
-        event_add(l->ev_accept, NULL);
+        lx_watch_start(l->ev_accept);
 }
 
 /* Out of descriptors: stop accepting for a moment instead of spinning on a readable socket. */
 static void pause_accepting(struct listener *l)
 {
-    event_del(l->ev_accept);
-    struct timeval tv = {0, 100000};
-    evtimer_add(l->ev_accept_pause, &tv);
+    lx_watch_stop(l->ev_accept);
+    lx_timer_start(l->ev_accept_pause, 100);
 }
 
-static void accept_cb(evutil_socket_t fd, short what, void *arg)
+static void accept_cb(int fd, unsigned what, void *arg)
 {
     (void)what;
     struct listener *l = arg;
@@ -675,21 +662,21 @@ static int listener_start(struct listener *l, const char *addr, unsigned limit, 
         return LX_ERR;
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(l->daemon, MHD_DAEMON_INFO_EPOLL_FD);
-    l->ev_epoll = event_new(lx_loop_base(), di->epoll_fd, EV_READ | EV_PERSIST, mhd_event_cb, l);
-    l->ev_timer = evtimer_new(lx_loop_base(), mhd_timer_cb, l);
-    l->ev_accept = event_new(lx_loop_base(), l->fd, EV_READ | EV_PERSIST, accept_cb, l);
-    l->ev_accept_pause = evtimer_new(lx_loop_base(), accept_resume_cb, l);
-    event_add(l->ev_accept, NULL);
-    event_add(l->ev_epoll, NULL);
-    event_active(l->ev_epoll, EV_READ, 0);
+    l->ev_epoll = lx_watch_new(di->epoll_fd, LX_WATCH_READ | LX_WATCH_PERSIST, mhd_event_cb, l);
+    l->ev_timer = lx_timer_new(mhd_timer_cb, l);
+    l->ev_accept = lx_watch_new(l->fd, LX_WATCH_READ | LX_WATCH_PERSIST, accept_cb, l);
+    l->ev_accept_pause = lx_timer_new(accept_resume_cb, l);
+    lx_watch_start(l->ev_accept);
+    lx_watch_start(l->ev_epoll);
+    lx_watch_activate(l->ev_epoll);
     return LX_OK;
 }
 
 static void listener_close(struct listener *l)
 {
     if (l->fd >= 0) {
-        event_del(l->ev_accept);
-        evtimer_del(l->ev_accept_pause);
+        lx_watch_stop(l->ev_accept);
+        lx_timer_stop(l->ev_accept_pause);
         close(l->fd);
         l->fd = -1;
     }
@@ -775,10 +762,10 @@ static void listener_stop(struct listener *l)
     if (l->fd >= 0)
         close(l->fd);
     l->fd = -1;
-    event_free(l->ev_epoll);
-    event_free(l->ev_timer);
-    event_free(l->ev_accept);
-    event_free(l->ev_accept_pause);
+    lx_watch_free(l->ev_epoll);
+    lx_timer_free(l->ev_timer);
+    lx_watch_free(l->ev_accept);
+    lx_timer_free(l->ev_accept_pause);
 }
 
 void lx_http_stop(void)

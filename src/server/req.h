@@ -15,6 +15,7 @@
 
 struct lx_config;
 struct lx_auth_key;
+struct lx_timer;
 
 enum lx_req_state {
     LX_REQ_RECEIVING,  /* headers in, body arriving */
@@ -82,7 +83,7 @@ struct lx_req {
     bool on_admin;               /* arrived on the admin address */
     void *listener;              /* borrowed: the http.c listener it arrived on */
     void *http_conn;             /* borrowed: the connection's front (front.c), valid while conn is */
-    void *deadline_ev;           /* owned by http.c: limits.max_request_ms */
+    struct lx_timer *deadline_ev; /* owned by mhd.c: limits.max_request_ms */
     struct lx_req *prev, *next;  /* live-request list in http.c */
 };
 
