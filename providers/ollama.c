@@ -197,7 +197,7 @@ static json_t *tool_calls(json_t *calls, const struct lx_chat *chat, int *next, 
                                           : lx_strdup("{}");
         int k = (*next)++;
         json_t *call = json_pack("{s:s,s:s,s:{s:O?,s:s}}", "id", "", "type", "function", "function", "name",
-                                 json_object_get(fn, "name"), "arguments", text ? text : "{}");
+                                 json_object_get(fn, "name"), "arguments", text);
         json_object_set_new(call, "id", json_sprintf("call_%llu_%d", (unsigned long long)chat->req_id, k));
         if (with_index)
             json_object_set_new(call, "index", json_integer(k));

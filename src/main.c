@@ -2,6 +2,7 @@
 #include "config.h"
 #include "core/buf.h"
 #include "core/common.h"
+#include "core/json.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "io/loop.h"
@@ -237,6 +238,7 @@ int main(int argc, char **argv)
     };
     const char *config_path = NULL, *listen_addr = NULL, *health_url = NULL, *log_path = NULL;
     bool check = false;
+    lx_json_init();
     int c;
     while ((c = getopt_long(argc, argv, "c:l:tvh", opts, NULL)) != -1) {
         switch (c) {

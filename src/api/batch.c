@@ -8,6 +8,7 @@
 #include "../../providers/provider.h"
 #include "../config.h"
 #include "../core/common.h"
+#include "../core/json.h"
 #include "../engine/exec.h"
 #include "../engine/router.h"
 #include "../server/auth.h"

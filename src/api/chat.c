@@ -5,6 +5,7 @@
 #include "../../providers/provider.h"
 #include "../config.h"
 #include "../core/common.h"
+#include "../core/json.h"
 #include "../core/log.h"
 #include "../core/sse.h"
 #include "../engine/call.h"
@@ -22,33 +23,6 @@ struct lx_chat_ctx {
     struct lx_exec *exec; /* NULL once done or cancelled */
     bool stream;
 };
-
-static void bad_request(struct lx_error *err, const char *param, const char *code, const char *msg)
-{
-    lx_error_set(err, 400, "invalid_request_error", param, code, "%s", msg);
-}
-
-json_t *lx_json_parse_object(const char *body, size_t len, struct lx_error *err)
-{
-    if (len == 0) {
-        bad_request(err, NULL, "invalid_json", "Request body is empty; expected a JSON object.");
-        return NULL;
-    }
-    json_error_t jerr;
-    json_t *root = json_loadb(body, len, 0, &jerr);
-    if (!root) {
-        lx_error_set(err, 400, "invalid_request_error", NULL, "invalid_json",
-                     "We could not parse the JSON body of your request (line %d, column %d: %s).", jerr.line,
-                     jerr.column, jerr.text);
-        return NULL;
-    }
-    if (!json_is_object(root)) {
-        bad_request(err, NULL, "invalid_json", "The request body must be a JSON object.");
-        json_decref(root);
-        return NULL;
-    }
-    return root;
-}
 
 json_t *lx_chat_parse(const char *body, size_t len, struct lx_error *err)
 {
@@ -163,8 +137,6 @@ static void begin_stream(struct lx_req *req)
 static void write_event(struct lx_req *req, json_t *obj)
 {
     char *text = json_dumps(obj, JSON_COMPACT);
-    if (!text)
-        return;
     struct lx_buf b = {0};
     lx_sse_write_data(&b, text, strlen(text));
     lx_req_stream_write(req, b.data, b.len);

@@ -38,7 +38,5 @@ json_t *lx_chat_parse(const char *body, size_t len, struct lx_error *err);
 /* The checks of lx_chat_parse on a parsed value; params in errors are prefixed ("requests[3]."). Without
  * need_model, "model" is not looked at (fanout takes "models"). LX_OK, or LX_ERR with a 400 in err. */
 int lx_chat_validate(json_t *root, const char *prefix, bool need_model, struct lx_error *err);
-/* A request body that must be a JSON object (new reference), or NULL with a 400 in err. */
-json_t *lx_json_parse_object(const char *body, size_t len, struct lx_error *err);
 
 #endif

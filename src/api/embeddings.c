@@ -4,6 +4,7 @@
 #include "../../providers/provider.h"
 #include "../config.h"
 #include "../core/common.h"
+#include "../core/json.h"
 #include "../engine/router.h"
 #include "../server/req.h"
 

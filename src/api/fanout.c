@@ -8,6 +8,7 @@
 #include "../config.h"
 #include "../core/buf.h"
 #include "../core/common.h"
+#include "../core/json.h"
 #include "../core/log.h"
 #include "../engine/exec.h"
 #include "../engine/router.h"

@@ -113,8 +113,6 @@ void lx_access_log(const struct lx_req *req, int status)
     json_object_set_new(o, "client_gone", json_boolean(req->client_gone));
     char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(12));
     json_decref(o);
-    if (!line)
-        return;
     size_t len = strlen(line);
     line[len] = '\n'; /* json_dumps's terminator becomes the newline; the write below is len + 1 bytes */
     ssize_t w;

@@ -266,7 +266,7 @@ void lx_req_respond_json(struct lx_req *req, int status, json_t *body)
     char *text = json_dumps(body, JSON_COMPACT);
     json_decref(body);
     struct lx_buf b = {0};
-    lx_buf_puts(&b, text ? text : "{}");
+    lx_buf_puts(&b, text);
     lx_buf_append(&b, "\n", 1);
     free(text);
     lx_req_respond(req, status, "application/json", b.data, b.len);

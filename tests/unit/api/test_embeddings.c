@@ -1,5 +1,5 @@
 /* Unit tests for the validation in src/embeddings.c: every 400 names its field, and parse errors say where. */
-#include "../../../src/api/chat.h"
+#include "../../../src/core/json.h"
 #include "../../../src/api/embeddings.h"
 #include "../unit.h"
 
