@@ -6,45 +6,13 @@
 
 #include "../src/config.h"
 #include "../src/core/buf.h"
+#include "../src/core/chat.h"
 #include "../src/core/errors.h"
+#include "../src/core/httpreq.h"
 
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
-
-/* What an upstream call is for. */
-enum lx_call_kind { LX_CALL_CHAT, LX_CALL_EMBEDDINGS };
-
-/* One validated request as providers see it (a chat completion, or an embeddings request). */
-struct lx_chat {
-    enum lx_call_kind kind;
-    json_t *body;      /* owned by the call: the client's OpenAI-shaped body */
-    char *model;       /* owned by the call: the model name sent upstream (route without "PROVIDER/") */
-    bool stream;       /* the client asked for SSE */
-    bool include_usage;/* stream_options.include_usage */
-    uint64_t req_id;   /* the gateway's request number, for generated ids */
-    const char *request_id; /* borrowed: the client request's X-Request-Id, sent upstream too; or NULL */
-};
-
-/* An upstream HTTP request built by a provider; freed with lx_http_request_free. */
-struct lx_http_request {
-    const char *method; /* static string: "GET" or "POST" */
-    char *url;          /* owned */
-    char **headers;     /* owned: "Name: value" lines */
-    size_t n_headers;
-    char *body;         /* owned; NULL for GET */
-    size_t body_len;
-    char *dropped;      /* owned: comma-separated client parameters the provider ignored, or NULL */
-};
-
-/* Record that the client's parameter `name` was dropped (reported in x-llmux-dropped-params). */
-void lx_http_request_drop(struct lx_http_request *r, const char *name);
-
-void lx_http_request_add_header(struct lx_http_request *r, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-void lx_http_request_free(struct lx_http_request *r);
-/* Make r a POST of body (stolen, serialised compactly) to url (stolen), with Content-Type json. */
-void lx_http_request_post_json(struct lx_http_request *r, char *url, json_t *body);
 
 /* Receives each OpenAI chat.completion.chunk a stream decoder produces (borrowed reference). */
 typedef void (*lx_chunk_fn)(void *ctx, json_t *chunk);

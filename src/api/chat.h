@@ -1,6 +1,6 @@
 /* POST /v1/chat/completions: validation, routing, and relaying one call's answer (JSON or SSE). */
-#ifndef LX_CHAT_H
-#define LX_CHAT_H
+#ifndef LX_API_CHAT_H
+#define LX_API_CHAT_H
 
 #include "../core/errors.h"
 

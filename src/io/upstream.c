@@ -14,8 +14,8 @@
  * connection; an upstream that keeps the body open past that has its connection closed. */
 #include "upstream.h"
 #include "loop.h"
-#include "../../providers/provider.h"
 #include "../core/common.h"
+#include "../core/httpreq.h"
 #include "../core/log.h"
 
 #include <curl/curl.h>
