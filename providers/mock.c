@@ -6,6 +6,7 @@
 #include "mock_reply.h"
 #include "provider.h"
 #include "../src/core/buf.h"
+#include "../src/core/confread.h"
 #include "../src/core/common.h"
 #include "../src/engine/call.h"
 #include "../src/io/loop.h"

@@ -4,6 +4,7 @@
 #include "../providers/provider.h"
 #include "core/buf.h"
 #include "core/common.h"
+#include "core/confread.h"
 #include "engine/capacity.h"
 #include "server/auth.h"
 
@@ -21,157 +22,11 @@
  * bigger embedding batches need the key raised (docs/configuration.md). */
 #define LX_DEFAULT_MAX_UPSTREAM_BODY (16u * 1024 * 1024)
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
-char *lx_env_expand(const char *s, char **missing)
-{
-    struct lx_buf out = {0};
-    const char *p = s;
-    *missing = NULL;
-    while (*p) {
-        const char *open = strstr(p, "${");
-        if (!open) {
-            lx_buf_puts(&out, p);
-            break;
-        }
-        const char *close = strchr(open + 2, '}');
-        if (!close) {
-            lx_buf_puts(&out, p);
-            break;
-        }
-        lx_buf_append(&out, p, (size_t)(open - p));
-        char *name = lx_strndup(open + 2, (size_t)(close - open - 2));
-        char *def = strstr(name, ":-");
-        if (def) {
-            *def = '\0';
-            def += 2;
-        }
-        const char *val = getenv(name);
-        if (val && *val) {
-            lx_buf_puts(&out, val);
-        } else if (def) {
-            lx_buf_puts(&out, def);
-        } else {
-            *missing = lx_strdup(name);
-            free(name);
-            lx_buf_free(&out);
-            return NULL;
-        }
-        free(name);
-        p = close + 1;
-    }
-    return lx_buf_steal(&out, NULL);
-}
-
-/* Expand every string in the tree in place. Returns LX_ERR with *missing and *where (key path) set at
- * the first unset variable. */
-static int expand_tree(json_t *v, const char *path, char **missing, char **where)
-{
-    if (json_is_string(v)) {
-        char *s = lx_env_expand(json_string_value(v), missing);
-        if (!s) {
-            *where = lx_strdup(path);
-            return LX_ERR;
-        }
-        json_string_set(v, s);
-        free(s);
-        return LX_OK;
-    }
-    if (json_is_object(v)) {
-        const char *key;
-        json_t *child;
-        json_object_foreach(v, key, child) {
-            char *sub = lx_sprintf("%s%s%s", path, *path ? "." : "", key);
-            int rc = expand_tree(child, sub, missing, where);
-            free(sub);
-            if (rc != LX_OK)
-                return rc;
-        }
-    } else if (json_is_array(v)) {
-        size_t i;
-        json_t *child;
-        json_array_foreach(v, i, child) {
-            char *sub = lx_sprintf("%s[%zu]", path, i);
-            int rc = expand_tree(child, sub, missing, where);
-            free(sub);
-            if (rc != LX_OK)
-                return rc;
-        }
-    }
-    return LX_OK;
-}
-
-int lx_conf_unknown_keys(json_t *obj, const char *const *allowed, const char *path, char *err, size_t errlen)
-{
-    const char *key;
-    json_t *v;
-    json_object_foreach(obj, key, v) {
-        bool ok = false;
-        for (size_t i = 0; allowed[i]; i++)
-            if (strcmp(allowed[i], key) == 0)
-                ok = true;
-        if (!ok) {
-            set_err(err, errlen, "%s%s%s: unknown key", path, *path ? "." : "", key);
-            return LX_ERR;
-        }
-    }
-    return LX_OK;
-}
-
-int lx_conf_long(json_t *obj, const char *key, const char *path, long min, long max, long *out, char *err,
-                 size_t errlen)
-{
-    json_t *v = json_object_get(obj, key);
-    if (!v)
-        return LX_OK;
-    if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max) {
-        set_err(err, errlen, "%s%s%s: expected an integer from %ld to %ld", path, *path ? "." : "", key, min, max);
-        return LX_ERR;
-    }
-    *out = (long)json_integer_value(v);
-    return LX_OK;
-}
-
-static int conf_string(json_t *obj, const char *key, const char *path, char **out, char *err, size_t errlen)
-{
-    json_t *v = json_object_get(obj, key);
-    if (!v)
-        return LX_OK;
-    if (!json_is_string(v)) {
-        set_err(err, errlen, "%s%s%s: expected a string", path, *path ? "." : "", key);
-        return LX_ERR;
-    }
-    free(*out);
-    *out = lx_strdup(json_string_value(v));
-    return LX_OK;
-}
-
-static int conf_object(json_t *obj, const char *key, const char *path, json_t **out, char *err, size_t errlen)
-{
-    json_t *v = json_object_get(obj, key);
-    *out = NULL;
-    if (!v)
-        return LX_OK;
-    if (!json_is_object(v)) {
-        set_err(err, errlen, "%s%s%s: expected an object", path, *path ? "." : "", key);
-        return LX_ERR;
-    }
-    *out = v;
-    return LX_OK;
-}
-
 static int parse_timeouts(json_t *obj, const char *path, struct lx_timeouts *t, char *err, size_t errlen)
 {
     static const char *const keys[] = {"connect_ms", "first_byte_ms", "idle_ms", "total_ms", NULL};
     json_t *to;
-    if (conf_object(obj, "timeouts", path, &to, err, errlen) != LX_OK)
+    if (lx_conf_object(obj, "timeouts", path, &to, err, errlen) != LX_OK)
         return LX_ERR;
     if (!to)
         return LX_OK;
@@ -191,7 +46,7 @@ static int parse_retries(json_t *obj, const char *path, struct lx_retries *r, ch
 {
     static const char *const keys[] = {"max", "base_delay_ms", "max_delay_ms", NULL};
     json_t *ro;
-    if (conf_object(obj, "retries", path, &ro, err, errlen) != LX_OK)
+    if (lx_conf_object(obj, "retries", path, &ro, err, errlen) != LX_OK)
         return LX_ERR;
     if (!ro)
         return LX_OK;
@@ -217,7 +72,7 @@ static int parse_resilience(json_t *obj, const char *path, struct lx_provider_co
         lx_conf_long(obj, "queue_timeout_ms", path, 0, 3600000, &p->queue_timeout_ms, err, errlen) != LX_OK)
         return LX_ERR;
     json_t *cd;
-    if (conf_object(obj, "cooldown", path, &cd, err, errlen) != LX_OK)
+    if (lx_conf_object(obj, "cooldown", path, &cd, err, errlen) != LX_OK)
         return LX_ERR;
     if (cd) {
         static const char *const keys[] = {"failures", "period_ms", NULL};
@@ -247,7 +102,7 @@ static int provider_unknown_keys(json_t *obj, const struct lx_provider_type *t, 
         for (size_t i = 0; lx_provider_common_keys[i] && !ok; i++)
             ok = strcmp(lx_provider_common_keys[i], key) == 0;
         if (!ok) {
-            set_err(err, errlen, "%s.%s: unknown key", path, key);
+            lx_conf_err(err, errlen, "%s.%s: unknown key", path, key);
             return LX_ERR;
         }
     }
@@ -279,30 +134,6 @@ int lx_parse_listen(const char *s, char **host, int *port)
         return LX_ERR;
     *host = hlen ? lx_strndup(h, hlen) : lx_strdup("0.0.0.0");
     *port = (int)p;
-    return LX_OK;
-}
-
-static int parse_string_list(json_t *obj, const char *key, const char *path, char ***out, size_t *n, char *err,
-                             size_t errlen)
-{
-    json_t *v = json_object_get(obj, key);
-    if (!v)
-        return LX_OK;
-    if (!json_is_array(v)) {
-        set_err(err, errlen, "%s.%s: expected an array of strings", path, key);
-        return LX_ERR;
-    }
-    size_t i;
-    json_t *item;
-    json_array_foreach(v, i, item) {
-        if (!json_is_string(item) || json_string_length(item) == 0) {
-            set_err(err, errlen, "%s.%s[%zu]: expected a non-empty string", path, key, i);
-            return LX_ERR;
-        }
-    }
-    *out = lx_calloc(json_array_size(v), sizeof **out);
-    json_array_foreach(v, i, item) (*out)[i] = lx_strdup(json_string_value(item));
-    *n = json_array_size(v);
     return LX_OK;
 }
 
@@ -369,21 +200,21 @@ static int parse_provider(struct lx_config *c, struct lx_provider_conf *p, const
     p->cooldown = (struct lx_cooldown){.failures = 0, .period_ms = 30000};
     p->cap = lx_capacity_new(p);
     if (!json_is_object(obj)) {
-        set_err(err, errlen, "%s: expected an object", path);
+        lx_conf_err(err, errlen, "%s: expected an object", path);
         return LX_ERR;
     }
     json_t *type = json_object_get(obj, "type");
     if (!json_is_string(type)) {
-        set_err(err, errlen, "%s.type: expected one of: %s", path, lx_provider_type_names());
+        lx_conf_err(err, errlen, "%s.type: expected one of: %s", path, lx_provider_type_names());
         return LX_ERR;
     }
     p->type = lx_provider_type_find(json_string_value(type));
     if (!p->type) {
-        set_err(err, errlen, "%s.type: unknown provider type (known: %s)", path, lx_provider_type_names());
+        lx_conf_err(err, errlen, "%s.type: unknown provider type (known: %s)", path, lx_provider_type_names());
         return LX_ERR;
     }
     if (strchr(name, '/') || !*name) {
-        set_err(err, errlen, "%s: a provider name must be non-empty and contain no '/'", path);
+        lx_conf_err(err, errlen, "%s: a provider name must be non-empty and contain no '/'", path);
         return LX_ERR;
     }
     if (provider_unknown_keys(obj, p->type, path, err, errlen) != LX_OK ||
@@ -396,9 +227,9 @@ static int parse_provider(struct lx_config *c, struct lx_provider_conf *p, const
         disabled_base_url(p, obj);
         return LX_OK;
     }
-    if (conf_string(obj, "base_url", path, &p->base_url, err, errlen) != LX_OK ||
-        conf_string(obj, "api_key", path, &p->api_key, err, errlen) != LX_OK ||
-        parse_string_list(obj, "models", path, &p->models, &p->n_models, err, errlen) != LX_OK ||
+    if (lx_conf_string(obj, "base_url", path, &p->base_url, err, errlen) != LX_OK ||
+        lx_conf_string(obj, "api_key", path, &p->api_key, err, errlen) != LX_OK ||
+        lx_conf_strings(obj, "models", path, &p->models, &p->n_models, err, errlen) != LX_OK ||
         parse_timeouts(obj, path, &p->timeouts, err, errlen) != LX_OK)
         return LX_ERR;
     if (!p->base_url && p->type->default_base_url)
@@ -418,7 +249,7 @@ static int parse_provider(struct lx_config *c, struct lx_provider_conf *p, const
                            : strncmp(p->base_url, "https://", 8) == 0 ? p->base_url + 8
                                                                        : NULL;
         if (!rest || !*rest || *rest == '/' || strpbrk(p->base_url, " \t\r\n")) {
-            set_err(err, errlen, "%s.base_url: must be an http:// or https:// URL with a host", path);
+            lx_conf_err(err, errlen, "%s.base_url: must be an http:// or https:// URL with a host", path);
             return LX_ERR;
         }
         size_t n = strlen(p->base_url);
@@ -426,11 +257,11 @@ static int parse_provider(struct lx_config *c, struct lx_provider_conf *p, const
             p->base_url[--n] = '\0';
     }
     if (p->api_key && !valid_header_part(p->api_key, false)) {
-        set_err(err, errlen, "%s.api_key: must not contain line breaks", path);
+        lx_conf_err(err, errlen, "%s.api_key: must not contain line breaks", path);
         return LX_ERR;
     }
     json_t *headers;
-    if (conf_object(obj, "headers", path, &headers, err, errlen) != LX_OK)
+    if (lx_conf_object(obj, "headers", path, &headers, err, errlen) != LX_OK)
         return LX_ERR;
     if (headers) {
         const char *hk;
@@ -438,7 +269,7 @@ static int parse_provider(struct lx_config *c, struct lx_provider_conf *p, const
         p->headers = lx_calloc(json_object_size(headers), sizeof *p->headers);
         json_object_foreach(headers, hk, hv) {
             if (!json_is_string(hv) || !valid_header_part(hk, true) || !valid_header_part(json_string_value(hv), false)) {
-                set_err(err, errlen, "%s.headers.%s: expected a header name and a string value without line breaks",
+                lx_conf_err(err, errlen, "%s.headers.%s: expected a header name and a string value without line breaks",
                         path, hk);
                 return LX_ERR;
             }
@@ -473,11 +304,11 @@ static int check_target(const struct lx_config *c, json_t *v, const char *path, 
     const char *t = json_string_value(v);
     const char *slash = t ? strchr(t, '/') : NULL;
     if (!slash || slash == t || !slash[1]) {
-        set_err(err, errlen, "%s: expected \"PROVIDER/MODEL\"", path);
+        lx_conf_err(err, errlen, "%s: expected \"PROVIDER/MODEL\"", path);
         return LX_ERR;
     }
     if (!lx_config_provider(c, t, (size_t)(slash - t))) {
-        set_err(err, errlen, "%s: no provider named '%.*s'", path, (int)(slash - t), t);
+        lx_conf_err(err, errlen, "%s: no provider named '%.*s'", path, (int)(slash - t), t);
         return LX_ERR;
     }
     return LX_OK;
@@ -498,7 +329,7 @@ static int parse_alias(const struct lx_config *c, struct lx_alias *a, json_t *v,
         list = json_object_get(v, "models");
         snprintf(path, sizeof path, "aliases.%s.models", a->name);
         if (!json_is_array(list)) {
-            set_err(err, errlen, "%s: expected an array of \"PROVIDER/MODEL\" strings", path);
+            lx_conf_err(err, errlen, "%s: expected an array of \"PROVIDER/MODEL\" strings", path);
             return LX_ERR;
         }
     }
@@ -510,7 +341,7 @@ static int parse_alias(const struct lx_config *c, struct lx_alias *a, json_t *v,
         return LX_OK;
     }
     if (!json_is_array(list) || json_array_size(list) == 0 || json_array_size(list) > 16) {
-        set_err(err, errlen, "%s: expected \"PROVIDER/MODEL\", a list of 1 to 16 of them, or {\"models\": [...], "
+        lx_conf_err(err, errlen, "%s: expected \"PROVIDER/MODEL\", a list of 1 to 16 of them, or {\"models\": [...], "
                 "\"hedge_ms\": N}", path);
         return LX_ERR;
     }
@@ -555,8 +386,8 @@ static int parse_fanout_batch(struct lx_config *c, json_t *root, char *err, size
     static const char *const fkeys[] = {"max_models", NULL};
     static const char *const bkeys[] = {"max_requests", "default_concurrency", "max_concurrency", NULL};
     json_t *f, *b;
-    if (conf_object(root, "fanout", "", &f, err, errlen) != LX_OK ||
-        conf_object(root, "batch", "", &b, err, errlen) != LX_OK)
+    if (lx_conf_object(root, "fanout", "", &f, err, errlen) != LX_OK ||
+        lx_conf_object(root, "batch", "", &b, err, errlen) != LX_OK)
         return LX_ERR;
     if (f && (lx_conf_unknown_keys(f, fkeys, "fanout", err, errlen) != LX_OK ||
               lx_conf_long(f, "max_models", "fanout", 1, 256, &c->fanout_max_models, err, errlen) != LX_OK))
@@ -569,7 +400,7 @@ static int parse_fanout_batch(struct lx_config *c, json_t *root, char *err, size
                            errlen) != LX_OK))
         return LX_ERR;
     if (c->batch_default_concurrency > c->batch_max_concurrency) {
-        set_err(err, errlen, "batch.default_concurrency: must not exceed batch.max_concurrency (%ld)",
+        lx_conf_err(err, errlen, "batch.default_concurrency: must not exceed batch.max_concurrency (%ld)",
                 c->batch_max_concurrency);
         return LX_ERR;
     }
@@ -581,7 +412,7 @@ static int parse_limits(struct lx_config *c, json_t *root, char *err, size_t err
     static const char *const keys[] = {"max_body_bytes", "max_connections", "max_header_bytes", "read_timeout_ms",
                                        "max_inflight_per_key", "max_request_ms", "max_upstream_body_bytes", NULL};
     json_t *limits;
-    if (conf_object(root, "limits", "", &limits, err, errlen) != LX_OK)
+    if (lx_conf_object(root, "limits", "", &limits, err, errlen) != LX_OK)
         return LX_ERR;
     if (!limits)
         return LX_OK;
@@ -609,7 +440,7 @@ static int parse_root(struct lx_config *c, json_t *root, char *err, size_t errle
                                        "aliases", "shutdown_timeout_ms", "models_timeout_ms", "auth",
                                        "admin_listen", NULL};
     if (!json_is_object(root)) {
-        set_err(err, errlen, "(root): expected a JSON object");
+        lx_conf_err(err, errlen, "(root): expected a JSON object");
         return LX_ERR;
     }
     if (lx_conf_unknown_keys(root, keys, "", err, errlen) != LX_OK)
@@ -622,31 +453,31 @@ static int parse_root(struct lx_config *c, json_t *root, char *err, size_t errle
         if (strcmp(key, "providers") == 0)
             continue;
         char *missing = NULL, *where = NULL;
-        if (expand_tree(v, key, &missing, &where) != LX_OK) {
-            set_err(err, errlen, "%s: environment variable %s is not set", where, missing);
+        if (lx_conf_expand(v, key, &missing, &where) != LX_OK) {
+            lx_conf_err(err, errlen, "%s: environment variable %s is not set", where, missing);
             free(missing);
             free(where);
             return LX_ERR;
         }
     }
 
-    if (conf_string(root, "listen", "", &c->listen, err, errlen) != LX_OK)
+    if (lx_conf_string(root, "listen", "", &c->listen, err, errlen) != LX_OK)
         return LX_ERR;
     char *host;
     int port;
     if (lx_parse_listen(c->listen, &host, &port) != LX_OK) {
-        set_err(err, errlen, "listen: expected HOST:PORT, for example 127.0.0.1:8080");
+        lx_conf_err(err, errlen, "listen: expected HOST:PORT, for example 127.0.0.1:8080");
         return LX_ERR;
     }
     free(host);
 
     if (parse_limits(c, root, err, errlen) != LX_OK || lx_auth_parse(c, root, err, errlen) != LX_OK)
         return LX_ERR;
-    if (conf_string(root, "admin_listen", "", &c->admin_listen, err, errlen) != LX_OK)
+    if (lx_conf_string(root, "admin_listen", "", &c->admin_listen, err, errlen) != LX_OK)
         return LX_ERR;
     if (c->admin_listen) {
         if (lx_parse_listen(c->admin_listen, &host, &port) != LX_OK) {
-            set_err(err, errlen, "admin_listen: expected HOST:PORT, for example 127.0.0.1:9090");
+            lx_conf_err(err, errlen, "admin_listen: expected HOST:PORT, for example 127.0.0.1:9090");
             return LX_ERR;
         }
         free(host);
@@ -659,14 +490,14 @@ static int parse_root(struct lx_config *c, json_t *root, char *err, size_t errle
         return LX_ERR;
 
     json_t *providers;
-    if (conf_object(root, "providers", "", &providers, err, errlen) != LX_OK)
+    if (lx_conf_object(root, "providers", "", &providers, err, errlen) != LX_OK)
         return LX_ERR;
     if (providers) {
         c->providers = lx_calloc(json_object_size(providers), sizeof *c->providers);
         json_object_foreach(providers, key, v) {
             char *missing = NULL, *where = NULL;
             char *path = lx_sprintf("providers.%s", key);
-            expand_tree(v, path, &missing, &where);
+            lx_conf_expand(v, path, &missing, &where);
             free(path);
             struct lx_provider_conf *p = &c->providers[c->n_providers++];
             int rc = parse_provider(c, p, key, v, missing, where, err, errlen);
@@ -678,7 +509,7 @@ static int parse_root(struct lx_config *c, json_t *root, char *err, size_t errle
     }
 
     json_t *aliases;
-    if (conf_object(root, "aliases", "", &aliases, err, errlen) != LX_OK)
+    if (lx_conf_object(root, "aliases", "", &aliases, err, errlen) != LX_OK)
         return LX_ERR;
     if (aliases) {
         c->aliases = lx_calloc(json_object_size(aliases), sizeof *c->aliases);
@@ -698,7 +529,7 @@ struct lx_config *lx_config_load_buffer(const char *text, size_t len, char *err,
     json_error_t jerr;
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!root) {
-        set_err(err, errlen, "invalid JSON at line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
+        lx_conf_err(err, errlen, "invalid JSON at line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
         return NULL;
     }
     struct lx_config *c = lx_calloc(1, sizeof *c);
@@ -729,7 +560,7 @@ struct lx_config *lx_config_load_file(const char *path, char *err, size_t errlen
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        set_err(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        lx_conf_err(err, errlen, "cannot open %s: %s", path, strerror(errno));
         return NULL;
     }
     struct lx_buf b = {0};
@@ -741,7 +572,7 @@ struct lx_config *lx_config_load_file(const char *path, char *err, size_t errlen
     fclose(f);
     if (failed) {
         lx_buf_free(&b);
-        set_err(err, errlen, "cannot read %s", path);
+        lx_conf_err(err, errlen, "cannot read %s", path);
         return NULL;
     }
     struct lx_config *c = lx_config_load_buffer(b.data ? b.data : "", b.len, err, errlen);

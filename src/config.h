@@ -118,13 +118,5 @@ const struct lx_alias *lx_config_alias(const struct lx_config *c, const char *na
 /* Split "HOST:PORT" / "[V6]:PORT" (port 0..65535). host is owned by the caller. */
 int lx_parse_listen(const char *s, char **host, int *port);
 
-/* Expand ${VAR} and ${VAR:-default} in s. Returns a new string, or NULL with *missing set to a new
- * string naming the first unset variable. */
-char *lx_env_expand(const char *s, char **missing);
-
-/* Typed readers used by the provider types' configure() too; each writes "path: reason" on error. */
-int lx_conf_long(json_t *obj, const char *key, const char *path, long min, long max, long *out, char *err,
-                 size_t errlen);
-int lx_conf_unknown_keys(json_t *obj, const char *const *allowed, const char *path, char *err, size_t errlen);
 
 #endif

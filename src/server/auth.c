@@ -5,6 +5,7 @@
 #include "req.h"
 #include "../config.h"
 #include "../core/common.h"
+#include "../core/confread.h"
 
 #include <ctype.h>
 #include <fnmatch.h>

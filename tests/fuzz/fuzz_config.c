@@ -3,6 +3,7 @@
  * raw input. A loaded config must hold what validation promised. Input: the config text. */
 #include "../../providers/provider.h"
 #include "../../src/config.h"
+#include "../../src/core/confread.h"
 #include "../../src/core/common.h"
 #include "../../src/engine/router.h"
 

@@ -3,6 +3,7 @@
 #include "unit.h"
 #include "../../providers/provider.h"
 #include "../../src/config.h"
+#include "../../src/core/confread.h"
 #include "../../src/core/common.h"
 
 static struct lx_config *load(const char *json, char *err)
