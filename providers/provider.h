@@ -1,10 +1,10 @@
 /* The provider interface: one const table of function pointers per provider type (openai, mock, ...),
  * registered in providers/registry.c. A provider only translates: it never touches sockets, and sees
- * requests and answers as JSON and bytes, so every slot can be unit-tested without a network. */
+ * requests and answers as JSON and bytes, so every slot can be unit-tested without a network.
+ * Include rule: providers/ includes src/core/ only (and its own headers). */
 #ifndef LX_PROVIDER_H
 #define LX_PROVIDER_H
 
-#include "../src/config.h"
 #include "../src/core/buf.h"
 #include "../src/core/chat.h"
 #include "../src/core/errors.h"
@@ -12,7 +12,52 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+
+struct lx_timeouts {
+    long connect_ms;    /* TCP (and TLS) connect */
+    long first_byte_ms; /* request sent → first body byte */
+    long idle_ms;       /* longest silence between two body reads of a stream */
+    long total_ms;      /* whole upstream exchange */
+};
+
+/* Retries of one upstream call before any byte reached the client (see exec.c). */
+struct lx_retries {
+    long max;           /* retries after the first attempt */
+    long base_delay_ms; /* backoff: a random delay in [0, base * 2^n), full jitter */
+    long max_delay_ms;  /* cap on one delay, a Retry-After included */
+};
+
+/* The breaker: after `failures` failed calls in a row the provider is skipped for period_ms. */
+struct lx_cooldown {
+    long failures; /* 0 = never */
+    long period_ms;
+};
+
+struct lx_capacity;
+struct lx_provider_type;
+
+struct lx_provider_conf {
+    char *name;                          /* owned */
+    const struct lx_provider_type *type; /* static, from the registry */
+    char *base_url;                      /* owned; no trailing '/'; NULL for local types */
+    char *api_key;                       /* owned; secret: never logged or echoed */
+    char **headers;                      /* owned: "Name: value" lines sent upstream */
+    size_t n_headers;
+    char **models;                       /* owned: configured model names (without provider prefix) */
+    size_t n_models;
+    struct lx_timeouts timeouts;         /* provider's own, falling back to the global ones */
+    struct lx_retries retries;           /* provider's own, falling back to the global ones */
+    size_t max_upstream_body_bytes;      /* limits.max_upstream_body_bytes: most bytes of one buffered
+                                          * (non-stream or error) answer */
+    long max_concurrency;                /* calls in flight at once; 0 = unlimited */
+    long queue_timeout_ms;               /* longest wait for a free slot */
+    struct lx_cooldown cooldown;
+    struct lx_capacity *cap;             /* owned: the live counters (in flight, queue, failures) */
+    char *disabled_reason;               /* owned; non-NULL when the provider cannot be used */
+    void *state;                         /* owned by the type: freed by type->free_state */
+};
 
 /* Receives each OpenAI chat.completion.chunk a stream decoder produces (borrowed reference). */
 typedef void (*lx_chunk_fn)(void *ctx, json_t *chunk);

@@ -2,14 +2,17 @@
 #include "config.h"
 #include "core/buf.h"
 #include "core/common.h"
+#include "core/conf.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "io/loop.h"
 #include "io/notify.h"
+#include "engine/conf.h"
 #include "io/upstream.h"
 #include "server/accesslog.h"
 #include "server/auth.h"
+#include "server/conf.h"
 #include "server/mhd.h"
 
 #include <getopt.h>
@@ -80,22 +83,23 @@ static bool is_loopback(const char *listen)
  * a public address without auth.keys gets loopback instead; only an explicit --listen can override. */
 static void secure_listen(struct lx_config *cfg, bool explicit_listen)
 {
-    if (cfg->n_keys || is_loopback(cfg->listen))
+    struct lx_server_conf *sc = cfg->server;
+    if (cfg->auth->n_keys || is_loopback(sc->listen))
         return;
     if (explicit_listen) {
         lx_warn("no auth.keys configured and --listen %s is not loopback: anyone who can reach it can use the "
-                "configured providers (and their API keys)", cfg->listen);
+                "configured providers (and their API keys)", sc->listen);
         return;
     }
     char *host;
     int port;
-    lx_parse_listen(cfg->listen, &host, &port);
+    lx_parse_listen(sc->listen, &host, &port);
     char *lo = lx_sprintf("127.0.0.1:%d", port);
     lx_warn("no auth.keys configured: listening on %s instead of %s (add auth.keys, or pass --listen %s to "
-            "expose it without keys)", lo, cfg->listen, cfg->listen);
+            "expose it without keys)", lo, sc->listen, sc->listen);
     free(host);
-    free(cfg->listen);
-    cfg->listen = lo;
+    free(sc->listen);
+    sc->listen = lo;
 }
 
 static void finish_cb(void)
@@ -133,30 +137,31 @@ static void reload_cb(int signo, void *arg)
         lx_notify("READY=1\nSTATUS=reload failed; running the previous configuration");
         return;
     }
-    if (M.bound_open && cfg->n_keys == 0) {
+    struct lx_server_conf *now = M.cfg->server, *next = cfg->server;
+    if (M.bound_open && cfg->auth->n_keys == 0) {
         lx_error("reload: %s has no auth.keys but llmux listens on %s, beyond loopback; keeping the running "
-                 "configuration (restart to change the address)", M.config_path, M.cfg->listen);
+                 "configuration (restart to change the address)", M.config_path, now->listen);
         lx_config_unref(cfg);
         lx_notify("READY=1\nSTATUS=reload refused; running the previous configuration");
         return;
     }
-    if (strcmp(cfg->listen, M.file_listen) != 0 && !M.cfg->listen_explicit)
-        lx_warn("reload: listen changed to %s; the socket stays on %s until a restart", cfg->listen, M.cfg->listen);
-    if ((cfg->admin_listen != NULL) != (M.cfg->admin_listen != NULL) ||
-        (cfg->admin_listen && strcmp(cfg->admin_listen, M.cfg->admin_listen) != 0))
+    if (strcmp(next->listen, M.file_listen) != 0 && !now->listen_explicit)
+        lx_warn("reload: listen changed to %s; the socket stays on %s until a restart", next->listen, now->listen);
+    if ((next->admin_listen != NULL) != (now->admin_listen != NULL) ||
+        (next->admin_listen && strcmp(next->admin_listen, now->admin_listen) != 0))
         lx_warn("reload: admin_listen changed; it takes effect at the next restart");
-    free(cfg->listen);
-    cfg->listen = lx_strdup(M.cfg->listen);
-    cfg->listen_explicit = M.cfg->listen_explicit;
-    free(cfg->admin_listen);
-    cfg->admin_listen = M.cfg->admin_listen ? lx_strdup(M.cfg->admin_listen) : NULL;
+    free(next->listen);
+    next->listen = lx_strdup(now->listen);
+    next->listen_explicit = now->listen_explicit;
+    free(next->admin_listen);
+    next->admin_listen = now->admin_listen ? lx_strdup(now->admin_listen) : NULL;
     for (size_t i = 0; i < cfg->n_warnings; i++)
         lx_warn("%s", cfg->warnings[i]);
     lx_http_set_config(cfg);
     lx_config_unref(M.cfg);
     M.cfg = cfg;
     lx_info("reload: configuration %s applied (%zu provider(s), %zu alias(es)); requests in flight keep the old one",
-            M.config_path, cfg->n_providers, cfg->n_aliases);
+            M.config_path, cfg->engine->n_providers, cfg->engine->n_aliases);
     lx_notify("READY=1\nSTATUS=configuration reloaded");
 }
 
@@ -180,8 +185,8 @@ static void signal_cb(int signo, void *arg)
     M.stopping = true;
     lx_notify("STOPPING=1");
     lx_info("%s: draining %zu in-flight request(s), up to %ld ms", strsignal(signo), lx_http_live(),
-            cfg->shutdown_timeout_ms);
-    lx_timer_start(M.drain_timer, cfg->shutdown_timeout_ms);
+            cfg->server->shutdown_timeout_ms);
+    lx_timer_start(M.drain_timer, cfg->server->shutdown_timeout_ms);
     lx_http_quiesce(finish_cb);
 }
 
@@ -292,7 +297,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "llmux: %s: %s\n", config_path, err);
         return 1;
     }
-    snprintf(M.file_listen, sizeof M.file_listen, "%s", cfg->listen);
+    snprintf(M.file_listen, sizeof M.file_listen, "%s", cfg->server->listen);
     if (listen_addr) {
         char *host;
         int port;
@@ -302,16 +307,16 @@ int main(int argc, char **argv)
             return 1;
         }
         free(host);
-        free(cfg->listen);
-        cfg->listen = lx_strdup(listen_addr);
-        cfg->listen_explicit = true;
+        free(cfg->server->listen);
+        cfg->server->listen = lx_strdup(listen_addr);
+        cfg->server->listen_explicit = true;
     }
     secure_listen(cfg, listen_addr != NULL);
     for (size_t i = 0; i < cfg->n_warnings; i++)
         lx_warn("%s", cfg->warnings[i]);
     if (check) {
         printf("llmux: configuration %s is valid (%zu provider(s), %zu alias(es))\n", config_path,
-               cfg->n_providers, cfg->n_aliases);
+               cfg->engine->n_providers, cfg->engine->n_aliases);
         lx_config_unref(cfg);
         return 0;
     }
@@ -346,8 +351,8 @@ int main(int argc, char **argv)
     M.hard_timer = lx_timer_new(hard_stop_cb, NULL);
     M.cfg = cfg;
     M.config_path = config_path;
-    M.bound_open = !is_loopback(cfg->listen) && cfg->n_keys > 0 && !cfg->listen_explicit;
-    lx_info("llmux %s ready (%zu provider(s), config %s)", LX_VERSION, cfg->n_providers, config_path);
+    M.bound_open = !is_loopback(cfg->server->listen) && cfg->auth->n_keys > 0 && !cfg->server->listen_explicit;
+    lx_info("llmux %s ready (%zu provider(s), config %s)", LX_VERSION, cfg->engine->n_providers, config_path);
     lx_notify("READY=1");
 
     lx_loop_run();

@@ -4,9 +4,10 @@
  * stops starting items while the client is not reading; a client that leaves cancels running items and
  * starts no more. */
 #include "chat.h"
+#include "conf.h"
+#include "../core/conf.h"
 #include "fanout.h"
 #include "../../providers/provider.h"
-#include "../config.h"
 #include "../core/common.h"
 #include "../core/json.h"
 #include "../engine/exec.h"
@@ -146,7 +147,7 @@ static void pump(struct batch *b)
                          "The request's deadline of %ld ms (x-llmux-timeout-ms) passed before this item started.",
                          b->deadline_ms);
         } else if (lx_auth_model(b->req, json_string_value(json_object_get(it->body, "model")), &err) == LX_OK &&
-                   lx_route_plan(b->req->cfg, json_string_value(json_object_get(it->body, "model")), &plan, &err) ==
+                   lx_route_plan(b->req->cfg->engine, json_string_value(json_object_get(it->body, "model")), &plan, &err) ==
                        LX_OK) {
             struct lx_chat tmpl = {.kind = LX_CALL_CHAT, .body = it->body, .req_id = b->req->id,
                                    .request_id = b->req->request_id};
@@ -188,7 +189,7 @@ static const struct lx_req_handler lx_batch_handler = {
 
 static json_t *batch_parse(struct lx_req *req, long *concurrency, bool *stream, struct lx_error *err)
 {
-    const struct lx_config *c = req->cfg;
+    const struct lx_api_conf *c = req->cfg->api;
     json_t *root = lx_json_parse_object(req->body.data, req->body.len, err);
     if (!root)
         return NULL;

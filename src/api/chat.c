@@ -2,8 +2,8 @@
  * text/event-stream" at its first chunk, so any failure before that still gets its real status and
  * OpenAI error body; a failure after that ends the stream with a `data: {"error":...}` event. */
 #include "chat.h"
+#include "../core/conf.h"
 #include "../../providers/provider.h"
-#include "../config.h"
 #include "../core/common.h"
 #include "../core/json.h"
 #include "../core/log.h"
@@ -288,7 +288,7 @@ int lx_chat_route(struct lx_req *req, json_t *body, struct lx_error *err, struct
     }
     const char *model = json_string_value(json_object_get(body, "model"));
     req->model = lx_strdup(model);
-    if (lx_auth_model(req, model, err) != LX_OK || lx_route_plan(req->cfg, model, plan, err) != LX_OK) {
+    if (lx_auth_model(req, model, err) != LX_OK || lx_route_plan(req->cfg->engine, model, plan, err) != LX_OK) {
         json_decref(body);
         lx_chat_respond_error(req, err);
         return LX_ERR;

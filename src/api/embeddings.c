@@ -1,8 +1,8 @@
 /* The embeddings endpoint: validation, routing, and one upstream call relayed as JSON. */
 #include "embeddings.h"
+#include "../core/conf.h"
 #include "chat.h"
 #include "../../providers/provider.h"
-#include "../config.h"
 #include "../core/common.h"
 #include "../core/json.h"
 #include "../engine/router.h"

@@ -3,9 +3,10 @@
  * mode "first" is one call whose plan races the models, relayed exactly like a chat completion. One
  * member's failure never fails the others; a client that leaves cancels every member. */
 #include "fanout.h"
+#include "conf.h"
+#include "../core/conf.h"
 #include "chat.h"
 #include "../../providers/provider.h"
-#include "../config.h"
 #include "../core/buf.h"
 #include "../core/common.h"
 #include "../core/json.h"
@@ -165,7 +166,7 @@ static json_t *fanout_parse(struct lx_req *req, json_t **models, bool *first, st
         return NULL;
     json_t *ms = json_object_get(root, "models");
     json_t *mode = json_object_get(root, "mode");
-    long max = req->cfg->fanout_max_models;
+    long max = req->cfg->api->fanout_max_models;
     if (json_object_get(root, "model")) {
         BAD(err, "model", "invalid_parameter", "/v1/fanout takes 'models' (a list of model names), not 'model'.");
     } else if (!ms) {
@@ -242,7 +243,7 @@ void lx_fanout_handle(struct lx_req *req)
     if (first) {
         /* One call racing the models: it answers like a chat completion, with x-llmux-model. */
         struct lx_plan plan;
-        if (lx_route_race(req->cfg, names, n, &plan, &err) != LX_OK) {
+        if (lx_route_race(req->cfg->engine, names, n, &plan, &err) != LX_OK) {
             json_decref(body);
             lx_chat_respond_error(req, &err);
         } else {
@@ -280,7 +281,7 @@ void lx_fanout_handle(struct lx_req *req)
     for (size_t i = 0; i < n; i++) {
         struct lx_plan plan;
         struct lx_error e = {0};
-        if (lx_route_plan(req->cfg, names[i], &plan, &e) != LX_OK) {
+        if (lx_route_plan(req->cfg->engine, names[i], &plan, &e) != LX_OK) {
             member_done(&f->m[i], NULL, &e);
             lx_error_clear(&e);
             continue;

@@ -4,8 +4,10 @@
  * (a provider that is down, slow or answers garbage contributes only its configured models); the
  * provider list shows each provider's capabilities and the probe's outcome as its health. */
 #include "models.h"
+#include "conf.h"
+#include "../core/conf.h"
+#include "../engine/conf.h"
 #include "../../providers/provider.h"
-#include "../config.h"
 #include "../core/buf.h"
 #include "../core/common.h"
 #include "../core/log.h"
@@ -87,7 +89,7 @@ static void probe_finish(struct lx_models_ctx *ctx)
 /* Every model the request's key may use: configured and listed by upstreams, then aliases. */
 static json_t *models_list(struct lx_models_ctx *ctx)
 {
-    const struct lx_config *c = ctx->req->cfg;
+    const struct lx_engine_conf *c = ctx->req->cfg->engine;
     json_t *data = json_array();
     json_t *seen = json_object();
     for (size_t i = 0; i < c->n_providers; i++) {
@@ -142,7 +144,7 @@ static void model_respond(struct lx_models_ctx *ctx)
     if (!lx_auth_model_ok(req, ctx->model_id)) {
         lx_error_set(&e, 404, "invalid_request_error", "model", "model_not_found",
                      "The model '%s' does not exist or this key may not use it.", ctx->model_id);
-    } else if (lx_route_plan(req->cfg, ctx->model_id, &plan, &e) == LX_OK) {
+    } else if (lx_route_plan(req->cfg->engine, ctx->model_id, &plan, &e) == LX_OK) {
         /* The provider is there but does not list it: a chat request may still reach it. */
         lx_plan_free(&plan);
         lx_error_set(&e, 404, "invalid_request_error", "model", "model_not_found",
@@ -162,7 +164,7 @@ static json_t *caps_json(const struct lx_provider_caps *caps)
 
 static void providers_respond(struct lx_models_ctx *ctx)
 {
-    const struct lx_config *c = ctx->req->cfg;
+    const struct lx_engine_conf *c = ctx->req->cfg->engine;
     json_t *data = json_array();
     for (size_t i = 0; i < c->n_providers; i++) {
         const struct lx_provider_conf *p = &c->providers[i];
@@ -243,7 +245,7 @@ static void models_timeout_cb(void *arg)
     for (size_t i = 0; i < ctx->n; i++) {
         if (ctx->fetches[i].up)
             lx_warn("provider %s: model list timed out after %ld ms", ctx->fetches[i].p->name,
-                    ctx->req->cfg->models_timeout_ms);
+                    ctx->req->cfg->api->models_timeout_ms);
     }
     probe_finish(ctx); /* cancels the stragglers */
 }
@@ -258,7 +260,8 @@ static const struct lx_req_handler lx_models_handler = {.on_abort = models_abort
 
 static void probe_start(struct lx_req *req, void (*respond)(struct lx_models_ctx *ctx), const char *model_id)
 {
-    const struct lx_config *c = req->cfg;
+    const struct lx_engine_conf *c = req->cfg->engine;
+    long budget_ms = req->cfg->api->models_timeout_ms;
     struct lx_models_ctx *ctx = lx_calloc(1, sizeof *ctx);
     ctx->respond = respond;
     ctx->model_id = model_id ? lx_strdup(model_id) : NULL;
@@ -279,7 +282,7 @@ static void probe_start(struct lx_req *req, void (*respond)(struct lx_models_ctx
         f->p = p;
         f->t_start = lx_now_ms_f();
         f->latency_ms = -1;
-        long connect_ms = p->timeouts.connect_ms < c->models_timeout_ms ? p->timeouts.connect_ms : c->models_timeout_ms;
+        long connect_ms = p->timeouts.connect_ms < budget_ms ? p->timeouts.connect_ms : budget_ms;
         f->up = lx_upstream_start(&hr, connect_ms, &lx_models_upstream_ops, f);
         lx_http_request_free(&hr);
         if (f->up) {
@@ -292,7 +295,7 @@ static void probe_start(struct lx_req *req, void (*respond)(struct lx_models_ctx
         probe_finish(ctx);
         return;
     }
-    lx_timer_start(ctx->timer, c->models_timeout_ms);
+    lx_timer_start(ctx->timer, budget_ms);
 }
 
 void lx_models_handle(struct lx_req *req)
@@ -309,10 +312,10 @@ void lx_model_handle(struct lx_req *req)
     size_t n = strlen(want);
     if (n > 1 && want[n - 1] == '/')
         want[n - 1] = '\0';
-    const struct lx_config *c = req->cfg;
-    const char *owner = lx_config_alias(c, want) ? "llmux-alias" : NULL;
+    const struct lx_engine_conf *c = req->cfg->engine;
+    const char *owner = lx_engine_alias(c, want) ? "llmux-alias" : NULL;
     const char *slash = strchr(want, '/');
-    const struct lx_provider_conf *p = slash ? lx_config_provider(c, want, (size_t)(slash - want)) : NULL;
+    const struct lx_provider_conf *p = slash ? lx_engine_provider(c, want, (size_t)(slash - want)) : NULL;
     for (size_t i = 0; p && !p->disabled_reason && !owner && i < p->n_models; i++)
         if (strcmp(p->models[i], slash + 1) == 0)
             owner = p->name;

@@ -2,9 +2,10 @@
  * of series is bounded by the configuration (providers × listed models × statuses), so a linear search
  * with move-to-front is enough. Gauges (in flight, queues) are read when /metrics is scraped. */
 #include "metrics.h"
+#include "conf.h"
+#include "../engine/conf.h"
 #include "buf.h"
 #include "common.h"
-#include "../config.h"
 #include "../engine/capacity.h"
 #include "../server/mhd.h"
 #include "../server/req.h"
@@ -183,11 +184,12 @@ static void render_family(struct lx_buf *b, const struct family *f)
 static void provider_gauge(struct lx_buf *b, const struct lx_config *cfg, const char *name, const char *help,
                            long (*read)(const struct lx_capacity *))
 {
+    const struct lx_engine_conf *ec = cfg->engine;
     lx_buf_printf(b, "# HELP %s %s\n# TYPE %s gauge\n", name, help, name);
-    for (size_t i = 0; i < cfg->n_providers; i++) {
+    for (size_t i = 0; i < ec->n_providers; i++) {
         struct lx_buf l = {0};
-        put_label(&l, "provider", cfg->providers[i].name);
-        lx_buf_printf(b, "%s{%s} %ld\n", name, l.data, read(cfg->providers[i].cap));
+        put_label(&l, "provider", ec->providers[i].name);
+        lx_buf_printf(b, "%s{%s} %ld\n", name, l.data, read(ec->providers[i].cap));
         lx_buf_free(&l);
     }
 }

@@ -3,7 +3,7 @@
  * handed to waiters from a zero-delay timer, so a waiter's callback never runs inside the releasing
  * call's own teardown. */
 #include "capacity.h"
-#include "../config.h"
+#include "../../providers/provider.h"
 #include "../core/common.h"
 #include "../core/log.h"
 #include "../io/loop.h"

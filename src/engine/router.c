@@ -9,7 +9,7 @@
 #include <string.h>
 
 /* "a, b, c": the configured providers (only the enabled ones when asked), for messages. */
-static char *provider_list(const struct lx_config *c, bool enabled_only)
+static char *provider_list(const struct lx_engine_conf *c, bool enabled_only)
 {
     struct lx_buf b = {0};
     for (size_t i = 0; i < c->n_providers; i++)
@@ -21,7 +21,7 @@ static char *provider_list(const struct lx_config *c, bool enabled_only)
 }
 
 /* "P/M" → target. name is what the client asked for (for messages). */
-static int resolve_target(const struct lx_config *c, const char *name, const char *target, struct lx_target *out,
+static int resolve_target(const struct lx_engine_conf *c, const char *name, const char *target, struct lx_target *out,
                           struct lx_error *err)
 {
     const char *slash = strchr(target, '/');
@@ -33,7 +33,7 @@ static int resolve_target(const struct lx_config *c, const char *name, const cha
         free(list);
         return LX_ERR;
     }
-    const struct lx_provider_conf *p = lx_config_provider(c, target, (size_t)(slash - target));
+    const struct lx_provider_conf *p = lx_engine_provider(c, target, (size_t)(slash - target));
     if (!p) {
         char *list = provider_list(c, false);
         lx_error_set(err, 404, "invalid_request_error", "model", "model_not_found",
@@ -75,7 +75,7 @@ static void lane_free(struct lx_lane *l)
 }
 
 /* Append the targets of names[0..n) to lane; disabled ones are skipped while others remain. */
-static int fill_lane(const struct lx_config *c, const char *name, char *const *targets, size_t n,
+static int fill_lane(const struct lx_engine_conf *c, const char *name, char *const *targets, size_t n,
                      struct lx_lane *lane, struct lx_error *err)
 {
     struct lx_error first = {0};
@@ -98,11 +98,11 @@ static int fill_lane(const struct lx_config *c, const char *name, char *const *t
     return LX_OK;
 }
 
-int lx_route_plan(const struct lx_config *c, const char *name, struct lx_plan *plan, struct lx_error *err)
+int lx_route_plan(const struct lx_engine_conf *c, const char *name, struct lx_plan *plan, struct lx_error *err)
 {
     memset(plan, 0, sizeof *plan);
     plan->hedge_ms = -1;
-    const struct lx_alias *a = lx_config_alias(c, name);
+    const struct lx_alias *a = lx_engine_alias(c, name);
     char *single[1] = {(char *)name};
     char *const *targets = a ? a->targets : single;
     size_t n = a ? a->n_targets : 1;
@@ -137,7 +137,7 @@ int lx_route_plan(const struct lx_config *c, const char *name, struct lx_plan *p
     return LX_OK;
 }
 
-int lx_route_race(const struct lx_config *c, const char *const *names, size_t n, struct lx_plan *plan,
+int lx_route_race(const struct lx_engine_conf *c, const char *const *names, size_t n, struct lx_plan *plan,
                   struct lx_error *err)
 {
     memset(plan, 0, sizeof *plan);

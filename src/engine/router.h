@@ -3,7 +3,7 @@
 #ifndef LX_ROUTER_H
 #define LX_ROUTER_H
 
-#include "../config.h"
+#include "conf.h"
 #include "../core/errors.h"
 
 struct lx_target {
@@ -31,9 +31,9 @@ struct lx_plan {
 
 /* LX_OK with plan filled, or LX_ERR with err set (404 model_not_found, 503 provider disabled). Disabled
  * providers are left out of lists that have other targets. */
-int lx_route_plan(const struct lx_config *c, const char *name, struct lx_plan *plan, struct lx_error *err);
+int lx_route_plan(const struct lx_engine_conf *c, const char *name, struct lx_plan *plan, struct lx_error *err);
 /* A race over several model names (fanout "first"): one lane per name, each its name's targets in order. */
-int lx_route_race(const struct lx_config *c, const char *const *names, size_t n, struct lx_plan *plan,
+int lx_route_race(const struct lx_engine_conf *c, const char *const *names, size_t n, struct lx_plan *plan,
                   struct lx_error *err);
 void lx_plan_free(struct lx_plan *plan);
 /* Every target of the plan, in order, for checks that apply to all (embeddings support). */

@@ -2,8 +2,9 @@
  * per-key model patterns, token buckets for rpm and tpm, and the in-flight count. The secret never
  * reaches a log line, an error message or a metric: only the key's name does. */
 #include "auth.h"
+#include "conf.h"
 #include "req.h"
-#include "../config.h"
+#include "../core/conf.h"
 #include "../core/common.h"
 #include "../core/confread.h"
 
@@ -59,15 +60,22 @@ static void digest(const char *text, size_t len, unsigned char out[32])
 
 /* ---- configuration ---- */
 
-void lx_auth_keys_free(struct lx_auth_key *keys, size_t n)
+const char *const lx_auth_conf_keys[] = {"auth", NULL};
+
+void lx_auth_conf_free(struct lx_config *c)
 {
-    for (size_t i = 0; i < n; i++) {
-        free(keys[i].name);
-        for (size_t j = 0; j < keys[i].n_models; j++)
-            free(keys[i].models[j]);
-        free(keys[i].models);
+    struct lx_auth_conf *a = c->auth;
+    if (!a)
+        return;
+    for (size_t i = 0; i < a->n_keys; i++) {
+        free(a->keys[i].name);
+        for (size_t j = 0; j < a->keys[i].n_models; j++)
+            free(a->keys[i].models[j]);
+        free(a->keys[i].models);
     }
-    free(keys);
+    free(a->keys);
+    free(a);
+    c->auth = NULL;
 }
 
 static int hexval(int c)
@@ -154,9 +162,10 @@ static int parse_key(struct lx_auth_key *k, json_t *v, const char *path, char *e
     return LX_OK;
 }
 
-int lx_auth_parse(struct lx_config *c, json_t *root, char *err, size_t errlen)
+int lx_auth_conf_parse(struct lx_config *cfg, json_t *root, char *err, size_t errlen)
 {
     static const char *const keys[] = {"keys", NULL};
+    struct lx_auth_conf *c = cfg->auth = lx_calloc(1, sizeof *c);
     json_t *auth = json_object_get(root, "auth");
     if (!auth)
         return LX_OK;
@@ -218,7 +227,7 @@ static const char *presented_key(struct lx_req *req)
 }
 
 /* Every configured digest is compared, whatever matches, so the time taken says nothing about the keys. */
-static const struct lx_auth_key *find_key(const struct lx_config *c, const char *presented)
+static const struct lx_auth_key *find_key(const struct lx_auth_conf *c, const char *presented)
 {
     unsigned char d[32];
     digest(presented, strlen(presented), d);
@@ -255,7 +264,8 @@ static void rate_error(struct lx_error *err, const char *name, const char *what,
 
 int lx_auth_admit(struct lx_req *req, struct lx_error *err)
 {
-    const struct lx_config *c = req->cfg;
+    const struct lx_auth_conf *c = req->cfg->auth;
+    const struct lx_limits *limits = &req->cfg->server->limits;
     const struct lx_auth_key *k = NULL;
     if (c->n_keys) {
         const char *presented = presented_key(req);
@@ -271,11 +281,11 @@ int lx_auth_admit(struct lx_req *req, struct lx_error *err)
                          "Incorrect API key provided.");
             return LX_ERR;
         }
-    } else if (c->limits.max_inflight_per_key == 0) {
+    } else if (limits->max_inflight_per_key == 0) {
         return LX_OK; /* nothing to count */
     }
     struct lx_key_state *s = key_state(k ? k->name : "");
-    if (c->limits.max_inflight_per_key && s->inflight >= c->limits.max_inflight_per_key) {
+    if (limits->max_inflight_per_key && s->inflight >= limits->max_inflight_per_key) {
         lx_error_set(err, 429, "rate_limit_error", NULL, "too_many_inflight",
                      "Key '%s' already has %ld requests in progress (limits.max_inflight_per_key); try again when "
                      "one finishes.", k ? k->name : "(anonymous)", s->inflight);

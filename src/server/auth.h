@@ -11,12 +11,28 @@
 #include <stddef.h>
 
 struct lx_config;
-struct lx_auth_key;
 struct lx_req;
 
-/* Parse root's "auth" object into c->keys. LX_OK, or LX_ERR with "auth.keys[i].field: reason" in err. */
-int lx_auth_parse(struct lx_config *c, json_t *root, char *err, size_t errlen);
-void lx_auth_keys_free(struct lx_auth_key *keys, size_t n);
+/* A client key (auth.keys). The secret itself is not kept: only its SHA-256. */
+struct lx_auth_key {
+    char *name;                 /* owned: what logs and metrics show instead of the key */
+    unsigned char digest[32];   /* SHA-256 of the key */
+    char **models;              /* owned: glob patterns over the model name the client sends; NULL = any */
+    size_t n_models;
+    long rpm, tpm;              /* requests / tokens per minute; 0 = unlimited */
+};
+
+/* The auth section of the configuration. */
+struct lx_auth_conf {
+    struct lx_auth_key *keys;   /* owned: none = open (loopback only) */
+    size_t n_keys;
+};
+
+/* The keys this section reads (see src/config.c's table): "auth". */
+extern const char *const lx_auth_conf_keys[];
+/* Fill c->auth from root's "auth" object. LX_OK, or LX_ERR with "auth.keys[i].field: reason" in err. */
+int lx_auth_conf_parse(struct lx_config *c, json_t *root, char *err, size_t errlen);
+void lx_auth_conf_free(struct lx_config *c);
 
 /* Let a request in: find its key (401 when keys are configured and none matches), then check the key's
  * rpm and tpm (429 rate_limit_exceeded with Retry-After) and limits.max_inflight_per_key (429

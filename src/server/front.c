@@ -8,9 +8,10 @@
  * MHD's callbacks, where only sockets are touched). A record is freed only at the end of a callback
  * (settle), never from inside MHD. */
 #include "front.h"
+#include "conf.h"
+#include "../core/conf.h"
 #include "accesslog.h"
 #include "req.h"
-#include "../config.h"
 #include "../core/common.h"
 #include "../core/errors.h"
 #include "../core/log.h"
@@ -170,7 +171,7 @@ static void timer_stop(struct lx_front *f)
  * limit, a keep-alive idle's worth of silence. */
 static void arm_read_timer(struct lx_front *f)
 {
-    long ms = F.cfg->limits.read_timeout_ms;
+    long ms = F.cfg->server->limits.read_timeout_ms;
     timer_start(f, ms > 0 ? T_READ : T_IDLE, ms > 0 ? ms : LX_FRONT_IDLE_MS);
 }
 
@@ -488,7 +489,7 @@ static void forward(struct lx_front *f)
 /* One step on a request head; false when there is nothing to do until more bytes come. */
 static bool read_head(struct lx_front *f)
 {
-    const struct lx_limits *lim = &F.cfg->limits;
+    const struct lx_limits *lim = &F.cfg->server->limits;
     size_t max = (size_t)lim->max_header_bytes < F.max_head ? (size_t)lim->max_header_bytes : F.max_head;
     size_t skip = lx_reqhead_skip_empty(lx_buf_head(&f->in), lx_buf_avail(&f->in));
     lx_buf_consume(&f->in, skip);
@@ -543,7 +544,7 @@ static bool read_head(struct lx_front *f)
 /* One step on a request body; false when there is nothing to do until more bytes come. */
 static bool read_body(struct lx_front *f)
 {
-    const struct lx_limits *lim = &F.cfg->limits;
+    const struct lx_limits *lim = &F.cfg->server->limits;
     size_t n = lx_buf_avail(&f->in);
     int rc = LX_AGAIN;
     if (f->head.body == LX_BODY_LENGTH) {
@@ -694,7 +695,7 @@ static void timer_cb(void *arg)
     if (kind == T_LINGER) {
         close_client(f);
     } else if (f->phase == PH_BODY || (f->phase == PH_HEAD && lx_buf_avail(&f->in) > 0)) {
-        long ms = F.cfg->limits.read_timeout_ms;
+        long ms = F.cfg->server->limits.read_timeout_ms;
         lx_info("dropping a client connection that did not send a whole request within %ld ms (limits.read_timeout_ms)%s",
                 ms > 0 ? ms : (long)LX_FRONT_IDLE_MS, f->phase == PH_BODY ? ": its body was still arriving" : "");
         lx_metrics_conn_dropped("read_timeout");
@@ -702,7 +703,7 @@ static void timer_cb(void *arg)
     } else {
         if (kind == T_READ) {
             lx_info("dropping a client connection that sent no request within %ld ms (limits.read_timeout_ms)",
-                    F.cfg->limits.read_timeout_ms);
+                    F.cfg->server->limits.read_timeout_ms);
             lx_metrics_conn_dropped("read_timeout");
         }
         enter_done(f);
@@ -791,7 +792,7 @@ int lx_front_open(int client_fd, struct lx_front **front)
     lx_watch_start(f->ev_read);
     lx_watch_start(f->ev_mhd_read);
     /* The first request's read timeout runs from the connection's start. */
-    long ms = F.cfg->limits.read_timeout_ms;
+    long ms = F.cfg->server->limits.read_timeout_ms;
     timer_start(f, ms > 0 ? T_READ : T_IDLE, ms > 0 ? ms : LX_FRONT_IDLE_MS);
     *front = f;
     return sv[1];

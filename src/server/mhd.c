@@ -17,12 +17,13 @@
  *   leave while MHD has its request suspended: it calls front_gone_cb.
  * - There are one or two listeners (the main address, and admin_listen), each its own MHD daemon. */
 #include "mhd.h"
+#include "conf.h"
+#include "../core/conf.h"
 #include "accesslog.h"
 #include "auth.h"
 #include "front.h"
 #include "req.h"
 #include "../api/routes.h"
-#include "../config.h"
 #include "../core/common.h"
 #include "../core/log.h"
 #include "../core/metrics.h"
@@ -371,7 +372,7 @@ static void request_deadline_cb(void *arg)
     struct lx_req *req = arg;
     if (req->client_gone || (req->state != LX_REQ_HANDLING && req->state != LX_REQ_STREAMING))
         return;
-    long ms = req->cfg->limits.max_request_ms;
+    long ms = req->cfg->server->limits.max_request_ms;
     lx_warn("req=%s: still running after limits.max_request_ms (%ld ms); cancelling it", req->request_id, ms);
     struct lx_error e = {0};
     lx_error_set(&e, 504, "timeout_error", NULL, "request_timeout",
@@ -441,7 +442,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
     if (req->state == LX_REQ_RECEIVING) {
         /* The whole request is in: the request's own time limit starts. */
         lx_req_set_state(req, LX_REQ_HANDLING);
-        long ms = req->cfg->limits.max_request_ms;
+        long ms = req->cfg->server->limits.max_request_ms;
         if (ms > 0) {
             req->deadline_ev = lx_timer_new(request_deadline_cb, req);
             lx_timer_start(req->deadline_ev, ms);
@@ -525,7 +526,7 @@ static void refuse_busy(int fd)
     struct lx_error e = {0};
     lx_error_set(&e, 503, "service_unavailable", NULL, "server_busy",
                  "The gateway is at its connection limit (limits.max_connections = %ld); try again shortly.",
-                 H.cfg->limits.max_connections);
+                 H.cfg->server->limits.max_connections);
     e.retry_after = lx_strdup("1");
     lx_front_refuse(fd, &e);
     lx_error_clear(&e);
@@ -564,7 +565,7 @@ static void accept_cb(int fd, unsigned what, void *arg)
             }
             break;
         }
-        if (!l->admin && ((long)l->n_conns >= H.cfg->limits.max_connections || l->n_conns >= H.conn_limit)) {
+        if (!l->admin && ((long)l->n_conns >= H.cfg->server->limits.max_connections || l->n_conns >= H.conn_limit)) {
             refuse_busy(c);
             continue;
         }
@@ -692,20 +693,20 @@ int lx_http_start(struct lx_config *cfg, char *err, size_t errlen)
     unsigned limit = 250;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur > 256)
         limit = (unsigned)((rl.rlim_cur - 64) / 4);
-    if (cfg->limits.max_connections > (long)limit)
+    if (cfg->server->limits.max_connections > (long)limit)
         lx_info("the descriptor limit allows about %u client connections, below limits.max_connections (%ld); "
-                "raise LimitNOFILE or ulimit -n for more", limit, cfg->limits.max_connections);
+                "raise LimitNOFILE or ulimit -n for more", limit, cfg->server->limits.max_connections);
     H.conn_limit = limit;
     /* MHD keeps the request line and headers in the connection's pool (a record for each of the at most
      * 100 fields and query parameters the front lets through, too), with room for the answer's. The pool
      * is sized once: the front holds heads to this size even when a reload raises max_header_bytes. */
     size_t pool = 64 * 1024;
-    if ((size_t)cfg->limits.max_header_bytes + 32 * 1024 > pool)
-        pool = (size_t)cfg->limits.max_header_bytes + 32 * 1024;
+    if ((size_t)cfg->server->limits.max_header_bytes + 32 * 1024 > pool)
+        pool = (size_t)cfg->server->limits.max_header_bytes + 32 * 1024;
     lx_front_init(front_gone_cb, front_idle_cb, pool - 32 * 1024);
-    if (listener_start(&H.main, cfg->listen, limit, pool, err, errlen) != LX_OK)
+    if (listener_start(&H.main, cfg->server->listen, limit, pool, err, errlen) != LX_OK)
         return LX_ERR;
-    if (cfg->admin_listen && listener_start(&H.admin, cfg->admin_listen, 64, pool, err, errlen) != LX_OK)
+    if (cfg->server->admin_listen && listener_start(&H.admin, cfg->server->admin_listen, 64, pool, err, errlen) != LX_OK)
         return LX_ERR;
     return LX_OK;
 }

@@ -1,6 +1,6 @@
 /* Request object lifecycle: creation, the checked state machine, and reference counting. */
 #include "req.h"
-#include "../config.h"
+#include "../core/conf.h"
 #include "../core/common.h"
 #include "../core/log.h"
 

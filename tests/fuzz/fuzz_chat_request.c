@@ -5,6 +5,7 @@
 #include "../../providers/provider.h"
 #include "../../src/api/chat.h"
 #include "../../src/config.h"
+#include "../../src/core/conf.h"
 #include "../../src/core/common.h"
 #include "../../src/engine/router.h"
 
@@ -110,7 +111,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct lx_plan plan;
     const struct lx_provider_conf *p;
     char *upstream_model;
-    if (lx_route_plan(cfg, model, &plan, &err) == LX_OK && lx_plan_target(&plan, 0)->provider->type == &lx_provider_openai) {
+    if (lx_route_plan(cfg->engine, model, &plan, &err) == LX_OK && lx_plan_target(&plan, 0)->provider->type == &lx_provider_openai) {
         p = lx_plan_target(&plan, 0)->provider;
         upstream_model = lx_strdup(lx_plan_target(&plan, 0)->model);
     } else {
@@ -120,7 +121,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             fail("routing failed without err");
         lx_error_clear(&err);
         upstream_model = lx_strdup(model);
-        p = lx_config_provider(cfg, "oai", 3);
+        p = lx_engine_provider(cfg->engine, "oai", 3);
     }
     lx_plan_free(&plan);
 

@@ -1,6 +1,8 @@
 /* Unit tests for src/router.c: aliases, PROVIDER/MODEL with slashes, unknown and disabled providers. */
 #include "../../../src/core/common.h"
 #include "../../../src/engine/router.h"
+#include "../../../src/config.h"
+#include "../../../src/core/conf.h"
 #include "../unit.h"
 
 static struct lx_config *cfg;
@@ -29,7 +31,7 @@ static void route_ok(const char *name, const char *provider, const char *model)
 {
     struct lx_plan r;
     struct lx_error e = {0};
-    assert_int_equal(lx_route_plan(cfg, name, &r, &e), LX_OK);
+    assert_int_equal(lx_route_plan(cfg->engine, name, &r, &e), LX_OK);
     assert_int_equal(r.n_lanes, 1);
     assert_int_equal(r.lanes[0].n, 1);
     assert_int_equal(r.hedge_ms, -1);
@@ -42,7 +44,7 @@ static void route_err(const char *name, int status, const char *code)
 {
     struct lx_plan r;
     struct lx_error e = {0};
-    assert_int_equal(lx_route_plan(cfg, name, &r, &e), LX_ERR);
+    assert_int_equal(lx_route_plan(cfg->engine, name, &r, &e), LX_ERR);
     assert_int_equal(e.status, status);
     assert_string_equal(e.code, code);
     lx_error_clear(&e);
@@ -73,7 +75,7 @@ static void test_fallback_list(void **state)
     (void)state;
     struct lx_plan r;
     struct lx_error e = {0};
-    assert_int_equal(lx_route_plan(cfg, "chain", &r, &e), LX_OK);
+    assert_int_equal(lx_route_plan(cfg->engine, "chain", &r, &e), LX_OK);
     assert_int_equal(r.n_lanes, 1);
     assert_int_equal(r.hedge_ms, -1);
     assert_int_equal(r.lanes[0].n, 2);
@@ -91,14 +93,14 @@ static void test_hedged_and_race(void **state)
     (void)state;
     struct lx_plan r;
     struct lx_error e = {0};
-    assert_int_equal(lx_route_plan(cfg, "hedged", &r, &e), LX_OK);
+    assert_int_equal(lx_route_plan(cfg->engine, "hedged", &r, &e), LX_OK);
     assert_int_equal(r.n_lanes, 2);
     assert_int_equal(r.hedge_ms, 200);
     assert_string_equal(r.lanes[1].targets[0].label, "or/b");
     lx_plan_free(&r);
 
     const char *names[] = {"m/x", "chain", "hedged"};
-    assert_int_equal(lx_route_race(cfg, names, 3, &r, &e), LX_OK);
+    assert_int_equal(lx_route_race(cfg->engine, names, 3, &r, &e), LX_OK);
     assert_int_equal(r.n_lanes, 3);
     assert_int_equal(r.hedge_ms, 0);
     assert_int_equal(r.lanes[0].n, 1);
@@ -108,7 +110,7 @@ static void test_hedged_and_race(void **state)
     lx_plan_free(&r);
 
     const char *bad[] = {"m/x", "nobody/y"};
-    assert_int_equal(lx_route_race(cfg, bad, 2, &r, &e), LX_ERR);
+    assert_int_equal(lx_route_race(cfg->engine, bad, 2, &r, &e), LX_ERR);
     assert_int_equal(e.status, 404);
     assert_null(r.lanes);
     lx_error_clear(&e);
@@ -119,7 +121,7 @@ static void test_disabled_message_names_variable(void **state)
     (void)state;
     struct lx_plan r;
     struct lx_error e = {0};
-    lx_route_plan(cfg, "off/x", &r, &e);
+    lx_route_plan(cfg->engine, "off/x", &r, &e);
     /* The fix: the variable, the key that needs it, and what else would answer. */
     assert_non_null(strstr(e.message, "LX_ROUTER_UNSET"));
     assert_non_null(strstr(e.message, "providers.off."));
