@@ -35,9 +35,11 @@ struct lx_cooldown {
     long period_ms;
 };
 
-struct lx_capacity;
 struct lx_provider_type;
 
+/* One configured provider (an entry of "providers"), parsed by the engine's config section: read by its
+ * type's slots, and by the engine for its resilience keys. Its live counters are the engine's, by name
+ * (engine/capacity.h). */
 struct lx_provider_conf {
     char *name;                          /* owned */
     const struct lx_provider_type *type; /* static, from the registry */
@@ -54,7 +56,6 @@ struct lx_provider_conf {
     long max_concurrency;                /* calls in flight at once; 0 = unlimited */
     long queue_timeout_ms;               /* longest wait for a free slot */
     struct lx_cooldown cooldown;
-    struct lx_capacity *cap;             /* owned: the live counters (in flight, queue, failures) */
     char *disabled_reason;               /* owned; non-NULL when the provider cannot be used */
     void *state;                         /* owned by the type: freed by type->free_state */
 };

@@ -8,6 +8,7 @@
 #include "core/metrics.h"
 #include "io/loop.h"
 #include "io/notify.h"
+#include "engine/capacity.h"
 #include "engine/conf.h"
 #include "io/upstream.h"
 #include "server/accesslog.h"
@@ -157,6 +158,7 @@ static void reload_cb(int signo, void *arg)
     next->admin_listen = now->admin_listen ? lx_strdup(now->admin_listen) : NULL;
     for (size_t i = 0; i < cfg->n_warnings; i++)
         lx_warn("%s", cfg->warnings[i]);
+    lx_engine_conf_apply(cfg->engine); /* the providers' live state (by name) takes the new limits */
     lx_http_set_config(cfg);
     lx_config_unref(M.cfg);
     M.cfg = cfg;
@@ -338,13 +340,15 @@ int main(int argc, char **argv)
     lx_loop_on_signal(SIGINT, signal_cb, NULL);
     lx_loop_on_signal(SIGHUP, reload_cb, NULL);
     lx_loop_on_signal(SIGUSR1, reopen_cb, NULL);
+    lx_engine_conf_apply(cfg->engine);
     if (lx_http_start(cfg, err, sizeof err) != LX_OK) {
         lx_error("%s", err);
         lx_http_stop();
         lx_access_log_close();
         lx_upstream_shutdown();
-        lx_loop_free();
         lx_config_unref(cfg);
+        lx_capacity_shutdown();
+        lx_loop_free();
         return 1;
     }
     M.drain_timer = lx_timer_new(drain_expired_cb, NULL);
@@ -362,8 +366,8 @@ int main(int argc, char **argv)
     lx_timer_free(M.hard_timer);
     lx_upstream_shutdown();
     lx_loop_drain();
-    /* The config owns timers (capacity queues): it goes before the loop. */
     lx_config_unref(M.cfg);
+    lx_capacity_shutdown(); /* the providers' live state owns timers: it goes before the loop */
     lx_loop_free();
     lx_auth_shutdown();
     lx_metrics_shutdown();

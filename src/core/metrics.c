@@ -189,7 +189,7 @@ static void provider_gauge(struct lx_buf *b, const struct lx_config *cfg, const 
     for (size_t i = 0; i < ec->n_providers; i++) {
         struct lx_buf l = {0};
         put_label(&l, "provider", ec->providers[i].name);
-        lx_buf_printf(b, "%s{%s} %ld\n", name, l.data, read(ec->providers[i].cap));
+        lx_buf_printf(b, "%s{%s} %ld\n", name, l.data, read(lx_capacity_of(&ec->providers[i])));
         lx_buf_free(&l);
     }
 }

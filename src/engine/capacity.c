@@ -1,5 +1,6 @@
 /* Per-provider capacity: the in-flight count against max_concurrency, a FIFO of waiters with their own
- * timeouts, and the consecutive-failure breaker behind "cooldown". Slots freed by a finishing call are
+ * timeouts, and the consecutive-failure breaker behind "cooldown", kept by provider name across reloads
+ * (a short list: one entry per provider name ever configured). Slots freed by a finishing call are
  * handed to waiters from a zero-delay timer, so a waiter's callback never runs inside the releasing
  * call's own teardown. */
 #include "capacity.h"
@@ -9,6 +10,7 @@
 #include "../io/loop.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 struct lx_cap_wait {
     struct lx_capacity *cap;   /* borrowed */
@@ -19,14 +21,19 @@ struct lx_cap_wait {
 };
 
 struct lx_capacity {
-    const struct lx_provider_conf *p; /* borrowed: the provider that owns this */
+    char *name;                       /* owned: the provider name this state belongs to */
+    long max_concurrency;             /* the limits in force: the latest applied config's */
+    struct lx_cooldown cooldown;
     long inflight;
     long queued;
     struct lx_cap_wait *head, *tail;  /* owned: FIFO */
     struct lx_timer *pump;            /* owned: hands freed slots to waiters */
     long failures;                    /* in a row */
     uint64_t cool_until;              /* lx_now_ms; 0 = not cooling */
+    struct lx_capacity *next;
 };
+
+static struct lx_capacity *lx_capacities; /* owned: every provider name's state, until shutdown */
 
 static void unlink_wait(struct lx_cap_wait *w)
 {
@@ -50,7 +57,7 @@ static void free_wait(struct lx_cap_wait *w)
 
 static bool has_room(const struct lx_capacity *cap)
 {
-    return cap->p->max_concurrency <= 0 || cap->inflight < cap->p->max_concurrency;
+    return cap->max_concurrency <= 0 || cap->inflight < cap->max_concurrency;
 }
 
 static void pump_cb(void *arg)
@@ -77,24 +84,52 @@ static void wait_timeout_cb(void *arg)
     cb(cb_arg, false);
 }
 
-struct lx_capacity *lx_capacity_new(const struct lx_provider_conf *p)
+static void kick(struct lx_capacity *cap)
 {
+    if (!cap->head || !has_room(cap))
+        return;
+    if (!cap->pump)
+        cap->pump = lx_timer_new(pump_cb, cap);
+    if (!lx_timer_pending(cap->pump))
+        lx_timer_start(cap->pump, 0);
+}
+
+struct lx_capacity *lx_capacity_of(const struct lx_provider_conf *p)
+{
+    for (struct lx_capacity *cap = lx_capacities; cap; cap = cap->next)
+        if (strcmp(cap->name, p->name) == 0)
+            return cap;
     struct lx_capacity *cap = lx_calloc(1, sizeof *cap);
-    cap->p = p;
+    cap->name = lx_strdup(p->name);
+    cap->max_concurrency = p->max_concurrency;
+    cap->cooldown = p->cooldown;
+    cap->next = lx_capacities;
+    lx_capacities = cap;
     return cap;
 }
 
-void lx_capacity_free(struct lx_capacity *cap)
+void lx_capacity_apply(const struct lx_provider_conf *p)
 {
-    if (!cap)
-        return;
-    while (cap->head) {
-        struct lx_cap_wait *w = cap->head;
-        unlink_wait(w);
-        free_wait(w);
+    struct lx_capacity *cap = lx_capacity_of(p);
+    cap->max_concurrency = p->max_concurrency;
+    cap->cooldown = p->cooldown;
+    kick(cap);
+}
+
+void lx_capacity_shutdown(void)
+{
+    while (lx_capacities) {
+        struct lx_capacity *cap = lx_capacities;
+        lx_capacities = cap->next;
+        while (cap->head) {
+            struct lx_cap_wait *w = cap->head;
+            unlink_wait(w);
+            free_wait(w);
+        }
+        lx_timer_free(cap->pump);
+        free(cap->name);
+        free(cap);
     }
-    lx_timer_free(cap->pump);
-    free(cap);
 }
 
 bool lx_capacity_try(struct lx_capacity *cap)
@@ -109,12 +144,7 @@ bool lx_capacity_try(struct lx_capacity *cap)
 void lx_capacity_release(struct lx_capacity *cap)
 {
     cap->inflight--;
-    if (cap->head) {
-        if (!cap->pump)
-            cap->pump = lx_timer_new(pump_cb, cap);
-        if (!lx_timer_pending(cap->pump))
-            lx_timer_start(cap->pump, 0);
-    }
+    kick(cap);
 }
 
 struct lx_cap_wait *lx_capacity_wait(struct lx_capacity *cap, long timeout_ms, void (*cb)(void *arg, bool granted),
@@ -154,6 +184,11 @@ long lx_capacity_inflight(const struct lx_capacity *cap)
     return cap->inflight;
 }
 
+long lx_capacity_limit(const struct lx_capacity *cap)
+{
+    return cap->max_concurrency;
+}
+
 void lx_capacity_record(struct lx_capacity *cap, bool failed)
 {
     if (!failed) {
@@ -161,11 +196,11 @@ void lx_capacity_record(struct lx_capacity *cap, bool failed)
         return;
     }
     cap->failures++;
-    if (cap->p->cooldown.failures > 0 && cap->failures >= cap->p->cooldown.failures) {
-        cap->cool_until = lx_now_ms() + (uint64_t)cap->p->cooldown.period_ms;
+    if (cap->cooldown.failures > 0 && cap->failures >= cap->cooldown.failures) {
+        cap->cool_until = lx_now_ms() + (uint64_t)cap->cooldown.period_ms;
         cap->failures = 0;
-        lx_warn("provider %s: %ld failures in a row, cooling down for %ld ms", cap->p->name,
-                cap->p->cooldown.failures, cap->p->cooldown.period_ms);
+        lx_warn("provider %s: %ld failures in a row, cooling down for %ld ms", cap->name, cap->cooldown.failures,
+                cap->cooldown.period_ms);
     }
 }
 

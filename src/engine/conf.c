@@ -157,7 +157,6 @@ static int parse_provider(struct lx_config *cfg, struct lx_provider_conf *p, con
     p->retries = c->retries;
     p->queue_timeout_ms = 30000;
     p->cooldown = (struct lx_cooldown){.failures = 0, .period_ms = 30000};
-    p->cap = lx_capacity_new(p);
     if (!json_is_object(obj)) {
         lx_conf_err(err, errlen, "%s: expected an object", path);
         return LX_ERR;
@@ -252,7 +251,6 @@ static void free_provider(struct lx_provider_conf *p)
         free(p->models[i]);
     free(p->models);
     free(p->disabled_reason);
-    lx_capacity_free(p->cap);
     if (p->state && p->type && p->type->free_state)
         p->type->free_state(p->state);
 }
@@ -411,6 +409,12 @@ void lx_engine_conf_free(struct lx_config *cfg)
     free(c->aliases);
     free(c);
     cfg->engine = NULL;
+}
+
+void lx_engine_conf_apply(const struct lx_engine_conf *c)
+{
+    for (size_t i = 0; i < c->n_providers; i++)
+        lx_capacity_apply(&c->providers[i]);
 }
 
 const struct lx_provider_conf *lx_engine_provider(const struct lx_engine_conf *c, const char *name, size_t len)

@@ -38,6 +38,10 @@ extern const char *const lx_engine_conf_raw_keys[];
 int lx_engine_conf_parse(struct lx_config *c, json_t *root, char *err, size_t errlen);
 void lx_engine_conf_free(struct lx_config *c);
 
+/* c takes effect (at start-up, and on each reload): the live state of its providers, kept by name, takes
+ * its limits (engine/capacity.h). */
+void lx_engine_conf_apply(const struct lx_engine_conf *c);
+
 /* The provider named name[0..len), or NULL. */
 const struct lx_provider_conf *lx_engine_provider(const struct lx_engine_conf *c, const char *name, size_t len);
 const struct lx_alias *lx_engine_alias(const struct lx_engine_conf *c, const char *name);

@@ -39,7 +39,7 @@ struct lane {
     enum lane_state st;
     struct lx_call *call;       /* owned until its on_done; NULL otherwise */
     struct lx_cap_wait *wait;   /* owned while LANE_WAITING */
-    bool holds_slot;            /* a capacity slot of the current target's provider is ours */
+    struct lx_capacity *slot;   /* the live capacity whose slot the lane holds (its target's provider), or NULL */
     struct lx_timer *backoff;   /* owned */
     json_t *pending;            /* owned: stream chunks held back until this lane commits */
 };
@@ -162,9 +162,9 @@ static uint64_t next_random(void)
 
 static void lane_release_slot(struct lane *L)
 {
-    if (L->holds_slot) {
-        L->holds_slot = false;
-        lx_capacity_release(lane_target(L)->provider->cap);
+    if (L->slot) {
+        lx_capacity_release(L->slot);
+        L->slot = NULL;
     }
 }
 
@@ -400,7 +400,7 @@ static void lane_done(void *owner, json_t *completion, const struct lx_error *er
     char *dropped = L->call && lx_call_dropped(L->call) ? lx_strdup(lx_call_dropped(L->call)) : NULL;
     L->call = NULL;
     lane_release_slot(L);
-    lx_capacity_record(t->provider->cap, provider_failure(err));
+    lx_capacity_record(lx_capacity_of(t->provider), provider_failure(err));
     if (err) {
         free(dropped);
         lane_failed(L, err);
@@ -447,16 +447,17 @@ static void wait_cb(void *arg, bool granted)
 {
     struct lane *L = arg;
     const struct lx_provider_conf *p = lane_target(L)->provider;
+    struct lx_capacity *cap = lx_capacity_of(p);
     L->wait = NULL;
     if (granted) {
-        L->holds_slot = true;
+        L->slot = cap;
         lane_launch(L);
         return;
     }
     struct lx_error e = {0};
     lx_error_set(&e, 429, "rate_limit_error", NULL, "provider_at_capacity",
                  "Provider '%s' is at its max_concurrency (%ld) and no slot freed within %ld ms; try again later.",
-                 p->name, p->max_concurrency, p->queue_timeout_ms);
+                 p->name, lx_capacity_limit(cap), p->queue_timeout_ms);
     e.retry_after = lx_strdup("1");
     lane_failed(L, &e);
     lx_error_clear(&e);
@@ -466,7 +467,8 @@ static void lane_attempt(struct lane *L)
 {
     const struct lx_target *t = lane_target(L);
     const struct lx_provider_conf *p = t->provider;
-    long cooling = lx_capacity_cooling_ms(p->cap);
+    struct lx_capacity *cap = lx_capacity_of(p);
+    long cooling = lx_capacity_cooling_ms(cap);
     if (cooling > 0) {
         struct lx_error e = {0};
         lx_error_set(&e, 503, "service_unavailable", NULL, "provider_cooldown",
@@ -477,8 +479,8 @@ static void lane_attempt(struct lane *L)
         lx_error_clear(&e);
         return;
     }
-    if (lx_capacity_try(p->cap)) {
-        L->holds_slot = true;
+    if (lx_capacity_try(cap)) {
+        L->slot = cap;
         lane_launch(L);
         return;
     }
@@ -488,7 +490,7 @@ static void lane_attempt(struct lane *L)
         struct lx_error e = {0};
         lx_error_set(&e, 429, "rate_limit_error", NULL, "provider_at_capacity",
                      "Provider '%s' is at its max_concurrency (%ld); try again later.", p->name,
-                     p->max_concurrency);
+                     lx_capacity_limit(cap));
         e.retry_after = lx_strdup("1");
         lane_failed(L, &e);
         lx_error_clear(&e);
@@ -496,7 +498,7 @@ static void lane_attempt(struct lane *L)
     }
     /* The deadline, if any, ends the wait by cancelling the whole exec. */
     L->st = LANE_WAITING;
-    L->wait = lx_capacity_wait(p->cap, p->queue_timeout_ms, wait_cb, L);
+    L->wait = lx_capacity_wait(cap, p->queue_timeout_ms, wait_cb, L);
 }
 
 static void backoff_cb(void *arg)
