@@ -63,8 +63,6 @@ struct lx_provider_conf {
 /* Receives each OpenAI chat.completion.chunk a stream decoder produces (borrowed reference). */
 typedef void (*lx_chunk_fn)(void *ctx, json_t *chunk);
 
-struct lx_call;
-
 /* What a provider type can do, shown by GET /v1/providers. */
 struct lx_provider_caps {
     bool chat, streaming, tools, vision, embeddings, json_mode;
@@ -121,14 +119,20 @@ struct lx_provider_type {
     json_t *(*embeddings_response)(const struct lx_provider_conf *p, const struct lx_chat *req, const char *body,
                                    size_t len, struct lx_error *err);
 
-    /* --- local providers (no network): answer through lx_call_local_chunk / lx_call_local_done --- */
-    /* Start answering; returns the provider's state for local_cancel. */
-    void *(*local_start)(const struct lx_provider_conf *p, const struct lx_chat *chat, struct lx_call *call);
-    /* The client drained after lx_call_local_can_write said no: go on producing (from a loop callback).
-     * May be NULL for a provider that never pauses. */
-    void (*local_resume)(void *state);
-    /* Stop and free the state; no lx_call_local_* call may follow. */
-    void (*local_cancel)(void *state);
+    /* --- local providers (no network): the engine drives them on its own timers ---
+     * local_start decides the answer (or a refusal); local_next hands it out one piece at a time, each
+     * time the wait it asked for has passed and, when streaming, the client can take more (backpressure,
+     * as an upstream gets it). Neither touches the loop, so a local provider is a pure function too. */
+    /* The state for local_next; *delay_ms: the wait before the first local_next; *dropped: the client
+     * parameters it ignores, comma-separated (borrowed from the state; NULL: none). */
+    void *(*local_start)(const struct lx_provider_conf *p, const struct lx_chat *chat, long *delay_ms,
+                         const char **dropped);
+    /* The next piece: LX_OK with *out a stream chunk (new reference) and *delay_ms the wait before the
+     * next call (0: at once); LX_DONE with *out the completion (new reference), or NULL when a stream
+     * ended; LX_ERR with err set. Only local_free follows LX_DONE or LX_ERR. */
+    int (*local_next)(void *state, json_t **out, long *delay_ms, struct lx_error *err);
+    /* Free the state: the call ended, or was cancelled. */
+    void (*local_free)(void *state);
 };
 
 /* The registry: every provider type, by config name. */

@@ -20,7 +20,9 @@ struct lx_call {
     const struct lx_call_ops *ops;
     void *owner;                      /* borrowed */
     struct lx_upstream *up;           /* owned until its on_done; NULL after */
-    void *local;                      /* owned: local provider state, freed by type->local_cancel */
+    void *local;                      /* owned: local provider state, freed by type->local_free */
+    struct lx_timer *t_local;         /* owned: the local provider's next step */
+    bool local_paused;                /* a local stream waits for lx_call_resume (the client is slow) */
     void *stream;                     /* owned: decoder state, freed by type->stream_close */
     struct lx_timer *t_first, *t_idle, *t_total; /* owned */
     int status;
@@ -38,7 +40,8 @@ static void call_free(void *arg)
     if (c->up)
         lx_upstream_cancel(c->up);
     if (c->local)
-        c->p->type->local_cancel(c->local);
+        c->p->type->local_free(c->local);
+    lx_timer_free(c->t_local);
     if (c->stream)
         c->p->type->stream_close(c->stream);
     lx_timer_free(c->t_first);
@@ -55,6 +58,7 @@ static void call_free(void *arg)
 
 static void stop_timers(struct lx_call *c)
 {
+    lx_timer_stop(c->t_local);
     lx_timer_stop(c->t_first);
     lx_timer_stop(c->t_idle);
     lx_timer_stop(c->t_total);
@@ -110,6 +114,39 @@ static void total_timeout_cb(void *arg)
 {
     struct lx_call *c = arg;
     timeout_fire(c, "total_ms", c->p->timeouts.total_ms);
+}
+
+/* --- local providers: one step per timer turn --- */
+
+/* Hand out the local provider's pieces until it asks for a wait, the client is full (streams), or the
+ * answer is complete. From the call's timer. */
+static void local_step_cb(void *arg)
+{
+    struct lx_call *c = arg;
+    for (;;) {
+        if (c->chat.stream && !c->ops->can_write(c->owner)) {
+            c->local_paused = true; /* lx_call_resume goes on */
+            return;
+        }
+        json_t *out = NULL;
+        long delay = 0;
+        struct lx_error e = {0};
+        int rc = c->p->type->local_next(c->local, &out, &delay, &e);
+        if (rc == LX_OK) {
+            emit_cb(c, out);
+            json_decref(out);
+            if (c->ended)
+                return; /* the owner cancelled from on_chunk */
+            if (delay > 0) {
+                lx_timer_start(c->t_local, delay);
+                return;
+            }
+            continue;
+        }
+        finish(c, rc == LX_DONE ? out : NULL, rc == LX_ERR ? &e : NULL);
+        lx_error_clear(&e);
+        return;
+    }
 }
 
 /* --- upstream callbacks (on_headers and on_body run inside libcurl) --- */
@@ -225,7 +262,13 @@ struct lx_call *lx_call_start(const struct lx_provider_conf *p, struct lx_chat *
     c->ops = ops;
     c->owner = owner;
     if (p->type->local_start) {
-        c->local = p->type->local_start(p, &c->chat, c);
+        long delay = 0;
+        const char *dropped = NULL;
+        c->local = p->type->local_start(p, &c->chat, &delay, &dropped);
+        c->dropped = dropped ? lx_strdup(dropped) : NULL;
+        /* Even a refusal comes from the loop: no callback runs before lx_call_start returns. */
+        c->t_local = lx_timer_new(local_step_cb, c);
+        lx_timer_start(c->t_local, delay);
         return c;
     }
     struct lx_http_request hr = {0};
@@ -268,7 +311,7 @@ void lx_call_cancel(struct lx_call *c)
         lx_upstream_cancel(c->up); /* closes the connection now, or on the next turn inside curl */
         c->up = NULL;
     }
-    /* A local provider may be on the stack (cancel from on_chunk): its state goes with the deferred free. */
+    /* local_step_cb may be on the stack (cancel from on_chunk): the state goes with the deferred free. */
     lx_defer(call_free, c);
 }
 
@@ -279,31 +322,12 @@ const char *lx_call_dropped(const struct lx_call *c)
 
 void lx_call_resume(struct lx_call *c)
 {
-    if (c && !c->ended && c->local && c->p->type->local_resume)
-        c->p->type->local_resume(c->local);
+    if (c && !c->ended && c->local && c->local_paused) {
+        c->local_paused = false;
+        lx_timer_start(c->t_local, 0);
+    }
     if (!c || c->ended || !c->up)
         return;
     lx_timer_start(c->t_idle, c->p->timeouts.idle_ms);
     lx_upstream_resume(c->up);
-}
-
-bool lx_call_local_can_write(struct lx_call *c)
-{
-    return !c->ended && c->ops->can_write(c->owner);
-}
-
-void lx_call_local_drop(struct lx_call *c, const char *dropped)
-{
-    free(c->dropped);
-    c->dropped = dropped ? lx_strdup(dropped) : NULL;
-}
-
-void lx_call_local_chunk(struct lx_call *c, json_t *chunk)
-{
-    emit_cb(c, chunk);
-}
-
-void lx_call_local_done(struct lx_call *c, json_t *completion, const struct lx_error *err)
-{
-    finish(c, completion, err);
 }

@@ -1,6 +1,6 @@
 /* One upstream chat call: a provider, a validated request, and the OpenAI-shaped answer it produces
  * (chunks as they arrive, then one on_done). Network providers run over lx_upstream with timeouts;
- * local providers (mock) answer through lx_call_local_*. A call is independent of any client request,
+ * local providers (mock) are stepped on a timer of the call's own. A call is independent of any client request,
  * so one request can own several (fan-out, retries). */
 #ifndef LX_CALL_H
 #define LX_CALL_H
@@ -37,13 +37,5 @@ const char *lx_call_dropped(const struct lx_call *c);
 /* The owner drained after can_write said no. */
 void lx_call_resume(struct lx_call *c);
 
-/* For local providers, from loop callbacks (timers). A stream asks lx_call_local_can_write before each
- * chunk and, on false, stops until the type's local_resume: backpressure, as upstreams get it. */
-bool lx_call_local_can_write(struct lx_call *c);
-/* From local_start: the client parameters the provider ignores (comma-separated, copied; NULL: none),
- * reported in X-Llmux-Dropped-Params like a network provider's. */
-void lx_call_local_drop(struct lx_call *c, const char *dropped);
-void lx_call_local_chunk(struct lx_call *c, json_t *chunk);
-void lx_call_local_done(struct lx_call *c, json_t *completion /* stolen */, const struct lx_error *err);
 
 #endif
