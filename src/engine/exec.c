@@ -661,12 +661,6 @@ void lx_exec_set_tally(struct lx_exec *x, struct lx_tally *t)
     x->tally = t;
 }
 
-void lx_tally_clear(struct lx_tally *t)
-{
-    free(t->answered_by);
-    memset(t, 0, sizeof *t);
-}
-
 int lx_exec_retries(const struct lx_exec *x)
 {
     return x->retries;

@@ -5,6 +5,7 @@
 #define LX_EXEC_H
 
 #include "../core/errors.h"
+#include "../core/tally.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -27,14 +28,6 @@ struct lx_exec_ops {
     /* Stream backpressure: false pauses the winning upstream until lx_exec_resume. */
     bool (*can_write)(void *owner);
 };
-
-/* What a request's model calls added up to: its access-log line, its key's tpm. */
-struct lx_tally {
-    long prompt_tokens, completion_tokens;
-    int calls, retries, fallbacks;
-    char *answered_by; /* owned: the "PROVIDER/MODEL" that answered last, or NULL */
-};
-void lx_tally_clear(struct lx_tally *t);
 
 /* Start on the next loop turn (no callback runs before this returns). The plan is taken over (emptied);
  * tmpl's body is shared (a reference is taken) and its model ignored. deadline: lx_now_ms() value at which

@@ -7,7 +7,7 @@
 
 #include "../core/buf.h"
 #include "../core/errors.h"
-#include "../engine/exec.h"
+#include "../core/tally.h"
 
 #include <jansson.h>
 #include <stdbool.h>
