@@ -1,15 +1,16 @@
 /* llmux: command line, start-up, and the drain-then-exit shutdown. */
 #include "config.h"
+#include "api/routes.h"
 #include "core/buf.h"
 #include "core/common.h"
 #include "core/conf.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "core/metrics.h"
-#include "io/loop.h"
-#include "io/notify.h"
 #include "engine/capacity.h"
 #include "engine/conf.h"
+#include "io/loop.h"
+#include "io/notify.h"
 #include "io/upstream.h"
 #include "server/accesslog.h"
 #include "server/auth.h"
@@ -341,7 +342,7 @@ int main(int argc, char **argv)
     lx_loop_on_signal(SIGHUP, reload_cb, NULL);
     lx_loop_on_signal(SIGUSR1, reopen_cb, NULL);
     lx_engine_conf_apply(cfg->engine);
-    if (lx_http_start(cfg, err, sizeof err) != LX_OK) {
+    if (lx_http_start(cfg, lx_routes_dispatch, err, sizeof err) != LX_OK) {
         lx_error("%s", err);
         lx_http_stop();
         lx_access_log_close();

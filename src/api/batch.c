@@ -5,10 +5,10 @@
  * starts no more. */
 #include "chat.h"
 #include "conf.h"
-#include "../core/conf.h"
 #include "fanout.h"
 #include "../../providers/provider.h"
 #include "../core/common.h"
+#include "../core/conf.h"
 #include "../core/json.h"
 #include "../engine/exec.h"
 #include "../engine/router.h"
@@ -29,6 +29,7 @@ struct item {
 };
 
 struct batch {
+    struct lx_req_handler handler; /* what the request tells us */
     struct lx_req *req;   /* hold: released in batch_end */
     json_t *requests;     /* owned reference: the items' bodies */
     json_t *results;      /* owned: one slot per item (non-stream) */
@@ -44,7 +45,7 @@ struct batch {
 static void batch_end(struct batch *b)
 {
     struct lx_req *req = b->req;
-    lx_req_set_handler(req, NULL, NULL);
+    lx_req_set_handler(req, NULL);
     free(b->items);
     json_decref(b->requests);
     json_decref(b->results);
@@ -163,10 +164,10 @@ static void pump(struct batch *b)
     maybe_finish(b);
 }
 
-static void batch_abort(struct lx_req *req, void *data)
+static void batch_abort(struct lx_req_handler *h, struct lx_req *req)
 {
     (void)req;
-    struct batch *b = data;
+    struct batch *b = LX_CONTAINER_OF(h, struct batch, handler);
     for (size_t i = 0; i < b->n; i++) {
         lx_exec_cancel(b->items[i].exec);
         b->items[i].exec = NULL;
@@ -174,10 +175,10 @@ static void batch_abort(struct lx_req *req, void *data)
     batch_end(b);
 }
 
-static void batch_drain(struct lx_req *req, void *data)
+static void batch_drain(struct lx_req_handler *h, struct lx_req *req)
 {
     (void)req;
-    pump(data);
+    pump(LX_CONTAINER_OF(h, struct batch, handler));
 }
 
 static const struct lx_req_handler lx_batch_handler = {
@@ -268,7 +269,8 @@ void lx_batch_handle(struct lx_req *req)
     b->results = json_array();
     b->items = lx_calloc(b->n, sizeof *b->items);
     req->model = lx_sprintf("batch:%zu", b->n);
-    lx_req_set_handler(req, &lx_batch_handler, b);
+    b->handler = lx_batch_handler;
+    lx_req_set_handler(req, &b->handler);
     if (stream)
         lx_chat_stream_begin(req); /* the batch is valid: progress events follow */
     for (size_t i = 0; i < b->n; i++) {

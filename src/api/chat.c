@@ -2,9 +2,9 @@
  * text/event-stream" at its first chunk, so any failure before that still gets its real status and
  * OpenAI error body; a failure after that ends the stream with a `data: {"error":...}` event. */
 #include "chat.h"
-#include "../core/conf.h"
 #include "../../providers/provider.h"
 #include "../core/common.h"
+#include "../core/conf.h"
 #include "../core/json.h"
 #include "../core/log.h"
 #include "../core/sse.h"
@@ -19,6 +19,7 @@
 #include <string.h>
 
 struct lx_chat_ctx {
+    struct lx_req_handler handler; /* what the request tells us */
     struct lx_req *req;   /* hold: released in chat_end */
     struct lx_exec *exec; /* NULL once done or cancelled */
     bool stream;
@@ -120,7 +121,7 @@ int lx_chat_validate(json_t *root, const char *prefix, bool need_model, struct l
 static void chat_end(struct lx_chat_ctx *ctx)
 {
     struct lx_req *req = ctx->req;
-    lx_req_set_handler(req, NULL, NULL);
+    lx_req_set_handler(req, NULL);
     free(ctx);
     lx_req_release(req);
 }
@@ -208,19 +209,19 @@ static const struct lx_exec_ops lx_chat_exec_ops = {
     .can_write = exec_can_write,
 };
 
-static void chat_abort(struct lx_req *req, void *data)
+static void chat_abort(struct lx_req_handler *h, struct lx_req *req)
 {
     (void)req;
-    struct lx_chat_ctx *ctx = data;
+    struct lx_chat_ctx *ctx = LX_CONTAINER_OF(h, struct lx_chat_ctx, handler);
     lx_exec_cancel(ctx->exec);
     ctx->exec = NULL;
     chat_end(ctx);
 }
 
-static void chat_drain(struct lx_req *req, void *data)
+static void chat_drain(struct lx_req_handler *h, struct lx_req *req)
 {
     (void)req;
-    struct lx_chat_ctx *ctx = data;
+    struct lx_chat_ctx *ctx = LX_CONTAINER_OF(h, struct lx_chat_ctx, handler);
     lx_exec_resume(ctx->exec);
 }
 
@@ -267,7 +268,8 @@ void lx_chat_relay(struct lx_req *req, struct lx_plan *plan, struct lx_chat *cha
     struct lx_chat_ctx *ctx = lx_calloc(1, sizeof *ctx);
     ctx->req = lx_req_hold(req);
     ctx->stream = chat->stream;
-    lx_req_set_handler(req, &lx_chat_handler, ctx);
+    ctx->handler = lx_chat_handler;
+    lx_req_set_handler(req, &ctx->handler);
     ctx->exec = lx_exec_start(plan, chat, at, ms, &lx_chat_exec_ops, ctx);
     lx_exec_set_tally(ctx->exec, &req->tally);
     json_decref(chat->body);

@@ -1,7 +1,7 @@
 /* Parsing the API layer's section: fanout and batch limits, and the model listing budget. */
+#include "../core/conf.h"
 #include "conf.h"
 #include "../core/common.h"
-#include "../core/conf.h"
 #include "../core/confread.h"
 
 #include <stdlib.h>

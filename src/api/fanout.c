@@ -3,12 +3,12 @@
  * mode "first" is one call whose plan races the models, relayed exactly like a chat completion. One
  * member's failure never fails the others; a client that leaves cancels every member. */
 #include "fanout.h"
-#include "conf.h"
-#include "../core/conf.h"
 #include "chat.h"
+#include "conf.h"
 #include "../../providers/provider.h"
 #include "../core/buf.h"
 #include "../core/common.h"
+#include "../core/conf.h"
 #include "../core/json.h"
 #include "../core/log.h"
 #include "../engine/exec.h"
@@ -29,6 +29,7 @@ struct member {
 };
 
 struct fanout {
+    struct lx_req_handler handler; /* what the request tells us */
     struct lx_req *req;    /* hold: released in fanout_end */
     json_t *models;        /* owned reference: the "models" array */
     json_t *results;       /* owned: one slot per model (non-stream) */
@@ -40,7 +41,7 @@ struct fanout {
 static void fanout_end(struct fanout *f)
 {
     struct lx_req *req = f->req;
-    lx_req_set_handler(req, NULL, NULL);
+    lx_req_set_handler(req, NULL);
     for (size_t i = 0; i < f->n; i++)
         free(f->m[i].answered_by);
     free(f->m);
@@ -132,10 +133,10 @@ static const struct lx_exec_ops lx_fanout_member_ops = {
     .can_write = member_can_write,
 };
 
-static void fanout_abort(struct lx_req *req, void *data)
+static void fanout_abort(struct lx_req_handler *h, struct lx_req *req)
 {
     (void)req;
-    struct fanout *f = data;
+    struct fanout *f = LX_CONTAINER_OF(h, struct fanout, handler);
     for (size_t i = 0; i < f->n; i++) {
         lx_exec_cancel(f->m[i].exec);
         f->m[i].exec = NULL;
@@ -143,10 +144,10 @@ static void fanout_abort(struct lx_req *req, void *data)
     fanout_end(f);
 }
 
-static void fanout_drain(struct lx_req *req, void *data)
+static void fanout_drain(struct lx_req_handler *h, struct lx_req *req)
 {
     (void)req;
-    struct fanout *f = data;
+    struct fanout *f = LX_CONTAINER_OF(h, struct fanout, handler);
     for (size_t i = 0; i < f->n; i++)
         lx_exec_resume(f->m[i].exec);
 }
@@ -269,7 +270,8 @@ void lx_fanout_handle(struct lx_req *req)
     f->stream = tmpl.stream;
     f->results = json_array();
     f->m = lx_calloc(n, sizeof *f->m);
-    lx_req_set_handler(req, &lx_fanout_handler, f);
+    f->handler = lx_fanout_handler;
+    lx_req_set_handler(req, &f->handler);
     /* Members that cannot be routed are answered now; the rest run. pending counts both, so the answer
      * goes out only after the loop below has finished. */
     f->pending = n + 1;

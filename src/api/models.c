@@ -5,12 +5,12 @@
  * provider list shows each provider's capabilities and the probe's outcome as its health. */
 #include "models.h"
 #include "conf.h"
-#include "../core/conf.h"
-#include "../engine/conf.h"
 #include "../../providers/provider.h"
 #include "../core/buf.h"
 #include "../core/common.h"
+#include "../core/conf.h"
 #include "../core/log.h"
+#include "../engine/conf.h"
 #include "../engine/router.h"
 #include "../io/loop.h"
 #include "../io/upstream.h"
@@ -34,6 +34,7 @@ struct lx_models_fetch {
 };
 
 struct lx_models_ctx {
+    struct lx_req_handler handler;    /* what the request tells us */
     struct lx_req *req;               /* hold: released in models_free */
     struct lx_models_fetch *fetches;  /* owned: one per provider */
     size_t n;
@@ -54,7 +55,7 @@ static void models_free(struct lx_models_ctx *ctx)
     free(ctx->fetches);
     lx_timer_free(ctx->timer);
     free(ctx->model_id);
-    lx_req_set_handler(ctx->req, NULL, NULL);
+    lx_req_set_handler(ctx->req, NULL);
     lx_req_release(ctx->req);
     free(ctx);
 }
@@ -82,7 +83,7 @@ static void probe_finish(struct lx_models_ctx *ctx)
     }
     lx_timer_stop(ctx->timer);
     ctx->respond(ctx);
-    lx_req_set_handler(ctx->req, NULL, NULL);
+    lx_req_set_handler(ctx->req, NULL);
     lx_defer(models_free_cb, ctx);
 }
 
@@ -250,10 +251,10 @@ static void models_timeout_cb(void *arg)
     probe_finish(ctx); /* cancels the stragglers */
 }
 
-static void models_abort(struct lx_req *req, void *data)
+static void models_abort(struct lx_req_handler *h, struct lx_req *req)
 {
     (void)req;
-    models_free(data);
+    models_free(LX_CONTAINER_OF(h, struct lx_models_ctx, handler));
 }
 
 static const struct lx_req_handler lx_models_handler = {.on_abort = models_abort};
@@ -267,7 +268,8 @@ static void probe_start(struct lx_req *req, void (*respond)(struct lx_models_ctx
     ctx->model_id = model_id ? lx_strdup(model_id) : NULL;
     ctx->req = lx_req_hold(req);
     ctx->fetches = lx_calloc(c->n_providers, sizeof *ctx->fetches);
-    lx_req_set_handler(req, &lx_models_handler, ctx);
+    ctx->handler = lx_models_handler;
+    lx_req_set_handler(req, &ctx->handler);
     for (size_t i = 0; i < c->n_providers; i++) {
         const struct lx_provider_conf *p = &c->providers[i];
         if (p->disabled_reason || !p->type->models_request)

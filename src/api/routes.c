@@ -109,7 +109,7 @@ static void not_found(struct lx_req *req, size_t len, struct lx_error *e)
 
 /* Access control comes before everything but the admin routes, so an unknown path without a key is a
  * 401, not a 404 that tells a stranger what exists. */
-void lx_dispatch(struct lx_req *req)
+void lx_routes_dispatch(struct lx_req *req)
 {
     const char *path = req->path;
     size_t len = strlen(path);

@@ -4,7 +4,8 @@
 
 struct lx_req;
 
-/* Called by http.c once a request's body is complete. The handler answers now or later. */
-void lx_dispatch(struct lx_req *req);
+/* Hand a request whose body is complete to its endpoint (main.c gives this to the server). The handler
+ * answers now or later. */
+void lx_routes_dispatch(struct lx_req *req);
 
 #endif

@@ -30,5 +30,7 @@ double lx_now_ms_f(void);
 int64_t lx_wall_s(void);
 
 #define LX_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+/* The struct of type `type` whose member `member` is at ptr. */
+#define LX_CONTAINER_OF(ptr, type, member) ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
 
 #endif

@@ -2,11 +2,11 @@
  * of series is bounded by the configuration (providers × listed models × statuses), so a linear search
  * with move-to-front is enough. Gauges (in flight, queues) are read when /metrics is scraped. */
 #include "metrics.h"
-#include "conf.h"
-#include "../engine/conf.h"
 #include "buf.h"
 #include "common.h"
+#include "conf.h"
 #include "../engine/capacity.h"
+#include "../engine/conf.h"
 #include "../server/mhd.h"
 #include "../server/req.h"
 

@@ -1,10 +1,10 @@
 /* Parsing the engine's section: providers (each with its type's own keys), aliases, and the timeouts,
  * retries and answer-size limit providers fall back to. Every message names the key path, like
  * `nginx -t`; values are never echoed (they may be secrets). */
+#include "../core/conf.h"
 #include "conf.h"
 #include "capacity.h"
 #include "../core/common.h"
-#include "../core/conf.h"
 #include "../core/confread.h"
 
 #include <stdbool.h>

@@ -4,8 +4,8 @@
 #include "auth.h"
 #include "conf.h"
 #include "req.h"
-#include "../core/conf.h"
 #include "../core/common.h"
+#include "../core/conf.h"
 #include "../core/confread.h"
 
 #include <ctype.h>
@@ -313,7 +313,7 @@ int lx_auth_admit(struct lx_req *req, struct lx_error *err)
     }
     s->inflight++;
     req->auth_key = k;
-    req->auth_state = s;
+    req->key_state = s;
     return LX_OK;
 }
 
@@ -342,10 +342,10 @@ int lx_auth_model(const struct lx_req *req, const char *model, struct lx_error *
 
 void lx_auth_done(struct lx_req *req, long tokens)
 {
-    struct lx_key_state *s = req->auth_state;
+    struct lx_key_state *s = req->key_state;
     if (!s)
         return;
-    req->auth_state = NULL;
+    req->key_state = NULL;
     s->inflight--;
     const struct lx_auth_key *k = req->auth_key;
     if (k && k->tpm && tokens > 0) {

@@ -1,7 +1,7 @@
 /* Parsing the server's section: listen addresses, client limits, the shutdown drain. */
+#include "../core/conf.h"
 #include "conf.h"
 #include "../core/common.h"
-#include "../core/conf.h"
 #include "../core/confread.h"
 
 #include <errno.h>

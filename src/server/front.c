@@ -9,10 +9,9 @@
  * (settle), never from inside MHD. */
 #include "front.h"
 #include "conf.h"
-#include "../core/conf.h"
-#include "accesslog.h"
 #include "req.h"
 #include "../core/common.h"
+#include "../core/conf.h"
 #include "../core/errors.h"
 #include "../core/log.h"
 #include "../core/metrics.h"
@@ -414,8 +413,7 @@ static struct lx_req *request_record(struct lx_front *f, int status, const char 
 
 static void log_record(struct lx_req *req)
 {
-    lx_metrics_http("other", req->status);
-    lx_access_log(req, req->status);
+    lx_req_finish(req, true);
     lx_req_release(req);
 }
 

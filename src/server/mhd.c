@@ -18,13 +18,10 @@
  * - There are one or two listeners (the main address, and admin_listen), each its own MHD daemon. */
 #include "mhd.h"
 #include "conf.h"
-#include "../core/conf.h"
-#include "accesslog.h"
-#include "auth.h"
 #include "front.h"
 #include "req.h"
-#include "../api/routes.h"
 #include "../core/common.h"
+#include "../core/conf.h"
 #include "../core/log.h"
 #include "../core/metrics.h"
 #include "../io/loop.h"
@@ -61,7 +58,8 @@ struct listener {
 static struct {
     struct listener main, admin;   /* admin.daemon is NULL without admin_listen */
     struct lx_config *cfg;         /* ref held: the config new requests get */
-    struct lx_req *live;           /* requests MHD has not completed yet */
+    struct mhd_req *live;          /* requests MHD has not completed yet */
+    void (*route)(struct lx_req *req); /* the route table requests are handed to */
     size_t n_live;
     struct lx_front *adding;       /* borrowed: the front MHD_add_connection is being given */
     size_t conn_limit;             /* what the descriptor limit allows on the main address */
@@ -101,241 +99,122 @@ static void mhd_log_cb(void *cls, const char *fmt, va_list ap)
     lx_debug("mhd: %s", msg);
 }
 
-/* --- suspension and the disconnect watch --- */
+/* --- requests: the transport for req.c --- */
 
-static void notify_abort(struct lx_req *req)
+/* MHD's record of one request: the request itself, and what only this file knows about it. */
+struct mhd_req {
+    struct lx_req req;            /* embedded: the request the rest of llmux sees */
+    struct MHD_Connection *conn;  /* borrowed from MHD: valid until the completion callback */
+    struct listener *listener;    /* borrowed: the listener it arrived on */
+    struct lx_front *front;       /* borrowed: the connection's front (front.c), valid while conn is */
+    bool suspended;
+    bool queued;                  /* a response was queued with MHD */
+    struct mhd_req *prev, *next;  /* live-request list */
+};
+
+static struct mhd_req *mhd_req_of(struct lx_req *req)
 {
-    const struct lx_req_handler *h = req->handler;
-    void *data = req->handler_data;
-    req->handler = NULL;
-    req->handler_data = NULL;
-    if (h && h->on_abort)
-        h->on_abort(req, data);
+    return LX_CONTAINER_OF(req, struct mhd_req, req);
+}
+
+static const char *transport_header(struct lx_req *req, const char *name)
+{
+    struct mhd_req *r = mhd_req_of(req);
+    return r->conn ? MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name) : NULL;
 }
 
 /* Resume a suspended connection so MHD handles it on the next loop turn. Any context but MHD_run's own
  * callbacks on that connection (it is suspended, so MHD is not calling us about it). */
-static void wake(struct lx_req *req)
+static void transport_wake(struct lx_req *req)
 {
-    if (!req->suspended || !req->conn)
+    struct mhd_req *r = mhd_req_of(req);
+    if (!r->suspended || !r->conn)
         return;
-    req->suspended = false;
-    MHD_resume_connection(req->conn);
-    lx_watch_activate(((struct listener *)req->listener)->ev_epoll);
+    r->suspended = false;
+    MHD_resume_connection(r->conn);
+    lx_watch_activate(r->listener->ev_epoll);
 }
 
-/* The front found the client gone while MHD has its request (from a libevent callback): stop the work,
- * and resume a parked connection so MHD ends it (the front has closed MHD's pair, so it fails there). */
+static void transport_dispose(struct lx_req *req)
+{
+    free(mhd_req_of(req));
+}
+
+static const struct lx_transport lx_mhd_transport = {
+    .header = transport_header,
+    .wake = transport_wake,
+    .dispose = transport_dispose,
+};
+
+/* The front found the client gone while MHD has its request (from a loop callback): stop the work, and
+ * resume a parked connection so MHD ends it (the front has closed MHD's pair, so it fails there). */
 static void front_gone_cb(void *ctx)
 {
     struct lx_req *req = ctx;
     lx_debug("req=%llu: client closed the connection while %s", (unsigned long long)req->id,
              lx_req_state_name(req->state));
-    req->client_gone = true;
-    lx_req_hold(req);
-    notify_abort(req);
-    wake(req);
-    lx_req_release(req);
+    lx_req_client_gone(req);
 }
 
-static void suspend(struct lx_req *req)
+static void suspend(struct mhd_req *r)
 {
-    if (req->suspended)
+    if (r->suspended)
         return;
-    MHD_suspend_connection(req->conn);
-    req->suspended = true;
-    if (req->http_conn)
-        lx_front_waiting(req->http_conn);
-}
-
-/* --- responses --- */
-
-static ssize_t stream_reader_cb(void *cls, uint64_t pos, char *buf, size_t max);
-
-static void drain_cb(void *arg)
-{
-    struct lx_req *req = arg;
-    if (!req->client_gone && req->handler && req->handler->on_drain)
-        req->handler->on_drain(req, req->handler_data);
-    lx_req_release(req);
-}
-
-static void add_headers(struct lx_req *req, struct MHD_Response *r)
-{
-    if (req->content_type)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, req->content_type);
-    MHD_add_response_header(r, "X-Request-Id", req->request_id);
-    for (size_t i = 0; i < req->n_resp_headers; i++) {
-        char *line = req->resp_headers[i];
-        char *colon = strchr(line, ':');
-        *colon = '\0';
-        MHD_add_response_header(r, line, colon + 2);
-        *colon = ':';
-    }
-}
-
-static enum MHD_Result queue_response(struct lx_req *req)
-{
-    struct MHD_Response *r;
-    if (req->state == LX_REQ_STREAMING) {
-        r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, LX_STREAM_BLOCK, stream_reader_cb, req, NULL);
-    } else {
-        size_t len;
-        char *body = lx_buf_steal(&req->out, &len);
-        req->bytes_out = len;
-        req->t_first_byte = lx_now_ms_f();
-        r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
-    }
-    if (!r)
-        return MHD_NO;
-    add_headers(req, r);
-    enum MHD_Result ret = MHD_queue_response(req->conn, (unsigned)req->status, r);
-    MHD_destroy_response(r);
-    req->queued = true;
-    return ret;
+    MHD_suspend_connection(r->conn);
+    r->suspended = true;
+    if (r->front)
+        lx_front_waiting(r->front);
 }
 
 static ssize_t stream_reader_cb(void *cls, uint64_t pos, char *buf, size_t max)
 {
     (void)pos;
-    struct lx_req *req = cls;
-    if (req->client_gone)
+    struct mhd_req *r = cls;
+    ssize_t n = lx_req_stream_read(&r->req, buf, max);
+    if (n > 0)
+        return n;
+    if (n == LX_REQ_STREAM_CUT)
         return MHD_CONTENT_READER_END_WITH_ERROR;
-    size_t avail = lx_buf_avail(&req->out);
-    if (avail) {
-        size_t n = avail < max ? avail : max;
-        memcpy(buf, lx_buf_head(&req->out), n);
-        lx_buf_consume(&req->out, n);
-        req->bytes_out += n;
-        if (!req->t_first_byte)
-            req->t_first_byte = lx_now_ms_f();
-        if (req->drain_wanted && lx_buf_avail(&req->out) < LX_REQ_OUT_LOW) {
-            req->drain_wanted = false;
-            lx_defer(drain_cb, lx_req_hold(req));
-        }
-        return (ssize_t)n;
-    }
-    if (req->out_cut)
-        return MHD_CONTENT_READER_END_WITH_ERROR;
-    if (req->out_ended)
+    if (n == LX_REQ_STREAM_END)
         return MHD_CONTENT_READER_END_OF_STREAM;
     /* Nothing to send yet: park the connection until the handler writes (returning 0 unsuspended would
      * make MHD spin). */
-    suspend(req);
+    suspend(r);
     return 0;
 }
 
-static bool req_writable(struct lx_req *req)
+static void add_headers(struct lx_req *req, struct MHD_Response *resp)
 {
-    return req->conn && !req->client_gone && req->state != LX_REQ_FINISHED;
+    if (req->content_type)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, req->content_type);
+    MHD_add_response_header(resp, "X-Request-Id", req->request_id);
+    for (size_t i = 0; i < req->n_resp_headers; i++) {
+        char *line = req->resp_headers[i];
+        char *colon = strchr(line, ':');
+        *colon = '\0';
+        MHD_add_response_header(resp, line, colon + 2);
+        *colon = ':';
+    }
 }
 
-void lx_req_set_handler(struct lx_req *req, const struct lx_req_handler *h, void *data)
+static enum MHD_Result queue_response(struct mhd_req *r)
 {
-    req->handler = h;
-    req->handler_data = data;
-}
-
-const char *lx_req_header(struct lx_req *req, const char *name)
-{
-    if (!req->conn)
-        return NULL;
-    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
-}
-
-void lx_req_add_header(struct lx_req *req, const char *name, const char *value)
-{
-    req->resp_headers = lx_realloc(req->resp_headers, (req->n_resp_headers + 1) * sizeof *req->resp_headers);
-    req->resp_headers[req->n_resp_headers++] = lx_sprintf("%s: %s", name, value);
-}
-
-void lx_req_respond(struct lx_req *req, int status, const char *content_type, const char *body, size_t len)
-{
-    if (!req_writable(req) || req->state != LX_REQ_HANDLING)
-        return;
-    req->status = status;
-    free(req->content_type);
-    req->content_type = lx_strdup(content_type);
-    lx_buf_reset(&req->out);
-    lx_buf_append(&req->out, body, len);
-    lx_req_set_state(req, LX_REQ_RESPONDING);
-    wake(req);
-}
-
-void lx_req_respond_json(struct lx_req *req, int status, json_t *body)
-{
-    char *text = json_dumps(body, JSON_COMPACT);
-    json_decref(body);
-    struct lx_buf b = {0};
-    lx_buf_puts(&b, text);
-    lx_buf_append(&b, "\n", 1);
-    free(text);
-    lx_req_respond(req, status, "application/json", b.data, b.len);
-    lx_buf_free(&b);
-}
-
-void lx_req_respond_error(struct lx_req *req, const struct lx_error *err)
-{
-    if (!req_writable(req) || req->state != LX_REQ_HANDLING)
-        return;
-    free(req->error_code);
-    req->error_code = err->code ? lx_strdup(err->code) : lx_sprintf("http_%d", err->status);
-    if (err->status == 401)
-        lx_req_add_header(req, "WWW-Authenticate", "Bearer");
-    if (err->retry_after)
-        lx_req_add_header(req, "Retry-After", err->retry_after);
-    if (lx_error_no_retry(err))
-        lx_req_add_header(req, "X-Should-Retry", "false");
-    lx_req_respond_json(req, err->status, lx_error_json(err));
-}
-
-void lx_req_stream_begin(struct lx_req *req, int status, const char *content_type)
-{
-    if (!req_writable(req) || req->state != LX_REQ_HANDLING)
-        return;
-    req->status = status;
-    free(req->content_type);
-    req->content_type = lx_strdup(content_type);
-    lx_req_set_state(req, LX_REQ_STREAMING);
-    wake(req);
-}
-
-void lx_req_stream_write(struct lx_req *req, const char *data, size_t len)
-{
-    if (!req_writable(req) || req->state != LX_REQ_STREAMING || req->out_ended)
-        return;
-    lx_buf_append(&req->out, data, len);
-    wake(req);
-}
-
-void lx_req_stream_end(struct lx_req *req)
-{
-    if (!req_writable(req) || req->state != LX_REQ_STREAMING)
-        return;
-    req->out_ended = true;
-    wake(req);
-}
-
-void lx_req_stream_cut(struct lx_req *req)
-{
-    if (!req_writable(req) || req->state != LX_REQ_STREAMING)
-        return;
-    req->out_ended = true;
-    req->out_cut = true;
-    wake(req);
-}
-
-bool lx_req_can_write(struct lx_req *req)
-{
-    if (lx_buf_avail(&req->out) < LX_REQ_OUT_HIGH)
-        return true;
-    req->drain_wanted = true;
-    return false;
-}
-
-bool lx_req_started(const struct lx_req *req)
-{
-    return req->state == LX_REQ_STREAMING;
+    struct lx_req *req = &r->req;
+    struct MHD_Response *resp;
+    if (req->state == LX_REQ_STREAMING) {
+        resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, LX_STREAM_BLOCK, stream_reader_cb, r, NULL);
+    } else {
+        size_t len;
+        char *body = lx_req_take_body(req, &len);
+        resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    }
+    if (!resp)
+        return MHD_NO;
+    add_headers(req, resp);
+    enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)req->status, resp);
+    MHD_destroy_response(resp);
+    r->queued = true;
+    return ret;
 }
 
 /* --- connections --- */
@@ -367,56 +246,26 @@ static struct lx_front *front_of(struct MHD_Connection *mc)
 
 /* --- MHD callbacks --- */
 
-static void request_deadline_cb(void *arg)
-{
-    struct lx_req *req = arg;
-    if (req->client_gone || (req->state != LX_REQ_HANDLING && req->state != LX_REQ_STREAMING))
-        return;
-    long ms = req->cfg->server->limits.max_request_ms;
-    lx_warn("req=%s: still running after limits.max_request_ms (%ld ms); cancelling it", req->request_id, ms);
-    struct lx_error e = {0};
-    lx_error_set(&e, 504, "timeout_error", NULL, "request_timeout",
-                 "The request took longer than the gateway's limit of %ld ms (limits.max_request_ms).", ms);
-    lx_req_hold(req);
-    notify_abort(req); /* the handler stops its upstream work */
-    if (req->state == LX_REQ_HANDLING) {
-        lx_req_respond_error(req, &e);
-    } else if (req->content_type && strncmp(req->content_type, "text/event-stream", 17) == 0) {
-        json_t *ej = lx_error_json(&e);
-        char *text = json_dumps(ej, JSON_COMPACT);
-        json_decref(ej);
-        lx_req_stream_write(req, "data: ", 6);
-        lx_req_stream_write(req, text, strlen(text));
-        lx_req_stream_write(req, "\n\n", 2);
-        free(text);
-        free(req->error_code);
-        req->error_code = lx_strdup("request_timeout");
-        lx_req_stream_end(req);
-    } else {
-        lx_req_stream_cut(req);
-    }
-    lx_error_clear(&e);
-    lx_req_release(req);
-}
-
 static enum MHD_Result start_request(struct listener *l, struct MHD_Connection *conn, const char *url,
                                      const char *method, void **con_cls)
 {
-    struct lx_req *req = lx_req_new(H.cfg, method, url);
-    req->conn = conn;
-    req->listener = l;
+    struct mhd_req *r = lx_calloc(1, sizeof *r);
+    struct lx_req *req = &r->req;
+    lx_req_init(req, &lx_mhd_transport, H.cfg, method, url);
+    r->conn = conn;
+    r->listener = l;
     req->on_admin = l->admin;
-    req->next = H.live;
+    r->next = H.live;
     if (H.live)
-        H.live->prev = req;
-    H.live = req;
+        H.live->prev = r;
+    H.live = r;
     H.n_live++;
-    *con_cls = req;
+    *con_cls = r;
     lx_req_set_request_id(req, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id"));
     /* The front checked the head and the body's size, and times the request from its first byte. */
     struct lx_front *f = front_of(conn);
     if (f) {
-        req->http_conn = f;
+        r->front = f;
         double t0 = lx_front_set_request(f, req);
         if (t0 > 0)
             req->t_start = t0;
@@ -429,9 +278,10 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
                                  void **con_cls)
 {
     (void)version;
-    struct lx_req *req = *con_cls;
-    if (!req)
+    struct mhd_req *r = *con_cls;
+    if (!r)
         return start_request(cls, conn, url, method, con_cls);
+    struct lx_req *req = &r->req;
     if (*upload_data_size) {
         /* The front handed MHD the whole body at once, within limits.max_body_bytes. */
         req->bytes_in += *upload_data_size;
@@ -439,23 +289,15 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         *upload_data_size = 0;
         return MHD_YES;
     }
-    if (req->state == LX_REQ_RECEIVING) {
-        /* The whole request is in: the request's own time limit starts. */
-        lx_req_set_state(req, LX_REQ_HANDLING);
-        long ms = req->cfg->server->limits.max_request_ms;
-        if (ms > 0) {
-            req->deadline_ev = lx_timer_new(request_deadline_cb, req);
-            lx_timer_start(req->deadline_ev, ms);
-        }
-        lx_dispatch(req);
-    }
+    if (req->state == LX_REQ_RECEIVING)
+        lx_req_dispatch(req, H.route); /* the whole request is in */
     if (req->client_gone)
         return MHD_NO;
-    if (req->queued)
+    if (r->queued)
         return MHD_YES;
     if (req->state == LX_REQ_RESPONDING || req->state == LX_REQ_STREAMING)
-        return queue_response(req);
-    suspend(req);
+        return queue_response(r);
+    suspend(r);
     return MHD_YES;
 }
 
@@ -480,39 +322,24 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     (void)cls;
-    struct lx_req *req = *con_cls;
-    if (!req)
+    (void)conn;
+    struct mhd_req *r = *con_cls;
+    if (!r)
         return;
     *con_cls = NULL;
-    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
-        req->client_gone = true;
-    if (req->client_gone)
-        notify_abort(req);
-    lx_timer_free(req->deadline_ev);
-    req->deadline_ev = NULL;
-    (void)conn;
-    req->suspended = false;
-    if (req->state != LX_REQ_FINISHED)
-        lx_req_set_state(req, LX_REQ_FINISHED);
-    int status = req->status;
-    if (status != 408 && req->client_gone && !req->out_ended)
-        status = 499; /* the client left before the answer was complete */
-    else if (status == 0)
-        status = 499;
-    lx_metrics_http(req->route ? req->route : "other", status);
-    lx_auth_done(req, req->tally.prompt_tokens + req->tally.completion_tokens);
-    lx_access_log(req, status);
-    if (req->prev)
-        req->prev->next = req->next;
+    r->suspended = false;
+    lx_req_finish(&r->req, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
+    if (r->prev)
+        r->prev->next = r->next;
     else
-        H.live = req->next;
-    if (req->next)
-        req->next->prev = req->prev;
+        H.live = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
     H.n_live--;
-    req->conn = NULL;
-    struct lx_front *f = req->http_conn;
-    req->http_conn = NULL;
-    lx_req_release(req);
+    r->conn = NULL;
+    struct lx_front *f = r->front;
+    r->front = NULL;
+    lx_req_release(&r->req);
     if (f)
         lx_front_request_done(f); /* the next request may go to MHD now */
     front_idle_cb();
@@ -683,8 +510,9 @@ static void listener_close(struct listener *l)
     }
 }
 
-int lx_http_start(struct lx_config *cfg, char *err, size_t errlen)
+int lx_http_start(struct lx_config *cfg, void (*route)(struct lx_req *req), char *err, size_t errlen)
 {
+    H.route = route;
     H.cfg = lx_config_ref(cfg);
     lx_front_set_config(cfg);
     /* Each client takes three descriptors (its socket and the pair to MHD) and may hold an upstream
@@ -742,15 +570,9 @@ void lx_http_quiesce(void (*on_idle)(void))
 
 void lx_http_abort_all(void)
 {
-    for (struct lx_req *req = H.live; req; req = req->next) {
-        if (req->state == LX_REQ_FINISHED)
-            continue;
-        req->client_gone = true;
-        lx_req_hold(req);
-        notify_abort(req);
-        wake(req);
-        lx_req_release(req);
-    }
+    for (struct mhd_req *r = H.live; r; r = r->next)
+        if (r->req.state != LX_REQ_FINISHED)
+            lx_req_client_gone(&r->req);
 }
 
 static void listener_stop(struct listener *l)
@@ -771,11 +593,8 @@ static void listener_stop(struct listener *l)
 
 void lx_http_stop(void)
 {
-    for (struct lx_req *req = H.live; req; req = req->next) {
-        req->client_gone = true;
-        notify_abort(req);
-        wake(req);
-    }
+    for (struct mhd_req *r = H.live; r; r = r->next)
+        lx_req_client_gone(&r->req);
     listener_stop(&H.main);
     listener_stop(&H.admin);
     lx_front_shutdown();

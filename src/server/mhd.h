@@ -1,4 +1,5 @@
-/* The HTTP server side: libmicrohttpd in epoll mode inside the libevent loop, with no thread of its own. */
+/* The HTTP server: libmicrohttpd in epoll mode inside the loop, with no thread of its own, behind the
+ * connection front (front.h). It is the transport of server/req.h's requests. */
 #ifndef LX_HTTP_H
 #define LX_HTTP_H
 
@@ -6,10 +7,11 @@
 #include <stddef.h>
 
 struct lx_config;
+struct lx_req;
 
-/* Bind cfg->listen ("HOST:PORT", port 0 = any free port), and cfg->admin_listen if set, and start
- * serving; prints the bound addresses. */
-int lx_http_start(struct lx_config *cfg, char *err, size_t errlen);
+/* Bind the server section's listen ("HOST:PORT", port 0 = any free port), and admin_listen if set, and
+ * start serving; prints the bound addresses. Each request whose body is in goes to route. */
+int lx_http_start(struct lx_config *cfg, void (*route)(struct lx_req *req), char *err, size_t errlen);
 /* New requests run under cfg from now on (a reference is taken); requests in flight keep theirs. */
 void lx_http_set_config(struct lx_config *cfg);
 /* The port actually bound. */
