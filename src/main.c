@@ -2,6 +2,7 @@
 #include "config.h"
 #include "api/routes.h"
 #include "core/buf.h"
+#include "core/bus.h"
 #include "core/common.h"
 #include "core/conf.h"
 #include "core/json.h"
@@ -329,6 +330,11 @@ int main(int argc, char **argv)
         lx_config_unref(cfg);
         return 1;
     }
+    /* The "request finished" subscribers, in the order they run: the HTTP counters, the client key's
+     * accounting (its access-log line names the key), the access log. */
+    lx_bus_subscribe(LX_EV_REQUEST_FINISHED, lx_metrics_finished_cb, NULL);
+    lx_bus_subscribe(LX_EV_REQUEST_FINISHED, lx_auth_finished_cb, NULL);
+    lx_bus_subscribe(LX_EV_REQUEST_FINISHED, lx_access_log_finished_cb, NULL);
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit();
     if (lx_loop_init() != LX_OK || lx_upstream_init() != LX_OK) {
@@ -350,6 +356,7 @@ int main(int argc, char **argv)
         lx_config_unref(cfg);
         lx_capacity_shutdown();
         lx_loop_free();
+        lx_bus_shutdown();
         return 1;
     }
     M.drain_timer = lx_timer_new(drain_expired_cb, NULL);
@@ -373,6 +380,7 @@ int main(int argc, char **argv)
     lx_auth_shutdown();
     lx_metrics_shutdown();
     lx_access_log_close();
+    lx_bus_shutdown();
     lx_info("stopped");
     free(M.default_config);
     return 0;

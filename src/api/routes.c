@@ -2,24 +2,18 @@
  * without it) and with one trailing slash tolerated. A path that another known API serves gets a 404
  * that says what llmux serves and which client setting reaches it. */
 #include "routes.h"
+#include "admin.h"
 #include "chat.h"
 #include "embeddings.h"
 #include "fanout.h"
 #include "models.h"
 #include "../core/common.h"
-#include "../core/metrics.h"
 #include "../server/auth.h"
 #include "../server/mhd.h"
 #include "../server/req.h"
 
 #include <stdio.h>
 #include <string.h>
-
-static void health_handle(struct lx_req *req)
-{
-    json_t *body = json_pack("{s:s}", "status", "ok");
-    lx_req_respond_json(req, 200, body);
-}
 
 struct lx_route_entry {
     const char *path;   /* without the /v1 prefix */
@@ -39,8 +33,8 @@ static const struct lx_route_entry lx_routes[] = {
     {"/providers", "GET", true, false, "/v1/providers", lx_providers_handle, false},
     {"/fanout", "POST", true, false, "/v1/fanout", lx_fanout_handle, false},
     {"/batch", "POST", true, false, "/v1/batch", lx_batch_handle, false},
-    {"/healthz", "GET", false, true, "/healthz", health_handle, false},
-    {"/metrics", "GET", false, true, "/metrics", lx_metrics_handle, false},
+    {"/healthz", "GET", false, true, "/healthz", lx_admin_healthz, false},
+    {"/metrics", "GET", false, true, "/metrics", lx_admin_metrics, false},
 };
 
 static bool matches(const char *path, size_t len, const struct lx_route_entry *r)

@@ -1,14 +1,11 @@
-/* Prometheus metrics. A family holds its series in a list found by the rendered label string; the number
- * of series is bounded by the configuration (providers × listed models × statuses), so a linear search
- * with move-to-front is enough. Gauges (in flight, queues) are read when /metrics is scraped. */
+/* The Prometheus metrics registry. A family holds its series in a list found by the rendered label
+ * string; the number of series is bounded by the configuration (providers × listed models × statuses),
+ * so a linear search with move-to-front is enough. Gauges are not kept: the /metrics handler reads them
+ * where they live when it is scraped, and writes them with lx_metrics_gauge. */
 #include "metrics.h"
 #include "buf.h"
+#include "bus.h"
 #include "common.h"
-#include "conf.h"
-#include "../engine/capacity.h"
-#include "../engine/conf.h"
-#include "../server/mhd.h"
-#include "../server/req.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -141,11 +138,12 @@ void lx_metrics_fallback(void)
     find(&f_fallbacks, (const char *const[]){NULL})->value++;
 }
 
-void lx_metrics_http(const char *route, int status)
+void lx_metrics_finished_cb(const struct lx_event *ev, void *arg)
 {
+    (void)arg;
     char st[16];
-    snprintf(st, sizeof st, "%d", status);
-    find(&f_http, (const char *const[]){"route", route, "status", st, NULL})->value++;
+    snprintf(st, sizeof st, "%d", ev->request_finished.status);
+    find(&f_http, (const char *const[]){"route", ev->request_finished.route, "status", st, NULL})->value++;
 }
 
 void lx_metrics_conn_dropped(const char *reason)
@@ -180,48 +178,27 @@ static void render_family(struct lx_buf *b, const struct family *f)
     }
 }
 
-/* One gauge per configured provider, read from its capacity counters. */
-static void provider_gauge(struct lx_buf *b, const struct lx_config *cfg, const char *name, const char *help,
-                           long (*read)(const struct lx_capacity *))
+void lx_metrics_gauge_head(struct lx_buf *b, const char *name, const char *help)
 {
-    const struct lx_engine_conf *ec = cfg->engine;
     lx_buf_printf(b, "# HELP %s %s\n# TYPE %s gauge\n", name, help, name);
-    for (size_t i = 0; i < ec->n_providers; i++) {
-        struct lx_buf l = {0};
-        put_label(&l, "provider", ec->providers[i].name);
-        lx_buf_printf(b, "%s{%s} %ld\n", name, l.data, read(lx_capacity_of(&ec->providers[i])));
-        lx_buf_free(&l);
+}
+
+void lx_metrics_gauge(struct lx_buf *b, const char *name, const char *label, const char *value, long v)
+{
+    if (!label) {
+        lx_buf_printf(b, "%s %ld\n", name, v);
+        return;
     }
+    struct lx_buf l = {0};
+    put_label(&l, label, value);
+    lx_buf_printf(b, "%s{%s} %ld\n", name, l.data, v);
+    lx_buf_free(&l);
 }
 
-static void render_gauges(struct lx_buf *b, const struct lx_config *cfg)
+void lx_metrics_render(struct lx_buf *b)
 {
-    lx_buf_printf(b, "# HELP llmux_build_info The running version.\n# TYPE llmux_build_info gauge\n"
-                     "llmux_build_info{version=\"%s\"} 1\n", LX_VERSION);
-    lx_buf_printf(b, "# HELP llmux_inflight_requests Client requests being received, handled or answered.\n"
-                     "# TYPE llmux_inflight_requests gauge\nllmux_inflight_requests %zu\n", lx_http_live());
-    lx_buf_printf(b, "# HELP llmux_connections Open client connections on the main address.\n"
-                     "# TYPE llmux_connections gauge\nllmux_connections %zu\n", lx_http_connections());
-    provider_gauge(b, cfg, "llmux_queue_depth", "Calls waiting for a provider slot (max_concurrency).",
-                   lx_capacity_queued);
-    provider_gauge(b, cfg, "llmux_upstream_inflight", "Calls in flight to a provider.", lx_capacity_inflight);
-}
-
-static char *render(const struct lx_config *cfg)
-{
-    struct lx_buf b = {0};
-    render_gauges(&b, cfg);
     for (size_t i = 0; i < LX_ARRAY_LEN(lx_families); i++)
-        render_family(&b, lx_families[i]);
-    size_t len;
-    return lx_buf_steal(&b, &len);
-}
-
-void lx_metrics_handle(struct lx_req *req)
-{
-    char *text = render(req->cfg);
-    lx_req_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", text, strlen(text));
-    free(text);
+        render_family(b, lx_families[i]);
 }
 
 void lx_metrics_shutdown(void)

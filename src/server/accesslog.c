@@ -5,6 +5,7 @@
 #include "accesslog.h"
 #include "auth.h"
 #include "req.h"
+#include "../core/bus.h"
 #include "../core/common.h"
 #include "../core/log.h"
 
@@ -79,8 +80,11 @@ static json_t *str_or_null(const char *s)
     return s ? json_string(s) : json_null();
 }
 
-void lx_access_log(const struct lx_req *req, int status)
+void lx_access_log_finished_cb(const struct lx_event *ev, void *arg)
 {
+    (void)arg;
+    const struct lx_req *req = ev->request_finished.req;
+    int status = ev->request_finished.status;
     struct timeval tv;
     gettimeofday(&tv, NULL);
     struct tm tm;

@@ -4,6 +4,7 @@
 #include "auth.h"
 #include "conf.h"
 #include "req.h"
+#include "../core/bus.h"
 #include "../core/common.h"
 #include "../core/conf.h"
 #include "../core/confread.h"
@@ -340,8 +341,11 @@ int lx_auth_model(const struct lx_req *req, const char *model, struct lx_error *
     return LX_ERR;
 }
 
-void lx_auth_done(struct lx_req *req, long tokens)
+void lx_auth_finished_cb(const struct lx_event *ev, void *arg)
 {
+    (void)arg;
+    struct lx_req *req = ev->request_finished.req;
+    long tokens = req->tally.prompt_tokens + req->tally.completion_tokens;
     struct lx_key_state *s = req->key_state;
     if (!s)
         return;

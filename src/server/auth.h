@@ -11,6 +11,7 @@
 #include <stddef.h>
 
 struct lx_config;
+struct lx_event;
 struct lx_req;
 
 /* A client key (auth.keys). The secret itself is not kept: only its SHA-256. */
@@ -36,13 +37,14 @@ void lx_auth_conf_free(struct lx_config *c);
 
 /* Let a request in: find its key (401 when keys are configured and none matches), then check the key's
  * rpm and tpm (429 rate_limit_exceeded with Retry-After) and limits.max_inflight_per_key (429
- * too_many_inflight). On LX_OK the request counts as in flight until lx_auth_done. */
+ * too_many_inflight). On LX_OK the request counts as in flight until it finishes. */
 int lx_auth_admit(struct lx_req *req, struct lx_error *err);
 /* May the request's key use `model` (the name the client sent)? LX_ERR with a 403 in err when not. */
 int lx_auth_model(const struct lx_req *req, const char *model, struct lx_error *err);
 bool lx_auth_model_ok(const struct lx_req *req, const char *model);
-/* The request is over: leave the in-flight count and charge its tokens to the key's tpm. */
-void lx_auth_done(struct lx_req *req, long tokens);
+/* A "request finished" subscriber (core/bus.h): the request leaves its key's in-flight count, and its
+ * tokens are charged to the key's tpm. */
+void lx_auth_finished_cb(const struct lx_event *ev, void *arg);
 /* The key's name for logs, or NULL. */
 const char *lx_auth_key_name(const struct lx_req *req);
 /* Free the live counters (at exit, after every request is gone). */

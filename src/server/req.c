@@ -6,13 +6,11 @@
  * handler's upstream); they only touch buffers and call transport->wake, which only resumes a connection.
  * Everything else runs from the loop. */
 #include "req.h"
-#include "accesslog.h"
-#include "auth.h"
 #include "conf.h"
+#include "../core/bus.h"
 #include "../core/common.h"
 #include "../core/conf.h"
 #include "../core/log.h"
-#include "../core/metrics.h"
 #include "../io/loop.h"
 
 #include <assert.h>
@@ -210,9 +208,9 @@ void lx_req_finish(struct lx_req *req, bool completed)
         status = 499; /* the client left before the answer was complete */
     else if (status == 0)
         status = 499;
-    lx_metrics_http(req->route ? req->route : "other", status);
-    lx_auth_done(req, req->tally.prompt_tokens + req->tally.completion_tokens);
-    lx_access_log(req, status);
+    struct lx_event ev = {.type = LX_EV_REQUEST_FINISHED,
+                          .request_finished = {.req = req, .route = req->route ? req->route : "other", .status = status}};
+    lx_bus_publish(&ev);
 }
 
 char *lx_req_take_body(struct lx_req *req, size_t *len)

@@ -119,8 +119,9 @@ struct lx_req *lx_req_new(struct lx_config *cfg, const char *method, const char 
 void lx_req_dispatch(struct lx_req *req, void (*route)(struct lx_req *req));
 /* The client is gone (or the server stops): the handler is told, and output stops. */
 void lx_req_client_gone(struct lx_req *req);
-/* The transport is done with it: completed says the whole answer went out. The request is logged and
- * accounted ("request finished"); the transport then releases its reference. */
+/* The transport is done with it: completed says the whole answer went out. "Request finished" is
+ * published on the bus (core/bus.h: the access log, metrics and key accounting listen); the transport
+ * then releases its reference. */
 void lx_req_finish(struct lx_req *req, bool completed);
 /* The whole (non-stream) response body, handed over (owned by the caller). */
 char *lx_req_take_body(struct lx_req *req, size_t *len);
