@@ -3,9 +3,11 @@
  * document, or with "stream": true as one SSE event per item in completion order. A streaming batch
  * stops starting items while the client is not reading; a client that leaves cancels running items and
  * starts no more. */
-#include "chat.h"
+#include "batch.h"
 #include "conf.h"
-#include "fanout.h"
+#include "relay.h"
+#include "reply.h"
+#include "../../dialects/openai_chat.h"
 #include "../../providers/provider.h"
 #include "../core/common.h"
 #include "../core/conf.h"
@@ -31,6 +33,7 @@ struct item {
 struct batch {
     struct lx_req_handler handler; /* what the request tells us */
     struct lx_req *req;   /* hold: released in batch_end */
+    struct lx_reply reply; /* the stream, in the OpenAI chat dialect's framing */
     json_t *requests;     /* owned reference: the items' bodies */
     json_t *results;      /* owned: one slot per item (non-stream) */
     struct item *items;   /* owned */
@@ -47,6 +50,7 @@ static void batch_end(struct batch *b)
     struct lx_req *req = b->req;
     lx_req_set_handler(req, NULL);
     free(b->items);
+    lx_reply_clear(&b->reply);
     json_decref(b->requests);
     json_decref(b->results);
     free(b);
@@ -72,7 +76,7 @@ static void item_answer(struct batch *b, size_t i, json_t *completion, const str
         json_object_set_new(r, "response", completion ? completion : json_null());
     }
     if (b->stream) {
-        lx_chat_write_event(b->req, r);
+        lx_reply_chunk(&b->reply, r);
         json_decref(r);
     } else {
         json_array_set_new(b->results, i, r);
@@ -86,9 +90,7 @@ static void maybe_finish(struct batch *b)
         return;
     struct lx_req *req = b->req;
     if (b->stream) {
-        lx_chat_stream_begin(req);
-        lx_req_stream_write(req, "data: [DONE]\n\n", 14);
-        lx_req_stream_end(req);
+        lx_reply_end(&b->reply);
     } else {
         lx_req_respond_json(req, 200, json_pack("{s:s,s:O}", "object", "batch", "results", b->results));
     }
@@ -164,7 +166,7 @@ static void pump(struct batch *b)
     maybe_finish(b);
 }
 
-static void batch_abort(struct lx_req_handler *h, struct lx_req *req)
+static void batch_abort(struct lx_req_handler *h, struct lx_req *req, const struct lx_error *why)
 {
     (void)req;
     struct batch *b = LX_CONTAINER_OF(h, struct batch, handler);
@@ -172,6 +174,8 @@ static void batch_abort(struct lx_req_handler *h, struct lx_req *req)
         lx_exec_cancel(b->items[i].exec);
         b->items[i].exec = NULL;
     }
+    if (why)
+        lx_reply_error(&b->reply, why);
     batch_end(b);
 }
 
@@ -233,7 +237,7 @@ static int item_validate(json_t *item, size_t i, struct lx_error *err)
 {
     char prefix[48];
     snprintf(prefix, sizeof prefix, "requests[%zu].", i);
-    if (lx_chat_validate(item, prefix, true, err) != LX_OK)
+    if (lx_openai_chat_validate(item, prefix, true, err) != LX_OK)
         return LX_ERR;
     if (json_is_true(json_object_get(item, "stream"))) {
         snprintf(prefix, sizeof prefix, "requests[%zu].stream", i);
@@ -252,9 +256,10 @@ void lx_batch_handle(struct lx_req *req)
     uint64_t at = 0;
     long ms = 0;
     json_t *root = batch_parse(req, &concurrency, &stream, &err);
-    if (!root || lx_chat_deadline(req, &at, &ms, &err) != LX_OK) {
+    if (!root || lx_relay_deadline(req, &at, &ms, &err) != LX_OK) {
         json_decref(root);
-        lx_chat_respond_error(req, &err);
+        lx_reply_fail(req, &lx_dialect_openai_chat, &err);
+        lx_error_clear(&err);
         return;
     }
     struct batch *b = lx_calloc(1, sizeof *b);
@@ -269,10 +274,11 @@ void lx_batch_handle(struct lx_req *req)
     b->results = json_array();
     b->items = lx_calloc(b->n, sizeof *b->items);
     req->model = lx_sprintf("batch:%zu", b->n);
+    lx_reply_init(&b->reply, req, &lx_dialect_openai_chat, NULL);
     b->handler = lx_batch_handler;
     lx_req_set_handler(req, &b->handler);
     if (stream)
-        lx_chat_stream_begin(req); /* the batch is valid: progress events follow */
+        lx_reply_begin(&b->reply); /* the batch is valid: progress events follow */
     for (size_t i = 0; i < b->n; i++) {
         struct item *it = &b->items[i];
         it->b = b;

@@ -1,9 +1,10 @@
 /* The embeddings endpoint: validation, routing, and one upstream call relayed as JSON. */
 #include "embeddings.h"
-#include "../core/conf.h"
-#include "chat.h"
+#include "relay.h"
+#include "reply.h"
 #include "../../providers/provider.h"
 #include "../core/common.h"
+#include "../core/conf.h"
 #include "../core/json.h"
 #include "../engine/router.h"
 #include "../server/req.h"
@@ -53,11 +54,18 @@ json_t *lx_embeddings_parse(const char *body, size_t len, struct lx_error *err)
 
 void lx_embeddings_handle(struct lx_req *req)
 {
+    /* Embeddings answer in OpenAI's shapes: the openai_chat dialect's errors, and its completion slot
+     * passes the pivot's (here the embeddings list) through as it is. */
+    const struct lx_dialect *d = &lx_dialect_openai_chat;
     struct lx_error err = {0};
     struct lx_plan plan;
     json_t *body = lx_embeddings_parse(req->body.data, req->body.len, &err);
-    if (lx_chat_route(req, body, &err, &plan) != LX_OK)
+    if (!body || lx_relay_route(req, json_string_value(json_object_get(body, "model")), &plan, &err) != LX_OK) {
+        lx_reply_fail(req, d, &err);
+        lx_error_clear(&err);
+        json_decref(body);
         return;
+    }
     for (size_t i = 0; i < lx_plan_count(&plan); i++) {
         const struct lx_provider_conf *p = lx_plan_target(&plan, i)->provider;
         if (!p->type->embeddings_request) {
@@ -65,10 +73,11 @@ void lx_embeddings_handle(struct lx_req *req)
                          "Provider '%s' (type %s) does not offer embeddings.", p->name, p->type->name);
             json_decref(body);
             lx_plan_free(&plan);
-            lx_chat_respond_error(req, &err);
+            lx_reply_fail(req, d, &err);
+            lx_error_clear(&err);
             return;
         }
     }
     struct lx_chat call = {.kind = LX_CALL_EMBEDDINGS, .body = body, .req_id = req->id, .request_id = req->request_id};
-    lx_chat_relay(req, &plan, &call);
+    lx_relay_start(req, d, NULL, &plan, &call);
 }

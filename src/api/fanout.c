@@ -3,8 +3,10 @@
  * mode "first" is one call whose plan races the models, relayed exactly like a chat completion. One
  * member's failure never fails the others; a client that leaves cancels every member. */
 #include "fanout.h"
-#include "chat.h"
 #include "conf.h"
+#include "relay.h"
+#include "reply.h"
+#include "../../dialects/openai_chat.h"
 #include "../../providers/provider.h"
 #include "../core/buf.h"
 #include "../core/common.h"
@@ -31,6 +33,7 @@ struct member {
 struct fanout {
     struct lx_req_handler handler; /* what the request tells us */
     struct lx_req *req;    /* hold: released in fanout_end */
+    struct lx_reply reply; /* the stream, in the OpenAI chat dialect's framing */
     json_t *models;        /* owned reference: the "models" array */
     json_t *results;       /* owned: one slot per model (non-stream) */
     struct member *m;      /* owned */
@@ -45,6 +48,7 @@ static void fanout_end(struct fanout *f)
     for (size_t i = 0; i < f->n; i++)
         free(f->m[i].answered_by);
     free(f->m);
+    lx_reply_clear(&f->reply);
     json_decref(f->models);
     json_decref(f->results);
     free(f);
@@ -76,9 +80,7 @@ static void member_finished(struct fanout *f)
         return;
     struct lx_req *req = f->req;
     if (f->stream) {
-        lx_chat_stream_begin(req);
-        lx_req_stream_write(req, "data: [DONE]\n\n", 14);
-        lx_req_stream_end(req);
+        lx_reply_end(&f->reply);
     } else {
         lx_req_respond_json(req, 200, json_pack("{s:s,s:O}", "object", "fanout", "results", f->results));
     }
@@ -97,7 +99,7 @@ static void member_chunk(void *owner, json_t *chunk)
     struct member *m = owner;
     json_t *tagged = json_copy(chunk);
     json_object_set_new(tagged, "model_index", json_integer((json_int_t)m->idx));
-    lx_chat_write_event(m->f->req, tagged);
+    lx_reply_chunk(&m->f->reply, tagged);
     json_decref(tagged);
 }
 
@@ -110,7 +112,7 @@ static void member_done(void *owner, json_t *completion, const struct lx_error *
         if (err) {
             json_t *ev = lx_error_json(err);
             json_object_set_new(ev, "model_index", json_integer((json_int_t)m->idx));
-            lx_chat_write_event(f->req, ev);
+            lx_reply_chunk(&f->reply, ev);
             json_decref(ev);
         }
         json_decref(completion);
@@ -133,7 +135,7 @@ static const struct lx_exec_ops lx_fanout_member_ops = {
     .can_write = member_can_write,
 };
 
-static void fanout_abort(struct lx_req_handler *h, struct lx_req *req)
+static void fanout_abort(struct lx_req_handler *h, struct lx_req *req, const struct lx_error *why)
 {
     (void)req;
     struct fanout *f = LX_CONTAINER_OF(h, struct fanout, handler);
@@ -141,6 +143,8 @@ static void fanout_abort(struct lx_req_handler *h, struct lx_req *req)
         lx_exec_cancel(f->m[i].exec);
         f->m[i].exec = NULL;
     }
+    if (why)
+        lx_reply_error(&f->reply, why);
     fanout_end(f);
 }
 
@@ -156,6 +160,13 @@ static const struct lx_req_handler lx_fanout_handler = {
     .on_abort = fanout_abort,
     .on_drain = fanout_drain,
 };
+
+/* Answer err (and clear it) in OpenAI's shape. */
+static void fail(struct lx_req *req, struct lx_error *err)
+{
+    lx_reply_fail(req, &lx_dialect_openai_chat, err);
+    lx_error_clear(err);
+}
 
 #define BAD(err, param, code, ...) lx_error_set(err, 400, "invalid_request_error", param, code, __VA_ARGS__)
 
@@ -191,7 +202,7 @@ static json_t *fanout_parse(struct lx_req *req, json_t **models, bool *first, st
         }
     }
     if (!lx_error_isset(err))
-        lx_chat_validate(root, "", false, err);
+        lx_openai_chat_validate(root, "", false, err);
     if (lx_error_isset(err)) {
         json_decref(root);
         return NULL;
@@ -213,7 +224,7 @@ void lx_fanout_handle(struct lx_req *req)
     bool first = false;
     json_t *body = fanout_parse(req, &models, &first, &err);
     if (!body) {
-        lx_chat_respond_error(req, &err);
+        fail(req, &err);
         return;
     }
     size_t n = json_array_size(models);
@@ -229,7 +240,7 @@ void lx_fanout_handle(struct lx_req *req)
             free(names);
             json_decref(models);
             json_decref(body);
-            lx_chat_respond_error(req, &err);
+            fail(req, &err);
             return;
         }
     }
@@ -246,9 +257,10 @@ void lx_fanout_handle(struct lx_req *req)
         struct lx_plan plan;
         if (lx_route_race(req->cfg->engine, names, n, &plan, &err) != LX_OK) {
             json_decref(body);
-            lx_chat_respond_error(req, &err);
+            fail(req, &err);
         } else {
-            lx_chat_relay(req, &plan, &tmpl);
+            struct lx_dialect_req rq = {.stream = tmpl.stream, .include_usage = tmpl.include_usage};
+            lx_relay_start(req, &lx_dialect_openai_chat, &rq, &plan, &tmpl);
         }
         free(names);
         json_decref(models);
@@ -256,11 +268,11 @@ void lx_fanout_handle(struct lx_req *req)
     }
     uint64_t at;
     long ms;
-    if (lx_chat_deadline(req, &at, &ms, &err) != LX_OK) {
+    if (lx_relay_deadline(req, &at, &ms, &err) != LX_OK) {
         free(names);
         json_decref(models);
         json_decref(body);
-        lx_chat_respond_error(req, &err);
+        fail(req, &err);
         return;
     }
     struct fanout *f = lx_calloc(1, sizeof *f);
@@ -270,6 +282,7 @@ void lx_fanout_handle(struct lx_req *req)
     f->stream = tmpl.stream;
     f->results = json_array();
     f->m = lx_calloc(n, sizeof *f->m);
+    lx_reply_init(&f->reply, req, &lx_dialect_openai_chat, NULL);
     f->handler = lx_fanout_handler;
     lx_req_set_handler(req, &f->handler);
     /* Members that cannot be routed are answered now; the rest run. pending counts both, so the answer

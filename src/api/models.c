@@ -251,9 +251,10 @@ static void models_timeout_cb(void *arg)
     probe_finish(ctx); /* cancels the stragglers */
 }
 
-static void models_abort(struct lx_req_handler *h, struct lx_req *req)
+static void models_abort(struct lx_req_handler *h, struct lx_req *req, const struct lx_error *why)
 {
-    (void)req;
+    if (why)
+        lx_req_respond_error(req, why);
     models_free(LX_CONTAINER_OF(h, struct lx_models_ctx, handler));
 }
 

@@ -3,17 +3,26 @@
  * that says what llmux serves and which client setting reaches it. */
 #include "routes.h"
 #include "admin.h"
+#include "batch.h"
 #include "chat.h"
 #include "embeddings.h"
 #include "fanout.h"
 #include "models.h"
 #include "../core/common.h"
+#include "../core/conf.h"
 #include "../server/auth.h"
-#include "../server/mhd.h"
+#include "../server/conf.h"
 #include "../server/req.h"
 
 #include <stdio.h>
 #include <string.h>
+
+/* The chat completions endpoint speaks the OpenAI chat dialect (the Anthropic Messages and Responses
+ * dialects will be further lines like this one). */
+static void openai_chat(struct lx_req *req)
+{
+    lx_chat_handle(req, &lx_dialect_openai_chat);
+}
 
 struct lx_route_entry {
     const char *path;   /* without the /v1 prefix */
@@ -26,7 +35,7 @@ struct lx_route_entry {
 };
 
 static const struct lx_route_entry lx_routes[] = {
-    {"/chat/completions", "POST", true, false, "/v1/chat/completions", lx_chat_handle, false},
+    {"/chat/completions", "POST", true, false, "/v1/chat/completions", openai_chat, false},
     {"/models", "GET", true, false, "/v1/models", lx_models_handle, false},
     {"/models/", "GET", true, false, "/v1/models/{id}", lx_model_handle, true},
     {"/embeddings", "POST", true, false, "/v1/embeddings", lx_embeddings_handle, false},
@@ -114,7 +123,7 @@ void lx_routes_dispatch(struct lx_req *req)
     for (size_t i = 0; i < LX_ARRAY_LEN(lx_routes) && !exact; i++) {
         const struct lx_route_entry *r = &lx_routes[i];
         /* With admin_listen, each address serves only its own routes. */
-        if (!path_is(path, len, r) || (lx_http_has_admin() && r->admin != req->on_admin))
+        if (!path_is(path, len, r) || (req->cfg->server->admin_listen && r->admin != req->on_admin))
             continue;
         match = r;
         if (strcmp(method, r->method) == 0)

@@ -544,11 +544,6 @@ int lx_http_port(void)
     return H.main.port;
 }
 
-bool lx_http_has_admin(void)
-{
-    return H.admin.daemon != NULL;
-}
-
 size_t lx_http_live(void)
 {
     return H.n_live;

@@ -25,7 +25,5 @@ void lx_http_stop(void);
 size_t lx_http_live(void);
 /* Open client connections on the main address. */
 size_t lx_http_connections(void);
-/* An admin_listen address is being served: /healthz and /metrics live there only. */
-bool lx_http_has_admin(void);
 
 #endif

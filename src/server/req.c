@@ -133,12 +133,12 @@ static void wake(struct lx_req *req)
 }
 
 /* Tell the handler its request is over (at most once) and forget it. */
-static void notify_abort(struct lx_req *req)
+static void notify_abort(struct lx_req *req, const struct lx_error *why)
 {
     struct lx_req_handler *h = req->handler;
     req->handler = NULL;
     if (h && h->on_abort)
-        h->on_abort(h, req);
+        h->on_abort(h, req, why);
 }
 
 static void deadline_cb(void *arg)
@@ -152,23 +152,13 @@ static void deadline_cb(void *arg)
     lx_error_set(&e, 504, "timeout_error", NULL, "request_timeout",
                  "The request took longer than the gateway's limit of %ld ms (limits.max_request_ms).", ms);
     lx_req_hold(req);
-    notify_abort(req); /* the handler stops its upstream work */
-    if (req->state == LX_REQ_HANDLING) {
+    free(req->error_code);
+    req->error_code = lx_strdup("request_timeout");
+    notify_abort(req, &e); /* the handler stops its upstream work, and answers e in its API's shape */
+    if (req->state == LX_REQ_HANDLING)
         lx_req_respond_error(req, &e);
-    } else if (req->content_type && strncmp(req->content_type, "text/event-stream", 17) == 0) {
-        json_t *ej = lx_error_json(&e);
-        char *text = json_dumps(ej, JSON_COMPACT);
-        json_decref(ej);
-        lx_req_stream_write(req, "data: ", 6);
-        lx_req_stream_write(req, text, strlen(text));
-        lx_req_stream_write(req, "\n\n", 2);
-        free(text);
-        free(req->error_code);
-        req->error_code = lx_strdup("request_timeout");
-        lx_req_stream_end(req);
-    } else {
+    else if (req->state == LX_REQ_STREAMING && !req->out_ended)
         lx_req_stream_cut(req);
-    }
     lx_error_clear(&e);
     lx_req_release(req);
 }
@@ -188,7 +178,7 @@ void lx_req_client_gone(struct lx_req *req)
 {
     req->client_gone = true;
     lx_req_hold(req);
-    notify_abort(req);
+    notify_abort(req, NULL);
     wake(req);
     lx_req_release(req);
 }
@@ -198,7 +188,7 @@ void lx_req_finish(struct lx_req *req, bool completed)
     if (!completed)
         req->client_gone = true;
     if (req->client_gone)
-        notify_abort(req);
+        notify_abort(req, NULL);
     lx_timer_free(req->deadline);
     req->deadline = NULL;
     if (req->state != LX_REQ_FINISHED)

@@ -55,8 +55,11 @@ struct lx_transport {
 /* A handler that answers later embeds one of these in its state (LX_CONTAINER_OF finds the state) and
  * sets it with lx_req_set_handler. Both slots run from the loop, never inside libcurl. */
 struct lx_req_handler {
-    /* The client is gone (or the server is shutting down): stop all work and release the hold. */
-    void (*on_abort)(struct lx_req_handler *h, struct lx_req *req);
+    /* The request ends before the handler is done: stop all work and release the hold. why == NULL:
+     * the client is gone or the server is shutting down, nothing can be written. Otherwise the server ends
+     * it (limits.max_request_ms): answer with why first, in the endpoint's own shape (an error answer, or
+     * the error event that ends a begun stream); what is left unanswered the server answers or cuts. */
+    void (*on_abort)(struct lx_req_handler *h, struct lx_req *req, const struct lx_error *why);
     /* The output queue drained below the low watermark after lx_req_can_write said no. */
     void (*on_drain)(struct lx_req_handler *h, struct lx_req *req);
 };

@@ -1,9 +1,9 @@
-/* Fuzz target for a client's chat request: validation (lx_chat_parse in src/chat.c) and, when it is
+/* Fuzz target for a client's chat request: validation (the openai_chat dialect's parse) and, when it is
  * accepted, routing and translation into the upstream request by the openai provider, as
  * lx_chat_handle and lx_call_start do. The translation must send the client's body unchanged but for
  * "model", and must not modify the client's body. Input: the request body. */
 #include "../../providers/provider.h"
-#include "../../src/api/chat.h"
+#include "../../dialects/dialect.h"
 #include "../../src/config.h"
 #include "../../src/core/conf.h"
 #include "../../src/core/common.h"
@@ -92,7 +92,9 @@ static void check_request(const struct lx_provider_conf *p, const struct lx_chat
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct lx_error err = {0};
-    json_t *body = lx_chat_parse((const char *)data, size, &err);
+    struct lx_dialect_req rq = {0};
+    json_t *body = lx_dialect_openai_chat.parse((const char *)data, size, &rq, &err);
+    lx_dialect_req_clear(&rq);
     if (!body) {
         if (err.status != 400 || !err.message || !err.code)
             fail("a refused request without a 400, a message and a code");

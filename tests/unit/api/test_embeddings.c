@@ -1,7 +1,7 @@
 /* Unit tests for the validation in src/embeddings.c: every 400 names its field, and parse errors say where. */
+#include "../unit.h"
 #include "../../../src/core/json.h"
 #include "../../../src/api/embeddings.h"
-#include "../unit.h"
 
 static void expect(const char *body, int ok, const char *param, const char *code)
 {

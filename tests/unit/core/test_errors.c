@@ -1,7 +1,7 @@
 /* Unit tests for src/errors.c: the OpenAI error shape and reading upstream error bodies. */
+#include "../unit.h"
 #include "../../../src/core/common.h"
 #include "../../../src/core/errors.h"
-#include "../unit.h"
 
 static void test_shape(void **state)
 {

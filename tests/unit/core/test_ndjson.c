@@ -1,7 +1,7 @@
 /* Unit tests for src/ndjson.c: lines split anywhere, CRLF, blank lines, a last line without newline. */
+#include "../unit.h"
 #include "../../../src/core/common.h"
 #include "../../../src/core/ndjson.h"
-#include "../unit.h"
 
 static int collect(void *ctx, const char *line, size_t len)
 {

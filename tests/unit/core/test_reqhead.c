@@ -1,9 +1,9 @@
 /* Unit tests for src/reqhead.c: every framing rule of docs/api.md "HTTP strictness", the canonical form
  * MHD is given, incomplete heads, the size limit, and chunked bodies fed whole and split everywhere. */
+#include "../unit.h"
 #include "../../../src/core/buf.h"
 #include "../../../src/core/common.h"
 #include "../../../src/core/reqhead.h"
-#include "../unit.h"
 
 /* Literal bytes, NULs included. */
 #define S(lit) (lit), (sizeof(lit) - 1)

@@ -1,8 +1,8 @@
 /* Unit tests for src/sse.c: line endings, multi-line data, comments, limits, and every split position. */
+#include "../unit.h"
 #include "../../../src/core/buf.h"
 #include "../../../src/core/common.h"
 #include "../../../src/core/sse.h"
-#include "../unit.h"
 
 struct collected {
     struct lx_buf all; /* "event|data\n" per event */

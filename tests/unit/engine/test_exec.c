@@ -1,7 +1,7 @@
 /* Unit tests for src/exec.c's retry policy: which failures are retried, and the backoff delays. */
+#include "../unit.h"
 #include "../../../src/core/common.h"
 #include "../../../src/engine/exec.h"
-#include "../unit.h"
 
 static void expect_retry(int status, const char *code, bool want)
 {

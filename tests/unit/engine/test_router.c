@@ -1,9 +1,9 @@
 /* Unit tests for src/router.c: aliases, PROVIDER/MODEL with slashes, unknown and disabled providers. */
+#include "../unit.h"
 #include "../../../src/core/common.h"
 #include "../../../src/engine/router.h"
 #include "../../../src/config.h"
 #include "../../../src/core/conf.h"
-#include "../unit.h"
 
 static struct lx_config *cfg;
 

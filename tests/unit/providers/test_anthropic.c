@@ -1,8 +1,8 @@
 /* Unit tests for providers/anthropic.c: request translation, and responses, streams and errors from
  * recorded Anthropic wire data in ../shared/fixtures. */
+#include "../unit.h"
 #include "../../../providers/provider.h"
 #include "../../../src/core/common.h"
-#include "../unit.h"
 
 static struct lx_provider_conf conf = {
     .name = "claude", .type = &lx_provider_anthropic, .base_url = "https://api.anthropic.test", .api_key = "sk-ant",

@@ -1,8 +1,8 @@
 /* Unit tests for providers/mock_reply.c: which answer the mock decides on (text, tool calls, JSON, n
  * choices), the dropped parameters, and the 400s it refuses with. */
+#include "../unit.h"
 #include "../../../providers/mock_reply.h"
 #include "../../../src/core/common.h"
-#include "../unit.h"
 
 static json_t *body_of(const char *text)
 {

@@ -1,8 +1,8 @@
 /* Unit tests for providers/mock_schema.c: each schema keyword the generator claims to understand gives a
  * value that satisfies it. (The integration suite also validates answers with a real JSON Schema
  * validator and with zod through the SDKs.) */
-#include "../../../providers/mock_schema.h"
 #include "../unit.h"
+#include "../../../providers/mock_schema.h"
 
 #include <math.h>
 

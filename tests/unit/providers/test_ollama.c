@@ -1,7 +1,7 @@
 /* Unit tests for providers/ollama.c on recorded Ollama bodies and NDJSON streams. */
+#include "../unit.h"
 #include "../../../providers/provider.h"
 #include "../../../src/core/common.h"
-#include "../unit.h"
 
 static struct lx_provider_conf conf = {.name = "ol", .type = &lx_provider_ollama, .base_url = "http://127.0.0.1:11434"};
 

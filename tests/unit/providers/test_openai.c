@@ -1,8 +1,8 @@
 /* Unit tests for providers/openai.c on recorded OpenAI bodies and streams from ../shared/fixtures. */
+#include "../unit.h"
 #include "../../../providers/provider.h"
 #include "../../../src/core/buf.h"
 #include "../../../src/core/common.h"
-#include "../unit.h"
 
 static struct lx_provider_conf conf = {
     .name = "oai", .type = &lx_provider_openai, .base_url = "http://up.example/v1", .api_key = "sk-unit",
