@@ -23,7 +23,7 @@ DEB_PKGS := build-essential pkg-config libevent-dev libmicrohttpd-dev libcurl4-o
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install
-.PHONY: all run test deps unit unit-bins integration integration-asan shell-tests valgrind coverage bench clean
+.PHONY: all run test deps unit unit-bins check-includes integration integration-asan shell-tests valgrind coverage bench clean
 all: $(BUILD)/llmux
 
 $(BUILD)/%.o: %.c
@@ -83,6 +83,11 @@ $(BUILD)/tests/mock-upstream: $(MOCK_SRCS) $(wildcard tests/mock_upstream/*.h)
 
 unit-bins: $(UNIT_BINS)
 
+# The layers' include rules (docs/architecture.md), and a proof that the check catches planted violations.
+check-includes:
+	bash tests/tools/check_includes.sh
+	bash tests/tools/check_includes_test.sh
+
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
@@ -141,6 +146,7 @@ bench: all $(BUILD)/tests/mock-upstream
 	$(MAKE) -C bench BUILD=$(abspath $(BUILD))
 
 test: deps
+	$(MAKE) check-includes
 	$(MAKE) unit
 	$(MAKE) fuzz-regress
 	$(MAKE) integration
