@@ -6,9 +6,9 @@
 #define LX_PROVIDER_H
 
 #include "../src/core/buf.h"
-#include "../src/core/chat.h"
 #include "../src/core/errors.h"
 #include "../src/core/httpreq.h"
+#include "../src/core/pivot.h"
 
 #include <jansson.h>
 #include <stdbool.h>

@@ -1,10 +1,10 @@
 /* The chat endpoint: whatever the dialect, a body that becomes one pivot chat request, routed under the
  * client's key and relayed; every failure is answered in the dialect's shape. */
-#include "../core/chat.h"
 #include "chat.h"
 #include "relay.h"
 #include "reply.h"
 #include "../core/common.h"
+#include "../core/pivot.h"
 #include "../engine/router.h"
 #include "../server/req.h"
 

@@ -7,8 +7,8 @@
 #define LX_RELAY_H
 
 #include "../../dialects/dialect.h"
-#include "../core/chat.h"
 #include "../core/errors.h"
+#include "../core/pivot.h"
 
 #include <stdint.h>
 

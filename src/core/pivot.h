@@ -1,8 +1,8 @@
 /* The pivot request: one validated model call as the engine and the providers see it, whatever API the
  * client spoke. Its body is OpenAI-chat-shaped (a dialect translates other APIs into it); answers come
  * back as chat.completion objects and chat.completion.chunk objects. */
-#ifndef LX_CHAT_H
-#define LX_CHAT_H
+#ifndef LX_PIVOT_H
+#define LX_PIVOT_H
 
 #include <jansson.h>
 #include <stdbool.h>
