@@ -15,38 +15,34 @@ int lx_openai_chat_validate(json_t *root, const char *prefix, bool need_model, s
 {
     char param[96];
     if (!json_is_object(root)) {
-        lx_error_set(err, 400, "invalid_request_error", *prefix ? prefix : NULL, "invalid_type",
-                     "Invalid type for '%s': expected a chat completion request object.", *prefix ? prefix : "body");
+        lx_error_bad_request(err, *prefix ? prefix : NULL, "invalid_type",
+                             "Invalid type for '%s': expected a chat completion request object.",
+                             *prefix ? prefix : "body");
         return LX_ERR;
     }
     json_t *model = json_object_get(root, "model");
     if (need_model && !model) {
         snprintf(param, sizeof param, "%smodel", prefix);
-        lx_error_set(err, 400, "invalid_request_error", param, "missing_required_parameter",
-                     "Missing required parameter: '%s'.", param);
+        lx_error_bad_request(err, param, "missing_required_parameter", "Missing required parameter: '%s'.", param);
         return LX_ERR;
     }
     if (need_model && (!json_is_string(model) || json_string_length(model) == 0)) {
         snprintf(param, sizeof param, "%smodel", prefix);
-        lx_error_set(err, 400, "invalid_request_error", param, "invalid_type",
-                     "Invalid type for '%s': expected a non-empty string.", param);
+        lx_error_bad_request(err, param, "invalid_type", "Invalid type for '%s': expected a non-empty string.", param);
         return LX_ERR;
     }
     json_t *messages = json_object_get(root, "messages");
     snprintf(param, sizeof param, "%smessages", prefix);
     if (!messages) {
-        lx_error_set(err, 400, "invalid_request_error", param, "missing_required_parameter",
-                     "Missing required parameter: '%s'.", param);
+        lx_error_bad_request(err, param, "missing_required_parameter", "Missing required parameter: '%s'.", param);
         return LX_ERR;
     }
     if (!json_is_array(messages)) {
-        lx_error_set(err, 400, "invalid_request_error", param, "invalid_type",
-                     "Invalid type for '%s': expected an array.", param);
+        lx_error_bad_request(err, param, "invalid_type", "Invalid type for '%s': expected an array.", param);
         return LX_ERR;
     }
     if (json_array_size(messages) == 0) {
-        lx_error_set(err, 400, "invalid_request_error", param, "empty_array",
-                     "'%s' must contain at least one message.", param);
+        lx_error_bad_request(err, param, "empty_array", "'%s' must contain at least one message.", param);
         return LX_ERR;
     }
     size_t i;
@@ -54,40 +50,35 @@ int lx_openai_chat_validate(json_t *root, const char *prefix, bool need_model, s
     json_array_foreach(messages, i, m) {
         if (!json_is_object(m)) {
             snprintf(param, sizeof param, "%smessages[%zu]", prefix, i);
-            lx_error_set(err, 400, "invalid_request_error", param, "invalid_type",
-                         "Invalid type for '%s': expected an object.", param);
+            lx_error_bad_request(err, param, "invalid_type", "Invalid type for '%s': expected an object.", param);
             return LX_ERR;
         }
         json_t *role = json_object_get(m, "role");
         if (!json_is_string(role)) {
             snprintf(param, sizeof param, "%smessages[%zu].role", prefix, i);
-            lx_error_set(err, 400, "invalid_request_error", param,
-                         role ? "invalid_type" : "missing_required_parameter",
-                         role ? "Invalid type for '%s': expected a string." : "Missing required parameter: '%s'.",
-                         param);
+            lx_error_bad_request(
+                err, param, role ? "invalid_type" : "missing_required_parameter",
+                role ? "Invalid type for '%s': expected a string." : "Missing required parameter: '%s'.", param);
             return LX_ERR;
         }
     }
     json_t *stream = json_object_get(root, "stream");
     if (stream && !json_is_boolean(stream) && !json_is_null(stream)) {
         snprintf(param, sizeof param, "%sstream", prefix);
-        lx_error_set(err, 400, "invalid_request_error", param, "invalid_type",
-                     "Invalid type for '%s': expected a boolean.", param);
+        lx_error_bad_request(err, param, "invalid_type", "Invalid type for '%s': expected a boolean.", param);
         return LX_ERR;
     }
     json_t *so = json_object_get(root, "stream_options");
     if (so && !json_is_null(so)) {
         if (!json_is_object(so)) {
             snprintf(param, sizeof param, "%sstream_options", prefix);
-            lx_error_set(err, 400, "invalid_request_error", param, "invalid_type",
-                         "Invalid type for '%s': expected an object.", param);
+            lx_error_bad_request(err, param, "invalid_type", "Invalid type for '%s': expected an object.", param);
             return LX_ERR;
         }
         json_t *iu = json_object_get(so, "include_usage");
         if (iu && !json_is_boolean(iu)) {
             snprintf(param, sizeof param, "%sstream_options.include_usage", prefix);
-            lx_error_set(err, 400, "invalid_request_error", param, "invalid_type",
-                         "Invalid type for '%s': expected a boolean.", param);
+            lx_error_bad_request(err, param, "invalid_type", "Invalid type for '%s': expected a boolean.", param);
             return LX_ERR;
         }
     }

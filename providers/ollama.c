@@ -22,7 +22,7 @@ static void add_headers(const struct lx_provider_conf *p, struct lx_http_request
 
 static void bad_param(struct lx_error *err, const char *param, const char *why)
 {
-    lx_error_set(err, 400, "invalid_request_error", param, "unsupported_parameter", "%s", why);
+    lx_error_bad_request(err, param, "unsupported_parameter", "%s", why);
 }
 
 /* Parameters this translation reads; any other is dropped and reported. */

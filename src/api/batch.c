@@ -190,8 +190,6 @@ static const struct lx_req_handler lx_batch_handler = {
     .on_drain = batch_drain,
 };
 
-#define BAD(err, param, code, ...) lx_error_set(err, 400, "invalid_request_error", param, code, __VA_ARGS__)
-
 static json_t *batch_parse(struct lx_req *req, long *concurrency, bool *stream, struct lx_error *err)
 {
     const struct lx_api_conf *c = req->cfg->api;
@@ -202,7 +200,8 @@ static json_t *batch_parse(struct lx_req *req, long *concurrency, bool *stream, 
     json_t *v;
     json_object_foreach(root, key, v) {
         if (strcmp(key, "requests") != 0 && strcmp(key, "concurrency") != 0 && strcmp(key, "stream") != 0) {
-            BAD(err, key, "unknown_parameter",
+            lx_error_bad_request(
+                err, key, "unknown_parameter",
                 "Unrecognized request argument supplied: '%s' (a batch takes requests, concurrency, stream).", key);
             goto bad;
         }
@@ -211,16 +210,17 @@ static json_t *batch_parse(struct lx_req *req, long *concurrency, bool *stream, 
     json_t *cc = json_object_get(root, "concurrency");
     json_t *st = json_object_get(root, "stream");
     if (!rs) {
-        BAD(err, "requests", "missing_required_parameter", "Missing required parameter: 'requests'.");
+        lx_error_bad_request(err, "requests", "missing_required_parameter", "Missing required parameter: 'requests'.");
     } else if (!json_is_array(rs) || json_array_size(rs) == 0 || (long)json_array_size(rs) > c->batch_max_requests) {
-        BAD(err, "requests", "invalid_value", "'requests' must be an array of 1 to %ld chat completion requests.",
-            c->batch_max_requests);
+        lx_error_bad_request(err, "requests", "invalid_value",
+                             "'requests' must be an array of 1 to %ld chat completion requests.",
+                             c->batch_max_requests);
     } else if (cc && !json_is_null(cc) &&
                (!json_is_integer(cc) || json_integer_value(cc) < 1 || json_integer_value(cc) > c->batch_max_concurrency)) {
-        BAD(err, "concurrency", "invalid_value", "'concurrency' must be an integer from 1 to %ld.",
-            c->batch_max_concurrency);
+        lx_error_bad_request(err, "concurrency", "invalid_value", "'concurrency' must be an integer from 1 to %ld.",
+                             c->batch_max_concurrency);
     } else if (st && !json_is_boolean(st) && !json_is_null(st)) {
-        BAD(err, "stream", "invalid_type", "Invalid type for 'stream': expected a boolean.");
+        lx_error_bad_request(err, "stream", "invalid_type", "Invalid type for 'stream': expected a boolean.");
     }
     if (lx_error_isset(err))
         goto bad;
@@ -241,7 +241,8 @@ static int item_validate(json_t *item, size_t i, struct lx_error *err)
         return LX_ERR;
     if (json_is_true(json_object_get(item, "stream"))) {
         snprintf(prefix, sizeof prefix, "requests[%zu].stream", i);
-        BAD(err, prefix, "invalid_value",
+        lx_error_bad_request(
+            err, prefix, "invalid_value",
             "Batch items cannot stream; set \"stream\": true on the batch to get each answer as it finishes.");
         return LX_ERR;
     }

@@ -34,18 +34,17 @@ json_t *lx_embeddings_parse(const char *body, size_t len, struct lx_error *err)
         return NULL;
     json_t *model = json_object_get(root, "model");
     if (!json_is_string(model) || json_string_length(model) == 0) {
-        lx_error_set(err, 400, "invalid_request_error", "model",
-                     model ? "invalid_type" : "missing_required_parameter",
-                     "%s", model ? "Invalid type for 'model': expected a non-empty string."
-                                 : "Missing required parameter: 'model'.");
+        lx_error_bad_request(err, "model", model ? "invalid_type" : "missing_required_parameter", "%s",
+                             model ? "Invalid type for 'model': expected a non-empty string."
+                                   : "Missing required parameter: 'model'.");
         json_decref(root);
         return NULL;
     }
     json_t *input = json_object_get(root, "input");
     if (!valid_input(input)) {
-        lx_error_set(err, 400, "invalid_request_error", "input", input ? "invalid_type" : "missing_required_parameter",
-                     "%s", input ? "'input' must be a string or a non-empty array of strings or token arrays."
-                                 : "Missing required parameter: 'input'.");
+        lx_error_bad_request(err, "input", input ? "invalid_type" : "missing_required_parameter", "%s",
+                             input ? "'input' must be a string or a non-empty array of strings or token arrays."
+                                   : "Missing required parameter: 'input'.");
         json_decref(root);
         return NULL;
     }
@@ -69,8 +68,8 @@ void lx_embeddings_handle(struct lx_req *req)
     for (size_t i = 0; i < lx_plan_count(&plan); i++) {
         const struct lx_provider_conf *p = lx_plan_target(&plan, i)->provider;
         if (!p->type->embeddings_request) {
-            lx_error_set(&err, 400, "invalid_request_error", "model", "embeddings_not_supported",
-                         "Provider '%s' (type %s) does not offer embeddings.", p->name, p->type->name);
+            lx_error_bad_request(&err, "model", "embeddings_not_supported",
+                                 "Provider '%s' (type %s) does not offer embeddings.", p->name, p->type->name);
             json_decref(body);
             lx_plan_free(&plan);
             lx_reply_fail(req, d, &err);

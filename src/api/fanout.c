@@ -162,13 +162,11 @@ static const struct lx_req_handler lx_fanout_handler = {
 };
 
 /* Answer err (and clear it) in OpenAI's shape. */
-static void fail(struct lx_req *req, struct lx_error *err)
+static void answer_error(struct lx_req *req, struct lx_error *err)
 {
     lx_reply_fail(req, &lx_dialect_openai_chat, err);
     lx_error_clear(err);
 }
-
-#define BAD(err, param, code, ...) lx_error_set(err, 400, "invalid_request_error", param, code, __VA_ARGS__)
 
 /* The body minus the fanout keys, plus names joined for the log. NULL with err set when invalid. */
 static json_t *fanout_parse(struct lx_req *req, json_t **models, bool *first, struct lx_error *err)
@@ -180,14 +178,15 @@ static json_t *fanout_parse(struct lx_req *req, json_t **models, bool *first, st
     json_t *mode = json_object_get(root, "mode");
     long max = req->cfg->api->fanout_max_models;
     if (json_object_get(root, "model")) {
-        BAD(err, "model", "invalid_parameter", "/v1/fanout takes 'models' (a list of model names), not 'model'.");
+        lx_error_bad_request(err, "model", "invalid_parameter",
+                             "/v1/fanout takes 'models' (a list of model names), not 'model'.");
     } else if (!ms) {
-        BAD(err, "models", "missing_required_parameter", "Missing required parameter: 'models'.");
+        lx_error_bad_request(err, "models", "missing_required_parameter", "Missing required parameter: 'models'.");
     } else if (!json_is_array(ms) || json_array_size(ms) == 0 || (long)json_array_size(ms) > max) {
-        BAD(err, "models", "invalid_value", "'models' must be an array of 1 to %ld model names.", max);
+        lx_error_bad_request(err, "models", "invalid_value", "'models' must be an array of 1 to %ld model names.", max);
     } else if (mode && (!json_is_string(mode) || (strcmp(json_string_value(mode), "all") != 0 &&
                                                    strcmp(json_string_value(mode), "first") != 0))) {
-        BAD(err, "mode", "invalid_value", "'mode' must be \"all\" or \"first\".");
+        lx_error_bad_request(err, "mode", "invalid_value", "'mode' must be \"all\" or \"first\".");
     } else {
         size_t i;
         json_t *v;
@@ -195,8 +194,8 @@ static json_t *fanout_parse(struct lx_req *req, json_t **models, bool *first, st
             if (!json_is_string(v) || json_string_length(v) == 0) {
                 char param[32];
                 snprintf(param, sizeof param, "models[%zu]", i);
-                lx_error_set(err, 400, "invalid_request_error", param, "invalid_type",
-                             "Invalid type for '%s': expected a non-empty model name.", param);
+                lx_error_bad_request(err, param, "invalid_type",
+                                     "Invalid type for '%s': expected a non-empty model name.", param);
                 break;
             }
         }
@@ -224,7 +223,7 @@ void lx_fanout_handle(struct lx_req *req)
     bool first = false;
     json_t *body = fanout_parse(req, &models, &first, &err);
     if (!body) {
-        fail(req, &err);
+        answer_error(req, &err);
         return;
     }
     size_t n = json_array_size(models);
@@ -240,7 +239,7 @@ void lx_fanout_handle(struct lx_req *req)
             free(names);
             json_decref(models);
             json_decref(body);
-            fail(req, &err);
+            answer_error(req, &err);
             return;
         }
     }
@@ -257,7 +256,7 @@ void lx_fanout_handle(struct lx_req *req)
         struct lx_plan plan;
         if (lx_route_race(req->cfg->engine, names, n, &plan, &err) != LX_OK) {
             json_decref(body);
-            fail(req, &err);
+            answer_error(req, &err);
         } else {
             struct lx_dialect_req rq = {.stream = tmpl.stream, .include_usage = tmpl.include_usage};
             lx_relay_start(req, &lx_dialect_openai_chat, &rq, &plan, &tmpl);
@@ -272,7 +271,7 @@ void lx_fanout_handle(struct lx_req *req)
         free(names);
         json_decref(models);
         json_decref(body);
-        fail(req, &err);
+        answer_error(req, &err);
         return;
     }
     struct fanout *f = lx_calloc(1, sizeof *f);

@@ -104,8 +104,9 @@ int lx_relay_deadline(struct lx_req *req, uint64_t *at, long *ms, struct lx_erro
     while (*end == ' ' || *end == '\t')
         end++;
     if (errno || end == v || *end || n < 1 || n > 86400000) {
-        lx_error_set(err, 400, "invalid_request_error", "x-llmux-timeout-ms", "invalid_header",
-                     "Invalid x-llmux-timeout-ms header: expected milliseconds, an integer from 1 to 86400000.");
+        lx_error_bad_request(
+            err, "x-llmux-timeout-ms", "invalid_header",
+            "Invalid x-llmux-timeout-ms header: expected milliseconds, an integer from 1 to 86400000.");
         return LX_ERR;
     }
     /* The budget counts from the request's arrival, so time spent reading the body counts too. */

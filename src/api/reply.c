@@ -75,7 +75,7 @@ void lx_reply_chunk(struct lx_reply *r, json_t *chunk)
     flush(r);
 }
 
-static void end(struct lx_reply *r)
+static void close_stream(struct lx_reply *r)
 {
     r->ended = true;
     lx_timer_stop(r->keepalive);
@@ -89,7 +89,7 @@ void lx_reply_end(struct lx_reply *r)
     lx_reply_begin(r);
     r->dialect->stream_end(r->stream, &r->out);
     flush(r);
-    end(r);
+    close_stream(r);
 }
 
 void lx_reply_fail(struct lx_req *req, const struct lx_dialect *d, const struct lx_error *err)
@@ -110,7 +110,7 @@ void lx_reply_error(struct lx_reply *r, const struct lx_error *err)
     }
     r->dialect->stream_error(r->stream, err, &r->out);
     flush(r);
-    end(r);
+    close_stream(r);
 }
 
 void lx_reply_completion(struct lx_reply *r, json_t *completion)

@@ -38,6 +38,16 @@ void lx_error_set(struct lx_error *e, int status, const char *type, const char *
     e->code = dup_or_null(code);
 }
 
+void lx_error_bad_request(struct lx_error *e, const char *param, const char *code, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    lx_error_set(e, 400, "invalid_request_error", param, code, "%s", msg);
+}
+
 void lx_error_copy(struct lx_error *dst, const struct lx_error *src)
 {
     if (dst == src)

@@ -19,6 +19,9 @@ struct lx_error {
 /* Set every field (replacing earlier ones). type/param/code may be NULL. */
 void lx_error_set(struct lx_error *e, int status, const char *type, const char *param, const char *code,
                   const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+/* A bad request: 400 invalid_request_error naming param (may be NULL) with code. */
+void lx_error_bad_request(struct lx_error *e, const char *param, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 void lx_error_copy(struct lx_error *dst, const struct lx_error *src);
 void lx_error_clear(struct lx_error *e);
 static inline int lx_error_isset(const struct lx_error *e) { return e->status != 0; }

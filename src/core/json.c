@@ -12,20 +12,19 @@ void lx_json_init(void)
 json_t *lx_json_parse_object(const char *body, size_t len, struct lx_error *err)
 {
     if (len == 0) {
-        lx_error_set(err, 400, "invalid_request_error", NULL, "invalid_json",
-                     "Request body is empty; expected a JSON object.");
+        lx_error_bad_request(err, NULL, "invalid_json", "Request body is empty; expected a JSON object.");
         return NULL;
     }
     json_error_t jerr;
     json_t *root = json_loadb(body, len, 0, &jerr);
     if (!root) {
-        lx_error_set(err, 400, "invalid_request_error", NULL, "invalid_json",
-                     "We could not parse the JSON body of your request (line %d, column %d: %s).", jerr.line,
-                     jerr.column, jerr.text);
+        lx_error_bad_request(err, NULL, "invalid_json",
+                             "We could not parse the JSON body of your request (line %d, column %d: %s).", jerr.line,
+                             jerr.column, jerr.text);
         return NULL;
     }
     if (!json_is_object(root)) {
-        lx_error_set(err, 400, "invalid_request_error", NULL, "invalid_json", "The request body must be a JSON object.");
+        lx_error_bad_request(err, NULL, "invalid_json", "The request body must be a JSON object.");
         json_decref(root);
         return NULL;
     }
