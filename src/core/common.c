@@ -50,19 +50,32 @@ char *lx_strndup(const char *s, size_t n)
     return d;
 }
 
+char *lx_vsprintf(const char *fmt, va_list ap)
+{
+    va_list again;
+    va_copy(again, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    if (n < 0)
+        n = 0;
+    char *s = lx_malloc((size_t)n + 1);
+    vsnprintf(s, (size_t)n + 1, fmt, again);
+    va_end(again);
+    return s;
+}
+
 char *lx_sprintf(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        n = 0;
-    char *s = lx_malloc((size_t)n + 1);
-    va_start(ap, fmt);
-    vsnprintf(s, (size_t)n + 1, fmt, ap);
+    char *s = lx_vsprintf(fmt, ap);
     va_end(ap);
     return s;
+}
+
+void lx_strs_push(char ***list, size_t *n, char *s)
+{
+    *list = lx_realloc(*list, (*n + 1) * sizeof **list);
+    (*list)[(*n)++] = s;
 }
 
 uint64_t lx_now_ms(void)

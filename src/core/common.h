@@ -4,6 +4,7 @@
 #ifndef LX_COMMON_H
 #define LX_COMMON_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -23,6 +24,9 @@ void *lx_realloc(void *p, size_t n);
 char *lx_strdup(const char *s);
 char *lx_strndup(const char *s, size_t n);
 char *lx_sprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+char *lx_vsprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+/* Append s (taken over) to the growable array *list of *n strings. */
+void lx_strs_push(char ***list, size_t *n, char *s);
 
 /* Milliseconds on the monotonic clock (durations), and on the wall clock (timestamps). */
 uint64_t lx_now_ms(void);

@@ -4,7 +4,6 @@
 #include "common.h"
 
 #include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 
 struct lx_config *lx_config_new(void (*free_sections)(struct lx_config *c))
@@ -37,10 +36,6 @@ void lx_config_warn(struct lx_config *c, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    char *w = NULL;
-    if (vasprintf(&w, fmt, ap) < 0)
-        abort(); /* out of memory: the lx_* policy */
+    lx_strs_push(&c->warnings, &c->n_warnings, lx_vsprintf(fmt, ap));
     va_end(ap);
-    c->warnings = lx_realloc(c->warnings, (c->n_warnings + 1) * sizeof *c->warnings);
-    c->warnings[c->n_warnings++] = w;
 }

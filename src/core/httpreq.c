@@ -3,7 +3,6 @@
 #include "common.h"
 
 #include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,12 +10,8 @@ void lx_http_request_add_header(struct lx_http_request *r, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    char *line = NULL;
-    if (vasprintf(&line, fmt, ap) < 0)
-        abort(); /* out of memory: the lx_* policy */
+    lx_strs_push(&r->headers, &r->n_headers, lx_vsprintf(fmt, ap));
     va_end(ap);
-    r->headers = lx_realloc(r->headers, (r->n_headers + 1) * sizeof *r->headers);
-    r->headers[r->n_headers++] = line;
 }
 
 void lx_http_request_drop(struct lx_http_request *r, const char *name)

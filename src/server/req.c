@@ -263,8 +263,7 @@ const char *lx_req_header(struct lx_req *req, const char *name)
 
 void lx_req_add_header(struct lx_req *req, const char *name, const char *value)
 {
-    req->resp_headers = lx_realloc(req->resp_headers, (req->n_resp_headers + 1) * sizeof *req->resp_headers);
-    req->resp_headers[req->n_resp_headers++] = lx_sprintf("%s: %s", name, value);
+    lx_strs_push(&req->resp_headers, &req->n_resp_headers, lx_sprintf("%s: %s", name, value));
 }
 
 void lx_req_respond(struct lx_req *req, int status, const char *content_type, const char *body, size_t len)
