@@ -67,7 +67,7 @@ $(BUILD)/libllmux.a: $(CORE_OBJS)
 
 $(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libllmux.a
 	@mkdir -p $(dir $@)
-	$(CC) $(TEST_CFLAGS) -o $@ $< $(BUILD)/libllmux.a $(UNIT_LDLIBS)
+	$(CC) $(TEST_CFLAGS) -MMD -MP -o $@ $< $(BUILD)/libllmux.a $(UNIT_LDLIBS)
 
 MOCK_SRCS := $(wildcard tests/mock_upstream/*.c)
 $(BUILD)/tests/notify-recv: tests/tools/notify_recv.c
@@ -167,4 +167,4 @@ clean:
 
 include tests/fuzz/fuzz.mk
 
--include $(DEPS)
+-include $(DEPS) $(UNIT_BINS:=.d)
