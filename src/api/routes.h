@@ -1,6 +1,10 @@
-/* The endpoint table: (method, path) → handler, with 404 and 405 answers for the rest. */
-#ifndef LX_DISPATCH_H
-#define LX_DISPATCH_H
+/* The endpoint table: (method, path) → handler, with 404 and 405 answers for the rest.
+ *
+ * The api/ layer: the route table and the endpoints, with the relay (one call relayed to the client) and
+ * the reply (an answer written in the client's dialect). It may include every layer below it (src/core/,
+ * src/io/, src/server/, src/engine/, providers/, dialects/), never the composition root. */
+#ifndef LX_ROUTES_H
+#define LX_ROUTES_H
 
 struct lx_req;
 

@@ -1,6 +1,9 @@
 /* Shared basics for every llmux file: return codes, allocation wrappers, clocks.
  * Out-of-memory policy: the lx_* allocators abort the process (as redis and h2o do), so callers never
- * check for NULL from them. */
+ * check for NULL from them; jansson allocates through them too (core/json.h).
+ *
+ * The core/ layer: plain data and pure functions every other layer uses. It includes nothing of ours
+ * outside src/core/, and no library but jansson, OpenSSL and libc: no event loop, no I/O library. */
 #ifndef LX_COMMON_H
 #define LX_COMMON_H
 

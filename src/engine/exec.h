@@ -1,6 +1,10 @@
 /* One logical model call made resilient: runs a routing plan (fallbacks, hedged or raced lanes) with
  * retries, per-provider capacity queues, the cooldown breaker and an end-to-end deadline, and hands its
- * owner one answer, as if it were a single call. Chat, embeddings, fanout and batch all run through it. */
+ * owner one answer, as if it were a single call. Chat, embeddings, fanout and batch all run through it.
+ *
+ * The engine/ layer: routing, this resilient call, one call with its timeouts, providers' live capacity,
+ * and the providers' section of the config. It may include src/core/, src/io/ and providers/, never
+ * src/server/, src/api/ or dialects/: it knows calls, not clients or their APIs. */
 #ifndef LX_EXEC_H
 #define LX_EXEC_H
 
