@@ -8,8 +8,8 @@
 #include "openai.h"
 #include "provider.h"
 #include "../src/core/buf.h"
-#include "../src/core/confread.h"
 #include "../src/core/common.h"
+#include "../src/core/confread.h"
 #include "../src/core/sse.h"
 
 #include <stdlib.h>

@@ -7,8 +7,8 @@
 #include "mock_reply.h"
 #include "provider.h"
 #include "../src/core/buf.h"
-#include "../src/core/confread.h"
 #include "../src/core/common.h"
+#include "../src/core/confread.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -10,7 +10,7 @@
  * the output with lx_req_take_body and lx_req_stream_read. So a handler runs the same over a socket or
  * without one.
  *
- * The server/ layer: the MHD glue (mhd.c, the only file that includes microhttpd.h), the connection front
+ * The server/ layer: the MHD glue (mhd.c, the only file that includes libmicrohttpd), the connection front
  * (front.c), this request object, client keys (auth.c) and the access log. It may include src/core/ and
  * src/io/, nothing above: the route table that requests are handed to is given to it from main.c. */
 #ifndef LX_REQ_H
