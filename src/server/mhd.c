@@ -1,5 +1,6 @@
-/* libmicrohttpd glue, the only file that includes microhttpd.h, and the implementation of the
- * handler-facing lx_req_* API.
+/* libmicrohttpd glue, the only file that includes microhttpd.h: the listeners, the accept loop, MHD's
+ * callbacks, and the transport (struct lx_transport) of the requests it serves. Each MHD request is a
+ * struct mhd_req that embeds its struct lx_req; the request API itself is server/req.c's.
  *
  * Re-entrancy rules (see STYLE.md and LIBRARY-NOTES.md):
  * - Only loop callbacks (mhd_event_cb, mhd_timer_cb) call MHD_run.
@@ -58,7 +59,7 @@ struct listener {
 static struct {
     struct listener main, admin;   /* admin.daemon is NULL without admin_listen */
     struct lx_config *cfg;         /* ref held: the config new requests get */
-    struct mhd_req *live;          /* requests MHD has not completed yet */
+    struct mhd_req *live;          /* the requests MHD has not completed yet (each holds its own reference) */
     void (*route)(struct lx_req *req); /* the route table requests are handed to */
     size_t n_live;
     struct lx_front *adding;       /* borrowed: the front MHD_add_connection is being given */
