@@ -348,7 +348,7 @@ int main(int argc, char **argv)
     lx_loop_on_signal(SIGHUP, reload_cb, NULL);
     lx_loop_on_signal(SIGUSR1, reopen_cb, NULL);
     lx_engine_conf_apply(cfg->engine);
-    if (lx_http_start(cfg, lx_routes_dispatch, err, sizeof err) != LX_OK) {
+    if (lx_http_start(cfg, lx_routes_dispatch, lx_routes_direct, err, sizeof err) != LX_OK) {
         lx_error("%s", err);
         lx_http_stop();
         lx_access_log_close();

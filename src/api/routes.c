@@ -110,6 +110,24 @@ static void not_found(struct lx_req *req, size_t len, struct lx_error *e)
                  req->method, req->path, LX_SERVED);
 }
 
+/* The hot endpoints, which the connection front answers itself (server/front.h); the rest go through
+ * MHD. Only a hint of which transport carries the request: lx_routes_dispatch still decides everything. */
+bool lx_routes_direct(const char *method, size_t method_len, const char *path, size_t path_len)
+{
+    if (method_len != 4 || memcmp(method, "POST", 4) != 0)
+        return false;
+    if (path_len > 1 && path[path_len - 1] == '/')
+        path_len--;
+    for (size_t i = 0; i < LX_ARRAY_LEN(lx_routes); i++) {
+        const struct lx_route_entry *r = &lx_routes[i];
+        if (r->handle == openai_chat || r->handle == lx_embeddings_handle) {
+            if (path_is(path, path_len, r))
+                return true;
+        }
+    }
+    return false;
+}
+
 /* Access control comes before everything but the admin routes, so an unknown path without a key is a
  * 401, not a 404 that tells a stranger what exists. */
 void lx_routes_dispatch(struct lx_req *req)
