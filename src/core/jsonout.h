@@ -13,6 +13,9 @@
 /* Whether s[0..n) is UTF-8 that jansson accepts as a string: no overlong forms, no surrogates, nothing
  * above U+10FFFF, no NUL. */
 bool lx_json_utf8_ok(const char *s, size_t n);
+/* The length of the multi-byte UTF-8 sequence at p[0..n) (its first byte is 0x80 or above), 0 when it is
+ * not one jansson accepts. */
+size_t lx_utf8_seq(const unsigned char *p, size_t n);
 /* s[0..n) as a quoted JSON string (the caller checked it with lx_json_utf8_ok). */
 void lx_jsonw_str(struct lx_buf *b, const char *s, size_t n);
 /* The same, or `null` for NULL, or the quoted `bad` when s is not valid UTF-8. */

@@ -14,6 +14,7 @@
 #include "router.h"
 #include "../../providers/provider.h"
 #include "../core/common.h"
+#include "../core/passthru.h"
 #include "../core/log.h"
 #include "../core/metrics.h"
 #include "../io/loop.h"
@@ -41,7 +42,14 @@ struct lane {
     struct lx_cap_wait *wait;   /* owned while LANE_WAITING */
     struct lx_capacity *slot;   /* the live capacity whose slot the lane holds (its target's provider), or NULL */
     struct lx_timer *backoff;   /* owned */
-    json_t *pending;            /* owned: stream chunks held back until this lane commits */
+    struct held *pending;       /* owned: stream chunks held back until this lane commits, in order */
+    size_t n_pending;
+};
+
+/* A chunk held back: JSON, or bytes (the pass-through path). */
+struct held {
+    json_t *json;                 /* owned, or NULL */
+    struct lx_answer_bytes *bytes; /* owned (lx_answer_bytes_dup), or NULL */
 };
 
 struct lx_exec {
@@ -70,6 +78,26 @@ struct lx_exec {
 
 static void lane_attempt(struct lane *L);
 static void lane_failed(struct lane *L, const struct lx_error *err);
+
+static void drop_pending(struct lane *L)
+{
+    for (size_t i = 0; i < L->n_pending; i++) {
+        json_decref(L->pending[i].json);
+        free(L->pending[i].bytes);
+    }
+    free(L->pending);
+    L->pending = NULL;
+    L->n_pending = 0;
+}
+
+static void hold(struct lane *L, json_t *json, const struct lx_answer_bytes *bytes)
+{
+    L->pending = lx_realloc(L->pending, (L->n_pending + 1) * sizeof *L->pending);
+    L->pending[L->n_pending++] = (struct held){
+        .json = json ? json_incref(json) : NULL,
+        .bytes = bytes ? lx_answer_bytes_dup(bytes) : NULL,
+    };
+}
 
 static const struct lx_target *lane_target(const struct lane *L)
 {
@@ -181,8 +209,7 @@ static void lane_stop(struct lane *L)
         L->wait = NULL;
     }
     lx_timer_stop(L->backoff);
-    json_decref(L->pending);
-    L->pending = NULL;
+    drop_pending(L);
     if (L->st != LANE_IDLE)
         L->st = LANE_ENDED;
 }
@@ -219,6 +246,16 @@ static void take_usage(struct lx_exec *x, json_t *usage)
         x->prompt_tokens = (long)json_integer_value(p);
     if (json_is_integer(c))
         x->completion_tokens = (long)json_integer_value(c);
+}
+
+static void take_usage_bytes(struct lx_exec *x, const struct lx_answer_bytes *a)
+{
+    if (!a->usage_object)
+        return;
+    if (a->prompt_tokens >= 0)
+        x->prompt_tokens = a->prompt_tokens;
+    if (a->completion_tokens >= 0)
+        x->completion_tokens = a->completion_tokens;
 }
 
 /* A bounded word for what went wrong, for llmux_upstream_errors_total. */
@@ -265,7 +302,9 @@ static void exec_account(struct lx_exec *x, int status)
     }
 }
 
-static void exec_finish(struct lx_exec *x, json_t *completion, const struct lx_error *err)
+/* The end: a completion as JSON, or as bytes, or an error, or (all NULL) a stream that ended well. */
+static void exec_finish_as(struct lx_exec *x, json_t *completion, const struct lx_answer_bytes *bytes,
+                           const struct lx_error *err)
 {
     if (x->done) {
         json_decref(completion);
@@ -274,14 +313,24 @@ static void exec_finish(struct lx_exec *x, json_t *completion, const struct lx_e
     x->done = true;
     if (completion)
         take_usage(x, json_object_get(completion, "usage"));
+    if (bytes)
+        take_usage_bytes(x, bytes);
     exec_account(x, err ? err->status : 200);
     lx_timer_stop(x->kick);
     lx_timer_stop(x->hedge);
     lx_timer_stop(x->deadline);
     for (size_t i = 0; i < x->plan.n_lanes; i++)
         lane_stop(&x->lanes[i]);
-    x->ops->on_done(x->owner, completion, err);
+    if (bytes)
+        x->ops->on_done_bytes(x->owner, bytes);
+    else
+        x->ops->on_done(x->owner, completion, err);
     lx_defer(exec_free, x);
+}
+
+static void exec_finish(struct lx_exec *x, json_t *completion, const struct lx_error *err)
+{
+    exec_finish_as(x, completion, NULL, err);
 }
 
 /* Hand a winning chunk over, noting its usage; usage the client did not ask for is taken out. */
@@ -300,6 +349,22 @@ static void deliver(struct lx_exec *x, json_t *chunk)
     x->ops->on_chunk(x->owner, chunk);
 }
 
+/* The same for a chunk kept as bytes: usage the client did not ask for is cut out of it. */
+static void deliver_bytes(struct lx_exec *x, const struct lx_answer_bytes *chunk)
+{
+    struct lx_answer_bytes out = *chunk;
+    if (chunk->has_usage) {
+        take_usage_bytes(x, chunk);
+        if (!x->client_usage) {
+            if (chunk->usage_only)
+                return; /* the usage-only chunk */
+            out.cut_at = chunk->usage_at;
+            out.cut_len = chunk->usage_len;
+        }
+    }
+    x->ops->on_chunk_bytes(x->owner, &out);
+}
+
 static void commit(struct lane *L, const char *dropped)
 {
     struct lx_exec *x = L->x;
@@ -311,13 +376,13 @@ static void commit(struct lane *L, const char *dropped)
             lane_stop(&x->lanes[i]);
     if (x->ops->on_commit)
         x->ops->on_commit(x->owner, lane_target(L)->label, dropped);
-    if (L->pending) {
-        size_t i;
-        json_t *c;
-        json_array_foreach(L->pending, i, c) deliver(x, c);
-        json_decref(L->pending);
-        L->pending = NULL;
+    for (size_t i = 0; i < L->n_pending; i++) {
+        if (L->pending[i].json)
+            deliver(x, L->pending[i].json);
+        else
+            deliver_bytes(x, L->pending[i].bytes);
     }
+    drop_pending(L);
 }
 
 static void start_lane(struct lx_exec *x)
@@ -346,7 +411,7 @@ static void exec_progress(struct lx_exec *x)
 
 /* A stream chunk that carries nothing but the role (or empty content) does not commit: a lane may still
  * fail after it and be retried or lose a race without the client seeing two beginnings. */
-static bool is_preamble(json_t *chunk)
+bool lx_exec_is_preamble(json_t *chunk)
 {
     json_t *choices = json_object_get(chunk, "choices");
     if (!json_is_array(choices) || json_array_size(choices) == 0)
@@ -382,19 +447,50 @@ static void lane_chunk(void *owner, json_t *chunk)
     }
     if (x->winner >= 0)
         return;
-    if (is_preamble(chunk)) {
-        if (!L->pending)
-            L->pending = json_array();
-        json_array_append(L->pending, chunk);
+    if (lx_exec_is_preamble(chunk)) {
+        hold(L, chunk, NULL);
         return;
     }
     commit(L, lx_call_dropped(L->call));
     deliver(x, chunk);
 }
 
-static void lane_done(void *owner, json_t *completion, const struct lx_error *err)
+static void lane_chunk_bytes(void *owner, const struct lx_answer_bytes *chunk)
 {
     struct lane *L = owner;
+    struct lx_exec *x = L->x;
+    if (x->done || L->st != LANE_RUNNING)
+        return;
+    if (x->winner == (long)L->idx) {
+        deliver_bytes(x, chunk);
+        return;
+    }
+    if (x->winner >= 0)
+        return;
+    if (chunk->preamble) {
+        hold(L, NULL, chunk);
+        return;
+    }
+    commit(L, lx_call_dropped(L->call));
+    deliver_bytes(x, chunk);
+}
+
+static void lane_done_as(struct lane *L, json_t *completion, const struct lx_answer_bytes *bytes,
+                         const struct lx_error *err);
+
+static void lane_done(void *owner, json_t *completion, const struct lx_error *err)
+{
+    lane_done_as(owner, completion, NULL, err);
+}
+
+static void lane_done_bytes(void *owner, const struct lx_answer_bytes *completion)
+{
+    lane_done_as(owner, NULL, completion, NULL);
+}
+
+static void lane_done_as(struct lane *L, json_t *completion, const struct lx_answer_bytes *bytes,
+                         const struct lx_error *err)
+{
     struct lx_exec *x = L->x;
     const struct lx_target *t = lane_target(L);
     char *dropped = L->call && lx_call_dropped(L->call) ? lx_strdup(lx_call_dropped(L->call)) : NULL;
@@ -410,7 +506,7 @@ static void lane_done(void *owner, json_t *completion, const struct lx_error *er
         commit(L, dropped);
     free(dropped);
     L->st = LANE_ENDED;
-    exec_finish(x, completion, NULL);
+    exec_finish_as(x, completion, bytes, NULL);
 }
 
 static bool lane_can_write(void *owner)
@@ -426,6 +522,15 @@ static const struct lx_call_ops lx_exec_lane_ops = {
     .can_write = lane_can_write,
 };
 
+/* For an owner that takes answers as bytes (the pass-through path). */
+static const struct lx_call_ops lx_exec_lane_bytes_ops = {
+    .on_chunk = lane_chunk,
+    .on_done = lane_done,
+    .can_write = lane_can_write,
+    .on_chunk_bytes = lane_chunk_bytes,
+    .on_done_bytes = lane_done_bytes,
+};
+
 static void lane_launch(struct lane *L)
 {
     struct lx_exec *x = L->x;
@@ -435,7 +540,8 @@ static void lane_launch(struct lane *L)
     chat.model = lx_strdup(t->model);
     struct lx_error err = {0};
     L->st = LANE_RUNNING;
-    L->call = lx_call_start(t->provider, &chat, &lx_exec_lane_ops, L, &err);
+    const struct lx_call_ops *ops = x->ops->on_done_bytes ? &lx_exec_lane_bytes_ops : &lx_exec_lane_ops;
+    L->call = lx_call_start(t->provider, &chat, ops, L, &err);
     if (!L->call) {
         lane_release_slot(L);
         lane_failed(L, &err);
@@ -518,8 +624,7 @@ static void lane_failed(struct lane *L, const struct lx_error *err)
         exec_finish(x, NULL, err);
         return;
     }
-    json_decref(L->pending);
-    L->pending = NULL;
+    drop_pending(L);
     lx_error_clear(&x->last);
     lx_error_copy(&x->last, err);
     const struct lx_target *t = lane_target(L);
