@@ -116,6 +116,18 @@ static void test_numbers_like_jansson(void **state)
             json_decref(j);
         }
     }
+    /* The access log's durations: tenths of a millisecond, at precision 12. */
+    for (long long k = 0; k < 2000000; k += (k < 2000 ? 1 : 997)) {
+        double v = (double)k / 10.0;
+        json_t *j = json_real(v);
+        char *want = json_dumps(j, JSON_ENCODE_ANY | JSON_REAL_PRECISION(12));
+        struct lx_buf b = {0};
+        lx_jsonw_real(&b, v, 12);
+        assert_string_equal(b.data, want);
+        lx_buf_free(&b);
+        free(want);
+        json_decref(j);
+    }
 }
 
 int main(void)
