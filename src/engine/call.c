@@ -15,7 +15,9 @@
 #include <string.h>
 
 struct lx_call {
-    const struct lx_provider_conf *p; /* borrowed: the owner keeps the config alive */
+    const struct lx_provider_conf *p; /* borrowed: the owner keeps the config alive until on_done or
+                                       * lx_call_cancel; not after (call_free is deferred past both) */
+    const struct lx_provider_type *type; /* static: p's type, for call_free */
     struct lx_chat chat;              /* owned: body and model */
     const struct lx_call_ops *ops;
     void *owner;                      /* borrowed */
@@ -40,10 +42,10 @@ static void call_free(void *arg)
     if (c->up)
         lx_upstream_cancel(c->up);
     if (c->local)
-        c->p->type->local_free(c->local);
+        c->type->local_free(c->local);
     lx_timer_free(c->t_local);
     if (c->stream)
-        c->p->type->stream_close(c->stream);
+        c->type->stream_close(c->stream);
     lx_timer_free(c->t_first);
     lx_timer_free(c->t_idle);
     lx_timer_free(c->t_total);
@@ -198,7 +200,7 @@ static int up_body(void *ctx, const char *data, size_t len)
         }
         lx_timer_start(c->t_idle, c->p->timeouts.idle_ms);
         const struct lx_provider_type *t = c->p->type;
-        int rc = t->stream_feed_bytes && c->ops->on_chunk_bytes
+        int rc = t->stream_feed_bytes && c->ops->on_chunk_bytes && c->p->passthrough
                      ? t->stream_feed_bytes(c->stream, data, len, emit_cb, emit_bytes_cb, c, &c->err)
                      : t->stream_feed(c->stream, data, len, emit_cb, c, &c->err);
         if (rc != LX_OK) {
@@ -237,7 +239,7 @@ static void up_done(void *ctx, enum lx_upstream_result r, const char *detail)
     struct lx_answer_bytes bytes;
     const struct lx_provider_type *t = c->p->type;
     if (r == LX_UP_OK && !lx_error_isset(&c->err) && c->status >= 200 && c->status < 300 && !c->chat.stream &&
-        c->chat.kind == LX_CALL_CHAT && c->ops->on_done_bytes && t->chat_response_bytes &&
+        c->chat.kind == LX_CALL_CHAT && c->ops->on_done_bytes && t->chat_response_bytes && c->p->passthrough &&
         t->chat_response_bytes(c->p, &c->chat, c->body.data, c->body.len, &bytes) == LX_OK) {
         finish_as(c, NULL, &bytes, NULL); /* the pass-through path: the upstream's bytes as they came */
         return;
@@ -284,9 +286,12 @@ struct lx_call *lx_call_start(const struct lx_provider_conf *p, struct lx_chat *
 {
     struct lx_call *c = lx_calloc(1, sizeof *c);
     c->p = p;
+    c->type = p->type;
     c->chat = *chat;
     chat->body = NULL;
     chat->model = NULL;
+    if (!p->passthrough)
+        c->chat.bytes = (struct lx_chat_bytes){0}; /* the provider builds the upstream body itself */
     c->ops = ops;
     c->owner = owner;
     if (p->type->local_start) {
