@@ -3,7 +3,11 @@
  * provider's retries with jittered exponential backoff, waits for a capacity slot when its provider is at
  * max_concurrency, and is skipped while the provider cools down. The first lane to produce a real answer
  * (a non-stream success, or a stream chunk with content) commits: the others are cancelled at that
- * moment, and from then on nothing is retried, because the client has seen bytes.
+ * moment, and from then on nothing is retried, because the client has seen bytes. A stream's opening
+ * (the role chunk) is held back until then, so that another lane can still answer without the client
+ * seeing two beginnings; when the plan has one target only, there is no other answerer, so the opening
+ * goes to the client at once (the first event as soon as the upstream's) and a retry's own opening is
+ * dropped.
  *
  * Callback contexts: lane_chunk may run inside libcurl (lx_call's on_chunk); cancelling other calls and
  * releasing capacity from there is allowed (both defer what must be deferred). Everything else runs from
@@ -66,6 +70,8 @@ struct lx_exec {
     long deadline_ms;
     long winner;                /* lane index, or -1 */
     bool done;
+    bool announced;             /* on_commit was called */
+    bool opened;                /* a lone target's opening went to the owner before the commit */
     struct lx_error last;       /* the latest failure: what the client gets when every lane fails */
     const struct lx_target *last_target; /* borrowed from plan: whose failure `last` is */
     int retries, fallbacks;
@@ -374,8 +380,9 @@ static void commit(struct lane *L, const char *dropped)
     for (size_t i = 0; i < x->plan.n_lanes; i++)
         if (i != L->idx)
             lane_stop(&x->lanes[i]);
-    if (x->ops->on_commit)
+    if (x->ops->on_commit && !x->announced)
         x->ops->on_commit(x->owner, lane_target(L)->label, dropped);
+    x->announced = true;
     for (size_t i = 0; i < L->n_pending; i++) {
         if (L->pending[i].json)
             deliver(x, L->pending[i].json);
@@ -435,6 +442,20 @@ bool lx_exec_is_preamble(json_t *chunk)
     return true;
 }
 
+/* The opening of a plan's only target goes to the owner at once, the first time (then it is announced:
+ * with one target, who answers is known). True when this chunk is to be delivered now. */
+static bool open_lone(struct lane *L)
+{
+    struct lx_exec *x = L->x;
+    if (x->opened || x->plan.n_lanes != 1 || L->plan->n != 1)
+        return false;
+    x->opened = true;
+    if (x->ops->on_commit)
+        x->ops->on_commit(x->owner, lane_target(L)->label, lx_call_dropped(L->call));
+    x->announced = true;
+    return true;
+}
+
 static void lane_chunk(void *owner, json_t *chunk)
 {
     struct lane *L = owner;
@@ -448,7 +469,10 @@ static void lane_chunk(void *owner, json_t *chunk)
     if (x->winner >= 0)
         return;
     if (lx_exec_is_preamble(chunk)) {
-        hold(L, chunk, NULL);
+        if (open_lone(L))
+            deliver(x, chunk);
+        else if (!x->opened)
+            hold(L, chunk, NULL);
         return;
     }
     commit(L, lx_call_dropped(L->call));
@@ -468,7 +492,10 @@ static void lane_chunk_bytes(void *owner, const struct lx_answer_bytes *chunk)
     if (x->winner >= 0)
         return;
     if (chunk->preamble) {
-        hold(L, NULL, chunk);
+        if (open_lone(L))
+            deliver_bytes(x, chunk);
+        else if (!x->opened)
+            hold(L, NULL, chunk);
         return;
     }
     commit(L, lx_call_dropped(L->call));

@@ -83,6 +83,21 @@ test('stream events reach the client as they are produced, not at the end', asyn
   while (!(await reader.read()).done);
 });
 
+test('a lone model\'s stream opening reaches the client at once, before the upstream has any content', { timeout: 30000 }, async () => {
+  // The second event comes a minute later: with one model only, nothing else could answer, so llmux has no
+  // reason to hold the role chunk back until content arrives (with fallbacks it does, see resilience tests).
+  const res = await postChat(gw.base, { model: 'up/gpt-x;chunks=2;interval=60000', stream: true, messages: userMsg('a b') });
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get('x-llmux-model'), 'up/gpt-x;chunks=2;interval=60000');
+  const reader = res.body.getReader();
+  let first = '';
+  while (!first.includes('\n\n')) first += new TextDecoder().decode((await reader.read()).value);
+  const chunk = JSON.parse(sseData(first)[0]);
+  assert.equal(chunk.choices[0].delta.role, 'assistant');
+  assert.ok(!chunk.choices[0].delta.content);
+  await reader.cancel();
+});
+
 test('built-in mock provider answers offline, stream and non-stream', async () => {
   const res = await postChat(gw.base, { model: 'offline', messages: userMsg('no network needed') });
   const body = await res.json();
