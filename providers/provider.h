@@ -56,6 +56,8 @@ struct lx_provider_conf {
     long max_concurrency;                /* calls in flight at once; 0 = unlimited */
     long queue_timeout_ms;               /* longest wait for a free slot */
     struct lx_cooldown cooldown;
+    bool passthrough;                    /* "passthrough" (default true): the OpenAI family may relay the
+                                          * client's and the upstream's bytes; false: always rebuilt */
     char *disabled_reason;               /* owned; non-NULL when the provider cannot be used */
     void *state;                         /* owned by the type: freed by type->free_state */
 };

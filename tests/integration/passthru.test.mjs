@@ -2,8 +2,8 @@
 // recorded OpenAI bodies and streams of ../shared/fixtures. A chat request goes upstream as the client's
 // bytes with only the model replaced; a complete answer comes back as the upstream's bytes; a stream's
 // events come back byte for byte, with usage counted (and hidden when the client did not ask for it). The
-// general path (here: the same call as a /v1/batch item, which builds its answer with jansson) gives the
-// same fields.
+// general path gives the same fields: provider `gen` is the same upstream with "passthrough": false, so
+// llmux parses and rebuilds everything; and a /v1/batch item, which always builds its answer with jansson.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -25,12 +25,15 @@ before(async () => {
       received.push(body);
       const { model } = JSON.parse(body);
       const bytes = fixture(model);
-      res.writeHead(200, { 'content-type': model.endsWith('.sse') ? 'text/event-stream' : 'application/json' });
+      const status = /_error_(\d{3})_/.exec(model);
+      res.writeHead(status ? Number(status[1]) : 200, { 'content-type': model.endsWith('.sse') ? 'text/event-stream' : 'application/json' });
       res.end(bytes);
     });
   });
   await new Promise((r) => upstream.listen(0, '127.0.0.1', r));
-  gw = await startLlmux({ providers: { rec: { type: 'openai', base_url: `http://127.0.0.1:${upstream.address().port}/v1` } } });
+  const base_url = `http://127.0.0.1:${upstream.address().port}/v1`;
+  gw = await startLlmux({ providers: { rec: { type: 'openai', base_url }, gen: { type: 'openai', base_url, passthrough: false } },
+    retries: { max: 0 } });
 });
 after(async () => {
   assert.equal((await gw.stop()).code, 0);
@@ -92,6 +95,74 @@ for (const name of ['openai_chat_stream_text_with_usage.sse', 'openai_chat_strea
       assert.equal(line.status, 200);
       assert.equal(line.prompt_tokens, u ? u.prompt_tokens : 0);
       assert.equal(line.completion_tokens, u ? u.completion_tokens : 0);
+    });
+  }
+}
+
+// The same request through both paths: what went upstream and what came back, with the access log line.
+let calls = 0;
+async function bothPaths(name, body) {
+  const out = {};
+  for (const p of ['rec', 'gen']) {
+    const id = `both-${p}-${name}-${++calls}`;
+    const before = received.length;
+    const res = await postChat(gw.base, { ...body, model: `${p}/${name}` }, { 'x-request-id': id });
+    const text = await res.text();
+    assert.equal(received.length, before + 1); // one upstream call (retries are off)
+    out[p] = { status: res.status, type: res.headers.get('content-type'), text, sent: JSON.parse(received.at(-1)),
+      line: await gw.waitAccess((l) => l.request_id === id) };
+  }
+  return out;
+}
+
+function sameBookkeeping(a, b) {
+  for (const k of ['status', 'prompt_tokens', 'completion_tokens', 'stream', 'error_type'])
+    assert.deepEqual(a.line[k], b.line[k], `access log ${k}`);
+}
+
+test('pass-through and general path: the same request goes upstream and the same fields come back (non-stream)', async () => {
+  const name = 'openai_chat_nonstream_tool_call.json';
+  const { rec, gen } = await bothPaths(name, { messages: [{ role: 'user', content: 'weather in Édinburgh?' }], temperature: 0,
+    tools: [{ type: 'function', function: { name: 'get_weather', parameters: { type: 'object' } } }] });
+  assert.equal(rec.status, 200);
+  assert.equal(gen.status, 200);
+  assert.equal(rec.text, `${fixture(name).toString().trimEnd()}\n`); // the upstream's bytes
+  assert.notEqual(gen.text, rec.text); // rebuilt by jansson: other whitespace...
+  assert.deepEqual(JSON.parse(gen.text), JSON.parse(rec.text)); // ...the same fields
+  assert.deepEqual(gen.sent, rec.sent);
+  assert.equal(rec.type, gen.type);
+  sameBookkeeping(rec, gen);
+});
+
+for (const name of ['openai_error_400_context_length.json', 'openai_error_401_invalid_api_key.json']) {
+  test(`pass-through and general path: the same error answer for ${name}`, async () => {
+    const { rec, gen } = await bothPaths(name, { messages: [{ role: 'user', content: 'x' }] });
+    assert.equal(rec.status, Number(/_(\d{3})_/.exec(name)[1]));
+    assert.equal(gen.status, rec.status);
+    assert.deepEqual(JSON.parse(gen.text), JSON.parse(rec.text));
+    assert.equal(JSON.parse(rec.text).error.message, JSON.parse(fixture(name)).error.message);
+    sameBookkeeping(rec, gen);
+  });
+}
+
+for (const name of ['openai_chat_stream_text_with_usage.sse', 'openai_chat_stream_tool_call.sse', 'openai_chat_stream_refusal.sse',
+  'openai_chat_stream_logprobs.sse', 'openai_chat_stream_finish_length.sse']) {
+  for (const usage of [true, false]) {
+    test(`pass-through and general path: the same events for ${name}, usage ${usage ? 'asked for' : 'not asked for'}`, async () => {
+      const { rec, gen } = await bothPaths(name, { stream: true, messages: [{ role: 'user', content: 'x' }],
+        ...(usage ? { stream_options: { include_usage: true } } : {}) });
+      assert.equal(rec.status, 200);
+      assert.equal(gen.status, 200);
+      assert.equal(rec.type, gen.type);
+      assert.deepEqual(gen.sent, rec.sent);
+      const fast = sseData(rec.text), general = sseData(gen.text);
+      assert.equal(fast.at(-1), '[DONE]');
+      assert.equal(general.at(-1), '[DONE]');
+      assert.deepEqual(general.slice(0, -1).map((d) => JSON.parse(d)), fast.slice(0, -1).map((d) => JSON.parse(d)));
+      // The pass-through events are the recorded ones byte for byte (usage left out unless asked for).
+      const want = recordedEvents(name).filter((d) => usage || JSON.parse(d).choices.length > 0);
+      assert.deepEqual(fast.slice(0, -1), want);
+      sameBookkeeping(rec, gen);
     });
   }
 }
