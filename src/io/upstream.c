@@ -27,6 +27,9 @@
 
 #define LX_UPSTREAM_DRAIN_MS 1000          /* longest wait for the body's end after the answer was complete */
 #define LX_UPSTREAM_DRAIN_BYTES (64u * 1024) /* most bytes discarded after it */
+/* curl's receive buffer (CURLOPT_BUFFERSIZE, 16 KiB by default), one per transfer: a stream event is a few
+ * hundred bytes, and a larger answer only takes more reads. */
+#define LX_UPSTREAM_RECV_BYTES 1024L
 
 struct lx_upstream {
     CURL *easy;                 /* owned: cleaned in upstream_free */
@@ -56,11 +59,31 @@ struct lx_sock {
     curl_socket_t fd;
 };
 
+#define LX_UPSTREAM_SPARE_EASY 64 /* idle easy handles kept for the next transfers */
+
 static CURLM *lx_multi;
+static CURL *lx_spare[LX_UPSTREAM_SPARE_EASY]; /* owned: reset, ready for reuse */
+static size_t lx_n_spare;
 static struct event *lx_curl_timer;
 static int lx_in_curl_cb;     /* depth of curl callbacks on the stack */
 static size_t lx_active;
 static struct lx_upstream *lx_draining; /* detached transfers waiting for their body's end */
+
+/* Easy handles are reused (curl_easy_reset keeps their buffers and caches; curl_easy_init is not free). */
+static CURL *easy_get(void)
+{
+    return lx_n_spare > 0 ? lx_spare[--lx_n_spare] : curl_easy_init();
+}
+
+static void easy_put(CURL *e)
+{
+    if (lx_n_spare < LX_UPSTREAM_SPARE_EASY) {
+        curl_easy_reset(e);
+        lx_spare[lx_n_spare++] = e;
+    } else {
+        curl_easy_cleanup(e);
+    }
+}
 
 static void upstream_free(struct lx_upstream *u)
 {
@@ -77,7 +100,7 @@ static void upstream_free(struct lx_upstream *u)
         curl_multi_remove_handle(lx_multi, u->easy);
         lx_active--;
     }
-    curl_easy_cleanup(u->easy);
+    easy_put(u->easy);
     curl_slist_free_all(u->headers);
     free(u->body);
     free(u->content_type);
@@ -323,6 +346,8 @@ void lx_upstream_shutdown(void)
 {
     while (lx_draining)
         upstream_free(lx_draining); /* easy handles leave the multi handle before it goes */
+    while (lx_n_spare > 0)
+        curl_easy_cleanup(lx_spare[--lx_n_spare]);
     if (lx_multi)
         curl_multi_cleanup(lx_multi);
     lx_multi = NULL;
@@ -338,7 +363,7 @@ struct lx_upstream *lx_upstream_start(const struct lx_http_request *req, long co
     struct lx_upstream *u = lx_calloc(1, sizeof *u);
     u->ops = ops;
     u->ctx = ctx;
-    u->easy = curl_easy_init();
+    u->easy = easy_get();
     if (!u->easy) {
         free(u);
         return NULL;
@@ -356,6 +381,8 @@ struct lx_upstream *lx_upstream_start(const struct lx_http_request *req, long co
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, LX_UPSTREAM_RECV_BYTES);
+    curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 16L * 1024); /* curl's smallest; the body is ours */
     for (size_t i = 0; i < req->n_headers; i++)
         u->headers = curl_slist_append(u->headers, req->headers[i]);
     /* No 100-continue round trip before the body. */
