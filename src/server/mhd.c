@@ -43,6 +43,7 @@
 #include <unistd.h>
 
 #define LX_STREAM_BLOCK (16u * 1024)
+#define LX_LISTEN_BACKLOG 4096 /* connections the kernel queues before accept */
 
 /* One listening address served by its own MHD daemon. */
 struct listener {
@@ -375,11 +376,14 @@ static void pause_accepting(struct listener *l)
     lx_timer_start(l->ev_accept_pause, 100);
 }
 
+/* Everything the kernel has queued (the listen backlog is LX_LISTEN_BACKLOG): under load one turn of the
+ * loop relays events for thousands of streams, and accepting only a slice of the queue per turn left new
+ * clients waiting in it for many turns (their first event late at 5,000 streams). */
 static void accept_cb(int fd, unsigned what, void *arg)
 {
     (void)what;
     struct listener *l = arg;
-    for (int i = 0; i < 256; i++) {
+    for (int i = 0; i < LX_LISTEN_BACKLOG; i++) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof ss;
         int c = accept4((int)fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -456,7 +460,7 @@ static int open_listener(struct listener *l, const char *addr, char *err, size_t
     int one = 1;
     if (fd >= 0)
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (fd < 0 || bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 4096) != 0) {
+    if (fd < 0 || bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, LX_LISTEN_BACKLOG) != 0) {
         snprintf(err, errlen, "listen: cannot listen on %s: %s", addr, strerror(errno));
         if (fd >= 0)
             close(fd);
