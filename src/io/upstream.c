@@ -48,6 +48,8 @@ struct lx_upstream {
     bool in_multi;
     bool resume_pending;        /* a deferred resume is queued */
     bool complete;              /* on_body said LX_DONE: later body bytes are discarded */
+    bool conn_close;            /* the answer said Connection: close */
+    struct origin *origin;      /* static: where the connection goes back idle; NULL: not counted */
     unsigned deferred;          /* deferred callbacks holding a pointer to us: the last one settles us */
     size_t drained;             /* bytes discarded since complete */
     struct lx_timer *drain;     /* owned while draining: closes the connection when the body does not end */
@@ -60,6 +62,36 @@ struct lx_sock {
 };
 
 #define LX_UPSTREAM_SPARE_EASY 64 /* idle easy handles kept for the next transfers */
+
+/* Idle keep-alive connections per plain-HTTP origin, as far as llmux can tell. curl 7.88 looks for a
+ * connection to reuse by walking every connection it has to the host, busy ones included, for every new
+ * transfer: with 5,000 streams in flight to one upstream, that walk was the largest cost of starting one
+ * (and quadratic in the whole). When no connection to the origin has come back idle, llmux asks for a
+ * fresh connection (CURLOPT_FRESH_CONNECT), which skips the walk; a wrong guess costs one connection or
+ * one walk, never a failure. HTTPS origins are left to curl: HTTP/2 shares one connection. */
+#define LX_UPSTREAM_ORIGINS 64
+struct origin {
+    char *name; /* owned: "http://host:port" as the URL spells it */
+    long idle;  /* transfers that ended leaving their connection open, minus the ones started since */
+};
+static struct origin lx_origins[LX_UPSTREAM_ORIGINS];
+static size_t lx_n_origins;
+
+static struct origin *origin_of(const char *url)
+{
+    if (strncmp(url, "http://", 7) != 0)
+        return NULL;
+    size_t n = 7 + strcspn(url + 7, "/?#");
+    for (size_t i = 0; i < lx_n_origins; i++)
+        if (strncmp(lx_origins[i].name, url, n) == 0 && lx_origins[i].name[n] == '\0')
+            return &lx_origins[i];
+    if (lx_n_origins == LX_UPSTREAM_ORIGINS)
+        return NULL;
+    struct origin *o = &lx_origins[lx_n_origins++];
+    o->name = lx_strndup(url, n);
+    o->idle = 0;
+    return o;
+}
 
 static CURLM *lx_multi;
 static CURL *lx_spare[LX_UPSTREAM_SPARE_EASY]; /* owned: reset, ready for reuse */
@@ -167,6 +199,8 @@ static void check_multi_info(void)
         curl_multi_remove_handle(lx_multi, u->easy);
         u->in_multi = false;
         lx_active--;
+        if (rc == CURLE_OK && u->origin && !u->conn_close)
+            u->origin->idle++; /* the body ended: curl keeps the connection for the next transfer */
         if (!u->cancelled) {
             /* A complete answer stays complete whatever happened to the bytes after it. */
             enum lx_upstream_result r = u->complete ? LX_UP_OK : map_result(u, rc);
@@ -266,6 +300,8 @@ static size_t header_cb(char *data, size_t size, size_t n, void *userp)
         free(u->retry_after);
         u->retry_after = lx_strndup(data + a, b - a);
     }
+    if (len >= 11 && strncasecmp(data, "connection:", 11) == 0 && memmem(data, len, "close", 5))
+        u->conn_close = true;
     if (len <= 2 && (data[0] == '\r' || data[0] == '\n')) {
         long code = 0;
         curl_easy_getinfo(u->easy, CURLINFO_RESPONSE_CODE, &code);
@@ -348,6 +384,8 @@ void lx_upstream_shutdown(void)
         upstream_free(lx_draining); /* easy handles leave the multi handle before it goes */
     while (lx_n_spare > 0)
         curl_easy_cleanup(lx_spare[--lx_n_spare]);
+    while (lx_n_origins > 0)
+        free(lx_origins[--lx_n_origins].name);
     if (lx_multi)
         curl_multi_cleanup(lx_multi);
     lx_multi = NULL;
@@ -382,6 +420,11 @@ struct lx_upstream *lx_upstream_start(const struct lx_http_request *req, long co
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(e, CURLOPT_BUFFERSIZE, LX_UPSTREAM_RECV_BYTES);
+    u->origin = origin_of(req->url);
+    if (u->origin && u->origin->idle > 0)
+        u->origin->idle--;
+    else if (u->origin)
+        curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
     curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 16L * 1024); /* curl's smallest; the body is ours */
     for (size_t i = 0; i < req->n_headers; i++)
         u->headers = curl_slist_append(u->headers, req->headers[i]);

@@ -150,6 +150,24 @@ test('one JSON access-log line per request with id, route, model, provider, stat
   assert.ok(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/.test(line.time));
 });
 
+test('streams reuse the connections earlier streams left open, and open new ones only when all are busy', async () => {
+  // llmux asks curl for a fresh connection when none to the upstream is known to be idle (curl's own search
+  // walks every connection it has): rounds of 5 streams at once still need 5 connections in all.
+  const before = await mock.stats();
+  for (let round = 0; round < 3; round++) {
+    const texts = await Promise.all(Array.from({ length: 5 }, async (_, i) => {
+      const res = await postChat(gw.base, { model: 'up/reuse;chunks=3;interval=20', stream: true, messages: userMsg(`r${round} s${i}`) });
+      assert.equal(res.status, 200);
+      return res.text();
+    }));
+    for (const t of texts) assert.equal(sseData(t).at(-1), '[DONE]');
+  }
+  const after = await mock.stats();
+  assert.equal(after.requests - before.requests, 15);
+  // 5 for the streams, plus one for each stats request.
+  assert.ok(after.connections_total - before.connections_total <= 5 + 2, `new upstream connections: ${after.connections_total - before.connections_total}`);
+});
+
 test('upstream connections are reused across requests (keep-alive)', async () => {
   const before = await mock.stats();
   for (let i = 0; i < 20; i++) {
