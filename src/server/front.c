@@ -329,6 +329,8 @@ static void flush_client(struct lx_front *f)
         ssize_t n = send(f->cfd, lx_buf_head(&f->out), lx_buf_avail(&f->out), MSG_NOSIGNAL);
         if (n > 0) {
             lx_buf_consume(&f->out, (size_t)n);
+            if (lx_buf_avail(&f->out) == 0)
+                lx_buf_free(&f->out); /* between a stream's events, hold no send buffer */
             progress = true;
             f->poked |= f->fin;
             continue;
@@ -690,6 +692,8 @@ static bool read_body(struct lx_front *f)
         f->body_left -= take;
         if (f->body_left == 0)
             rc = LX_OK;
+        if (rc == LX_OK && lx_buf_avail(&f->in) == 0)
+            lx_buf_free(&f->in); /* a stream may last minutes: hold no read buffer while nothing waits */
     } else {
         size_t used;
         rc = lx_chunked_feed(&f->chunked, lx_buf_head(&f->in), n, &used, &f->body, lim->max_body_bytes,
