@@ -395,7 +395,7 @@ void lx_upstream_shutdown(void)
     curl_global_cleanup();
 }
 
-struct lx_upstream *lx_upstream_start(const struct lx_http_request *req, long connect_timeout_ms,
+struct lx_upstream *lx_upstream_start(struct lx_http_request *req, long connect_timeout_ms,
                                       const struct lx_upstream_ops *ops, void *ctx)
 {
     struct lx_upstream *u = lx_calloc(1, sizeof *u);
@@ -432,9 +432,9 @@ struct lx_upstream *lx_upstream_start(const struct lx_http_request *req, long co
     u->headers = curl_slist_append(u->headers, "Expect:");
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, u->headers);
     if (strcmp(req->method, "POST") == 0) {
-        u->body = lx_malloc(req->body_len + 1);
-        memcpy(u->body, req->body, req->body_len);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, u->body);
+        u->body = req->body; /* taken: curl reads it until the transfer ends */
+        req->body = NULL;
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, u->body ? u->body : "");
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
     }
     if (curl_multi_add_handle(lx_multi, e) != CURLM_OK) {
