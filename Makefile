@@ -59,6 +59,11 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(CORE_OBJS)
 	  $(LDLIBS) $(shell pkg-config --libs cmocka)
 
 MOCK_SRCS := $(wildcard tests/mock_upstream/*.c)
+# The MCP client alone on a loop, driven by JSON lines (tests/integration/mcp_*.test.mjs, the conformance suite).
+$(BUILD)/tests/mcp-probe: tests/tools/mcp_probe.c $(CORE_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(CORE_OBJS) $(LDLIBS)
+
 $(BUILD)/tests/notify-recv: tests/tools/notify_recv.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $<
