@@ -463,6 +463,15 @@ void mcp_settle(struct lx_mcp_server *s)
         lx_timer_start(w->timer, 0);
 }
 
+void mcp_stream_ready(struct lx_mcp_server *s)
+{
+    if (!s->stream_pending)
+        return;
+    s->stream_pending = false;
+    if (s->tools && !s->settled)
+        mcp_settle(s);
+}
+
 bool lx_mcp_server_settled(const struct lx_mcp_server *s)
 {
     return s->settled || s->state == MCP_DISABLED || s->state == MCP_STOPPED;
@@ -506,6 +515,7 @@ static void go_down(struct lx_mcp_server *s, const char *why)
     set_error(s, why);
     s->state = MCP_BACKOFF;
     lx_timer_stop(s->refresh_timer);
+    s->stream_pending = false;
     fail_all(s, why);
     s->tx->stop(s);
     free(s->session_id);
@@ -554,10 +564,9 @@ static void ready(struct lx_mcp_server *s)
         call_unlink(c);
         call_start_rpc(c);
     }
+    /* The notification stream first, as the SDKs do: a server may have requests for llmux at once. */
+    s->tx->listen(s, json_is_true(json_object_get(json_object_get(s->capabilities, "tools"), "listChanged")));
     mcp_tools_list(s);
-    json_t *tools_cap = json_object_get(s->capabilities, "tools");
-    if (json_is_true(json_object_get(tools_cap, "listChanged")))
-        s->tx->listen(s);
     if (s->conf.tools_refresh_ms > 0)
         lx_timer_start(s->refresh_timer, s->conf.tools_refresh_ms);
 }

@@ -209,11 +209,24 @@ static int sse_event_cb(void *ctx, const char *event, const char *data, size_t l
     return LX_OK;
 }
 
+static void stream_ready_cb(void *arg)
+{
+    struct xfer *x = arg;
+    x->holds--;
+    if (x->srv)
+        mcp_stream_ready(x->srv);
+    xfer_release(x);
+}
+
 static void on_headers(void *ctx, int status, const char *content_type, const char *retry_after)
 {
     (void)retry_after;
     struct xfer *x = ctx;
     x->status = status;
+    if (x->kind == X_STREAM && x->srv && x->srv->stream_pending) {
+        x->holds++; /* tell the core from the loop */
+        lx_defer(stream_ready_cb, x);
+    }
     x->sse = status / 100 == 2 && content_type && strncasecmp(content_type, "text/event-stream", 17) == 0;
     if (x->initialize && x->srv && status / 100 == 2) {
         const char *sid = lx_upstream_header(x->up, "Mcp-Session-Id");
@@ -334,6 +347,7 @@ static void stream_ended(struct xfer *x, json_t *body)
 {
     struct lx_mcp_server *s = x->srv;
     struct http_state *st = state(s);
+    mcp_stream_ready(s); /* no stream is an answer too */
     json_int_t code = json_integer_value(json_object_get(json_object_get(body, "error"), "code"));
     if (x->status == 405 || code == -32601 || (x->status == 404 && !x->session_sent)) {
         lx_debug("mcp %s: the server offers no notification stream: tools are refreshed on the interval only",
@@ -466,12 +480,15 @@ static void stream_open(struct xfer *x)
     }
 }
 
-static void http_listen(struct lx_mcp_server *s)
+static void http_listen(struct lx_mcp_server *s, bool list_changed)
 {
     struct http_state *st = state(s);
-    if (st->stream || st->stream_unsupported)
+    /* A 2025-11-25 server sends its own requests (ping, elicitation, ...) on the GET stream too, and waits
+     * for an answer: open it whatever it announced. subscriptions/listen only carries list changes. */
+    if (st->stream || st->stream_unsupported || (s->era == MCP_ERA_MODERN && !list_changed))
         return;
     st->stream = xfer_new(s, X_STREAM);
+    s->stream_pending = true; /* settled once the stream answered */
     stream_open(st->stream);
 }
 

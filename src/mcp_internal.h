@@ -78,8 +78,9 @@ struct mcp_transport {
     /* The request is over (answered, failed or cancelled): drop its state, and close its response stream
      * when cancel is true. */
     void (*finish)(struct lx_mcp_server *s, struct mcp_rpc *rpc, bool cancel);
-    /* Open the server's notification stream (GET, or subscriptions/listen), if the transport has one. */
-    void (*listen)(struct lx_mcp_server *s);
+    /* Open the server's notification stream (GET, or subscriptions/listen) where the transport has one;
+     * list_changed: the server announces tool list changes. */
+    void (*listen)(struct lx_mcp_server *s, bool list_changed);
     /* Stop carrying messages (end the session, stop the child); every request was finished before. */
     void (*stop)(struct lx_mcp_server *s);
 };
@@ -106,6 +107,7 @@ struct lx_mcp_server {
     int list_pages;
     bool listing, list_again;
     bool settled;                     /* the first attempt is over (tools listed, or failed) */
+    bool stream_pending;              /* the notification stream is being opened: not settled before */
     uint64_t tools_at_ms;             /* wall clock of the last list, ms */
     json_int_t next_id;
     struct mcp_rpc *rpcs;             /* requests in flight */
@@ -132,6 +134,8 @@ void mcp_dispatch(struct lx_mcp_server *s, json_t *msg);
 void mcp_rpc_fail(struct mcp_rpc *rpc, enum mcp_fail fail, int http_status, json_t *error, const char *detail);
 /* The transport is gone (the process exited): fail everything, try again after a backoff. */
 void mcp_transport_down(struct lx_mcp_server *s, const char *why);
+/* The notification stream answered (or failed to): the server can reach llmux as well. */
+void mcp_stream_ready(struct lx_mcp_server *s);
 /* The session was lost outside a request (a 404 on the GET stream): initialize again. */
 void mcp_session_lost(struct lx_mcp_server *s);
 /* A request message for method (params stolen, may be NULL) with a fresh id, carrying 2026-07-28's

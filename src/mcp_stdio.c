@@ -155,9 +155,9 @@ static void stdio_finish(struct lx_mcp_server *s, struct mcp_rpc *rpc, bool canc
     rpc->tx = NULL;
 }
 
-static void stdio_listen(struct lx_mcp_server *s)
+static void stdio_listen(struct lx_mcp_server *s, bool list_changed)
 {
-    if (s->era != MCP_ERA_MODERN)
+    if (s->era != MCP_ERA_MODERN || !list_changed)
         return; /* 2025-11-25 servers send notifications on stdout as they like */
     json_int_t id;
     json_t *msg = mcp_request_json(s, "subscriptions/listen",

@@ -57,7 +57,8 @@ static void list_done(struct lx_mcp_server *s)
     s->tools_at_ms = wall_ms();
     s->listing = false;
     lx_debug("mcp %s: %zu tool(s)", s->conf.name, json_array_size(s->tools));
-    mcp_settle(s);
+    if (!s->stream_pending)
+        mcp_settle(s);
     if (s->list_again) {
         s->list_again = false;
         mcp_tools_list(s);
