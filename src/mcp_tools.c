@@ -277,6 +277,16 @@ void mcp_tools_call_headers(struct lx_mcp_server *s, const char *tool, json_t *a
 
 /* ---- a result as text for a model ---- */
 
+/* Bytes that base64 text decodes to. */
+static size_t b64_bytes(json_t *v)
+{
+    const char *s = json_string_value(v);
+    size_t n = s ? strlen(s) : 0;
+    while (n > 0 && (s[n - 1] == '=' || s[n - 1] == '\n' || s[n - 1] == '\r'))
+        n--;
+    return n * 3 / 4;
+}
+
 static void describe(json_t *part, struct lx_buf *out)
 {
     const char *type = json_string_value(json_object_get(part, "type"));
@@ -284,8 +294,8 @@ static void describe(json_t *part, struct lx_buf *out)
     if (type && strcmp(type, "text") == 0) {
         lx_buf_puts(out, json_string_value(json_object_get(part, "text")) ? json_string_value(json_object_get(part, "text")) : "");
     } else if (type && (strcmp(type, "image") == 0 || strcmp(type, "audio") == 0)) {
-        size_t b64 = json_string_length(json_object_get(part, "data"));
-        lx_buf_printf(out, "[%s: %s, %zu bytes]", type, mime ? mime : "unknown type", b64 / 4 * 3);
+        lx_buf_printf(out, "[%s: %s, %zu bytes]", type, mime ? mime : "unknown type",
+                      b64_bytes(json_object_get(part, "data")));
     } else if (type && strcmp(type, "resource_link") == 0) {
         const char *name = json_string_value(json_object_get(part, "name"));
         lx_buf_printf(out, "[resource link: %s%s%s]", name ? name : "", name ? " " : "",
@@ -299,7 +309,7 @@ static void describe(json_t *part, struct lx_buf *out)
             lx_buf_printf(out, "[resource: %s]\n%s", uri ? uri : "", text);
         else
             lx_buf_printf(out, "[resource: %s, %s, %zu bytes]", uri ? uri : "", mime ? mime : "binary",
-                          json_string_length(json_object_get(res, "blob")) / 4 * 3);
+                          b64_bytes(json_object_get(res, "blob")));
     } else {
         lx_buf_printf(out, "[%s content]", type ? type : "unknown");
     }

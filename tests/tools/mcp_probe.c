@@ -177,6 +177,19 @@ static void command(json_t *cmd)
             emit_error(err);
         else
             emit(json_pack("{s:s}", "event", "reloaded"));
+    } else if (strcmp(op, "cancel") == 0) {
+        const char *id = json_string_value(json_object_get(cmd, "id"));
+        for (struct pending **pp = &P.calls; *pp; pp = &(*pp)->next)
+            if (id && strcmp((*pp)->id, id) == 0) {
+                struct pending *p = *pp;
+                *pp = p->next;
+                lx_mcp_call_cancel(p->call, "cancelled by the probe");
+                emit(json_pack("{s:s, s:s}", "event", "cancelled", "id", id));
+                free(p->id);
+                free(p);
+                return;
+            }
+        emit_error("no such call");
     } else if (!s) {
         emit_error("no such server");
     } else if (strcmp(op, "wait") == 0) {
@@ -196,19 +209,6 @@ static void command(json_t *cmd)
         }
         json_t *t = json_object_get(cmd, "timeout_ms");
         start_call(id, s, tool, json_object_get(cmd, "arguments"), json_is_integer(t) ? (long)json_integer_value(t) : 0);
-    } else if (strcmp(op, "cancel") == 0) {
-        const char *id = json_string_value(json_object_get(cmd, "id"));
-        for (struct pending **pp = &P.calls; *pp; pp = &(*pp)->next)
-            if (id && strcmp((*pp)->id, id) == 0) {
-                struct pending *p = *pp;
-                *pp = p->next;
-                lx_mcp_call_cancel(p->call, "cancelled by the probe");
-                emit(json_pack("{s:s, s:s}", "event", "cancelled", "id", id));
-                free(p->id);
-                free(p);
-                return;
-            }
-        emit_error("no such call");
     } else {
         emit_error("unknown op");
     }
