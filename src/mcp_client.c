@@ -963,7 +963,7 @@ static json_t *public_url(const char *url)
 json_t *lx_mcp_server_status(const struct lx_mcp_server *s)
 {
     json_t *o = json_pack("{s:s, s:s, s:s, s:b, s:b}", "name", s->conf.name, "transport", s->tx->name, "state",
-                          mcp_state_name(s->state), "healthy", s->state == MCP_READY, "session",
+                          mcp_state_name(s->state), "healthy", s->state == MCP_READY && s->tools, "session",
                           s->session_id != NULL);
     if (s->conf.url)
         json_object_set_new(o, "url", public_url(s->conf.url));

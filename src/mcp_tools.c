@@ -51,6 +51,8 @@ static void list_page(struct lx_mcp_server *s, const char *cursor);
 
 static void list_done(struct lx_mcp_server *s)
 {
+    free(s->last_error);
+    s->last_error = NULL;
     json_decref(s->tools);
     s->tools = s->tools_next;
     s->tools_next = NULL;
@@ -74,6 +76,8 @@ static void listed_cb(struct lx_mcp_server *s, void *ctx, const struct mcp_reply
     if (!json_is_array(tools)) {
         const char *why = r->error ? json_string_value(json_object_get(r->error, "message")) : r->detail;
         lx_warn("mcp %s: tools/list failed: %s", s->conf.name, why ? why : "no tools in the answer");
+        free(s->last_error);
+        s->last_error = lx_sprintf("tools/list failed: %s", why ? why : "no tools in the answer");
         s->listing = s->list_again = false;
         json_decref(s->tools_next);
         s->tools_next = NULL;
