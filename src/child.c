@@ -43,11 +43,12 @@ static struct lx_child *lx_children;
 static size_t lx_n_children;
 static struct event *lx_sigchld_ev; /* owned: SIGCHLD on the loop; freed by lx_child_shutdown */
 
-static void close_fd(int *fd, struct event **ev)
+/* Stop watching and close a pipe. The event itself is freed with the child (destroy): this may run
+ * inside that event's own callback. */
+static void close_fd(int *fd, struct event *ev)
 {
-    if (*ev)
-        event_free(*ev);
-    *ev = NULL;
+    if (ev)
+        event_del(ev);
     if (*fd >= 0)
         close(*fd);
     *fd = -1;
@@ -67,16 +68,19 @@ static void unlink_child(struct lx_child *c)
 
 static void destroy(struct lx_child *c)
 {
-    close_fd(&c->in_fd, &c->in_ev);
-    close_fd(&c->out_fd, &c->out_ev);
-    close_fd(&c->err_fd, &c->err_ev);
+    close_fd(&c->in_fd, c->in_ev);
+    close_fd(&c->out_fd, c->out_ev);
+    close_fd(&c->err_fd, c->err_ev);
+    event_free(c->in_ev);
+    event_free(c->out_ev);
+    event_free(c->err_ev);
     lx_buf_free(&c->in_queue);
     lx_timer_free(c->kill_timer);
     free(c);
 }
 
 /* Read what one pipe has now. Returns false at EOF or on an error (the pipe is then closed). */
-static bool read_pipe(struct lx_child *c, int *fd, struct event **ev, bool is_err)
+static bool read_pipe(struct lx_child *c, int *fd, struct event *ev, bool is_err)
 {
     char buf[LX_CHILD_READ_CHUNK];
     ssize_t n = read(*fd, buf, sizeof buf);
@@ -96,7 +100,7 @@ static void out_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct lx_child *c = arg;
-    read_pipe(c, &c->out_fd, &c->out_ev, false);
+    read_pipe(c, &c->out_fd, c->out_ev, false);
 }
 
 static void err_cb(evutil_socket_t fd, short what, void *arg)
@@ -104,7 +108,7 @@ static void err_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct lx_child *c = arg;
-    read_pipe(c, &c->err_fd, &c->err_ev, true);
+    read_pipe(c, &c->err_fd, c->err_ev, true);
 }
 
 static void flush_stdin(struct lx_child *c)
@@ -123,11 +127,11 @@ static void flush_stdin(struct lx_child *c)
         }
         /* EPIPE: the child closed its stdin (or died); what is queued cannot be delivered. */
         lx_buf_reset(&c->in_queue);
-        close_fd(&c->in_fd, &c->in_ev);
+        close_fd(&c->in_fd, c->in_ev);
         return;
     }
     if (c->in_fd >= 0 && c->close_stdin_after)
-        close_fd(&c->in_fd, &c->in_ev);
+        close_fd(&c->in_fd, c->in_ev);
 }
 
 static void in_cb(evutil_socket_t fd, short what, void *arg)
@@ -145,18 +149,18 @@ static void reaped(struct lx_child *c, int status)
     c->in_reap = true;
     unlink_child(c);
     for (int i = 0; i < 64 && c->out_fd >= 0; i++)
-        if (!read_pipe(c, &c->out_fd, &c->out_ev, false) || !c->ops)
+        if (!read_pipe(c, &c->out_fd, c->out_ev, false) || !c->ops)
             break;
     for (int i = 0; i < 64 && c->err_fd >= 0; i++)
-        if (!read_pipe(c, &c->err_fd, &c->err_ev, true) || !c->ops)
+        if (!read_pipe(c, &c->err_fd, c->err_ev, true) || !c->ops)
             break;
     /* Leftovers of its group (npx's node, a shell's children) go with it. */
     kill(-c->pid, SIGTERM);
     const struct lx_child_ops *ops = c->ops;
     void *ctx = c->ctx;
-    close_fd(&c->in_fd, &c->in_ev);
-    close_fd(&c->out_fd, &c->out_ev);
-    close_fd(&c->err_fd, &c->err_ev);
+    close_fd(&c->in_fd, c->in_ev);
+    close_fd(&c->out_fd, c->out_ev);
+    close_fd(&c->err_fd, c->err_ev);
     c->in_reap = false;
     if (!ops) {
         destroy(c);
@@ -376,9 +380,9 @@ void lx_child_free(struct lx_child *c, long grace_ms)
         return;
     }
     /* Closing stdin is the polite stop; SIGTERM the firm one; SIGKILL after the grace. Reaped later. */
-    close_fd(&c->in_fd, &c->in_ev);
-    close_fd(&c->out_fd, &c->out_ev);
-    close_fd(&c->err_fd, &c->err_ev);
+    close_fd(&c->in_fd, c->in_ev);
+    close_fd(&c->out_fd, c->out_ev);
+    close_fd(&c->err_fd, c->err_ev);
     kill(-c->pid, SIGTERM);
     if (!c->kill_timer)
         c->kill_timer = lx_timer_new(kill_timer_cb, c);
@@ -402,9 +406,9 @@ void lx_child_shutdown(void)
             /* Still owned: reaped without callbacks; its owner frees it. */
             c->reaped = true;
             unlink_child(c);
-            close_fd(&c->in_fd, &c->in_ev);
-            close_fd(&c->out_fd, &c->out_ev);
-            close_fd(&c->err_fd, &c->err_ev);
+            close_fd(&c->in_fd, c->in_ev);
+            close_fd(&c->out_fd, c->out_ev);
+            close_fd(&c->err_fd, c->err_ev);
             continue;
         }
         reaped(c, status);
