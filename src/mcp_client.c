@@ -226,9 +226,13 @@ void mcp_rpc_fail(struct mcp_rpc *rpc, enum mcp_fail fail, int http_status, json
     }
     struct mcp_reply r = {.error = error, .http_status = http_status, .fail = fail, .detail = detail};
     rpc_complete(rpc, &r, false);
-    /* A server that cannot be reached is down for every request: try again after a backoff. */
+    /* A server that cannot be reached is down for every request: try again after a backoff. A connection
+     * that broke before any answer may mean the same (the process died): look at once, with a tools/list
+     * that fails to connect if so. */
     if (fail == MCP_FAIL_CONNECT && s->state == MCP_READY)
         go_down(s, detail ? detail : "cannot reach the server");
+    else if (fail == MCP_FAIL_TRANSPORT && http_status == 0 && s->state == MCP_READY && !s->stopping)
+        mcp_tools_list(s);
 }
 
 static struct mcp_rpc *rpc_find(struct lx_mcp_server *s, json_t *id)
