@@ -17,13 +17,13 @@
  *   mcp-probe --conformance URL  what `npx @modelcontextprotocol/conformance client --command` runs: connect
  *                                to URL, list the tools, call each with arguments made from its schema,
  *                                print the results, exit 0 when every call answered. */
-#include "../../src/buf.h"
-#include "../../src/child.h"
-#include "../../src/common.h"
-#include "../../src/log.h"
-#include "../../src/loop.h"
-#include "../../src/mcp.h"
-#include "../../src/upstream.h"
+#include "../../src/core/buf.h"
+#include "../../src/io/child.h"
+#include "../../src/core/common.h"
+#include "../../src/core/log.h"
+#include "../../src/io/loop.h"
+#include "../../src/engine/mcp.h"
+#include "../../src/io/upstream.h"
 
 #include <event2/event.h>
 #include <signal.h>

@@ -2,12 +2,12 @@
  * this binary as a scripted server (run with --fake SCENARIO): the revision chosen from each kind of
  * server/discover answer, a silent server, versions llmux does not speak, answers that are not results,
  * input the tool asks for, late answers, and what calls see meanwhile. */
-#include "unit.h"
-#include "../../src/child.h"
-#include "../../src/common.h"
-#include "../../src/log.h"
-#include "../../src/loop.h"
-#include "../../src/mcp_internal.h"
+#include "../unit.h"
+#include "../../../src/io/child.h"
+#include "../../../src/core/common.h"
+#include "../../../src/core/log.h"
+#include "../../../src/io/loop.h"
+#include "../../../src/engine/mcp_internal.h"
 
 #include <signal.h>
 #include <unistd.h>

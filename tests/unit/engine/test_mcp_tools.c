@@ -1,8 +1,8 @@
 /* Unit tests for src/mcp_tools.c: the text a model sees for each kind of tool result, 2026-07-28's
  * header value encoding, and which x-mcp-header marks are valid. */
-#include "unit.h"
-#include "../../src/common.h"
-#include "../../src/mcp_internal.h"
+#include "../unit.h"
+#include "../../../src/core/common.h"
+#include "../../../src/engine/mcp_internal.h"
 
 static char *text_of(const char *result_json, size_t max)
 {

@@ -2,10 +2,10 @@
  * stdin and stdout, its stderr copied to llmux's log line by line. A child that exits takes its requests
  * with it; the client core restarts it after a backoff. Moves to src/engine/mcp_stdio.c. */
 #include "mcp_internal.h"
-#include "buf.h"
-#include "child.h"
-#include "common.h"
-#include "log.h"
+#include "../core/buf.h"
+#include "../io/child.h"
+#include "../core/common.h"
+#include "../core/log.h"
 
 #include <signal.h>
 #include <stdio.h>

@@ -7,15 +7,15 @@
  * chunks. Everything else runs from loop callbacks (exec's on_done, MCP call results, the kick timer).
  * The loop frees itself right after its owner's on_done. Moves to src/engine/toolloop.c. */
 #include "toolloop.h"
-#include "buf.h"
-#include "common.h"
-#include "config.h"
+#include "../core/buf.h"
+#include "../core/common.h"
+#include "../core/conf.h"
 #include "exec.h"
-#include "log.h"
-#include "loop.h"
+#include "../core/log.h"
+#include "../io/loop.h"
 #include "router.h"
 #include "toolset.h"
-#include "../providers/provider.h"
+#include "../core/pivot.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -365,7 +365,7 @@ static void round_start_cb(void *arg)
     struct lx_toolloop *l = arg;
     struct lx_error err = {0};
     struct lx_plan plan;
-    if (lx_route_plan(l->cfg, l->model, &plan, &err) != LX_OK) {
+    if (lx_route_plan(l->cfg->engine, l->model, &plan, &err) != LX_OK) {
         finish(l, NULL, &err);
         lx_error_clear(&err);
         return;
@@ -518,7 +518,7 @@ struct lx_toolloop *lx_toolloop_start(const struct lx_toolloop_params *p, const 
                                       void *owner, struct lx_error *err)
 {
     struct lx_plan plan;
-    if (lx_route_plan(p->cfg, p->model, &plan, err) != LX_OK)
+    if (lx_route_plan(p->cfg->engine, p->model, &plan, err) != LX_OK)
         return NULL;
     lx_plan_free(&plan);
     struct lx_toolloop *l = lx_calloc(1, sizeof *l);

@@ -2,9 +2,9 @@
  * mirrors into HTTP headers, and the text a model sees for a tool's result. Moves to
  * src/engine/mcp_tools.c. */
 #include "mcp_internal.h"
-#include "buf.h"
-#include "common.h"
-#include "log.h"
+#include "../core/buf.h"
+#include "../core/common.h"
+#include "../core/log.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -5,9 +5,9 @@
  * and no pid is waited for by anyone else. Exit is reported after the pipes were drained, so the last
  * lines a server wrote before dying still reach its owner. */
 #include "child.h"
-#include "buf.h"
-#include "common.h"
-#include "log.h"
+#include "../core/buf.h"
+#include "../core/common.h"
+#include "../core/log.h"
 #include "loop.h"
 
 #include <errno.h>

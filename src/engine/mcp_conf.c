@@ -3,8 +3,8 @@
  * ${VAR} expansion so that a server whose variable is unset is kept, disabled, like a provider.
  * Moves to src/engine/mcp_conf.c. */
 #include "mcp.h"
-#include "common.h"
-#include "config.h"
+#include "../core/common.h"
+#include "../core/confread.h"
 
 #include <stdarg.h>
 #include <stdio.h>

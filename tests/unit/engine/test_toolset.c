@@ -1,8 +1,8 @@
 /* Unit tests for src/toolset.c: MCP entries in a request's tools (checks and their 400s), alias defaults,
  * client tools passed through, and the function names server tools get. */
-#include "unit.h"
-#include "../../src/common.h"
-#include "../../src/toolset.h"
+#include "../unit.h"
+#include "../../../src/core/common.h"
+#include "../../../src/engine/toolset.h"
 
 static bool known(const char *name)
 {

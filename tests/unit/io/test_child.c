@@ -1,10 +1,10 @@
 /* Unit tests for src/child.c on a real loop: pipes both ways, exit after output, environment, signal
  * dispositions, spawn failures, and stopping a child that does not want to stop. */
-#include "unit.h"
-#include "../../src/buf.h"
-#include "../../src/child.h"
-#include "../../src/common.h"
-#include "../../src/loop.h"
+#include "../unit.h"
+#include "../../../src/core/buf.h"
+#include "../../../src/io/child.h"
+#include "../../../src/core/common.h"
+#include "../../../src/io/loop.h"
 
 #include <signal.h>
 #include <sys/wait.h>

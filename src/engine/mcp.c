@@ -7,9 +7,9 @@
  * callback further up the stack still holds valid memory. Results reach callers from the loop, never
  * from inside libcurl (the HTTP transport dispatches from deferred calls). */
 #include "mcp_internal.h"
-#include "common.h"
-#include "log.h"
-#include "loop.h"
+#include "../core/common.h"
+#include "../core/log.h"
+#include "../io/loop.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -8,13 +8,13 @@
  * messages; the messages are dispatched to the client core from a deferred call (or from on_done, which
  * runs on the loop), where the core may start new transfers. */
 #include "mcp_internal.h"
-#include "buf.h"
-#include "common.h"
-#include "log.h"
-#include "loop.h"
-#include "sse.h"
-#include "upstream.h"
-#include "../providers/provider.h"
+#include "../core/buf.h"
+#include "../core/common.h"
+#include "../core/log.h"
+#include "../io/loop.h"
+#include "../core/sse.h"
+#include "../io/upstream.h"
+#include "../core/httpreq.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,8 +1,8 @@
 /* A request's tools: its MCP entries checked and resolved to configured servers, and every server tool
  * turned into a function tool whose name says which server it is on. Moves to src/engine/toolset.c. */
 #include "toolset.h"
-#include "buf.h"
-#include "common.h"
+#include "../core/buf.h"
+#include "../core/common.h"
 
 #include <stdio.h>
 #include <stdlib.h>

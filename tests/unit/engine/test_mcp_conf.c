@@ -1,8 +1,8 @@
 /* Unit tests for src/mcp_conf.c: the "mcp_servers" section, its defaults, ${VAR} expansion and the
  * servers it disables, every refusal (and that none quotes a value), and what a reload keeps. */
-#include "unit.h"
-#include "../../src/common.h"
-#include "../../src/mcp.h"
+#include "../unit.h"
+#include "../../../src/core/common.h"
+#include "../../../src/engine/mcp.h"
 
 static int parse(const char *json, struct lx_mcp_conf *c, char *err, size_t errlen)
 {

@@ -1,18 +1,19 @@
 /* Unit tests for src/toolloop.c on a real loop: the built-in mock provider as the model, and this binary as
  * a scripted MCP stdio server (tests/unit/mcp_fake.h). A round of server tools, the answer built from
  * their results, the stream the client sees, the round limit, client tools, and cancellation. */
-#include "unit.h"
+#include "../unit.h"
 #include "mcp_fake.h"
-#include "../../src/buf.h"
-#include "../../src/child.h"
-#include "../../src/common.h"
-#include "../../src/config.h"
-#include "../../src/exec.h"
-#include "../../src/log.h"
-#include "../../src/loop.h"
-#include "../../src/mcp.h"
-#include "../../src/toolloop.h"
-#include "../../src/toolset.h"
+#include "../../../src/core/buf.h"
+#include "../../../src/io/child.h"
+#include "../../../src/core/common.h"
+#include "../../../src/config.h"
+#include "../../../src/core/conf.h"
+#include "../../../src/engine/exec.h"
+#include "../../../src/core/log.h"
+#include "../../../src/io/loop.h"
+#include "../../../src/engine/mcp.h"
+#include "../../../src/engine/toolloop.h"
+#include "../../../src/engine/toolset.h"
 
 #include <signal.h>
 

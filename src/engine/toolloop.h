@@ -7,7 +7,7 @@
 #ifndef LX_TOOLLOOP_H
 #define LX_TOOLLOOP_H
 
-#include "errors.h"
+#include "../core/errors.h"
 #include "mcp.h"
 
 #include <jansson.h>

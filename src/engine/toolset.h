@@ -5,7 +5,7 @@
 #ifndef LX_TOOLSET_H
 #define LX_TOOLSET_H
 
-#include "errors.h"
+#include "../core/errors.h"
 
 #include <jansson.h>
 #include <stdbool.h>
