@@ -9,6 +9,8 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "engine/capacity.h"
+#include "engine/mcp.h"
+#include "io/child.h"
 #include "engine/conf.h"
 #include "io/loop.h"
 #include "io/notify.h"
@@ -161,6 +163,7 @@ static void reload_cb(int signo, void *arg)
     for (size_t i = 0; i < cfg->n_warnings; i++)
         lx_warn("%s", cfg->warnings[i]);
     lx_engine_conf_apply(cfg->engine); /* the providers' live state (by name) takes the new limits */
+    lx_mcp_apply(&cfg->mcp->servers);  /* MCP clients by name: unchanged servers keep their connection */
     lx_http_set_config(cfg);
     lx_config_unref(M.cfg);
     M.cfg = cfg;
@@ -348,11 +351,15 @@ int main(int argc, char **argv)
     lx_loop_on_signal(SIGHUP, reload_cb, NULL);
     lx_loop_on_signal(SIGUSR1, reopen_cb, NULL);
     lx_engine_conf_apply(cfg->engine);
+    lx_mcp_apply(&cfg->mcp->servers);
     if (lx_http_start(cfg, lx_routes_dispatch, err, sizeof err) != LX_OK) {
         lx_error("%s", err);
         lx_http_stop();
         lx_access_log_close();
+        lx_mcp_shutdown();
         lx_upstream_shutdown();
+        lx_loop_drain();
+        lx_child_shutdown();
         lx_config_unref(cfg);
         lx_capacity_shutdown();
         lx_loop_free();
@@ -372,8 +379,10 @@ int main(int argc, char **argv)
     lx_http_stop();
     lx_timer_free(M.drain_timer);
     lx_timer_free(M.hard_timer);
+    lx_mcp_shutdown(); /* MCP clients: sessions are not ended (the loop is over), children are stopped below */
     lx_upstream_shutdown();
     lx_loop_drain();
+    lx_child_shutdown();
     lx_config_unref(M.cfg);
     lx_capacity_shutdown(); /* the providers' live state owns timers: it goes before the loop */
     lx_loop_free();

@@ -271,7 +271,8 @@ static int check_target(const struct lx_engine_conf *c, json_t *v, const char *p
     return LX_OK;
 }
 
-/* An alias is "P/M", ["P/M", ...] (fallbacks in order) or {"models": [...], "hedge_ms": N}. */
+/* An alias is "P/M", ["P/M", ...] (fallbacks in order) or {"models": [...], "hedge_ms": N, "mcp": [...]}
+ * (the MCP servers whose tools its requests get; checked against mcp_servers by that section). */
 static int parse_alias(const struct lx_engine_conf *c, struct lx_alias *a, json_t *v, char *err, size_t errlen)
 {
     char path[300];
@@ -279,9 +280,10 @@ static int parse_alias(const struct lx_engine_conf *c, struct lx_alias *a, json_
     a->hedge_ms = -1;
     json_t *list = v;
     if (json_is_object(v)) {
-        static const char *const keys[] = {"models", "hedge_ms", NULL};
+        static const char *const keys[] = {"models", "hedge_ms", "mcp", NULL};
         if (lx_conf_unknown_keys(v, keys, path, err, errlen) != LX_OK ||
-            lx_conf_long(v, "hedge_ms", path, 0, 3600000, &a->hedge_ms, err, errlen) != LX_OK)
+            lx_conf_long(v, "hedge_ms", path, 0, 3600000, &a->hedge_ms, err, errlen) != LX_OK ||
+            lx_conf_strings(v, "mcp", path, &a->mcp, &a->n_mcp, err, errlen) != LX_OK)
             return LX_ERR;
         list = json_object_get(v, "models");
         snprintf(path, sizeof path, "aliases.%s.models", a->name);
@@ -405,6 +407,9 @@ void lx_engine_conf_free(struct lx_config *cfg)
         for (size_t j = 0; j < c->aliases[i].n_targets; j++)
             free(c->aliases[i].targets[j]);
         free(c->aliases[i].targets);
+        for (size_t j = 0; j < c->aliases[i].n_mcp; j++)
+            free(c->aliases[i].mcp[j]);
+        free(c->aliases[i].mcp);
     }
     free(c->aliases);
     free(c);

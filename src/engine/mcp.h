@@ -60,6 +60,20 @@ void lx_mcp_conf_free(struct lx_mcp_conf *c);
 /* Deep copy of one server's config into d (free with lx_mcp_server_conf_free). */
 void lx_mcp_server_conf_copy(struct lx_mcp_server_conf *d, const struct lx_mcp_server_conf *s);
 void lx_mcp_server_conf_free(struct lx_mcp_server_conf *s);
+/* The configuration's section: the servers and the tool loop's limits ("mcp": {...}). */
+struct lx_mcp_section {
+    struct lx_mcp_conf servers;
+    long max_tool_rounds;       /* mcp.max_tool_rounds: rounds of server tool calls per request (8) */
+    long max_result_bytes;      /* mcp.max_result_bytes: one tool result as the model gets it (65536) */
+    long settle_timeout_ms;     /* mcp.settle_timeout_ms: longest wait for a starting server's tools (10000) */
+};
+struct lx_config;
+extern const char *const lx_mcp_section_keys[];     /* "mcp_servers", "mcp" */
+extern const char *const lx_mcp_section_raw_keys[]; /* "mcp_servers": it expands its own ${VAR}s */
+/* Fill c->mcp from root (after the engine's section: alias "mcp" lists are checked here). */
+int lx_mcp_section_parse(struct lx_config *c, json_t *root, char *err, size_t errlen);
+void lx_mcp_section_free(struct lx_config *c);
+
 /* The timeout of one call of tool on s. */
 long lx_mcp_conf_tool_timeout(const struct lx_mcp_server_conf *s, const char *tool);
 /* True when a and b would run the same server the same way (a reload keeps its connection). */

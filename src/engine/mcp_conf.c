@@ -3,7 +3,9 @@
  * ${VAR} expansion so that a server whose variable is unset is kept, disabled, like a provider.
  * Moves to src/engine/mcp_conf.c. */
 #include "mcp.h"
+#include "conf.h"
 #include "../core/common.h"
+#include "../core/conf.h"
 #include "../core/confread.h"
 
 #include <stdarg.h>
@@ -352,4 +354,55 @@ bool lx_mcp_conf_same(const struct lx_mcp_server_conf *a, const struct lx_mcp_se
            same_str(a->url, b->url) && same_str(a->command, b->command) &&
            same_str(a->disabled_reason, b->disabled_reason) && same_list(a->headers, a->n_headers, b->headers, b->n_headers) &&
            same_list(a->args, a->n_args, b->args, b->n_args) && same_list(a->env, a->n_env, b->env, b->n_env);
+}
+
+const char *const lx_mcp_section_keys[] = {"mcp_servers", "mcp", NULL};
+const char *const lx_mcp_section_raw_keys[] = {"mcp_servers", NULL};
+
+int lx_mcp_section_parse(struct lx_config *c, json_t *root, char *err, size_t errlen)
+{
+    static const char *const keys[] = {"max_tool_rounds", "max_result_bytes", "settle_timeout_ms", NULL};
+    struct lx_mcp_section *m = c->mcp = lx_calloc(1, sizeof *m);
+    m->max_tool_rounds = 8;
+    m->max_result_bytes = 65536;
+    m->settle_timeout_ms = 10000;
+    json_t *limits;
+    if (lx_conf_object(root, "mcp", "", &limits, err, errlen) != LX_OK)
+        return LX_ERR;
+    if (limits && (lx_conf_unknown_keys(limits, keys, "mcp", err, errlen) != LX_OK ||
+                   lx_conf_long(limits, "max_tool_rounds", "mcp", 1, 100, &m->max_tool_rounds, err, errlen) != LX_OK ||
+                   lx_conf_long(limits, "max_result_bytes", "mcp", 256, 16L << 20, &m->max_result_bytes, err, errlen) !=
+                       LX_OK ||
+                   lx_conf_long(limits, "settle_timeout_ms", "mcp", 0, 600000, &m->settle_timeout_ms, err, errlen) !=
+                       LX_OK))
+        return LX_ERR;
+    if (lx_mcp_conf_parse(json_object_get(root, "mcp_servers"), &m->servers, err, errlen) != LX_OK)
+        return LX_ERR;
+    for (size_t i = 0; i < m->servers.n_servers; i++)
+        if (m->servers.servers[i].disabled_reason)
+            lx_config_warn(c, "MCP server '%s' is disabled: %s", m->servers.servers[i].name,
+                           m->servers.servers[i].disabled_reason);
+    /* Aliases name servers by their config name. */
+    const struct lx_engine_conf *e = c->engine;
+    for (size_t i = 0; e && i < e->n_aliases; i++)
+        for (size_t k = 0; k < e->aliases[i].n_mcp; k++) {
+            bool found = false;
+            for (size_t j = 0; j < m->servers.n_servers && !found; j++)
+                found = strcmp(m->servers.servers[j].name, e->aliases[i].mcp[k]) == 0;
+            if (!found) {
+                lx_conf_err(err, errlen, "aliases.%s.mcp[%zu]: no MCP server named '%s' (mcp_servers)",
+                            e->aliases[i].name, k, e->aliases[i].mcp[k]);
+                return LX_ERR;
+            }
+        }
+    return LX_OK;
+}
+
+void lx_mcp_section_free(struct lx_config *c)
+{
+    if (!c->mcp)
+        return;
+    lx_mcp_conf_free(&c->mcp->servers);
+    free(c->mcp);
+    c->mcp = NULL;
 }
