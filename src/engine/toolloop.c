@@ -48,6 +48,7 @@ struct lx_toolloop {
     struct lx_tally *tally;         /* borrowed: the owner's */
     struct lx_exec *exec;           /* the round's model call, or NULL */
     struct lx_timer *kick;          /* owned: starts the next round from the loop */
+    struct lx_timer *idle;          /* owned: keep-alives while a stream's tool calls run */
     int rounds;                     /* rounds of tool calls made */
     bool committed, role_sent;
     char *id;                       /* owned: the stream's chunk id (the first round's) */
@@ -64,6 +65,8 @@ struct lx_toolloop {
 };
 
 static void round_start_cb(void *arg);
+
+#define LX_TOOL_IDLE_MS 1000
 
 static void runs_free(struct lx_toolloop *l)
 {
@@ -85,6 +88,7 @@ static void loop_free(struct lx_toolloop *l)
 {
     runs_free(l);
     lx_timer_free(l->kick);
+    lx_timer_free(l->idle);
     lx_config_unref(l->cfg);
     free(l->model);
     json_decref(l->body);
@@ -396,7 +400,17 @@ static void tools_done(struct lx_toolloop *l)
         json_array_append_new(messages, json_pack("{s:s, s:s, s:s}", "role", "tool", "tool_call_id", l->runs[i].id,
                                                   "content", l->runs[i].output));
     runs_free(l);
+    lx_timer_stop(l->idle);
     lx_timer_start(l->kick, 0);
+}
+
+static void idle_cb(void *arg)
+{
+    struct lx_toolloop *l = arg;
+    if (!l->ops->on_idle)
+        return;
+    lx_timer_start(l->idle, LX_TOOL_IDLE_MS);
+    l->ops->on_idle(l->owner); /* last: the owner may cancel the loop from here */
 }
 
 static void run_finished(struct tool_run *r)
@@ -506,10 +520,16 @@ static void run_tools(struct lx_toolloop *l, json_t *msg)
         }
         json_decref(args);
     }
-    for (i = 0; i < n && l->runs; i++)
+    bool waiting = false;
+    for (i = 0; i < n && l->runs; i++) {
         if (now[i])
             run_finished(&l->runs[i]); /* the last one starts the next round (from the loop) */
+        else
+            waiting = true;
+    }
     free(now);
+    if (waiting && l->stream && l->runs)
+        lx_timer_start(l->idle, LX_TOOL_IDLE_MS);
 }
 
 /* ---- the owner's API ---- */
@@ -545,6 +565,7 @@ struct lx_toolloop *lx_toolloop_start(const struct lx_toolloop_params *p, const 
     l->acc_calls = json_array();
     l->log = json_array();
     l->kick = lx_timer_new(round_start_cb, l);
+    l->idle = lx_timer_new(idle_cb, l);
     lx_timer_start(l->kick, 0);
     return l;
 }

@@ -41,6 +41,9 @@ struct lx_toolloop_ops {
     /* The end, exactly once unless cancelled: completion (stolen) on a non-stream success, err on failure,
      * both NULL when a stream ended well (the owner writes its terminator). From the loop. */
     void (*on_done)(void *owner, json_t *completion, const struct lx_error *err);
+    /* Streams: tool calls have been running a while with nothing to send (about every second): the owner
+     * writes a keep-alive, which is also how a client that left is noticed. May be NULL. */
+    void (*on_idle)(void *owner);
     /* Stream backpressure, as lx_exec_ops.can_write. */
     bool (*can_write)(void *owner);
 };

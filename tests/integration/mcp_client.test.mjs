@@ -69,7 +69,7 @@ test('SDK server over stdio: paging, isError, content kinds, server requests mid
   try {
     await probe.settled('t');
     const tools = await probe.tools('t');
-    assert.equal(tools.length, 20); // 13 tools and 7 fillers over 5 pages
+    assert.equal(tools.length, 22); // 15 tools and 7 fillers over 6 pages
     assert.deepEqual(tools.slice(-2).map((t) => t.name), ['filler_5', 'filler_6']);
     const fail = await probe.call('t', 'fail');
     assert.equal(fail.outcome, 'tool_error');
@@ -94,7 +94,7 @@ test('SDK server over stdio: paging, isError, content kinds, server requests mid
 
     // A tool added at run time shows up after the server's list_changed.
     await probe.call('t', 'add_tool', { name: 'late_tool' });
-    await probe.until('t', (s) => s.tools === 21, 'the list to refresh');
+    await probe.until('t', (s) => s.tools === 23, 'the list to refresh');
     assert.ok((await probe.tools('t')).some((x) => x.name === 'late_tool'));
 
     // The process dies mid-call: the call fails, the server is restarted and works again.
@@ -102,7 +102,7 @@ test('SDK server over stdio: paging, isError, content kinds, server requests mid
     assert.equal(died.outcome, 'unavailable');
     assert.match(died.detail, /exited with status 3/);
     const back = await probe.until('t', (s) => s.state === 'ready' && s.restarts === 1, 'the restart');
-    assert.equal(back.tools, 20); // a fresh process: the added tool is gone
+    assert.equal(back.tools, 22); // a fresh process: the added tool is gone
     assert.equal((await probe.call('t', 'add', { a: 1, b: 2 })).text, '3');
   } finally {
     assert.equal((await probe.stop()).code, 0);

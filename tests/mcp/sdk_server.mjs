@@ -46,7 +46,10 @@ const tools = [
   { name: 'add_tool', description: 'Adds a tool and announces the change', inputSchema: object({ name: { type: 'string' } }, ['name']) },
   { name: 'forget_sessions', description: 'The server forgets every session (HTTP)', inputSchema: object() },
   { name: 'poll', description: 'Ends its response stream early and answers after ms (HTTP, SSE)', inputSchema: object({ ms: { type: 'number' } }) },
+  { name: 'meet', description: 'Answers once two calls of the same group are running at the same time', inputSchema: object({ group: { type: 'string' } }, ['group']) },
+  { name: 'hang', description: 'Never answers: it waits to be cancelled', inputSchema: object({ tag: { type: 'string' } }) },
 ];
+const meetings = new Map(); // group → resolvers of the calls waiting for a partner
 for (let i = 0; i < FILLERS; i++) tools.push({ name: `filler_${i}`, description: `Filler tool ${i}`, inputSchema: object() });
 
 const servers = new Set();
@@ -106,6 +109,21 @@ async function call(server, transportRef, name, args, extra) {
     case 'forget_sessions':
       setTimeout(() => { for (const t of sessions.values()) t.close().catch(() => {}); sessions.clear(); }, 20);
       return text('forgotten');
+    case 'meet': {
+      // Proof by construction that calls overlap: neither answers until both are in progress (a
+      // sequential caller would see the first one fail after 20 s).
+      const waiting = meetings.get(args.group) || [];
+      const met = new Promise((resolve, reject) => {
+        waiting.push(resolve);
+        const t = setTimeout(() => reject(new Error('nobody else came')), 20000);
+        extra.signal.addEventListener('abort', () => { clearTimeout(t); reject(new Error('cancelled')); }, { once: true });
+      });
+      meetings.set(args.group, waiting);
+      if (waiting.length >= 2) { meetings.delete(args.group); for (const r of waiting) r(); }
+      await met;
+      return text(`met in group ${args.group}`);
+    }
+    case 'hang': await sleep(3600000, extra.signal); return text('unreachable');
     case 'poll':
       transportRef.transport?.closeSSEStream?.(extra.requestId);
       await sleep(args.ms ?? 200, extra.signal);
