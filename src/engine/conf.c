@@ -109,18 +109,6 @@ static int provider_unknown_keys(json_t *obj, const struct lx_provider_type *t, 
     return LX_OK;
 }
 
-static bool valid_header_part(const char *s, bool name)
-{
-    if (name && !*s)
-        return false;
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '\r' || c == '\n' || (name && (c == ':' || c <= ' ')))
-            return false;
-    }
-    return true;
-}
-
 /* Keep p, disabled, with a reason that names the fix: the variable to set and the key that needs it. */
 static void disable_provider(struct lx_config *cfg, struct lx_provider_conf *p, const char *var, const char *where)
 {
@@ -214,7 +202,7 @@ static int parse_provider(struct lx_config *cfg, struct lx_provider_conf *p, con
         while (n > 0 && p->base_url[n - 1] == '/')
             p->base_url[--n] = '\0';
     }
-    if (p->api_key && !valid_header_part(p->api_key, false)) {
+    if (p->api_key && !lx_conf_header_part(p->api_key, false)) {
         lx_conf_err(err, errlen, "%s.api_key: must not contain line breaks", path);
         return LX_ERR;
     }
@@ -226,7 +214,7 @@ static int parse_provider(struct lx_config *cfg, struct lx_provider_conf *p, con
         json_t *hv;
         p->headers = lx_calloc(json_object_size(headers), sizeof *p->headers);
         json_object_foreach(headers, hk, hv) {
-            if (!json_is_string(hv) || !valid_header_part(hk, true) || !valid_header_part(json_string_value(hv), false)) {
+            if (!json_is_string(hv) || !lx_conf_header_part(hk, true) || !lx_conf_header_part(json_string_value(hv), false)) {
                 lx_conf_err(err, errlen, "%s.headers.%s: expected a header name and a string value without line breaks",
                         path, hk);
                 return LX_ERR;

@@ -45,18 +45,6 @@ static bool valid_name(const char *s)
     return true;
 }
 
-static bool header_safe(const char *s, bool name)
-{
-    if (name && !*s)
-        return false;
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '\r' || c == '\n' || c == 0x7f || (c < 0x20 && c != '\t') || (name && (c == ':' || c <= ' ')))
-            return false;
-    }
-    return true;
-}
-
 /* Headers llmux sets itself on every MCP request: a configured one would clash. */
 static bool reserved_header(const char *name)
 {
@@ -107,9 +95,9 @@ static int string_map(json_t *v, const char *path, bool headers, char ***out, si
             set_err(err, errlen, "%s.%s: expected a string", path, key);
             return LX_ERR;
         }
-        if (headers && (!header_safe(key, true) || reserved_header(key))) {
+        if (headers && (!lx_conf_header_part(key, true) || reserved_header(key))) {
             set_err(err, errlen, "%s.%s: %s", path, key,
-                    header_safe(key, true) ? "llmux sets this header itself" : "not a valid header name");
+                    lx_conf_header_part(key, true) ? "llmux sets this header itself" : "not a valid header name");
             return LX_ERR;
         }
         if (!headers && (!*key || strchr(key, '='))) {
@@ -119,9 +107,9 @@ static int string_map(json_t *v, const char *path, bool headers, char ***out, si
         char *s = expand(item, missing);
         if (!s)
             return LX_OK;
-        if (headers && !header_safe(s, false)) {
+        if (headers && !lx_conf_header_part(s, false)) {
             free(s);
-            set_err(err, errlen, "%s.%s: the value must not contain line breaks or control characters", path, key);
+            set_err(err, errlen, "%s.%s: the value must not contain line breaks", path, key);
             return LX_ERR;
         }
         (*out)[(*n)++] = lx_sprintf(headers ? "%s: %s" : "%s=%s", key, s);

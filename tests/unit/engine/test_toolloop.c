@@ -60,7 +60,7 @@ static void on_done(void *owner, json_t *completion, const struct lx_error *err)
     lx_loop_stop();
 }
 
-static const struct lx_toolloop_ops ops = {on_commit, on_chunk, on_tool, on_done, NULL};
+static const struct lx_toolloop_ops ops = {.on_commit = on_commit, .on_chunk = on_chunk, .on_tool = on_tool, .on_done = on_done};
 
 static void hang_guard_cb(void *arg)
 {
