@@ -3,6 +3,10 @@
 #ifndef LX_TEST_MCP_FAKE_H
 #define LX_TEST_MCP_FAKE_H
 
+#include "../../../src/engine/mcp.h"
+#include "../../../src/io/child.h"
+#include "../../../src/io/loop.h"
+
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -80,6 +84,57 @@ static int mcp_fake_server(const char *scenario)
         json_decref(req);
     }
     return 0;
+}
+
+/* ---- the test side: this binary's path, and the loop ---- */
+
+static char mcp_self[4096]; /* the command that runs the fake server */
+
+/* From main: run as the fake server when asked (its exit status), else note this binary's path (-1). */
+static int mcp_fake_main(int argc, char **argv)
+{
+    if (argc == 3 && strcmp(argv[1], "--fake") == 0)
+        return mcp_fake_server(argv[2]);
+    ssize_t n = readlink("/proc/self/exe", mcp_self, sizeof mcp_self - 1);
+    if (n <= 0)
+        return 1;
+    mcp_self[n] = '\0';
+    return -1;
+}
+
+static void mcp_hang_guard_cb(void *arg)
+{
+    (void)arg;
+    fail_msg("hang guard: the loop did not finish");
+}
+
+/* Run the loop until lx_loop_stop, with a guard against hangs (not a speed check). */
+static void mcp_run_loop(void)
+{
+    struct lx_timer *guard = lx_timer_new(mcp_hang_guard_cb, NULL);
+    lx_timer_start(guard, 30000);
+    lx_loop_run();
+    lx_timer_free(guard);
+}
+
+static void mcp_let_go_cb(void *arg)
+{
+    (void)arg;
+    if (lx_child_count() == 0)
+        lx_loop_stop();
+}
+
+/* Stop the MCP clients and let their children go (stdin closed, SIGTERM), the servers be freed. */
+static void mcp_stop_all(void)
+{
+    lx_mcp_shutdown();
+    struct lx_timer *poll = lx_timer_new(mcp_let_go_cb, NULL);
+    for (int i = 0; i < 300 && lx_child_count(); i++) {
+        lx_timer_start(poll, 10);
+        lx_loop_run();
+    }
+    lx_timer_free(poll);
+    lx_loop_drain();
 }
 
 #endif

@@ -16,13 +16,6 @@
 
 /* ---- the tests (llmux's side) ---- */
 
-static char self[4096];
-
-static void hang_guard_cb(void *arg)
-{
-    (void)arg;
-    fail_msg("hang guard: the loop did not finish");
-}
 
 static void stop_cb(void *ctx)
 {
@@ -30,18 +23,10 @@ static void stop_cb(void *ctx)
     lx_loop_stop();
 }
 
-static void run_loop(void)
-{
-    struct lx_timer *guard = lx_timer_new(hang_guard_cb, NULL);
-    lx_timer_start(guard, 30000);
-    lx_loop_run();
-    lx_timer_free(guard);
-}
-
 static struct lx_mcp_server *start(const char *scenario, enum lx_mcp_protocol proto, long connect_ms)
 {
     char *args[] = {"--fake", (char *)scenario};
-    struct lx_mcp_server_conf sc = {.name = "fake", .transport = LX_MCP_STDIO, .command = self, .args = args,
+    struct lx_mcp_server_conf sc = {.name = "fake", .transport = LX_MCP_STDIO, .command = mcp_self, .args = args,
                                     .n_args = 2, .timeout_ms = 2000, .connect_timeout_ms = connect_ms,
                                     .tools_refresh_ms = 0, .protocol = proto};
     struct lx_mcp_conf conf = {.servers = &sc, .n_servers = 1};
@@ -49,7 +34,7 @@ static struct lx_mcp_server *start(const char *scenario, enum lx_mcp_protocol pr
     struct lx_mcp_server *s = lx_mcp_find("fake");
     assert_non_null(s);
     lx_mcp_when_settled(s, 20000, stop_cb, NULL);
-    run_loop();
+    mcp_run_loop();
     return s;
 }
 
@@ -74,7 +59,7 @@ static struct got call(struct lx_mcp_server *s, const char *tool, long timeout_m
     struct got g = {0};
     lx_mcp_call_tool(s, tool, NULL, timeout_ms, got_cb, &g);
     assert_int_equal(g.n, 0); /* never before lx_mcp_call_tool returns */
-    run_loop();
+    mcp_run_loop();
     assert_int_equal(g.n, 1);
     return g;
 }
@@ -92,25 +77,10 @@ static int setup(void **state)
     return lx_loop_init();
 }
 
-static void let_go_cb(void *arg)
-{
-    (void)arg;
-    if (lx_child_count() == 0)
-        lx_loop_stop();
-}
-
 static int teardown(void **state)
 {
     (void)state;
-    lx_mcp_shutdown();
-    /* Let the children go (stdin closed, SIGTERM) and the removed server be freed. */
-    struct lx_timer *poll = lx_timer_new(let_go_cb, NULL);
-    for (int i = 0; i < 300 && lx_child_count(); i++) {
-        lx_timer_start(poll, 10);
-        lx_loop_run();
-    }
-    lx_timer_free(poll);
-    lx_loop_drain();
+    mcp_stop_all();
     lx_child_shutdown();
     lx_loop_free();
     return 0;
@@ -221,7 +191,7 @@ static void test_cancel_before_ready(void **state)
 {
     (void)state;
     char *args[] = {"--fake", "silent"};
-    struct lx_mcp_server_conf sc = {.name = "fake", .transport = LX_MCP_STDIO, .command = self, .args = args,
+    struct lx_mcp_server_conf sc = {.name = "fake", .transport = LX_MCP_STDIO, .command = mcp_self, .args = args,
                                     .n_args = 2, .timeout_ms = 2000, .connect_timeout_ms = 300};
     struct lx_mcp_conf conf = {.servers = &sc, .n_servers = 1};
     lx_mcp_apply(&conf);
@@ -232,7 +202,7 @@ static void test_cancel_before_ready(void **state)
     lx_mcp_call_cancel(c, "test");
     struct got g2 = {0};
     lx_mcp_call_tool(s, "t", NULL, 0, got_cb, &g2); /* this one waits and runs once ready */
-    run_loop();
+    mcp_run_loop();
     assert_int_equal(g.n, 0);
     assert_int_equal(g2.n, 1);
     assert_int_equal(g2.outcome, LX_MCP_OK);
@@ -241,12 +211,9 @@ static void test_cancel_before_ready(void **state)
 
 int main(int argc, char **argv)
 {
-    if (argc == 3 && strcmp(argv[1], "--fake") == 0)
-        return mcp_fake_server(argv[2]);
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0)
-        return 1;
-    self[n] = '\0';
+    int fake = mcp_fake_main(argc, argv);
+    if (fake >= 0)
+        return fake;
     lx_log_set_level(LX_LOG_ERROR);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_legacy_after_method_not_found, setup, teardown),

@@ -1,5 +1,5 @@
 /* Unit tests for src/toolloop.c on a real loop: the built-in mock provider as the model, and this binary as
- * a scripted MCP stdio server (tests/unit/mcp_fake.h). A round of server tools, the answer built from
+ * a scripted MCP stdio server (tests/unit/engine/mcp_fake.h). A round of server tools, the answer built from
  * their results, the stream the client sees, the round limit, client tools, and cancellation. */
 #include "../unit.h"
 #include "mcp_fake.h"
@@ -17,7 +17,6 @@
 
 #include <signal.h>
 
-static char self[4096];
 static struct lx_config *cfg;
 
 struct seen {
@@ -62,20 +61,6 @@ static void on_done(void *owner, json_t *completion, const struct lx_error *err)
 
 static const struct lx_toolloop_ops ops = {.on_commit = on_commit, .on_chunk = on_chunk, .on_tool = on_tool, .on_done = on_done};
 
-static void hang_guard_cb(void *arg)
-{
-    (void)arg;
-    fail_msg("hang guard: the loop did not finish");
-}
-
-static void run_loop(void)
-{
-    struct lx_timer *guard = lx_timer_new(hang_guard_cb, NULL);
-    lx_timer_start(guard, 30000);
-    lx_loop_run();
-    lx_timer_free(guard);
-}
-
 static void settled_cb(void *ctx)
 {
     (void)ctx;
@@ -102,33 +87,19 @@ static int setup(void **state)
     const char *conf = "{\"providers\": {\"m\": {\"type\": \"mock\"}}}";
     cfg = lx_config_load_buffer(conf, strlen(conf), err, sizeof err);
     char *args[] = {"--fake", "adder"};
-    struct lx_mcp_server_conf sc = {.name = "fake", .transport = LX_MCP_STDIO, .command = self, .args = args,
+    struct lx_mcp_server_conf sc = {.name = "fake", .transport = LX_MCP_STDIO, .command = mcp_self, .args = args,
                                     .n_args = 2, .timeout_ms = 5000, .connect_timeout_ms = 5000};
     struct lx_mcp_conf mc = {.servers = &sc, .n_servers = 1};
     lx_mcp_apply(&mc);
     lx_mcp_when_settled(lx_mcp_find("fake"), 20000, settled_cb, NULL);
-    run_loop();
+    mcp_run_loop();
     return cfg ? 0 : -1;
-}
-
-static void let_go_cb(void *arg)
-{
-    (void)arg;
-    if (lx_child_count() == 0)
-        lx_loop_stop();
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    lx_mcp_shutdown();
-    struct lx_timer *poll = lx_timer_new(let_go_cb, NULL);
-    for (int i = 0; i < 300 && lx_child_count(); i++) {
-        lx_timer_start(poll, 10);
-        lx_loop_run();
-    }
-    lx_timer_free(poll);
-    lx_loop_drain();
+    mcp_stop_all();
     lx_config_unref(cfg);
     lx_child_shutdown();
     lx_loop_free();
@@ -155,7 +126,7 @@ static struct seen run(const char *body_json, bool stream, int max_rounds, struc
     assert_non_null(l);
     assert_int_equal(ts.n_refs, 0); /* taken over */
     json_decref(body);
-    run_loop();
+    mcp_run_loop();
     assert_int_equal(s.done, 1);
     return s;
 }
@@ -303,7 +274,7 @@ static void test_cancel_mid_tool(void **state)
     json_decref(body);
     struct lx_timer *t = lx_timer_new(cancel_cb, l);
     lx_timer_start(t, 300);
-    run_loop();
+    mcp_run_loop();
     lx_timer_free(t);
     assert_int_equal(s.done, 0);
     assert_string_equal(json_string_value(json_array_get(s.events, 0)), "started:slow");
@@ -327,12 +298,9 @@ static void test_unknown_model(void **state)
 
 int main(int argc, char **argv)
 {
-    if (argc == 3 && strcmp(argv[1], "--fake") == 0)
-        return mcp_fake_server(argv[2]);
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0)
-        return 1;
-    self[n] = '\0';
+    int fake = mcp_fake_main(argc, argv);
+    if (fake >= 0)
+        return fake;
     lx_log_set_level(LX_LOG_ERROR);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_one_round_then_answer, setup, teardown),
