@@ -47,7 +47,8 @@ static const char lx_usage[] =
     "  -h, --help            print this help and exit\n"
     "\n"
     "Endpoints: POST /v1/chat/completions, /v1/embeddings, /v1/fanout, /v1/batch;\n"
-    "           GET /v1/models, /v1/models/{id}, /v1/providers, /healthz, /metrics (Prometheus). (The /v1\n"
+    "           GET /v1/models, /v1/models/{id}, /v1/providers, /v1/mcp/servers, /v1/mcp/tools, /healthz,\n"
+    "           /metrics (Prometheus). (The /v1\n"
     "           prefix is optional.)\n"
     "           With admin_listen set, /healthz and /metrics are served on that address only.\n"
     "Request headers: Authorization: Bearer KEY or x-api-key (when auth.keys is set), x-llmux-timeout-ms\n"
@@ -59,7 +60,7 @@ static const char lx_usage[] =
     "           SIGUSR1 reopens the --log file (after logrotate moved it).\n"
     "systemd:   with NOTIFY_SOCKET set, sends READY=1, RELOADING=1 and STOPPING=1 (Type=notify).\n"
     "Environment: ${VAR} in any config string is read from the environment.\n"
-    "Docs: README.md, docs/configuration.md, docs/api.md, docs/concurrency.md, docs/async-guide.md,\n"
+    "Docs: README.md, docs/configuration.md, docs/api.md, docs/concurrency.md, docs/async-guide.md, docs/tools.md,\n"
     "           docs/providers.md, docs/deploy.md.\n";
 
 static struct {
