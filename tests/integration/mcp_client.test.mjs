@@ -257,3 +257,36 @@ async function eventuallyEvents(file, pred) {
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+test('a reload keeps an unchanged server (its session and process) and restarts a changed one', async () => {
+  const srv = await startHttpServer(SDK_SERVER, []);
+  const events = tempFile('events');
+  const conf = { web: { url: srv.url }, local: stdioServer(SDK_SERVER, ['--events', events]) };
+  const probe = await startProbe(conf);
+  try {
+    await probe.settled('web');
+    await probe.settled('local');
+    const before = await probe.stats();
+    // The same servers, a new timeout: nothing reconnects.
+    probe.send({ op: 'reload', config: { mcp_servers: { ...conf, web: { url: srv.url, timeout_ms: 1234 } } } });
+    await probe.next((e) => e.event === 'reloaded', 'the reload');
+    assert.equal((await probe.call('web', 'echo', { text: 'same' })).text, 'echo: same');
+    assert.equal((await probe.call('local', 'add', { a: 1, b: 1 })).text, '2');
+    const same = await probe.stats();
+    assert.equal(same.sessions_started, before.sessions_started);
+    assert.equal(new Set(serverEvents(events).map((e) => e.pid)).size, 1);
+    // A header added to web is another connection: a new session; local's arguments changed: a new process.
+    probe.send({ op: 'reload', config: { mcp_servers: { web: { url: srv.url, headers: { 'X-Tenant': 'b' } },
+      local: stdioServer(SDK_SERVER, ['--events', events, '--fillers', '1']) } } });
+    await probe.next((e) => e.event === 'reloaded', 'the second reload');
+    await probe.settled('web');
+    await probe.settled('local');
+    assert.equal((await probe.call('local', 'add', { a: 2, b: 2 })).text, '4');
+    assert.equal((await probe.stats()).sessions_started, before.sessions_started + 1);
+    assert.equal(new Set(serverEvents(events).map((e) => e.pid)).size, 2);
+    assert.equal((await probe.tools('local')).length, 16);
+  } finally {
+    assert.equal((await probe.stop()).code, 0);
+    await srv.stop();
+  }
+});
