@@ -79,17 +79,24 @@ $(BUILD)/tests/notify-recv: tests/tools/notify_recv.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $<
 
+# The config an installed llmux (make install, the container image) starts with: the shipped one without its
+# MCP demo server, which runs `npx` (Node and npm are on a developer's machine, not in the image or under a
+# hardened systemd unit).
+$(BUILD)/llmux.installed.json: conf/llmux.json
+	@mkdir -p $(dir $@)
+	jq 'del(.mcp_servers) | del(.aliases.agent)' $< >$@
+
 # `make install` (PREFIX=/usr/local, DESTDIR for staging): the binary, the systemd unit (ExecStart pointed
 # at this PREFIX) and, unless one exists, a starting config in /etc/llmux.
 PREFIX ?= /usr/local
 SYSTEMD_UNIT_DIR ?= /lib/systemd/system
-install: $(BUILD)/llmux
+install: $(BUILD)/llmux $(BUILD)/llmux.installed.json
 	install -D -m 0755 $(BUILD)/llmux $(DESTDIR)$(PREFIX)/bin/llmux
 	install -d $(DESTDIR)$(SYSTEMD_UNIT_DIR) $(DESTDIR)/etc/llmux
 	sed 's|^ExecStart=/usr/local/bin/llmux|ExecStart=$(PREFIX)/bin/llmux|' systemd/llmux.service \
 	  >$(DESTDIR)$(SYSTEMD_UNIT_DIR)/llmux.service
 	chmod 0644 $(DESTDIR)$(SYSTEMD_UNIT_DIR)/llmux.service
-	[ -e $(DESTDIR)/etc/llmux/llmux.json ] || install -m 0644 conf/llmux.json $(DESTDIR)/etc/llmux/llmux.json
+	[ -e $(DESTDIR)/etc/llmux/llmux.json ] || install -m 0644 $(BUILD)/llmux.installed.json $(DESTDIR)/etc/llmux/llmux.json
 
 $(BUILD)/tests/mock-upstream: $(MOCK_SRCS) $(wildcard tests/mock_upstream/*.h)
 	@mkdir -p $(dir $@)
