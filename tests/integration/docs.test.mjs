@@ -65,7 +65,8 @@ function runTo(cmd, args, opts = {}) {
     p.stdout.on('data', (d) => { stdout += d; });
     p.stderr.on('data', (d) => { stderr += d; });
     const guard = setTimeout(() => p.kill('SIGKILL'), 120000);
-    p.on('exit', (code, signal) => { clearTimeout(guard); resolve({ code, signal, stdout, stderr }); });
+    // 'close', not 'exit': output still in the pipe when the process exits would be lost.
+    p.on('close', (code, signal) => { clearTimeout(guard); resolve({ code, signal, stdout, stderr }); });
   });
 }
 

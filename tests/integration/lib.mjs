@@ -69,7 +69,8 @@ export async function startLlmux(cfg, { env = {}, args = [], listen = true } = {
   let log = '';
   proc.stdout.on('data', (d) => { log += d; });
   proc.stderr.on('data', (d) => { log += d; });
-  const exited = new Promise((r) => proc.once('exit', (code, sig) => r({ code, sig })));
+  // 'close' comes after the output pipes drained ('exit' may come first): stop() reads the whole log.
+  const exited = new Promise((r) => proc.once('close', (code, sig) => r({ code, sig })));
   const m = await waitFor(() => log, (t) => t.match(/ info listening on http:\/\/(\S+):(\d+)/), 30000, 'llmux to listen');
   const port = Number(m[2]);
   if (typeof cfg === 'object' && cfg.admin_listen) await waitFor(() => log, (t) => t.includes(' ready ('), 30000, 'llmux to be ready');

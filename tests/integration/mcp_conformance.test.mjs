@@ -20,7 +20,7 @@ function run(args) {
     let out = '';
     p.stdout.on('data', (d) => { out += d; });
     p.stderr.on('data', (d) => { out += d; });
-    p.once('exit', (code) => resolve({ code, out }));
+    p.once('close', (code) => resolve({ code, out })); // after the pipes drain, unlike 'exit'
   });
 }
 

@@ -74,7 +74,7 @@ export async function startProbe(servers, { env = {} } = {}) {
   const cmd = [...WRAP, PROBE_BIN, file];
   const proc = spawn(cmd[0], cmd.slice(1), { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, LLMUX_LOG_LEVEL: 'debug', ...env } });
   children.add(proc);
-  const exited = new Promise((r) => proc.once('exit', (code, sig) => { children.delete(proc); r({ code, sig }); }));
+  const exited = new Promise((r) => proc.once('close', (code, sig) => { children.delete(proc); r({ code, sig }); })); // after the pipes drain
   const events = [];
   let buf = '', log = '';
   proc.stdout.on('data', (d) => {
