@@ -343,6 +343,127 @@ static void test_stream_ended_at_message_stop(void **state)
     free(body);
 }
 
+/* Thinking in a stream (the shape of Anthropic's extended-thinking docs; no recording holds one): each
+ * thinking block becomes reasoning_details entries with its own index, signature included; a redacted
+ * block its data. A stop sequence that matched is named in the choice's stop_reason. */
+static const char thinking_stream[] =
+    "event: message_start\n"
+    "data: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_t\",\"type\":\"message\",\"role\":\"assistant\","
+    "\"content\":[],\"model\":\"claude-x\",\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":9,"
+    "\"output_tokens\":1}}}\n\n"
+    "event: content_block_start\n"
+    "data: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"thinking\",\"thinking\":\"\",\"signature\":\"\"}}\n\n"
+    "event: content_block_delta\n"
+    "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"thinking_delta\",\"thinking\":\"Two \"}}\n\n"
+    "event: content_block_delta\n"
+    "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"thinking_delta\",\"thinking\":\"plus two.\"}}\n\n"
+    "event: content_block_delta\n"
+    "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"signature_delta\",\"signature\":\"EqQB\"}}\n\n"
+    "event: content_block_stop\n"
+    "data: {\"type\":\"content_block_stop\",\"index\":0}\n\n"
+    "event: content_block_start\n"
+    "data: {\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"redacted_thinking\",\"data\":\"EmwK\"}}\n\n"
+    "event: content_block_stop\n"
+    "data: {\"type\":\"content_block_stop\",\"index\":1}\n\n"
+    "event: content_block_start\n"
+    "data: {\"type\":\"content_block_start\",\"index\":2,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n"
+    "event: content_block_delta\n"
+    "data: {\"type\":\"content_block_delta\",\"index\":2,\"delta\":{\"type\":\"text_delta\",\"text\":\"4\"}}\n\n"
+    "event: content_block_stop\n"
+    "data: {\"type\":\"content_block_stop\",\"index\":2}\n\n"
+    "event: message_delta\n"
+    "data: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"stop_sequence\",\"stop_sequence\":\"END\"},"
+    "\"usage\":{\"output_tokens\":30}}\n\n"
+    "event: message_stop\n"
+    "data: {\"type\":\"message_stop\"}\n\n";
+
+static void test_stream_thinking_and_stop_sequence(void **state)
+{
+    (void)state;
+    struct lx_chat chat = {.stream = true, .model = "m"};
+    void *st = lx_provider_anthropic.stream_open(&conf, &chat);
+    json_t *chunks = json_array();
+    struct lx_error e = {0};
+    size_t len = strlen(thinking_stream);
+    for (size_t off = 0; off < len; off += 29)
+        assert_int_equal(lx_provider_anthropic.stream_feed(st, thinking_stream + off, len - off < 29 ? len - off : 29,
+                                                           collect, chunks, &e), LX_OK);
+    assert_int_equal(lx_provider_anthropic.stream_finish(st, collect, chunks, &e), LX_OK);
+    lx_provider_anthropic.stream_close(st);
+    struct lx_buf thought = {0}, text = {0};
+    const char *sig = NULL, *redacted = NULL, *seq = NULL;
+    size_t i;
+    json_t *c;
+    json_array_foreach(chunks, i, c) {
+        json_t *ch = json_array_get(json_object_get(c, "choices"), 0);
+        json_t *delta = json_object_get(ch, "delta");
+        json_t *d = json_array_get(json_object_get(delta, "reasoning_details"), 0);
+        if (d) {
+            const char *type = json_string_value(json_object_get(d, "type"));
+            json_int_t index = json_integer_value(json_object_get(d, "index"));
+            if (strcmp(type, "reasoning.encrypted") == 0) {
+                assert_int_equal(index, 1);
+                redacted = json_string_value(json_object_get(d, "data"));
+            } else {
+                assert_string_equal(type, "reasoning.text");
+                assert_int_equal(index, 0);
+                if (json_object_get(d, "text"))
+                    lx_buf_puts(&thought, json_string_value(json_object_get(d, "text")));
+                if (json_object_get(d, "signature"))
+                    sig = json_string_value(json_object_get(d, "signature"));
+            }
+        }
+        if (json_is_string(json_object_get(delta, "content")))
+            lx_buf_puts(&text, json_string_value(json_object_get(delta, "content")));
+        if (json_is_string(json_object_get(ch, "finish_reason"))) {
+            assert_string_equal(json_string_value(json_object_get(ch, "finish_reason")), "stop");
+            seq = json_string_value(json_object_get(ch, "stop_reason"));
+        }
+    }
+    assert_string_equal(thought.data, "Two plus two.");
+    assert_string_equal(sig, "EqQB");
+    assert_string_equal(redacted, "EmwK");
+    assert_string_equal(text.data, "4");
+    assert_string_equal(seq, "END");
+    lx_buf_free(&thought);
+    lx_buf_free(&text);
+    json_decref(chunks);
+}
+
+/* A non-stream answer with thinking and a matched stop sequence; a PDF file part goes up as a document. */
+static void test_thinking_answer_and_pdf_part(void **state)
+{
+    (void)state;
+    const char *body = "{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-x\",\"content\":["
+                       "{\"type\":\"thinking\",\"thinking\":\"Hm.\",\"signature\":\"sg\"},{\"type\":\"text\",\"text\":\"Done\"}],"
+                       "\"stop_reason\":\"stop_sequence\",\"stop_sequence\":\"###\",\"usage\":{\"input_tokens\":3,\"output_tokens\":2}}";
+    struct lx_error e = {0};
+    struct lx_chat chat = {.model = "m"};
+    json_t *c = lx_provider_anthropic.chat_response(&conf, &chat, body, strlen(body), &e);
+    json_t *choice = json_array_get(json_object_get(c, "choices"), 0);
+    assert_string_equal(json_string_value(json_object_get(choice, "finish_reason")), "stop");
+    assert_string_equal(json_string_value(json_object_get(choice, "stop_reason")), "###");
+    json_t *msg = json_object_get(choice, "message");
+    assert_string_equal(json_string_value(json_object_get(msg, "content")), "Done");
+    assert_string_equal(json_string_value(json_object_get(msg, "reasoning_content")), "Hm.");
+    json_t *d = json_array_get(json_object_get(msg, "reasoning_details"), 0);
+    assert_string_equal(json_string_value(json_object_get(d, "signature")), "sg");
+    json_decref(c);
+
+    int rc;
+    struct lx_http_request r = {0};
+    json_t *out = translate("{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"Sum it up\"},"
+                            "{\"type\":\"file\",\"file\":{\"filename\":\"q3.pdf\",\"file_data\":\"data:application/pdf;base64,JVBERi0x\"}}]}]}",
+                            &rc, &e, &r);
+    assert_int_equal(rc, LX_OK);
+    json_t *doc = json_array_get(json_object_get(json_array_get(json_object_get(out, "messages"), 0), "content"), 1);
+    assert_string_equal(json_string_value(json_object_get(doc, "type")), "document");
+    assert_string_equal(json_string_value(json_object_get(doc, "title")), "q3.pdf");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(doc, "source"), "data")), "JVBERi0x");
+    json_decref(out);
+    lx_http_request_free(&r);
+}
+
 static void test_error_fixtures(void **state)
 {
     (void)state;
@@ -375,6 +496,8 @@ int main(void)
         cmocka_unit_test(test_stream_tool_use_fixture),
         cmocka_unit_test(test_stream_error_fixture),
         cmocka_unit_test(test_stream_ended_at_message_stop),
+        cmocka_unit_test(test_stream_thinking_and_stop_sequence),
+        cmocka_unit_test(test_thinking_answer_and_pdf_part),
         cmocka_unit_test(test_error_fixtures),
     };
     return cmocka_run_group_tests_name("anthropic", tests, NULL, NULL);
