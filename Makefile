@@ -8,7 +8,7 @@ override CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstric
           $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 override LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
 
-CORE_SRCS := $(filter-out src/main.c,$(wildcard src/*.c)) $(wildcard providers/*.c)
+CORE_SRCS := $(filter-out src/main.c,$(wildcard src/*.c)) $(wildcard providers/*.c) $(wildcard dialects/*.c)
 CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o)
 DEPS := $(CORE_OBJS:.o=.d) $(BUILD)/src/main.d
 
