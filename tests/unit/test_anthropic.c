@@ -1,6 +1,7 @@
 /* Unit tests for providers/anthropic.c: request translation, and responses, streams and errors from
  * recorded Anthropic wire data in ../shared/fixtures. */
 #include "unit.h"
+#include "anthropic_thinking_sse.h"
 #include "../../providers/provider.h"
 #include "../../src/common.h"
 
@@ -343,40 +344,9 @@ static void test_stream_ended_at_message_stop(void **state)
     free(body);
 }
 
-/* Thinking in a stream (the shape of Anthropic's extended-thinking docs; no recording holds one): each
- * thinking block becomes reasoning_details entries with its own index, signature included; a redacted
- * block its data. A stop sequence that matched is named in the choice's stop_reason. */
-static const char thinking_stream[] =
-    "event: message_start\n"
-    "data: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_t\",\"type\":\"message\",\"role\":\"assistant\","
-    "\"content\":[],\"model\":\"claude-x\",\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":9,"
-    "\"output_tokens\":1}}}\n\n"
-    "event: content_block_start\n"
-    "data: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"thinking\",\"thinking\":\"\",\"signature\":\"\"}}\n\n"
-    "event: content_block_delta\n"
-    "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"thinking_delta\",\"thinking\":\"Two \"}}\n\n"
-    "event: content_block_delta\n"
-    "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"thinking_delta\",\"thinking\":\"plus two.\"}}\n\n"
-    "event: content_block_delta\n"
-    "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"signature_delta\",\"signature\":\"EqQB\"}}\n\n"
-    "event: content_block_stop\n"
-    "data: {\"type\":\"content_block_stop\",\"index\":0}\n\n"
-    "event: content_block_start\n"
-    "data: {\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"redacted_thinking\",\"data\":\"EmwK\"}}\n\n"
-    "event: content_block_stop\n"
-    "data: {\"type\":\"content_block_stop\",\"index\":1}\n\n"
-    "event: content_block_start\n"
-    "data: {\"type\":\"content_block_start\",\"index\":2,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n"
-    "event: content_block_delta\n"
-    "data: {\"type\":\"content_block_delta\",\"index\":2,\"delta\":{\"type\":\"text_delta\",\"text\":\"4\"}}\n\n"
-    "event: content_block_stop\n"
-    "data: {\"type\":\"content_block_stop\",\"index\":2}\n\n"
-    "event: message_delta\n"
-    "data: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"stop_sequence\",\"stop_sequence\":\"END\"},"
-    "\"usage\":{\"output_tokens\":30}}\n\n"
-    "event: message_stop\n"
-    "data: {\"type\":\"message_stop\"}\n\n";
-
+/* Thinking in a stream (anthropic_thinking_sse.h): each thinking block becomes reasoning_details entries
+ * with its own index, signature included; a redacted block its data. A stop sequence that matched is
+ * named in the choice's stop_reason. */
 static void test_stream_thinking_and_stop_sequence(void **state)
 {
     (void)state;
@@ -384,9 +354,9 @@ static void test_stream_thinking_and_stop_sequence(void **state)
     void *st = lx_provider_anthropic.stream_open(&conf, &chat);
     json_t *chunks = json_array();
     struct lx_error e = {0};
-    size_t len = strlen(thinking_stream);
+    size_t len = strlen(lx_test_thinking_sse);
     for (size_t off = 0; off < len; off += 29)
-        assert_int_equal(lx_provider_anthropic.stream_feed(st, thinking_stream + off, len - off < 29 ? len - off : 29,
+        assert_int_equal(lx_provider_anthropic.stream_feed(st, lx_test_thinking_sse + off, len - off < 29 ? len - off : 29,
                                                            collect, chunks, &e), LX_OK);
     assert_int_equal(lx_provider_anthropic.stream_finish(st, collect, chunks, &e), LX_OK);
     lx_provider_anthropic.stream_close(st);
