@@ -122,6 +122,56 @@ static void test_parse_claude_code_request(void **state)
     lx_dialect_req_clear(&rq);
 }
 
+/* The pivot back out through the anthropic provider gives the client's request again, but for what the
+ * pivot cannot carry (the native body carries it to Anthropic-type targets): top_k, thinking and its
+ * blocks, cache_control, is_error (said in the text instead), images of tool results (in the user turn). */
+static void test_request_round_trip_through_provider(void **state)
+{
+    (void)state;
+    struct lx_dialect_req rq;
+    struct lx_error e = {0};
+    json_t *p = parse(claude_code_request, &rq, &e);
+    struct lx_provider_conf conf = {.name = "claude", .type = &lx_provider_anthropic, .base_url = "https://a.test"};
+    struct lx_chat chat = {.body = p, .model = "claude-sonnet-4-5-20250929", .stream = true, .include_usage = true};
+    struct lx_http_request r = {0};
+    assert_int_equal(lx_provider_anthropic.chat_request(&conf, &chat, &r, &e), LX_OK);
+    assert_null(r.dropped);
+    json_t *up = json_loadb(r.body, r.body_len, 0, NULL);
+    json_t *in = lx_anthropic_messages_native(&rq);
+    static const char *const same[] = {"max_tokens", "stream", "temperature", "top_p", "stop_sequences", "metadata"};
+    for (size_t i = 0; i < LX_ARRAY_LEN(same); i++)
+        assert_true(json_equal(json_object_get(up, same[i]), json_object_get(in, same[i])));
+    assert_string_equal(str_at(up, "system"), "You are Claude Code.\n\nBe concise.");
+    assert_string_equal(str_at(json_object_get(up, "tool_choice"), "type"), "auto");
+    assert_true(json_is_true(json_object_get(json_object_get(up, "tool_choice"), "disable_parallel_tool_use")));
+    json_t *tool = json_array_get(json_object_get(up, "tools"), 0), *tool_in = json_array_get(json_object_get(in, "tools"), 0);
+    assert_true(json_equal(json_object_get(tool, "input_schema"), json_object_get(tool_in, "input_schema")));
+    assert_string_equal(str_at(tool, "description"), "Read a file");
+    json_t *msgs = json_object_get(up, "messages"), *msgs_in = json_object_get(in, "messages");
+    assert_int_equal(json_array_size(msgs), 3);
+    /* the first user turn: its blocks as they were (cache_control aside) */
+    json_t *u0 = json_object_get(json_array_get(msgs, 0), "content"), *u0_in = json_object_get(json_array_get(msgs_in, 0), "content");
+    assert_true(json_equal(u0, u0_in));
+    /* the assistant turn: text and tool_use blocks as they were, thinking not */
+    json_t *a = json_object_get(json_array_get(msgs, 1), "content"), *a_in = json_object_get(json_array_get(msgs_in, 1), "content");
+    assert_int_equal(json_array_size(a), 3);
+    for (size_t i = 0; i < 3; i++)
+        assert_true(json_equal(json_array_get(a, i), json_array_get(a_in, i + 1)));
+    json_t *u2 = json_object_get(json_array_get(msgs, 2), "content");
+    assert_int_equal(json_array_size(u2), 4);
+    assert_string_equal(str_at(json_array_get(u2, 0), "tool_use_id"), "toolu_1");
+    assert_string_equal(str_at(json_array_get(u2, 0), "content"), "hello");
+    assert_string_equal(str_at(json_array_get(u2, 1), "content"), "Error: No such file");
+    assert_string_equal(str_at(json_array_get(u2, 2), "text"), "Go on");
+    assert_string_equal(str_at(json_object_get(json_array_get(u2, 3), "source"), "media_type"), "image/gif");
+    assert_null(json_object_get(up, "top_k"));
+    assert_null(json_object_get(up, "thinking"));
+    json_decref(up);
+    lx_http_request_free(&r);
+    json_decref(p);
+    lx_dialect_req_clear(&rq);
+}
+
 static void refused(const char *body, const char *path)
 {
     struct lx_dialect_req rq;
@@ -529,6 +579,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_claude_code_request),
+        cmocka_unit_test(test_request_round_trip_through_provider),
         cmocka_unit_test(test_parse_refusals),
         cmocka_unit_test(test_parse_nulls_and_variants),
         cmocka_unit_test(test_documents_and_targets),
