@@ -10,9 +10,10 @@
 #include "anthropic_map.h"
 #include "openai.h"
 #include "provider.h"
-#include "../src/buf.h"
-#include "../src/common.h"
-#include "../src/sse.h"
+#include "../src/core/buf.h"
+#include "../src/core/common.h"
+#include "../src/core/confread.h"
+#include "../src/core/sse.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -48,7 +49,7 @@ static void add_headers(const struct lx_provider_conf *p, struct lx_http_request
 
 static void bad_param(struct lx_error *err, const char *param, const char *why)
 {
-    lx_error_set(err, 400, "invalid_request_error", param, "unsupported_parameter", "%s", why);
+    lx_error_bad_request(err, param, "unsupported_parameter", "%s", why);
 }
 
 /* Append blocks to the last turn when it has the same role (Anthropic wants alternating turns). */
