@@ -5,8 +5,8 @@
  * tokens. The maps shared with the anthropic provider are in providers/anthropic_map.c. */
 #include "anthropic_messages.h"
 #include "../providers/anthropic_map.h"
-#include "../src/chat.h"
-#include "../src/common.h"
+#include "../src/core/common.h"
+#include "../src/core/json.h"
 
 #include <stdarg.h>
 #include <stdio.h>

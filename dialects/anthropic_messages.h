@@ -4,7 +4,7 @@
 #ifndef LX_DIALECT_ANTHROPIC_MESSAGES_H
 #define LX_DIALECT_ANTHROPIC_MESSAGES_H
 
-#include "dialect_draft.h"
+#include "dialect.h"
 
 #include <stdbool.h>
 

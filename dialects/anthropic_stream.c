@@ -8,7 +8,7 @@
  * event's `event:` name is its data's type. */
 #include "anthropic_messages.h"
 #include "../providers/anthropic_map.h"
-#include "../src/common.h"
+#include "../src/core/common.h"
 
 #include <stdlib.h>
 #include <string.h>

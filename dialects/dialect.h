@@ -76,6 +76,7 @@ const struct lx_dialect *lx_dialect_find(const char *name);
 const struct lx_dialect *lx_dialect_at(size_t i);
 
 extern const struct lx_dialect lx_dialect_openai_chat;
-/* later: lx_dialect_anthropic_messages (issue 16), lx_dialect_openai_responses (issue 15) */
+extern const struct lx_dialect lx_dialect_anthropic_messages;
+/* later: lx_dialect_openai_responses (issue 15) */
 
 #endif

@@ -1,7 +1,7 @@
 /* Anthropic Messages ⇄ OpenAI chat maps shared by the anthropic provider and the anthropic_messages
  * dialect (see anthropic_map.h). */
 #include "anthropic_map.h"
-#include "../src/common.h"
+#include "../src/core/common.h"
 
 #include <stdio.h>
 #include <stdlib.h>

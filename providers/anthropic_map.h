@@ -2,8 +2,9 @@
  * (providers/anthropic.c: OpenAI clients → Anthropic targets) and the inbound dialect
  * (dialects/anthropic_messages.c: Anthropic clients → any target) are mirror images: the provider's request
  * map is the dialect's answer map and the other way round, so stop reasons, usage, content blocks, tools
- * and tool_choice are translated here for both. Pure JSON in and out; includes src/ core headers only, so
- * dialects may include it.
+ * and tool_choice are translated here for both. Pure JSON in and out, including src/core/ only: that is
+ * why dialects/ may include it (tests/tools/check_includes.sh lets dialects/ include the shared map
+ * headers of providers/, and lets those maps include nothing but src/core/).
  *
  * Thinking in the OpenAI-shaped pivot: OpenRouter's convention, `reasoning_details`, an array of
  * {"type":"reasoning.text","text","signature","index"} and {"type":"reasoning.encrypted","data","index"}
@@ -14,8 +15,8 @@
 #ifndef LX_ANTHROPIC_MAP_H
 #define LX_ANTHROPIC_MAP_H
 
-#include "../src/buf.h"
-#include "../src/errors.h"
+#include "../src/core/buf.h"
+#include "../src/core/errors.h"
 
 #include <jansson.h>
 #include <stdbool.h>

@@ -10,8 +10,8 @@
 #include "fuzz_split.h"
 #include "../../dialects/anthropic_messages.h"
 #include "../../providers/provider.h"
-#include "../../src/common.h"
-#include "../../src/sse.h"
+#include "../../src/core/common.h"
+#include "../../src/core/sse.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,14 +1,14 @@
 /* Fuzz target for the inbound Anthropic Messages parser (dialects/anthropic_messages.c): a client's body
  * is accepted, or refused with a 400 whose Anthropic error body is {"type":"error","error":{type,
- * message}}. An accepted body gives a pivot that passes the OpenAI chat validation the engine relies on
+ * message}}. An accepted body gives a pivot that passes the OpenAI chat validation the engine relies on (lx_openai_chat_validate)
  * (when it has messages), whose tool messages carry their call's id and text, whose tool calls' arguments
  * are JSON objects; rq says the client's model and holds its body; the estimate is positive; the openai,
  * ollama and anthropic providers translate the pivot or refuse it with a 400; the count_tokens parse
  * agrees. Input: the request body. */
 #include "../../dialects/anthropic_messages.h"
 #include "../../providers/provider.h"
-#include "../../src/chat.h"
-#include "../../src/common.h"
+#include "../../dialects/openai_chat.h"
+#include "../../src/core/common.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,7 +45,7 @@ static void check_pivot(json_t *pivot, const struct lx_dialect_req *rq)
     if (!json_is_array(msgs))
         fail("a pivot without a messages array");
     struct lx_error err = {0};
-    if (json_array_size(msgs) && lx_chat_validate(pivot, "", true, &err) != LX_OK)
+    if (json_array_size(msgs) && lx_openai_chat_validate(pivot, "", true, &err) != LX_OK)
         fail("a pivot the OpenAI chat validation refuses");
     size_t i;
     json_t *m;

@@ -1,8 +1,8 @@
 /* Unit tests for providers/anthropic_map.c: each map read both ways, as the anthropic provider and the
  * anthropic_messages dialect use them. */
-#include "unit.h"
-#include "../../providers/anthropic_map.h"
-#include "../../src/common.h"
+#include "../unit.h"
+#include "../../../providers/anthropic_map.h"
+#include "../../../src/core/common.h"
 
 static json_t *js(const char *text)
 {

@@ -2,12 +2,12 @@
  * their provider into pivot chunks, encoded by the anthropic_messages dialect, and read back the way the
  * Anthropic SDK's MessageStream reads them, checking the event order clients rely on. Anthropic
  * recordings must come out equivalent to themselves. */
-#include "unit.h"
-#include "anthropic_thinking_sse.h"
-#include "../../dialects/anthropic_messages.h"
-#include "../../providers/provider.h"
-#include "../../src/common.h"
-#include "../../src/sse.h"
+#include "../unit.h"
+#include "../anthropic_thinking_sse.h"
+#include "../../../dialects/anthropic_messages.h"
+#include "../../../providers/provider.h"
+#include "../../../src/core/common.h"
+#include "../../../src/core/sse.h"
 
 static struct lx_provider_conf anthropic_conf = {.name = "claude", .type = &lx_provider_anthropic,
                                                  .base_url = "https://api.anthropic.test"};

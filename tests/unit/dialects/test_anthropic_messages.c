@@ -2,10 +2,10 @@
  * is recorded as lost, what needs which target, the 400s), pivot completions out as Anthropic messages
  * (recorded Anthropic, OpenAI and Ollama answers through their providers), error bodies, the dropped
  * parameters' names and count_tokens. */
-#include "unit.h"
-#include "../../dialects/anthropic_messages.h"
-#include "../../providers/provider.h"
-#include "../../src/common.h"
+#include "../unit.h"
+#include "../../../dialects/anthropic_messages.h"
+#include "../../../providers/provider.h"
+#include "../../../src/core/common.h"
 
 static const struct lx_dialect *D = &lx_dialect_anthropic_messages;
 
