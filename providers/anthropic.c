@@ -6,7 +6,10 @@
  * dropped and listed in x-llmux-dropped-params. Response and stream: content blocks → message/deltas,
  * tool_use → tool_calls, thinking → reasoning_details, stop_reason → finish_reason (the matched stop
  * sequence in the choice's stop_reason, as vLLM puts it), usage (with cache tokens) → OpenAI usage. The
- * maps themselves are in anthropic_map.c, shared with the anthropic_messages dialect. */
+ * maps themselves are in anthropic_map.c, shared with the anthropic_messages dialect.
+ * A client that speaks the Messages API itself (lx_chat.native) is relayed: its body goes up as it came,
+ * the model renamed, with its anthropic-version and anthropic-beta, and the answer's own events (or
+ * message) ride along with the pivot chunks for its dialect to write as they came. */
 #include "anthropic_map.h"
 #include "openai.h"
 #include "provider.h"
@@ -38,13 +41,43 @@ static void anthropic_free_state(void *state)
     free(state);
 }
 
-static void add_headers(const struct lx_provider_conf *p, struct lx_http_request *out)
+#define LX_ANTHROPIC_API "anthropic_messages" /* the inbound dialect that speaks this type's API */
+
+/* The key, the API version (the client's own when it spoke Anthropic), its betas, the config's headers. */
+static void add_headers(const struct lx_provider_conf *p, struct lx_http_request *out, json_t *client)
 {
     if (p->api_key)
         lx_http_request_add_header(out, "x-api-key: %s", p->api_key);
-    lx_http_request_add_header(out, "anthropic-version: 2023-06-01");
+    const char *version = json_string_value(json_object_get(client, "anthropic-version"));
+    const char *beta = json_string_value(json_object_get(client, "anthropic-beta"));
+    lx_http_request_add_header(out, "anthropic-version: %s", version ? version : "2023-06-01");
+    if (beta)
+        lx_http_request_add_header(out, "anthropic-beta: %s", beta);
     for (size_t i = 0; i < p->n_headers; i++)
         lx_http_request_add_header(out, "%s", p->headers[i]);
+}
+
+/* The client's own Messages body, the model renamed; top-level nulls (fields the client left unset, which
+ * Anthropic refuses when it does not know them) left out. */
+static int native_request(const struct lx_provider_conf *p, const struct lx_chat *chat, json_t *native,
+                          struct lx_http_request *out)
+{
+    json_t *body = json_object();
+    const char *key;
+    json_t *v;
+    json_object_foreach(json_object_get(native, "body"), key, v) {
+        if (!json_is_null(v))
+            json_object_set(body, key, v);
+    }
+    json_object_set_new(body, "model", json_string(chat->model));
+    if (chat->stream)
+        json_object_set_new(body, "stream", json_true());
+    else
+        json_object_del(body, "stream");
+    lx_http_request_post_json(out, lx_sprintf("%s/v1/messages", p->base_url), body);
+    lx_http_request_add_header(out, "Accept: %s", chat->stream ? "text/event-stream" : "application/json");
+    add_headers(p, out, json_object_get(native, "headers"));
+    return LX_OK;
 }
 
 static void bad_param(struct lx_error *err, const char *param, const char *why)
@@ -82,6 +115,9 @@ static bool in_list(const char *const *list, const char *key)
 static int anthropic_chat_request(const struct lx_provider_conf *p, const struct lx_chat *chat,
                                   struct lx_http_request *out, struct lx_error *err)
 {
+    json_t *native = lx_chat_native(chat, LX_ANTHROPIC_API);
+    if (native)
+        return native_request(p, chat, native, out);
     const struct anthropic_conf *ac = p->state;
     json_t *in = chat->body;
     json_t *n = json_object_get(in, "n");
@@ -200,7 +236,7 @@ static int anthropic_chat_request(const struct lx_provider_conf *p, const struct
     lx_buf_free(&system);
     lx_http_request_add_header(out, "Content-Type: application/json");
     lx_http_request_add_header(out, "Accept: %s", chat->stream ? "text/event-stream" : "application/json");
-    add_headers(p, out);
+    add_headers(p, out, NULL);
     return LX_OK;
 fail:
     json_decref(messages);
@@ -239,6 +275,8 @@ static json_t *anthropic_chat_response(const struct lx_provider_conf *p, const s
                             json_object_get(root, "model"), "choices", choice, "usage",
                             lx_anthropic_usage_to_openai(json_object_get(root, "usage")));
     lx_openai_fill(out, chat, "chat.completion", lx_wall_s());
+    if (lx_chat_native(chat, LX_ANTHROPIC_API))
+        json_object_set(out, "llmux_native", root); /* the message as it came, for a client of the same API */
     json_decref(root);
     return out;
 }
@@ -258,6 +296,8 @@ struct anthropic_stream {
     int n_tools, n_thinking;
     const char *finish;          /* static string, from message_delta */
     bool started, stopped;
+    bool relay;                  /* the client speaks Anthropic: each event rides along with the chunks */
+    json_t *event;               /* owned: the event being decoded, {"event","data"}, until a chunk took it */
     lx_chunk_fn emit;
     void *emit_ctx;
     struct lx_error *err;
@@ -269,9 +309,33 @@ static void *anthropic_stream_open(const struct lx_provider_conf *p, const struc
     st->p = p;
     st->chat = chat;
     st->created = lx_wall_s();
+    st->relay = lx_chat_native(chat, LX_ANTHROPIC_API) != NULL;
     for (size_t i = 0; i < LX_ARRAY_LEN(st->tool_index); i++)
         st->tool_index[i] = st->thinking_index[i] = -1;
     return st;
+}
+
+/* Hand chunk c over (and drop it): the first chunk made of an event carries that event when relaying. */
+static void hand_over(struct anthropic_stream *st, json_t *c)
+{
+    if (st->event) {
+        json_object_set_new(c, "llmux_native", st->event);
+        st->event = NULL;
+    }
+    st->emit(st->emit_ctx, c);
+    json_decref(c);
+}
+
+/* An event no chunk took (ping, content_block_stop, a block type with no pivot form ...): a chunk of its
+ * own, without choices. */
+static void emit_event_alone(struct anthropic_stream *st)
+{
+    if (!st->event)
+        return;
+    json_t *c = json_pack("{s:s?,s:s,s:I,s:s?,s:[]}", "id", st->id, "object", "chat.completion.chunk", "created",
+                          st->created, "model", st->model, "choices");
+    lx_openai_fill(c, st->chat, "chat.completion.chunk", st->created);
+    hand_over(st, c);
 }
 
 /* Emit one chunk whose choices[0] has this delta (stolen) and finish_reason, and the stop sequence that
@@ -290,8 +354,7 @@ static void emit_delta(struct anthropic_stream *st, json_t *delta, const char *f
     lx_openai_fill(c, st->chat, "chat.completion.chunk", st->created);
     if (st->chat->include_usage)
         json_object_set_new(c, "usage", json_null());
-    st->emit(st->emit_ctx, c);
-    json_decref(c);
+    hand_over(st, c);
 }
 
 static bool in_range(const struct anthropic_stream *st, json_int_t idx)
@@ -349,6 +412,8 @@ static int anthropic_event(void *ctx, const char *event, const char *data, size_
     }
     (void)event; /* the data's "type" is authoritative; event: names repeat it */
     int rc = LX_OK;
+    if (st->relay && strcmp(type, "error") != 0)
+        st->event = json_pack("{s:s,s:s%}", "event", type, "data", data, len);
     if (strcmp(type, "message_start") == 0) {
         json_t *msg = json_object_get(ev, "message");
         free(st->id);
@@ -412,13 +477,16 @@ static int anthropic_event(void *ctx, const char *event, const char *data, size_
                                   "created", st->created, "model", st->model, "choices", "usage",
                                   lx_anthropic_usage_to_openai(st->usage));
             lx_openai_fill(c, st->chat, "chat.completion.chunk", st->created);
-            st->emit(st->emit_ctx, c);
-            json_decref(c);
+            hand_over(st, c);
         }
     } else if (strcmp(type, "error") == 0) {
         rc = stream_error(st, ev);
     }
-    /* ping and unknown future events: nothing to relay */
+    /* ping and unknown future events: nothing to translate (relayed as they are) */
+    if (rc == LX_OK)
+        emit_event_alone(st);
+    json_decref(st->event);
+    st->event = NULL;
     json_decref(ev);
     return rc;
 }
@@ -472,6 +540,7 @@ static void anthropic_stream_close(void *state)
     struct anthropic_stream *st = state;
     lx_sse_decoder_free(&st->sse);
     json_decref(st->usage);
+    json_decref(st->event);
     free(st->id);
     free(st->model);
     free(st);
@@ -485,17 +554,58 @@ static void anthropic_error_response(const struct lx_provider_conf *p, int statu
     code_from_type(err);
 }
 
+/* POST /v1/messages/count_tokens with the client's own count request (its nulls left out), model renamed. */
+static int anthropic_count_tokens_request(const struct lx_provider_conf *p, const struct lx_chat *chat,
+                                          struct lx_http_request *out, struct lx_error *err)
+{
+    json_t *native = lx_chat_native(chat, LX_ANTHROPIC_API);
+    if (!native) {
+        lx_error_set(err, 400, "invalid_request_error", NULL, "unsupported_parameter",
+                     "Token counts are asked in the Messages API (POST /v1/messages/count_tokens).");
+        return LX_ERR;
+    }
+    json_t *body = json_object();
+    const char *key;
+    json_t *v;
+    json_object_foreach(json_object_get(native, "body"), key, v) {
+        if (!json_is_null(v))
+            json_object_set(body, key, v);
+    }
+    json_object_set_new(body, "model", json_string(chat->model));
+    lx_http_request_post_json(out, lx_sprintf("%s/v1/messages/count_tokens", p->base_url), body);
+    lx_http_request_add_header(out, "Accept: application/json");
+    add_headers(p, out, json_object_get(native, "headers"));
+    return LX_OK;
+}
+
+static json_t *anthropic_count_tokens_response(const struct lx_provider_conf *p, const struct lx_chat *chat,
+                                               const char *body, size_t len, struct lx_error *err)
+{
+    (void)chat;
+    json_t *root = json_loadb(body ? body : "", len, 0, NULL);
+    json_t *n = json_object_get(root, "input_tokens");
+    if (!json_is_integer(n)) {
+        json_decref(root);
+        not_protocol(p, err, "a body that is not a token count");
+        return NULL;
+    }
+    json_t *out = json_pack("{s:O}", "input_tokens", n);
+    json_decref(root);
+    return out;
+}
+
 static int anthropic_models_request(const struct lx_provider_conf *p, struct lx_http_request *out)
 {
     out->method = "GET";
     out->url = lx_sprintf("%s/v1/models?limit=1000", p->base_url);
-    add_headers(p, out);
+    add_headers(p, out, NULL);
     return LX_OK;
 }
 
 const struct lx_provider_type lx_provider_anthropic = {
     .name = "anthropic",
-    .caps = {.chat = true, .streaming = true, .tools = true, .vision = true, .json_mode = true},
+    .native_api = LX_ANTHROPIC_API,
+    .caps = {.chat = true, .streaming = true, .tools = true, .vision = true, .json_mode = true, .documents = true},
     .config_keys = anthropic_keys,
     .default_base_url = "https://api.anthropic.com",
     .configure = anthropic_configure,
@@ -509,5 +619,7 @@ const struct lx_provider_type lx_provider_anthropic = {
     .stream_close = anthropic_stream_close,
     .error_response = anthropic_error_response,
     .models_request = anthropic_models_request,
+    .count_tokens_request = anthropic_count_tokens_request,
+    .count_tokens_response = anthropic_count_tokens_response,
     .models_response = lx_openai_models_response,
 };
