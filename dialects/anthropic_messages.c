@@ -644,8 +644,9 @@ static void add_name(struct lx_buf *b, const char *name, size_t len)
     lx_buf_printf(b, "%s%.*s", b->len ? "," : "", (int)len, name);
 }
 
-char *lx_anthropic_messages_dropped(const struct lx_dialect_req *rq, const char *dropped, bool native)
+char *lx_anthropic_messages_dropped(const struct lx_dialect_req *rq, const char *dropped)
 {
+    (void)rq;
     struct lx_buf b = {0};
     for (const char *p = dropped; p && *p;) {
         const char *comma = strchr(p, ',');
@@ -654,11 +655,20 @@ char *lx_anthropic_messages_dropped(const struct lx_dialect_req *rq, const char 
             add_name(&b, p, n);
         p = comma ? comma + 1 : p + n;
     }
-    size_t i;
-    json_t *v;
-    json_array_foreach(native ? NULL : json_object_get(rq->priv, "lost"), i, v)
-        lx_buf_printf(&b, "%s%s", b.len ? "," : "", json_string_value(v));
     return b.len ? lx_buf_steal(&b, NULL) : NULL;
+}
+
+json_t *lx_anthropic_messages_native_request(const struct lx_dialect_req *rq, const char *version, const char *beta)
+{
+    json_t *headers = json_object();
+    if (version)
+        json_object_set_new(headers, "anthropic-version", json_string(version));
+    if (beta)
+        json_object_set_new(headers, "anthropic-beta", json_string(beta));
+    json_t *lost = json_object_get(rq->priv, "lost");
+    return json_pack("{s:s,s:O,s:o,s:o}", "api", lx_dialect_anthropic_messages.name, "body",
+                     lx_anthropic_messages_native(rq), "headers", headers, "lost",
+                     lost ? json_incref(lost) : json_array());
 }
 
 /* --- answers --- */
@@ -708,6 +718,11 @@ json_t *lx_anthropic_tool_use_block(json_t *call, size_t n)
 
 static json_t *anthropic_completion(const struct lx_dialect_req *rq, json_t *completion)
 {
+    json_t *native = json_object_get(completion, "llmux_native");
+    if (json_is_object(native))
+        return json_incref(native); /* a target that speaks Anthropic: its message as it came */
+    if (!json_is_array(json_object_get(completion, "choices")))
+        return json_incref(completion); /* not a message: count_tokens' {"input_tokens": N} */
     json_t *choice = json_array_get(json_object_get(completion, "choices"), 0);
     json_t *msg = json_object_get(choice, "message");
     json_t *content = json_array();
@@ -768,4 +783,5 @@ const struct lx_dialect lx_dialect_anthropic_messages = {
     .stream_keepalive = lx_anthropic_stream_keepalive,
     .keepalive_ms = 10000,
     .stream_close = lx_anthropic_stream_close,
+    .dropped = lx_anthropic_messages_dropped,
 };

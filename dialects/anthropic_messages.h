@@ -35,11 +35,14 @@ int lx_anthropic_messages_check_target(const struct lx_dialect_req *rq, const st
 /* The client's body for a target that speaks Anthropic (borrowed from rq), or NULL. */
 json_t *lx_anthropic_messages_native(const struct lx_dialect_req *rq);
 
-/* x-llmux-dropped-params in the client's terms (owned string, or NULL when nothing was dropped): what the
- * provider dropped from the pivot (`dropped`, a comma list of OpenAI names such as "user,stop", or NULL),
- * renamed to the Anthropic parameters they came from (metadata.user_id, stop_sequences, ...), plus what the
- * pivot could not carry unless the target took the native body. */
-char *lx_anthropic_messages_dropped(const struct lx_dialect_req *rq, const char *dropped, bool native);
+/* What the engine carries beside the pivot for targets that speak Anthropic (struct lx_chat.native, new
+ * reference): {"api": "anthropic_messages", "body": the client's body, "headers": {"anthropic-version",
+ * "anthropic-beta": the client's, when it sent them}, "lost": what the pivot cannot carry}. */
+json_t *lx_anthropic_messages_native_request(const struct lx_dialect_req *rq, const char *version, const char *beta);
+
+/* The dialect's dropped slot: the pivot names in `dropped` ("user,stop,...") renamed to the Anthropic
+ * parameters they came from (metadata.user_id, stop_sequences, ...); an owned string or NULL. */
+char *lx_anthropic_messages_dropped(const struct lx_dialect_req *rq, const char *dropped);
 
 /* POST /v1/messages/count_tokens: validate body like a Messages request (max_tokens not required;
  * unknown and null fields ignored) and fill rq, with rq->prompt_tokens_estimate the estimate. Returns

@@ -5,7 +5,9 @@
  * content_block_stop, one block open at a time, so a text block is closed before a tool block opens and
  * every tool call is a tool_use block with its own index; message_delta (stop_reason, usage) and
  * message_stop at the end. ping keeps a silent stream alive; an error event ends a failed one. Every
- * event's `event:` name is its data's type. */
+ * event's `event:` name is its data's type. A target that speaks Anthropic itself attaches its own
+ * events to the pivot chunks (llmux_native, see the anthropic provider): those are relayed as they came,
+ * byte for byte, instead. */
 #include "anthropic_messages.h"
 #include "../providers/anthropic_map.h"
 #include "../src/core/common.h"
@@ -38,6 +40,7 @@ struct anthropic_stream {
     json_t *stop_seq;       /* owned: the stop sequence that matched, or NULL */
     json_t *usage;          /* owned: the last pivot usage seen, or NULL */
     size_t out_bytes;       /* text and arguments written: the output estimate when no usage comes */
+    bool relayed;           /* the target's own events are being relayed */
 };
 
 /* One event (ev stolen): "event: <type>\ndata: <json>\n\n". */
@@ -206,11 +209,38 @@ static void tool(struct anthropic_stream *st, json_t *tc, size_t pos, struct lx_
     }
 }
 
+/* The target's own event {"event", "data"}, written as it came. */
+static void relay(struct anthropic_stream *st, json_t *native, struct lx_buf *out)
+{
+    const char *event = json_string_value(json_object_get(native, "event"));
+    const char *data = json_string_value(json_object_get(native, "data"));
+    if (!event || !data)
+        return;
+    st->started = st->relayed = true;
+    lx_buf_printf(out, "event: %s\n", event);
+    for (const char *line = data;;) {
+        const char *nl = strchr(line, '\n');
+        size_t n = nl ? (size_t)(nl - line) : strlen(line);
+        lx_buf_printf(out, "data: %.*s\n", (int)n, line);
+        if (!nl)
+            break;
+        line = nl + 1;
+    }
+    lx_buf_puts(out, "\n");
+    if (strcmp(event, "message_stop") == 0)
+        st->ended = true;
+}
+
 void lx_anthropic_stream_chunk(void *state, json_t *chunk, struct lx_buf *out)
 {
     struct anthropic_stream *st = state;
     if (st->ended)
         return;
+    json_t *native = json_object_get(chunk, "llmux_native");
+    if (json_is_object(native) || st->relayed) {
+        relay(st, native, out); /* a relayed stream's other chunks carry nothing of their own */
+        return;
+    }
     if (!st->started)
         start(st, chunk, out);
     json_t *usage = json_object_get(chunk, "usage");
@@ -242,7 +272,7 @@ void lx_anthropic_stream_chunk(void *state, json_t *chunk, struct lx_buf *out)
 void lx_anthropic_stream_end(void *state, struct lx_buf *out)
 {
     struct anthropic_stream *st = state;
-    if (st->ended)
+    if (st->ended || st->relayed) /* a relayed stream ended with the target's own message_stop */
         return;
     if (!st->started)
         start(st, NULL, out);

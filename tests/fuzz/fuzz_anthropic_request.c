@@ -106,8 +106,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         struct lx_anthropic_target t = {.label = "up/m", .type = "ollama"};
         if (lx_anthropic_messages_check_target(&rq, &t, &err) != LX_OK && err.status != 400)
             fail("a target check failed without a 400");
-        char *dropped = lx_anthropic_messages_dropped(&rq, "user,stop,stream_options", false);
+        char *dropped = lx_anthropic_messages_dropped(&rq, "user,stop,stream_options");
         free(dropped);
+        json_t *native = lx_anthropic_messages_native_request(&rq, "2023-06-01", NULL);
+        if (json_object_get(native, "body") != lx_anthropic_messages_native(&rq))
+            fail("the native request does not carry the client's body");
+        json_decref(native);
     }
     json_decref(pivot);
     json_decref(cpivot);

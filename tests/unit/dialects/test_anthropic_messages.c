@@ -357,14 +357,23 @@ static void test_dropped_names(void **state)
     struct lx_dialect_req rq;
     struct lx_error e = {0};
     json_t *p = parse(claude_code_request, &rq, &e);
-    char *d = lx_anthropic_messages_dropped(&rq, "tool_choice,user,stream_options,parallel_tool_calls,stop", false);
-    assert_string_equal(d, "tool_choice,metadata.user_id,tool_choice.disable_parallel_tool_use,stop_sequences,"
-                           "cache_control,top_k,thinking,service_tier");
+    char *d = D->dropped(&rq, "tool_choice,user,stream_options,parallel_tool_calls,stop,top_k");
+    assert_string_equal(d, "tool_choice,metadata.user_id,tool_choice.disable_parallel_tool_use,stop_sequences,top_k");
     free(d);
-    assert_null(lx_anthropic_messages_dropped(&rq, NULL, true));
-    d = lx_anthropic_messages_dropped(&rq, "top_p", true);
-    assert_string_equal(d, "top_p");
-    free(d);
+    assert_null(D->dropped(&rq, "stream_options"));
+    assert_null(D->dropped(&rq, ""));
+    /* what the engine carries for Anthropic-type targets: the body, the API's headers, what is lost */
+    json_t *n = lx_anthropic_messages_native_request(&rq, "2023-06-01", "interleaved-thinking-2025-05-14");
+    assert_string_equal(str_at(n, "api"), "anthropic_messages");
+    assert_ptr_equal(json_object_get(n, "body"), lx_anthropic_messages_native(&rq));
+    assert_string_equal(str_at(json_object_get(n, "headers"), "anthropic-beta"), "interleaved-thinking-2025-05-14");
+    json_t *lost_names = json_object_get(n, "lost");
+    assert_int_equal(json_array_size(lost_names), 4);
+    assert_string_equal(json_string_value(json_array_get(lost_names, 0)), "cache_control");
+    json_decref(n);
+    n = lx_anthropic_messages_native_request(&rq, NULL, NULL);
+    assert_int_equal(json_object_size(json_object_get(n, "headers")), 0);
+    json_decref(n);
     json_decref(p);
     lx_dialect_req_clear(&rq);
 }
