@@ -382,12 +382,14 @@ test('a client that leaves mid-stream cancels the upstream', async () => {
 });
 
 test('ping keeps a silent stream alive', async () => {
-  // the built-in mock pauses 12 s between its first two chunks: more than the 10 s keep-alive
-  const res = await post(req('local/echo', 'hello', { stream: true }), { headers: { 'x-llmux-timeout-ms': '60000' } });
+  // the upstream waits 11 s between its two pieces: longer than the dialect's 10 s keep-alive
+  const res = await post(req('oai/m;chunks=2;interval=11000', 'hello', { stream: true }));
   const t = await res.text();
   const evs = events(t);
-  assert.ok(evs.filter((e) => e.type === 'ping').length >= 1, t);
-  assemble(evs);
+  const ping = evs.findIndex((e) => e.type === 'ping');
+  assert.ok(ping > 0, t);
+  assert.ok(evs.slice(0, ping).some((e) => e.type === 'message_start'));
+  assert.equal(text(assemble(evs).msg), 'echo: hello');
 });
 
 test('a raw socket: the query string of Claude Code is accepted', async () => {

@@ -17,7 +17,7 @@ before(async () => {
       local: { type: 'mock' },
     },
     aliases: { 'claude-sonnet-4-5': 'local/echo' },
-    auth: { keys: [{ key: 'sk-llmux-client' }] },
+    auth: { keys: [{ name: 'sdk', key: 'sk-llmux-client' }] },
   });
   client = new Anthropic({ apiKey: 'sk-llmux-client', baseURL: gw.base, maxRetries: 0 });
 });

@@ -19,7 +19,7 @@ before(async () => {
   gw = await startLlmux({
     providers: { local: { type: 'mock' } },
     aliases: { 'claude-sonnet-4-5': 'local/echo', 'claude-haiku-4-5': 'local/echo' },
-    auth: { keys: [{ key: 'sk-llmux-dummy' }] },
+    auth: { keys: [{ name: 'claude-code', key: 'sk-llmux-dummy' }] },
   });
   home = mkdtempSync(join(tmpdir(), 'llmux-claude-home-'));
   work = mkdtempSync(join(tmpdir(), 'llmux-claude-work-'));
@@ -68,8 +68,10 @@ test('claude -p prints the answer of the model its alias routes to', { skip: SKI
   assert.equal(result.is_error, false, JSON.stringify(result));
   assert.match(result.result, /^This is the llmux mock provider\. You said: /);
   assert.match(result.result, /Say hello to llmux/);
-  const line = await gw.waitAccess((l) => l.route === '/v1/messages' && l.status === 200);
-  assert.equal(line.answered_by ?? line.model, line.answered_by ? 'local/echo' : 'claude-sonnet-4-5');
+  const line = await gw.waitAccess((l) => l.path === '/v1/messages' && l.status === 200);
+  assert.equal(line.model, 'claude-sonnet-4-5');
+  assert.equal(line.provider, 'local/echo');
+  assert.equal(line.key, 'claude-code');
 });
 
 test('claude -p runs the tool the model calls and sends its result back', { skip: SKIP }, async () => {
@@ -78,7 +80,7 @@ test('claude -p runs the tool the model calls and sends its result back', { skip
   assert.equal(code, 0, err);
   assert.equal(result.num_turns >= 2, true, JSON.stringify(result));
   // the mock quotes the tool result it got back: Claude Code ran Read and answered with its outcome
-  assert.match(result.result, /The tool Read returned/);
-  const calls = gw.access().filter((l) => l.route === '/v1/messages' && l.status === 200);
+  assert.match(result.result, /The tool Read returned/, JSON.stringify(result));
+  const calls = gw.access().filter((l) => l.path === '/v1/messages' && l.status === 200);
   assert.ok(calls.length >= 3); // the first run's one, then the tool call and the answer to its result
 });
