@@ -499,6 +499,18 @@ static void test_completion_edges(void **state)
     m = D->completion(&rq, c);
     assert_int_equal(json_array_size(json_object_get(m, "content")), 2); /* no thinking asked for: none shown */
     json_decref(m);
+    /* a target that speaks Anthropic: its own message as it came; count_tokens' answer as it is */
+    json_t *relayed = json_loads("{\"choices\":[{\"index\":0,\"message\":{\"content\":\"x\"}}],"
+                                 "\"llmux_native\":{\"id\":\"msg_up\",\"type\":\"message\",\"content\":[]}}", 0, NULL);
+    m = D->completion(&rq, relayed);
+    assert_ptr_equal(m, json_object_get(relayed, "llmux_native"));
+    json_decref(m);
+    json_decref(relayed);
+    json_t *count = json_pack("{s:i}", "input_tokens", 12);
+    m = D->completion(&rq, count);
+    assert_ptr_equal(m, count);
+    json_decref(m);
+    json_decref(count);
     lx_dialect_req_clear(&rq);
     json_decref(c);
 }

@@ -527,6 +527,43 @@ static void test_empty_and_upfront_usage(void **state)
     lx_buf_free(&out);
 }
 
+/* A target that speaks Anthropic: its events (attached to the pivot chunks by the provider) are written
+ * as they came, byte for byte, and the encoder adds nothing of its own but a ping. */
+static void test_relay_byte_for_byte(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"anthropic_messages_stream_text.sse", "anthropic_messages_stream_tool_use.sse"};
+    for (size_t f = 0; f < LX_ARRAY_LEN(names); f++) {
+        size_t len;
+        char *sse = read_fixture(names[f], &len);
+        json_t *native = json_pack("{s:s,s:{},s:{},s:[]}", "api", "anthropic_messages", "body", "headers", "lost");
+        struct lx_chat chat = {.stream = true, .include_usage = true, .model = "m", .native = native};
+        void *pst = lx_provider_anthropic.stream_open(&anthropic_conf, &chat);
+        json_t *chunks = json_array();
+        struct lx_error e = {0};
+        assert_int_equal(lx_provider_anthropic.stream_feed(pst, sse, len, collect, chunks, &e), LX_OK);
+        assert_int_equal(lx_provider_anthropic.stream_finish(pst, collect, chunks, &e), LX_OK);
+        lx_provider_anthropic.stream_close(pst);
+        struct lx_dialect_req rq;
+        request(&rq, false);
+        struct lx_buf out = {0};
+        encode(&rq, chunks, &out);
+        assert_int_equal(out.len, len + 2);
+        assert_memory_equal(out.data, sse, len);
+        void *st = lx_dialect_anthropic_messages.stream_open(&rq);
+        lx_dialect_anthropic_messages.stream_chunk(st, json_array_get(chunks, 0), &out);
+        lx_buf_reset(&out);
+        lx_dialect_anthropic_messages.stream_keepalive(st, &out);
+        assert_string_equal(out.data, "event: ping\ndata: {\"type\":\"ping\"}\n\n");
+        lx_dialect_anthropic_messages.stream_close(st);
+        lx_buf_free(&out);
+        lx_dialect_req_clear(&rq);
+        json_decref(chunks);
+        json_decref(native);
+        free(sse);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -539,6 +576,7 @@ int main(void)
         cmocka_unit_test(test_error_event),
         cmocka_unit_test(test_keepalive),
         cmocka_unit_test(test_empty_and_upfront_usage),
+        cmocka_unit_test(test_relay_byte_for_byte),
     };
     return cmocka_run_group_tests_name("anthropic_stream", tests, NULL, NULL);
 }

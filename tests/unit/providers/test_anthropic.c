@@ -434,6 +434,95 @@ static void test_thinking_answer_and_pdf_part(void **state)
     lx_http_request_free(&r);
 }
 
+/* A client that speaks the Messages API: its own body goes up (model renamed, top-level nulls left out)
+ * with its anthropic-version and anthropic-beta, nothing is reported dropped, and every event of the
+ * answer rides along with the chunks, in order, as it came: events with no pivot form in chunks of
+ * their own. count_tokens goes to the upstream's own endpoint. */
+static void test_native_relay(void **state)
+{
+    (void)state;
+    json_t *native = json_loads("{\"api\":\"anthropic_messages\",\"body\":{\"model\":\"claude-sonnet-4-5\",\"max_tokens\":9,"
+                                "\"top_k\":3,\"provider_specific_fields\":null,\"stream\":true,\"messages\":[{\"role\":\"user\","
+                                "\"content\":[{\"type\":\"text\",\"text\":\"hi\",\"cache_control\":{\"type\":\"ephemeral\"}}]}]},"
+                                "\"headers\":{\"anthropic-version\":\"2023-06-01\",\"anthropic-beta\":\"b1\"},\"lost\":[\"top_k\"]}",
+                                0, NULL);
+    json_t *pivot = json_loads("{\"model\":\"claude-sonnet-4-5\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", 0, NULL);
+    struct lx_chat chat = {.body = pivot, .model = "claude-x", .stream = true, .include_usage = true, .native = native};
+    struct lx_http_request r = {0};
+    struct lx_error e = {0};
+    assert_int_equal(lx_provider_anthropic.chat_request(&conf, &chat, &r, &e), LX_OK);
+    assert_null(r.dropped);
+    json_t *up = json_loadb(r.body, r.body_len, 0, NULL);
+    json_t *want = json_deep_copy(json_object_get(native, "body"));
+    json_object_set_new(want, "model", json_string("claude-x"));
+    json_object_del(want, "provider_specific_fields");
+    assert_true(json_equal(up, want));
+    bool version = false, beta = false;
+    for (size_t i = 0; i < r.n_headers; i++) {
+        version |= strcmp(r.headers[i], "anthropic-version: 2023-06-01") == 0;
+        beta |= strcmp(r.headers[i], "anthropic-beta: b1") == 0;
+    }
+    assert_true(version && beta);
+    json_decref(up);
+    json_decref(want);
+    lx_http_request_free(&r);
+
+    /* the stream: every event, in order, exactly as it came */
+    size_t len;
+    char *body = read_fixture("anthropic_messages_stream_tool_use.sse", &len);
+    void *st = lx_provider_anthropic.stream_open(&conf, &chat);
+    json_t *chunks = json_array();
+    for (size_t off = 0; off < len; off += 23)
+        assert_int_equal(lx_provider_anthropic.stream_feed(st, body + off, len - off < 23 ? len - off : 23, collect, chunks, &e),
+                         LX_OK);
+    assert_int_equal(lx_provider_anthropic.stream_finish(st, collect, chunks, &e), LX_OK);
+    lx_provider_anthropic.stream_close(st);
+    struct lx_buf relayed = {0};
+    size_t i;
+    json_t *c;
+    json_array_foreach(chunks, i, c) {
+        json_t *n = json_object_get(c, "llmux_native");
+        if (n)
+            lx_buf_printf(&relayed, "event: %s\ndata: %s\n\n", json_string_value(json_object_get(n, "event")),
+                          json_string_value(json_object_get(n, "data")));
+    }
+    assert_int_equal(relayed.len, len + 2); /* the recording lacks the last blank line */
+    assert_memory_equal(relayed.data, body, len);
+    lx_buf_free(&relayed);
+    json_decref(chunks);
+    free(body);
+
+    /* non-stream: the message as it came, beside the pivot completion */
+    const char *msg = "{\"id\":\"msg_1\",\"type\":\"message\",\"model\":\"claude-x\",\"content\":[{\"type\":\"text\",\"text\":\"ok\","
+                      "\"citations\":[]}],\"stop_reason\":\"end_turn\",\"usage\":{\"input_tokens\":1,\"output_tokens\":1}}";
+    chat.stream = false;
+    json_t *completion = lx_provider_anthropic.chat_response(&conf, &chat, msg, strlen(msg), &e);
+    json_t *as_came = json_loads(msg, 0, NULL);
+    assert_true(json_equal(json_object_get(completion, "llmux_native"), as_came));
+    json_decref(as_came);
+    json_decref(completion);
+
+    /* count_tokens: the client's count request at the upstream's own endpoint */
+    chat.kind = LX_CALL_COUNT_TOKENS;
+    assert_int_equal(lx_provider_anthropic.count_tokens_request(&conf, &chat, &r, &e), LX_OK);
+    assert_string_equal(r.url, "https://api.anthropic.test/v1/messages/count_tokens");
+    lx_http_request_free(&r);
+    json_t *n = lx_provider_anthropic.count_tokens_response(&conf, &chat, "{\"input_tokens\":42}", 19, &e);
+    assert_int_equal(json_integer_value(json_object_get(n, "input_tokens")), 42);
+    json_decref(n);
+    assert_null(lx_provider_anthropic.count_tokens_response(&conf, &chat, "{}", 2, &e));
+    assert_int_equal(e.status, 502);
+    lx_error_clear(&e);
+    /* a pivot without a native request has nothing to count with */
+    chat.native = NULL;
+    assert_int_equal(lx_provider_anthropic.count_tokens_request(&conf, &chat, &r, &e), LX_ERR);
+    assert_int_equal(e.status, 400);
+    lx_http_request_free(&r);
+    lx_error_clear(&e);
+    json_decref(pivot);
+    json_decref(native);
+}
+
 static void test_error_fixtures(void **state)
 {
     (void)state;
@@ -468,6 +557,7 @@ int main(void)
         cmocka_unit_test(test_stream_ended_at_message_stop),
         cmocka_unit_test(test_stream_thinking_and_stop_sequence),
         cmocka_unit_test(test_thinking_answer_and_pdf_part),
+        cmocka_unit_test(test_native_relay),
         cmocka_unit_test(test_error_fixtures),
     };
     return cmocka_run_group_tests_name("anthropic", tests, NULL, NULL);
