@@ -57,10 +57,9 @@ static void add_headers(const struct lx_provider_conf *p, struct lx_http_request
         lx_http_request_add_header(out, "%s", p->headers[i]);
 }
 
-/* The client's own Messages body, the model renamed; top-level nulls (fields the client left unset, which
- * Anthropic refuses when it does not know them) left out. */
-static int native_request(const struct lx_provider_conf *p, const struct lx_chat *chat, json_t *native,
-                          struct lx_http_request *out)
+/* The client's own body (new reference), the model renamed; top-level nulls (fields the client left
+ * unset, which Anthropic refuses when it does not know them) left out. */
+static json_t *native_body(json_t *native, const char *model)
 {
     json_t *body = json_object();
     const char *key;
@@ -69,7 +68,15 @@ static int native_request(const struct lx_provider_conf *p, const struct lx_chat
         if (!json_is_null(v))
             json_object_set(body, key, v);
     }
-    json_object_set_new(body, "model", json_string(chat->model));
+    json_object_set_new(body, "model", json_string(model));
+    return body;
+}
+
+/* A client of the Messages API itself: its own body and headers. */
+static int native_request(const struct lx_provider_conf *p, const struct lx_chat *chat, json_t *native,
+                          struct lx_http_request *out)
+{
+    json_t *body = native_body(native, chat->model);
     if (chat->stream)
         json_object_set_new(body, "stream", json_true());
     else
@@ -554,7 +561,7 @@ static void anthropic_error_response(const struct lx_provider_conf *p, int statu
     code_from_type(err);
 }
 
-/* POST /v1/messages/count_tokens with the client's own count request (its nulls left out), model renamed. */
+/* POST /v1/messages/count_tokens with the client's own count request (native_body). */
 static int anthropic_count_tokens_request(const struct lx_provider_conf *p, const struct lx_chat *chat,
                                           struct lx_http_request *out, struct lx_error *err)
 {
@@ -564,15 +571,8 @@ static int anthropic_count_tokens_request(const struct lx_provider_conf *p, cons
                      "Token counts are asked in the Messages API (POST /v1/messages/count_tokens).");
         return LX_ERR;
     }
-    json_t *body = json_object();
-    const char *key;
-    json_t *v;
-    json_object_foreach(json_object_get(native, "body"), key, v) {
-        if (!json_is_null(v))
-            json_object_set(body, key, v);
-    }
-    json_object_set_new(body, "model", json_string(chat->model));
-    lx_http_request_post_json(out, lx_sprintf("%s/v1/messages/count_tokens", p->base_url), body);
+    lx_http_request_post_json(out, lx_sprintf("%s/v1/messages/count_tokens", p->base_url),
+                              native_body(native, chat->model));
     lx_http_request_add_header(out, "Accept: application/json");
     add_headers(p, out, json_object_get(native, "headers"));
     return LX_OK;

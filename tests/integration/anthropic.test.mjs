@@ -17,6 +17,7 @@ before(async () => {
       local: { type: 'mock' },
     },
     aliases: { 'claude-sonnet-4-5': 'local/echo', 'claude-haiku-4-5': 'ant/claude-haiku-4-5-20251001' },
+    keepalive_ms: 300, // pings after 0.3 s of silence (the default is Anthropic's 10 s)
   });
 });
 after(async () => {
@@ -382,8 +383,8 @@ test('a client that leaves mid-stream cancels the upstream', async () => {
 });
 
 test('ping keeps a silent stream alive', async () => {
-  // the upstream waits 11 s between its two pieces: longer than the dialect's 10 s keep-alive
-  const res = await post(req('oai/m;chunks=2;interval=11000', 'hello', { stream: true }));
+  // the upstream waits 1 s between its events: longer than keepalive_ms
+  const res = await post(req('oai/m;chunks=1;interval=1000', 'hello', { stream: true }));
   const t = await res.text();
   const evs = events(t);
   const ping = evs.findIndex((e) => e.type === 'ping');
