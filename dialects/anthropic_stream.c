@@ -209,26 +209,30 @@ static void tool(struct anthropic_stream *st, json_t *tc, size_t pos, struct lx_
     }
 }
 
-/* The target's own event {"event", "data"}, written as it came. */
+/* The target's own event {"event": its SSE event name, "" if none, "data"}, written as it came. */
 static void relay(struct anthropic_stream *st, json_t *native, struct lx_buf *out)
 {
-    const char *event = json_string_value(json_object_get(native, "event"));
-    const char *data = json_string_value(json_object_get(native, "data"));
-    if (!event || !data)
+    json_t *name = json_object_get(native, "event"), *data = json_object_get(native, "data");
+    if (!json_is_string(name) || !json_is_string(data))
         return;
     st->started = st->relayed = true;
-    lx_buf_printf(out, "event: %s\n", event);
-    for (const char *line = data;;) {
-        const char *nl = strchr(line, '\n');
-        size_t n = nl ? (size_t)(nl - line) : strlen(line);
-        lx_buf_printf(out, "data: %.*s\n", (int)n, line);
+    if (json_string_length(name)) {
+        lx_buf_puts(out, "event: ");
+        lx_buf_append(out, json_string_value(name), json_string_length(name));
+        lx_buf_puts(out, "\n");
+    }
+    /* every byte of the data as it came (NULs included), one data: line per line of it */
+    const char *p = json_string_value(data), *end = p + json_string_length(data);
+    for (;;) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        lx_buf_puts(out, "data: ");
+        lx_buf_append(out, p, (size_t)((nl ? nl : end) - p));
+        lx_buf_puts(out, "\n");
         if (!nl)
             break;
-        line = nl + 1;
+        p = nl + 1;
     }
     lx_buf_puts(out, "\n");
-    if (strcmp(event, "message_stop") == 0)
-        st->ended = true;
 }
 
 void lx_anthropic_stream_chunk(void *state, json_t *chunk, struct lx_buf *out)

@@ -417,10 +417,13 @@ static int anthropic_event(void *ctx, const char *event, const char *data, size_
         not_protocol(st->p, st->err, "a stream event that is not an Anthropic event");
         return LX_ERR;
     }
-    (void)event; /* the data's "type" is authoritative; event: names repeat it */
+    /* the data's "type" is authoritative; event: names repeat it (and are relayed as they came) */
     int rc = LX_OK;
-    if (st->relay && strcmp(type, "error") != 0)
-        st->event = json_pack("{s:s,s:s%}", "event", type, "data", data, len);
+    if (st->relay && strcmp(type, "error") != 0) {
+        /* its event name as it came ("" when it had none, or one that is not UTF-8: then none) */
+        json_t *name = json_string(event);
+        st->event = json_pack("{s:o,s:s%}", "event", name ? name : json_string(""), "data", data, len);
+    }
     if (strcmp(type, "message_start") == 0) {
         json_t *msg = json_object_get(ev, "message");
         free(st->id);

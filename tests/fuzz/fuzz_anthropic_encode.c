@@ -4,9 +4,11 @@
  * in the order clients check: message_start first, with positive input_tokens; blocks started at the next
  * index, one open at a time, deltas of the block's kind to the open block (argument fragments of an
  * interleaving server may go to an earlier tool_use block); then message_delta and message_stop, or one
- * error event when the upstream failed; nothing after. Input layout: byte 0 is options (bit 0: the client
- * enabled thinking; bits 1-2: the provider, openai, ollama or anthropic), then a split plan
- * (fuzz_split.h), then the upstream body. */
+ * error event when the upstream failed; nothing after. With bit 3 the client's own request rides along
+ * (lx_chat.native), so an anthropic upstream's events are relayed as they came (names included): then
+ * only the framing (whole events) and the ending are the encoder's to keep. Input layout: byte 0 is
+ * options (bit 0: the client enabled thinking; bits 1-2: the provider, openai, ollama or anthropic; bit
+ * 3: native), then a split plan (fuzz_split.h), then the upstream body. */
 #include "fuzz_split.h"
 #include "../../dialects/anthropic_messages.h"
 #include "../../providers/provider.h"
@@ -26,6 +28,7 @@ static void fail(const char *what)
 }
 
 struct reader {
+    bool relay;          /* the upstream's own events: their order is the upstream's */
     bool started, stopped, failed;
     int open;            /* the open block's index, -1 none */
     const char *kind;    /* its type */
@@ -37,12 +40,15 @@ static int event_cb(void *ctx, const char *event, const char *text, size_t len)
     struct reader *r = ctx;
     json_t *ev = json_loadb(text, len, 0, NULL);
     const char *type = json_string_value(json_object_get(ev, "type"));
-    if (!type || strcmp(event, type) != 0)
+    if (!type || (!r->relay && strcmp(event, type) != 0)) /* a relay keeps the upstream's names */
         fail("an event whose name is not its data's type");
     if (r->stopped || r->failed)
         fail("an event after message_stop or error");
     json_int_t idx = json_integer_value(json_object_get(ev, "index"));
-    if (strcmp(type, "error") == 0) {
+    if (r->relay) {
+        r->stopped |= strcmp(type, "message_stop") == 0;
+        r->failed |= strcmp(type, "error") == 0;
+    } else if (strcmp(type, "error") == 0) {
         r->failed = true;
     } else if (strcmp(type, "ping") == 0) {
     } else if (!r->started) {
@@ -117,7 +123,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct lx_dialect_req rq;
     struct lx_error err = {0};
     json_t *pivot = lx_dialect_anthropic_messages.parse(body, strlen(body), &rq, &err);
-    struct lx_chat chat = {.body = pivot, .model = "m", .stream = true, .include_usage = true, .req_id = 1};
+    json_t *native = opts & 8 ? lx_anthropic_messages_native_request(&rq, "2023-06-01", NULL) : NULL;
+    struct lx_chat chat = {.body = pivot, .model = "m", .stream = true, .include_usage = true, .req_id = 1,
+                           .native = native};
     struct lx_buf out = {0};
     struct pivot pv = {.enc = lx_dialect_anthropic_messages.stream_open(&rq), .out = &out};
     void *st = type->stream_open(&conf, &chat);
@@ -136,7 +144,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     type->stream_close(st);
     lx_dialect_anthropic_messages.stream_close(pv.enc);
 
-    struct reader r = {.open = -1, .kinds = json_array()};
+    struct reader r = {.open = -1, .kinds = json_array(), .relay = native && type == &lx_provider_anthropic};
     struct lx_sse_decoder d = {0};
     if (lx_sse_feed(&d, out.data ? out.data : "", out.len, event_cb, &r, NULL) != LX_OK || lx_sse_pending(&d))
         fail("output that is not whole SSE events");
@@ -146,6 +154,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     json_decref(r.kinds);
     lx_buf_free(&out);
     json_decref(pivot);
+    json_decref(native);
     lx_dialect_req_clear(&rq);
     lx_error_clear(&err);
     return 0;
