@@ -3,19 +3,14 @@
 // dialects and the built-in mock provider: what an Anthropic client sees, and what each target receives.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startMock, startLlmux, eventually, rawConnect } from './lib.mjs';
+import { startMock, startLlmux, eventually, rawConnect, everyTargetType } from './lib.mjs';
 
 let mock, gw;
 const TARGETS = ['oai', 'ol', 'ant'];
 before(async () => {
   mock = await startMock();
   gw = await startLlmux({
-    providers: {
-      oai: { type: 'openai', base_url: `${mock.url}/v1` },
-      ol: { type: 'ollama', base_url: mock.url },
-      ant: { type: 'anthropic', base_url: mock.url, api_key: 'sk-ant-upstream' },
-      local: { type: 'mock' },
-    },
+    providers: everyTargetType(mock),
     aliases: { 'claude-sonnet-4-5': 'local/echo', 'claude-haiku-4-5': 'ant/claude-haiku-4-5-20251001' },
     keepalive_ms: 300, // pings after 0.3 s of silence (the default is Anthropic's 10 s)
   });

@@ -4,18 +4,13 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import Anthropic from '@anthropic-ai/sdk';
-import { startMock, startLlmux } from './lib.mjs';
+import { startMock, startLlmux, everyTargetType } from './lib.mjs';
 
 let mock, gw, client;
 before(async () => {
   mock = await startMock();
   gw = await startLlmux({
-    providers: {
-      oai: { type: 'openai', base_url: `${mock.url}/v1` },
-      ol: { type: 'ollama', base_url: mock.url },
-      ant: { type: 'anthropic', base_url: mock.url, api_key: 'sk-ant-upstream' },
-      local: { type: 'mock' },
-    },
+    providers: everyTargetType(mock),
     aliases: { 'claude-sonnet-4-5': 'local/echo' },
     auth: { keys: [{ name: 'sdk', key: 'sk-llmux-client' }] },
   });
