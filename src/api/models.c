@@ -19,6 +19,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct lx_models_ctx;
 
@@ -125,6 +126,32 @@ static void models_respond(struct lx_models_ctx *ctx)
     lx_req_respond_json(ctx->req, 200, json_pack("{s:s,s:o}", "object", "list", "data", models_list(ctx)));
 }
 
+/* The same list in the Anthropic API's shape, for clients that send anthropic-version (the Anthropic SDKs'
+ * models.list, Claude Code's gateway model discovery): {id, type, display_name, created_at} entries, one
+ * page. */
+static void models_respond_anthropic(struct lx_models_ctx *ctx)
+{
+    json_t *list = models_list(ctx);
+    json_t *data = json_array();
+    size_t i;
+    json_t *m;
+    json_array_foreach(list, i, m) {
+        time_t created = (time_t)json_integer_value(json_object_get(m, "created"));
+        struct tm tm;
+        char at[32];
+        gmtime_r(&created, &tm);
+        strftime(at, sizeof at, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        json_array_append_new(data, json_pack("{s:O,s:s,s:O,s:s}", "id", json_object_get(m, "id"), "type", "model",
+                                              "display_name", json_object_get(m, "id"), "created_at", at));
+    }
+    size_t n = json_array_size(data);
+    json_t *first = n ? json_object_get(json_array_get(data, 0), "id") : json_null();
+    json_t *last = n ? json_object_get(json_array_get(data, n - 1), "id") : json_null();
+    lx_req_respond_json(ctx->req, 200, json_pack("{s:o,s:b,s:O,s:O}", "data", data, "has_more", 0, "first_id", first,
+                                                 "last_id", last));
+    json_decref(list);
+}
+
 /* GET /v1/models/{id}: the entry /v1/models would list, or a 404 that says why there is none. */
 static void model_respond(struct lx_models_ctx *ctx)
 {
@@ -158,9 +185,9 @@ static void model_respond(struct lx_models_ctx *ctx)
 
 static json_t *caps_json(const struct lx_provider_caps *caps)
 {
-    return json_pack("{s:b,s:b,s:b,s:b,s:b,s:b}", "chat", caps->chat, "streaming", caps->streaming, "tools",
+    return json_pack("{s:b,s:b,s:b,s:b,s:b,s:b,s:b}", "chat", caps->chat, "streaming", caps->streaming, "tools",
                      caps->tools, "vision", caps->vision, "embeddings", caps->embeddings, "json_mode",
-                     caps->json_mode);
+                     caps->json_mode, "documents", caps->documents);
 }
 
 static void providers_respond(struct lx_models_ctx *ctx)
@@ -303,7 +330,7 @@ static void probe_start(struct lx_req *req, void (*respond)(struct lx_models_ctx
 
 void lx_models_handle(struct lx_req *req)
 {
-    probe_start(req, models_respond, NULL);
+    probe_start(req, lx_req_header(req, "anthropic-version") ? models_respond_anthropic : models_respond, NULL);
 }
 
 /* An alias or a model the config names is answered at once (UIs check their model at start-up); any

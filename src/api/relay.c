@@ -32,8 +32,11 @@ static void exec_commit(void *owner, const char *label, const char *dropped)
 {
     struct relay *r = owner;
     lx_req_add_header(r->req, "X-Llmux-Model", label);
-    if (dropped)
-        lx_req_add_header(r->req, "X-Llmux-Dropped-Params", dropped);
+    const struct lx_dialect *d = r->reply.dialect;
+    char *named = dropped && d->dropped ? d->dropped(&r->reply.rq, dropped) : NULL;
+    if (named || (dropped && !d->dropped))
+        lx_req_add_header(r->req, "X-Llmux-Dropped-Params", named ? named : dropped);
+    free(named);
 }
 
 static void exec_chunk(void *owner, json_t *chunk)

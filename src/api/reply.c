@@ -1,6 +1,8 @@
 /* Writing an answer through a dialect's slots (dialects/dialect.h). */
 #include "reply.h"
+#include "conf.h"
 #include "../core/common.h"
+#include "../core/conf.h"
 #include "../io/loop.h"
 #include "../server/req.h"
 
@@ -38,7 +40,7 @@ static void flush(struct lx_reply *r)
     lx_req_stream_write(r->req, lx_buf_head(&r->out), lx_buf_avail(&r->out));
     lx_buf_reset(&r->out);
     if (r->keepalive)
-        lx_timer_start(r->keepalive, r->dialect->keepalive_ms);
+        lx_timer_start(r->keepalive, r->keepalive_ms);
 }
 
 void lx_reply_begin(struct lx_reply *r)
@@ -50,7 +52,9 @@ void lx_reply_begin(struct lx_reply *r)
     lx_req_add_header(r->req, "X-Accel-Buffering", "no");
     lx_req_stream_begin(r->req, 200, r->dialect->stream_content_type);
     r->stream = r->dialect->stream_open(&r->rq);
-    if (r->dialect->stream_keepalive && r->dialect->keepalive_ms > 0)
+    const struct lx_config *cfg = r->req->cfg;
+    r->keepalive_ms = cfg && cfg->api && cfg->api->keepalive_ms ? cfg->api->keepalive_ms : r->dialect->keepalive_ms;
+    if (r->dialect->stream_keepalive && r->keepalive_ms > 0)
         r->keepalive = lx_timer_new(keepalive_cb, r);
 }
 
@@ -75,7 +79,7 @@ static void keepalive_cb(void *arg)
     if (r->out.len)
         flush(r);
     else
-        lx_timer_start(r->keepalive, r->dialect->keepalive_ms);
+        lx_timer_start(r->keepalive, r->keepalive_ms);
 }
 
 void lx_reply_chunk(struct lx_reply *r, json_t *chunk)

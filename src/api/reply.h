@@ -22,6 +22,7 @@ struct lx_reply {
     bool begun;                       /* the stream's head is committed */
     bool ended;
     struct lx_timer *keepalive;       /* owned: runs while a begun stream is silent, when the dialect wants */
+    long keepalive_ms;                /* its period: the config's keepalive_ms, else the dialect's */
     struct lx_buf out;                /* owned: the events being encoded, reused */
 };
 

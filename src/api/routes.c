@@ -7,7 +7,9 @@
 #include "chat.h"
 #include "embeddings.h"
 #include "fanout.h"
+#include "messages.h"
 #include "models.h"
+#include "reply.h"
 #include "tools.h"
 #include "../core/common.h"
 #include "../core/conf.h"
@@ -18,8 +20,8 @@
 #include <stdio.h>
 #include <string.h>
 
-/* The chat completions endpoint speaks the OpenAI chat dialect (the Anthropic Messages and Responses
- * dialects will be further lines like this one). */
+/* The chat completions endpoint speaks the OpenAI chat dialect (the Anthropic Messages API has its own
+ * endpoint file, messages.c, for what it adds: target checks, the native relay, count_tokens). */
 static void openai_chat(struct lx_req *req)
 {
     lx_chat_handle(req, &lx_dialect_openai_chat);
@@ -33,20 +35,24 @@ struct lx_route_entry {
     const char *label;  /* the route's name in metrics */
     void (*handle)(struct lx_req *req);
     bool prefix;        /* path is a prefix followed by a non-empty rest ("/models/{id}") */
+    const struct lx_dialect *errors; /* the shape of the errors answered before the handler; NULL: OpenAI's */
 };
 
 static const struct lx_route_entry lx_routes[] = {
-    {"/chat/completions", "POST", true, false, "/v1/chat/completions", openai_chat, false},
-    {"/models", "GET", true, false, "/v1/models", lx_models_handle, false},
-    {"/models/", "GET", true, false, "/v1/models/{id}", lx_model_handle, true},
-    {"/embeddings", "POST", true, false, "/v1/embeddings", lx_embeddings_handle, false},
-    {"/providers", "GET", true, false, "/v1/providers", lx_providers_handle, false},
-    {"/fanout", "POST", true, false, "/v1/fanout", lx_fanout_handle, false},
-    {"/batch", "POST", true, false, "/v1/batch", lx_batch_handle, false},
-    {"/mcp/servers", "GET", true, false, "/v1/mcp/servers", lx_mcp_servers_handle, false},
-    {"/mcp/tools", "GET", true, false, "/v1/mcp/tools", lx_mcp_tools_handle, false},
-    {"/healthz", "GET", false, true, "/healthz", lx_admin_healthz, false},
-    {"/metrics", "GET", false, true, "/metrics", lx_admin_metrics, false},
+    {"/chat/completions", "POST", true, false, "/v1/chat/completions", openai_chat, false, NULL},
+    {"/messages", "POST", true, false, "/v1/messages", lx_messages_handle, false, &lx_dialect_anthropic_messages},
+    {"/messages/count_tokens", "POST", true, false, "/v1/messages/count_tokens", lx_messages_count_handle, false,
+     &lx_dialect_anthropic_messages},
+    {"/models", "GET", true, false, "/v1/models", lx_models_handle, false, NULL},
+    {"/models/", "GET", true, false, "/v1/models/{id}", lx_model_handle, true, NULL},
+    {"/embeddings", "POST", true, false, "/v1/embeddings", lx_embeddings_handle, false, NULL},
+    {"/providers", "GET", true, false, "/v1/providers", lx_providers_handle, false, NULL},
+    {"/fanout", "POST", true, false, "/v1/fanout", lx_fanout_handle, false, NULL},
+    {"/batch", "POST", true, false, "/v1/batch", lx_batch_handle, false, NULL},
+    {"/mcp/servers", "GET", true, false, "/v1/mcp/servers", lx_mcp_servers_handle, false, NULL},
+    {"/mcp/tools", "GET", true, false, "/v1/mcp/tools", lx_mcp_tools_handle, false, NULL},
+    {"/healthz", "GET", false, true, "/healthz", lx_admin_healthz, false, NULL},
+    {"/metrics", "GET", false, true, "/metrics", lx_admin_metrics, false, NULL},
 };
 
 static bool matches(const char *path, size_t len, const struct lx_route_entry *r)
@@ -65,8 +71,9 @@ static bool path_is(const char *path, size_t len, const struct lx_route_entry *r
     return matches(path, len, r);
 }
 
-#define LX_SERVED "llmux serves POST /v1/chat/completions, /v1/embeddings, /v1/fanout and /v1/batch, and GET " \
-                  "/v1/models, /v1/models/{id}, /v1/providers, /v1/mcp/servers and /v1/mcp/tools."
+#define LX_SERVED "llmux serves POST /v1/chat/completions, /v1/messages, /v1/messages/count_tokens, " \
+                  "/v1/embeddings, /v1/fanout and /v1/batch, and GET /v1/models, /v1/models/{id}, /v1/providers, " \
+                  "/v1/mcp/servers and /v1/mcp/tools."
 
 /* Paths of APIs llmux does not speak (yet), with what to use instead. */
 static const struct {
@@ -78,9 +85,6 @@ static const struct {
                    "OpenAI Agents SDK: setOpenAIAPI('chat_completions'); openai SDKs: "
                    "client.chat.completions.create instead of client.responses.create; LangChain: leave "
                    "useResponsesApi unset."},
-    {"/messages", "llmux does not serve the Anthropic Messages API yet; it speaks OpenAI's Chat Completions "
-                  "(POST /v1/chat/completions) and reaches Claude through a provider of type \"anthropic\" "
-                  "(model \"PROVIDER/claude-...\"): use an OpenAI client with base URL http://HOST:PORT/v1."},
     {"/completions", "llmux does not serve the legacy Completions API; use Chat Completions "
                      "(POST /v1/chat/completions). LangChain: ChatOpenAI instead of OpenAI; Vercel AI SDK: "
                      "openai.chat(MODEL) instead of openai.completion(MODEL)."},
@@ -135,8 +139,13 @@ void lx_routes_dispatch(struct lx_req *req)
     struct lx_error e = {0};
     if (match)
         req->route = match->label;
+    /* Errors in the shape of the API the client speaks: the route's, or Anthropic's for any request that
+     * names an anthropic-version (the Anthropic SDKs and Claude Code always do). */
+    const struct lx_dialect *shape = match && match->errors ? match->errors
+                                     : lx_req_header(req, "anthropic-version") ? &lx_dialect_anthropic_messages
+                                                                               : &lx_dialect_openai_chat;
     if (!(match && match->admin) && !req->on_admin && lx_auth_admit(req, &e) != LX_OK) {
-        lx_req_respond_error(req, &e);
+        lx_reply_fail(req, shape, &e);
         lx_error_clear(&e);
         return;
     }
@@ -151,6 +160,6 @@ void lx_routes_dispatch(struct lx_req *req)
     } else {
         not_found(req, len, &e);
     }
-    lx_req_respond_error(req, &e);
+    lx_reply_fail(req, shape, &e);
     lx_error_clear(&e);
 }

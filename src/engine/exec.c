@@ -205,6 +205,7 @@ static void exec_free(void *arg)
     lx_timer_free(x->deadline);
     lx_plan_free(&x->plan);
     json_decref(x->tmpl.body);
+    json_decref(x->tmpl.native);
     lx_error_clear(&x->last);
     free(x->request_id);
     free(x);
@@ -432,6 +433,7 @@ static void lane_launch(struct lane *L)
     const struct lx_target *t = lane_target(L);
     struct lx_chat chat = x->tmpl;
     chat.body = json_incref(x->tmpl.body);
+    chat.native = json_incref(x->tmpl.native);
     chat.model = lx_strdup(t->model);
     struct lx_error err = {0};
     L->st = LANE_RUNNING;
@@ -603,6 +605,7 @@ struct lx_exec *lx_exec_start(struct lx_plan *plan, const struct lx_chat *tmpl, 
     memset(plan, 0, sizeof *plan);
     x->tmpl = *tmpl;
     x->tmpl.body = json_incref(tmpl->body);
+    x->tmpl.native = json_incref(tmpl->native);
     x->tmpl.model = NULL;
     x->request_id = tmpl->request_id ? lx_strdup(tmpl->request_id) : NULL;
     x->tmpl.request_id = x->request_id;

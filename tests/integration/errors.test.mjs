@@ -97,7 +97,7 @@ test('paths of APIs llmux does not serve → 404 saying what it serves and which
     ['/v1/responses', /Responses API.*openai\.chat\(MODEL\).*setOpenAIAPI\('chat_completions'\)/],
     ['/responses', /Responses API/],
     ['/v1/responses/resp_1/cancel', /Responses API/],
-    ['/v1/messages', /Anthropic Messages API.*type "anthropic"/],
+    ['/v1/messages/batches', /^Unknown request URL: POST \/v1\/messages\/batches\. llmux serves/], // Anthropic's batches: not served
     ['/v1/completions', /legacy Completions API.*ChatOpenAI/],
     ['/v1/batches', /POST \/v1\/batch/],
     ['/v1/nothing', /^Unknown request URL: POST \/v1\/nothing\. llmux serves/],

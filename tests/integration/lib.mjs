@@ -109,6 +109,17 @@ export function upstreamProvider(mock, extra = {}) {
   return { type: 'openai', base_url: `${mock.url}/v1`, ...extra };
 }
 
+// One provider of each upstream API on a mock server, plus the built-in mock: the targets an Anthropic
+// client is tested against (oai/..., ol/..., ant/..., local/...).
+export function everyTargetType(mock) {
+  return {
+    oai: { type: 'openai', base_url: `${mock.url}/v1` },
+    ol: { type: 'ollama', base_url: mock.url },
+    ant: { type: 'anthropic', base_url: mock.url, api_key: 'sk-ant-upstream' },
+    local: { type: 'mock' },
+  };
+}
+
 export async function postChat(base, body, headers = {}) {
   return fetch(`${base}/v1/chat/completions`, {
     method: 'POST',

@@ -75,7 +75,12 @@ static int parse_directive(const char *item, const char *value, const struct dia
     case DIRECTIVE_CHUNKS: rc = parse_number(value, 1, 1000000, &sc->chunks); break;
     case DIRECTIVE_STATUS: rc = parse_number(value, 400, 599, &sc->status); break;
     case DIRECTIVE_SPLIT: rc = parse_number(value, 1, MAX_BODY_BYTES, &sc->split); break;
-    case DIRECTIVE_TOOL: rc = parse_flag(value, &sc->tool); break;
+    case DIRECTIVE_TOOL: {
+        long n;
+        rc = parse_number(value, 0, MAX_TOOL_CALLS, &n);
+        sc->tool = (int)n;
+        break;
+    }
     case DIRECTIVE_SPARSE: rc = parse_flag(value, &sc->sparse); break;
     case DIRECTIVE_FAIL: rc = parse_number(value, 1, 1000000, &sc->fail); break;
     case DIRECTIVE_RETRY_AFTER: rc = parse_number(value, 1, 86400, &sc->retry_after); break;

@@ -15,6 +15,7 @@
 #define MAX_DIRECTIVE_MS (24L * 3600 * 1000)
 #define SPLIT_PACE_MS 1
 #define EMBED_DIMS 4
+#define MAX_TOOL_CALLS 3 /* tool=N: that many calls at once, of the first N tools (the first again when fewer) */
 
 /* ---- allocation and buffers (util.c): out of memory aborts ---- */
 
@@ -216,7 +217,7 @@ struct script {
     long chunks;
     long status; /* 0 = answer normally */
     enum fault fault;
-    int tool;
+    int tool;   /* tool=N: answer with N tool calls (0: text) */
     int sparse;
     long split; /* body piece size in bytes; 0 = no splitting */
     long fail;        /* > 0: only the first `fail` calls with this model string get status/fault */
@@ -267,6 +268,7 @@ unsigned long long next_id(void);
 extern const struct dialect openai_chat_dialect;       /* POST /v1/chat/completions (openai.c) */
 extern const struct dialect openai_embeddings_dialect; /* POST /v1/embeddings (openai.c) */
 extern const struct dialect anthropic_messages_dialect; /* POST /v1/messages (anthropic.c) */
+extern const struct dialect anthropic_count_dialect;    /* POST /v1/messages/count_tokens (anthropic.c) */
 extern const struct dialect ollama_chat_dialect;       /* POST /api/chat (ollama.c) */
 extern const struct dialect ollama_embed_dialect;      /* POST /api/embed (ollama.c) */
 

@@ -439,6 +439,7 @@ static const struct route {
     { "POST", "/v1/embeddings", &openai_embeddings_dialect, NULL },
     { "GET", "/v1/models", NULL, openai_models },
     { "POST", "/v1/messages", &anthropic_messages_dialect, NULL },
+    { "POST", "/v1/messages/count_tokens", &anthropic_count_dialect, NULL },
     { "POST", "/api/chat", &ollama_chat_dialect, NULL },
     { "POST", "/api/embed", &ollama_embed_dialect, NULL },
     { "GET", "/api/tags", NULL, ollama_tags },
@@ -827,10 +828,11 @@ static void usage(FILE *to)
     fputs("usage: mock-upstream [--port N] [--host ADDR] [--require-key KEY] [--models-delay MS]\n"
           "Prints PORT=<n> once listening. --require-key checks Authorization: Bearer KEY (OpenAI, Ollama)\n"
           "and x-api-key: KEY (Anthropic).\n"
-          "Endpoints: POST /v1/chat/completions, /v1/embeddings, /v1/messages, /api/chat, /api/embed;\n"
+          "Endpoints: POST /v1/chat/completions, /v1/embeddings, /v1/messages, /v1/messages/count_tokens,\n"
+          "  /api/chat, /api/embed;\n"
           "  GET /v1/models, /api/tags, /debug/last, /debug/stats; POST /debug/reset\n"
           "Directives go in the request's model: base;name=value;...\n"
-          "  chats:      latency=MS chunks=N interval=MS status=CODE tool=1 split=K fault=F\n"
+          "  chats:      latency=MS chunks=N interval=MS status=CODE tool=N (0-3 calls) split=K fault=F\n"
           "              sparse=1 (/v1/chat/completions only: no id, created, object or usage)\n"
           "              content_bytes=N (/v1/chat/completions only: the content is N bytes of 'a')\n"
           "              calls=A+B (/v1/chat/completions only: call the tools named A and B, or named\n"

@@ -34,6 +34,8 @@ struct answer {
     char *text;      /* owned: the reply text, or the tool call's arguments */
     size_t text_len;
     char *tool_name; /* owned; NULL unless the answer is a tool call */
+    char *more_tools[MAX_TOOL_CALLS]; /* owned: the names of calls 2..ntools */
+    int ntools;      /* tool calls in the answer (their arguments are all text) */
     int big;         /* content is big_bytes of 'a' taken from big_fill, text is unused */
     size_t big_bytes; /* fault=big: BIG_CONTENT_BYTES; content_bytes=N: N */
     int sparse;      /* leave out id, object, created and usage, as some local servers do */
@@ -169,6 +171,8 @@ static void answer_free(struct answer *a)
     free(a->model);
     free(a->text);
     free(a->tool_name);
+    for (int k = 0; k < MAX_TOOL_CALLS; k++)
+        free(a->more_tools[k]);
     free(a->cuts);
     for (size_t i = 0; i < a->ncalls; i++) {
         free(a->calls[i].name);
@@ -315,6 +319,12 @@ static struct answer *answer_new(json_t *body, const struct script *sc)
     } else if (sc->tool && json_array_size(tools) > 0) {
         json_t *name = json_object_get(json_object_get(json_array_get(tools, 0), "function"), "name");
         a->tool_name = xstrdup(json_is_string(name) ? json_string_value(name) : "tool");
+        a->ntools = sc->tool;
+        for (int k = 1; k < a->ntools; k++) {
+            json_t *t = json_array_get(tools, (size_t)k < json_array_size(tools) ? (size_t)k : 0);
+            json_t *nk = json_object_get(json_object_get(t, "function"), "name");
+            a->more_tools[k - 1] = xstrdup(json_is_string(nk) ? json_string_value(nk) : "tool");
+        }
         json_t *args = must(json_pack("{s:s%}", "q", last.s, last.len));
         a->text = dump_json(args, JSON_COMPACT);
         json_decref(args);
@@ -335,8 +345,9 @@ static struct answer *answer_new(json_t *body, const struct script *sc)
         a->cuts = cut_utf8(a->text, a->text_len, (size_t)sc->chunks, &a->npieces);
         a->completion_tokens = count_words(a->text, a->text_len);
     }
-    /* Events: role, content (or tool-call) pieces, finish, usage if asked for, [DONE]. */
-    a->src.count = a->npieces + 3 + (size_t)a->include_usage;
+    /* Events: role, content (or first tool call) pieces, the other tool calls, finish, usage if asked for,
+     * [DONE]. */
+    a->src.count = a->npieces + 3 + (size_t)a->include_usage + (size_t)(a->ntools > 1 ? a->ntools - 1 : 0);
     free(last.s);
     free(tool.s);
     return a;
@@ -373,15 +384,31 @@ static const char *answer_finish(const struct answer *a)
     return a->tool_name || a->ncalls ? "tool_calls" : "stop";
 }
 
+/* Call k (1-based past the first) of a parallel answer: the same arguments under its own id and name;
+ * `index` set for stream deltas. */
+static json_t *more_tool_call(const struct answer *a, int k, int with_index)
+{
+    char id[32];
+    snprintf(id, sizeof id, "call_mock_%d", k + 1);
+    json_t *call = must(json_pack("{s:s,s:s,s:{s:s,s:s%}}", "id", id, "type", "function", "function", "name",
+                                  a->more_tools[k - 1], "arguments", a->text, a->text_len));
+    if (with_index)
+        json_object_set_new(call, "index", json_integer(k));
+    return call;
+}
+
 static json_t *answer_completion(const struct answer *a)
 {
     json_t *message;
-    if (a->ncalls)
+    if (a->ncalls) {
         message = must(json_pack("{s:s,s:n,s:o}", "role", "assistant", "content", "tool_calls", calls_json(a)));
-    else if (a->tool_name)
+    } else if (a->tool_name) {
         message = must(json_pack("{s:s,s:n,s:[{s:s,s:s,s:{s:s,s:s%}}]}", "role", "assistant", "content",
                                  "tool_calls", "id", "call_mock_1", "type", "function", "function", "name",
                                  a->tool_name, "arguments", a->text, a->text_len));
+        for (int k = 1; k < a->ntools; k++)
+            json_array_append_new(json_object_get(message, "tool_calls"), more_tool_call(a, k, 0));
+    }
     else if (a->big)
         message = must(json_pack("{s:s,s:s}", "role", "assistant", "content", BIG_MARKER));
     else
@@ -488,9 +515,12 @@ static void answer_emit(struct event_source *src, size_t step, struct evbuffer *
         else
             delta = must(json_pack("{s:s%}", "content", p, len));
         add_event(dst, chunk_event(a, delta, NULL));
-    } else if (step == n + 1) {
+    } else if (a->ntools > 1 && step <= n + (size_t)a->ntools - 1) {
+        int k = (int)(step - n);
+        add_event(dst, chunk_event(a, must(json_pack("{s:[o]}", "tool_calls", more_tool_call(a, k, 1))), NULL));
+    } else if (step == n + (a->ntools > 1 ? (size_t)a->ntools : 1)) {
         add_event(dst, chunk_event(a, must(json_object()), answer_finish(a)));
-    } else if (step == n + 2 && a->include_usage) {
+    } else if (step == n + (a->ntools > 1 ? (size_t)a->ntools : 1) + 1 && a->include_usage) {
         json_t *obj = answer_envelope(a, "chat.completion.chunk");
         json_object_set_new(obj, "choices", must(json_array()));
         json_object_set_new(obj, "usage", answer_usage(a));
