@@ -330,11 +330,11 @@ int main(int argc, char **argv)
         lx_config_unref(cfg);
         return 1;
     }
-    /* The "request finished" subscribers, in the order they run: the HTTP counters, the client key's
-     * accounting (its access-log line names the key), the access log. */
-    lx_bus_subscribe(LX_EV_REQUEST_FINISHED, lx_metrics_finished_cb, NULL);
-    lx_bus_subscribe(LX_EV_REQUEST_FINISHED, lx_auth_finished_cb, NULL);
-    lx_bus_subscribe(LX_EV_REQUEST_FINISHED, lx_access_log_finished_cb, NULL);
+    /* The subscribers of a request's end (finished, failed or cancelled), in the order they run: the HTTP
+     * counters, the client key's accounting (its access-log line names the key), the access log. */
+    lx_bus_subscribe_mask(LX_EV_REQUEST_END, lx_metrics_finished_cb, NULL);
+    lx_bus_subscribe_mask(LX_EV_REQUEST_END, lx_auth_finished_cb, NULL);
+    lx_bus_subscribe_mask(LX_EV_REQUEST_END, lx_access_log_finished_cb, NULL);
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit();
     if (lx_loop_init() != LX_OK || lx_upstream_init() != LX_OK) {

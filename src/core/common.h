@@ -36,6 +36,12 @@ uint64_t lx_now_ms(void);
 double lx_now_ms_f(void);
 int64_t lx_wall_s(void);
 
+/* A fast random number (xorshift, seeded once from the kernel): for jitter and ids, not for secrets. */
+uint64_t lx_random64(void);
+/* The delay before retry number n (0-based): full jitter over min(max, base·2^n), at least Retry-After
+ * (seconds) when given, never above max. rnd is a uniform random 64-bit value. */
+long lx_backoff_ms(long n, long base_ms, long max_ms, const char *retry_after, uint64_t rnd);
+
 #define LX_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 /* The struct of type `type` whose member `member` is at ptr. */
 #define LX_CONTAINER_OF(ptr, type, member) ((type *)(void *)((char *)(ptr) - offsetof(type, member)))

@@ -142,8 +142,8 @@ void lx_metrics_finished_cb(const struct lx_event *ev, void *arg)
 {
     (void)arg;
     char st[16];
-    snprintf(st, sizeof st, "%d", ev->request_finished.status);
-    find(&f_http, (const char *const[]){"route", ev->request_finished.route, "status", st, NULL})->value++;
+    snprintf(st, sizeof st, "%d", ev->request.status);
+    find(&f_http, (const char *const[]){"route", ev->request.route, "status", st, NULL})->value++;
 }
 
 void lx_metrics_conn_dropped(const char *reason)

@@ -4,9 +4,13 @@
 #ifndef LX_PIVOT_H
 #define LX_PIVOT_H
 
+#include "trace.h"
+
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
+
+struct lx_ev_origin;
 
 /* What an upstream call is for. */
 enum lx_call_kind { LX_CALL_CHAT, LX_CALL_EMBEDDINGS };
@@ -19,6 +23,9 @@ struct lx_chat {
     bool include_usage;/* usage in the stream (stream_options.include_usage) */
     uint64_t req_id;   /* the gateway's request number, for generated ids */
     const char *request_id; /* borrowed: the client request's X-Request-Id, sent upstream too; or NULL */
+    const struct lx_ev_origin *origin; /* borrowed: the client request its events are about (core/bus.h), or
+                                        * NULL; it outlives the call (the owner holds the request) */
+    char traceparent[LX_TRACEPARENT_LEN + 1]; /* sent upstream when set (the exec sets it per attempt) */
 };
 
 #endif

@@ -17,6 +17,7 @@
 #define LX_REQ_H
 
 #include "../core/buf.h"
+#include "../core/bus.h"
 #include "../core/errors.h"
 #include "../core/tally.h"
 
@@ -92,6 +93,10 @@ struct lx_req {
 
     struct lx_req_handler *handler; /* borrowed: the handler's, until it answers; NULL when none */
 
+    struct lx_ev_origin origin;  /* who its events are about (core/bus.h): its id, key name, model, trace */
+    bool announced;              /* request.started was published */
+    char *tracestate;            /* owned: the client's tracestate (origin.tracestate), or NULL */
+
     /* access control (auth.c) */
     const struct lx_auth_key *auth_key; /* borrowed from cfg: the client's key, or NULL */
     struct lx_key_state *key_state;     /* borrowed from auth.c (lives until exit): set while counted in flight */
@@ -122,10 +127,14 @@ struct lx_req *lx_req_new(struct lx_config *cfg, const char *method, const char 
 void lx_req_dispatch(struct lx_req *req, void (*route)(struct lx_req *req));
 /* The client is gone (or the server stops): the handler is told, and output stops. */
 void lx_req_client_gone(struct lx_req *req);
-/* The transport is done with it: completed says the whole answer went out. "Request finished" is
- * published on the bus (core/bus.h: the access log, metrics and key accounting listen); the transport
- * then releases its reference. */
+/* The transport is done with it: completed says the whole answer went out. request.finished, .failed or
+ * .cancelled is published on the bus (core/bus.h: the access log, metrics and key accounting listen);
+ * the transport then releases its reference. */
 void lx_req_finish(struct lx_req *req, bool completed);
+/* Publish request.started (once; the route, key and model are known by now), or request.first_token
+ * with the answerer's label: for the handlers that run model calls. */
+void lx_req_announce(struct lx_req *req);
+void lx_req_first_token(struct lx_req *req, const char *answered_by);
 /* The whole (non-stream) response body, handed over (owned by the caller). */
 char *lx_req_take_body(struct lx_req *req, size_t *len);
 /* Up to max bytes of a streamed response. Returns the count, or 0 when nothing is queued yet (wait for

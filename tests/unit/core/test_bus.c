@@ -8,7 +8,7 @@ static char trace[64];
 static void note_cb(const struct lx_event *ev, void *arg)
 {
     size_t n = strlen(trace);
-    snprintf(trace + n, sizeof trace - n, "%s%d", (const char *)arg, ev->request_finished.status);
+    snprintf(trace + n, sizeof trace - n, "%s%d", (const char *)arg, ev->request.status);
 }
 
 static void quitter_cb(const struct lx_event *ev, void *arg)
@@ -19,7 +19,7 @@ static void quitter_cb(const struct lx_event *ev, void *arg)
 
 static void publish(int status)
 {
-    struct lx_event ev = {.type = LX_EV_REQUEST_FINISHED, .request_finished = {.route = "other", .status = status}};
+    struct lx_event ev = {.type = LX_EV_REQUEST_FINISHED, .request = {.route = "other", .status = status}};
     lx_bus_publish(&ev);
 }
 
