@@ -4,6 +4,7 @@
  * wrong, like `nginx -t`; values are never echoed (they may be secrets). */
 #include "config.h"
 #include "api/conf.h"
+#include "api/events.h"
 #include "core/buf.h"
 #include "core/common.h"
 #include "core/conf.h"
@@ -35,6 +36,7 @@ static const struct lx_conf_section lx_sections[] = {
     {lx_auth_conf_keys, NULL, lx_auth_conf_parse, lx_auth_conf_free},
     {lx_engine_conf_keys, lx_engine_conf_raw_keys, lx_engine_conf_parse, lx_engine_conf_free},
     {lx_api_conf_keys, NULL, lx_api_conf_parse, lx_api_conf_free},
+    {lx_events_conf_keys, NULL, lx_events_conf_parse, lx_events_conf_free},
 };
 
 static void free_sections(struct lx_config *c)

@@ -1,5 +1,6 @@
 /* llmux: command line, start-up, and the drain-then-exit shutdown. */
 #include "config.h"
+#include "api/events.h"
 #include "api/routes.h"
 #include "core/buf.h"
 #include "core/bus.h"
@@ -125,6 +126,23 @@ static void drain_expired_cb(void *arg)
     lx_timer_start(M.hard_timer, 1000);
 }
 
+static void publish_config(enum lx_event_type type, const char *reason, const struct lx_config *cfg)
+{
+    if (!lx_bus_wanted(type))
+        return;
+    struct lx_event ev = {.type = type,
+                          .config = {.path = M.config_path, .reason = reason,
+                                     .providers = cfg ? (long)cfg->engine->n_providers : 0,
+                                     .aliases = cfg ? (long)cfg->engine->n_aliases : 0}};
+    lx_bus_publish(&ev);
+}
+
+/* The configuration's sinks and their live state take it (start-up and reload). */
+static void apply_sinks(const struct lx_config *cfg)
+{
+    lx_events_apply(cfg->events);
+}
+
 /* SIGHUP: load the file again; swap it in only if it is valid. The listening socket stays. */
 static void reload_cb(int signo, void *arg)
 {
@@ -137,6 +155,7 @@ static void reload_cb(int signo, void *arg)
     struct lx_config *cfg = lx_config_load_file(M.config_path, err, sizeof err);
     if (!cfg) {
         lx_error("reload: %s: %s; keeping the running configuration", M.config_path, err);
+        publish_config(LX_EV_CONFIG_REJECTED, err, NULL);
         lx_notify("READY=1\nSTATUS=reload failed; running the previous configuration");
         return;
     }
@@ -145,6 +164,8 @@ static void reload_cb(int signo, void *arg)
         lx_error("reload: %s has no auth.keys but llmux listens on %s, beyond loopback; keeping the running "
                  "configuration (restart to change the address)", M.config_path, now->listen);
         lx_config_unref(cfg);
+        publish_config(LX_EV_CONFIG_REJECTED, "the new configuration has no auth.keys but llmux listens beyond "
+                                              "loopback", NULL);
         lx_notify("READY=1\nSTATUS=reload refused; running the previous configuration");
         return;
     }
@@ -161,11 +182,13 @@ static void reload_cb(int signo, void *arg)
     for (size_t i = 0; i < cfg->n_warnings; i++)
         lx_warn("%s", cfg->warnings[i]);
     lx_engine_conf_apply(cfg->engine); /* the providers' live state (by name) takes the new limits */
+    apply_sinks(cfg);
     lx_http_set_config(cfg);
     lx_config_unref(M.cfg);
     M.cfg = cfg;
     lx_info("reload: configuration %s applied (%zu provider(s), %zu alias(es)); requests in flight keep the old one",
             M.config_path, cfg->engine->n_providers, cfg->engine->n_aliases);
+    publish_config(LX_EV_CONFIG_RELOADED, NULL, cfg);
     lx_notify("READY=1\nSTATUS=configuration reloaded");
 }
 
@@ -188,6 +211,14 @@ static void signal_cb(int signo, void *arg)
     }
     M.stopping = true;
     lx_notify("STOPPING=1");
+    if (lx_bus_wanted(LX_EV_SERVER_DRAINING)) {
+        char name[16];
+        snprintf(name, sizeof name, "SIG%s", sigabbrev_np(signo));
+        struct lx_event ev = {.type = LX_EV_SERVER_DRAINING,
+                              .draining = {.signal = name, .inflight = (long)lx_http_live(),
+                                           .timeout_ms = cfg->server->shutdown_timeout_ms}};
+        lx_bus_publish(&ev);
+    }
     lx_info("%s: draining %zu in-flight request(s), up to %ld ms", strsignal(signo), lx_http_live(),
             cfg->server->shutdown_timeout_ms);
     lx_timer_start(M.drain_timer, cfg->server->shutdown_timeout_ms);
@@ -348,6 +379,7 @@ int main(int argc, char **argv)
     lx_loop_on_signal(SIGHUP, reload_cb, NULL);
     lx_loop_on_signal(SIGUSR1, reopen_cb, NULL);
     lx_engine_conf_apply(cfg->engine);
+    apply_sinks(cfg);
     if (lx_http_start(cfg, lx_routes_dispatch, err, sizeof err) != LX_OK) {
         lx_error("%s", err);
         lx_http_stop();
@@ -372,6 +404,7 @@ int main(int argc, char **argv)
     lx_http_stop();
     lx_timer_free(M.drain_timer);
     lx_timer_free(M.hard_timer);
+    lx_events_shutdown();
     lx_upstream_shutdown();
     lx_loop_drain();
     lx_config_unref(M.cfg);

@@ -6,6 +6,7 @@
 #include "batch.h"
 #include "chat.h"
 #include "embeddings.h"
+#include "events.h"
 #include "fanout.h"
 #include "models.h"
 #include "../core/common.h"
@@ -42,6 +43,7 @@ static const struct lx_route_entry lx_routes[] = {
     {"/providers", "GET", true, false, "/v1/providers", lx_providers_handle, false},
     {"/fanout", "POST", true, false, "/v1/fanout", lx_fanout_handle, false},
     {"/batch", "POST", true, false, "/v1/batch", lx_batch_handle, false},
+    {"/events", "GET", true, false, "/v1/events", lx_events_handle, false},
     {"/healthz", "GET", false, true, "/healthz", lx_admin_healthz, false},
     {"/metrics", "GET", false, true, "/metrics", lx_admin_metrics, false},
 };
@@ -63,7 +65,7 @@ static bool path_is(const char *path, size_t len, const struct lx_route_entry *r
 }
 
 #define LX_SERVED "llmux serves POST /v1/chat/completions, /v1/embeddings, /v1/fanout and /v1/batch, and GET " \
-                  "/v1/models, /v1/models/{id} and /v1/providers."
+                  "/v1/models, /v1/models/{id}, /v1/providers and /v1/events."
 
 /* Paths of APIs llmux does not speak (yet), with what to use instead. */
 static const struct {
@@ -122,8 +124,10 @@ void lx_routes_dispatch(struct lx_req *req)
     const struct lx_route_entry *match = NULL, *exact = NULL;
     for (size_t i = 0; i < LX_ARRAY_LEN(lx_routes) && !exact; i++) {
         const struct lx_route_entry *r = &lx_routes[i];
-        /* With admin_listen, each address serves only its own routes. */
-        if (!path_is(path, len, r) || (req->cfg->server->admin_listen && r->admin != req->on_admin))
+        /* With admin_listen, each address serves only its own routes; /v1/events is served on both (its
+         * handler lets in the admin address, or an admin key on the main one). */
+        bool both = r->handle == lx_events_handle;
+        if (!path_is(path, len, r) || (req->cfg->server->admin_listen && !both && r->admin != req->on_admin))
             continue;
         match = r;
         if (strcmp(method, r->method) == 0)

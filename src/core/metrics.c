@@ -52,8 +52,13 @@ static struct family f_dropped = {"llmux_connections_dropped_total",
                                   "Client connections refused (max_connections) or cut (read_timeout).",
                                   FAMILY_COUNTER, NULL};
 
+static struct family f_evdropped = {"llmux_events_dropped_total",
+                                    "Events a sink (sse observers, webhook, otlp) dropped: a full queue, a cut "
+                                    "observer, or an export that failed for good.",
+                                    FAMILY_COUNTER, NULL};
+
 static struct family *const lx_families[] = {&f_http, &f_requests, &f_duration, &f_ttft, &f_tokens,
-                                             &f_uperr, &f_retries, &f_fallbacks, &f_dropped};
+                                             &f_uperr, &f_retries, &f_fallbacks, &f_dropped, &f_evdropped};
 
 static void put_label(struct lx_buf *b, const char *name, const char *value)
 {
@@ -144,6 +149,11 @@ void lx_metrics_finished_cb(const struct lx_event *ev, void *arg)
     char st[16];
     snprintf(st, sizeof st, "%d", ev->request.status);
     find(&f_http, (const char *const[]){"route", ev->request.route, "status", st, NULL})->value++;
+}
+
+void lx_metrics_events_dropped(const char *sink, long n)
+{
+    find(&f_evdropped, (const char *const[]){"sink", sink, NULL})->value += (double)n;
 }
 
 void lx_metrics_conn_dropped(const char *reason)
