@@ -14,6 +14,7 @@
 #include "io/loop.h"
 #include "io/notify.h"
 #include "io/upstream.h"
+#include "io/webhook.h"
 #include "server/accesslog.h"
 #include "server/auth.h"
 #include "server/conf.h"
@@ -64,6 +65,7 @@ static const char lx_usage[] =
 static struct {
     struct lx_timer *drain_timer;
     struct lx_timer *hard_timer;
+    struct lx_timer *sinks_timer; /* the drain's end waits for the sinks to deliver what they hold */
     bool stopping;
     struct lx_config *cfg;   /* ref held: the running configuration */
     const char *config_path; /* borrowed from argv, or default_config */
@@ -106,9 +108,21 @@ static void secure_listen(struct lx_config *cfg, bool explicit_listen)
     sc->listen = lo;
 }
 
+static void sinks_idle_cb(void *arg)
+{
+    (void)arg;
+    if (lx_webhooks_pending() == 0)
+        lx_loop_stop();
+    else
+        lx_timer_start(M.sinks_timer, 20);
+}
+
+/* Every request is done: the sinks send what they hold (no more retries), then the loop stops (the drain
+ * timer still bounds the wait). */
 static void finish_cb(void)
 {
-    lx_loop_stop();
+    lx_webhooks_flush();
+    sinks_idle_cb(NULL);
 }
 
 static void hard_stop_cb(void *arg)
@@ -141,6 +155,7 @@ static void publish_config(enum lx_event_type type, const char *reason, const st
 static void apply_sinks(const struct lx_config *cfg)
 {
     lx_events_apply(cfg->events);
+    lx_webhooks_apply(cfg->webhooks);
 }
 
 /* SIGHUP: load the file again; swap it in only if it is valid. The listening socket stays. */
@@ -379,7 +394,6 @@ int main(int argc, char **argv)
     lx_loop_on_signal(SIGHUP, reload_cb, NULL);
     lx_loop_on_signal(SIGUSR1, reopen_cb, NULL);
     lx_engine_conf_apply(cfg->engine);
-    apply_sinks(cfg);
     if (lx_http_start(cfg, lx_routes_dispatch, err, sizeof err) != LX_OK) {
         lx_error("%s", err);
         lx_http_stop();
@@ -391,8 +405,10 @@ int main(int argc, char **argv)
         lx_bus_shutdown();
         return 1;
     }
+    apply_sinks(cfg); /* before the loop runs, so the first request's events reach them */
     M.drain_timer = lx_timer_new(drain_expired_cb, NULL);
     M.hard_timer = lx_timer_new(hard_stop_cb, NULL);
+    M.sinks_timer = lx_timer_new(sinks_idle_cb, NULL);
     M.cfg = cfg;
     M.config_path = config_path;
     M.bound_open = !is_loopback(cfg->server->listen) && cfg->auth->n_keys > 0 && !cfg->server->listen_explicit;
@@ -404,7 +420,9 @@ int main(int argc, char **argv)
     lx_http_stop();
     lx_timer_free(M.drain_timer);
     lx_timer_free(M.hard_timer);
+    lx_timer_free(M.sinks_timer);
     lx_events_shutdown();
+    lx_webhooks_shutdown();
     lx_upstream_shutdown();
     lx_loop_drain();
     lx_config_unref(M.cfg);
