@@ -10,6 +10,7 @@
 #include "core/conf.h"
 #include "core/confread.h"
 #include "engine/conf.h"
+#include "io/otlp.h"
 #include "io/webhook.h"
 #include "server/auth.h"
 #include "server/conf.h"
@@ -39,6 +40,7 @@ static const struct lx_conf_section lx_sections[] = {
     {lx_api_conf_keys, NULL, lx_api_conf_parse, lx_api_conf_free},
     {lx_events_conf_keys, NULL, lx_events_conf_parse, lx_events_conf_free},
     {lx_webhooks_conf_keys, NULL, lx_webhooks_conf_parse, lx_webhooks_conf_free},
+    {lx_otlp_conf_keys, NULL, lx_otlp_conf_parse, lx_otlp_conf_free},
 };
 
 static void free_sections(struct lx_config *c)

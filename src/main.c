@@ -13,6 +13,7 @@
 #include "engine/conf.h"
 #include "io/loop.h"
 #include "io/notify.h"
+#include "io/otlp.h"
 #include "io/upstream.h"
 #include "io/webhook.h"
 #include "server/accesslog.h"
@@ -111,7 +112,7 @@ static void secure_listen(struct lx_config *cfg, bool explicit_listen)
 static void sinks_idle_cb(void *arg)
 {
     (void)arg;
-    if (lx_webhooks_pending() == 0)
+    if (lx_webhooks_pending() + lx_otlp_pending() == 0)
         lx_loop_stop();
     else
         lx_timer_start(M.sinks_timer, 20);
@@ -122,6 +123,7 @@ static void sinks_idle_cb(void *arg)
 static void finish_cb(void)
 {
     lx_webhooks_flush();
+    lx_otlp_flush();
     sinks_idle_cb(NULL);
 }
 
@@ -156,6 +158,7 @@ static void apply_sinks(const struct lx_config *cfg)
 {
     lx_events_apply(cfg->events);
     lx_webhooks_apply(cfg->webhooks);
+    lx_otlp_apply(cfg->otlp);
 }
 
 /* SIGHUP: load the file again; swap it in only if it is valid. The listening socket stays. */
@@ -423,6 +426,7 @@ int main(int argc, char **argv)
     lx_timer_free(M.sinks_timer);
     lx_events_shutdown();
     lx_webhooks_shutdown();
+    lx_otlp_shutdown();
     lx_upstream_shutdown();
     lx_loop_drain();
     lx_config_unref(M.cfg);
