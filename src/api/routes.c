@@ -65,7 +65,7 @@ static bool path_is(const char *path, size_t len, const struct lx_route_entry *r
 }
 
 #define LX_SERVED "llmux serves POST /v1/chat/completions, /v1/embeddings, /v1/fanout and /v1/batch, and GET " \
-                  "/v1/models, /v1/models/{id}, /v1/providers and /v1/events."
+                  "/v1/models, /v1/models/{id} and /v1/providers."
 
 /* Paths of APIs llmux does not speak (yet), with what to use instead. */
 static const struct {
