@@ -91,7 +91,8 @@ test('a failing receiver gets the batch again with backoff, then the drop is cou
   const rx = await receiver(() => (failing ? 503 : 200));
   const gw = await startLlmux({
     providers: providers(),
-    webhooks: [{ url: rx.url, types: ['request.finished'], secret: SECRET, batch_max: 100, flush_ms: 20, retries: { max: 2, base_delay_ms: 10, max_delay_ms: 50 } }],
+    // call.finished: the model calls only (the test's own /metrics polls finish requests too)
+    webhooks: [{ url: rx.url, types: ['call.finished'], secret: SECRET, batch_max: 100, flush_ms: 20, retries: { max: 2, base_delay_ms: 10, max_delay_ms: 50 } }],
   });
   try {
     for (const rid of ['fail-1', 'fail-2']) {
