@@ -48,8 +48,8 @@ static const char lx_usage[] =
     "  -h, --help            print this help and exit\n"
     "\n"
     "Endpoints: POST /v1/chat/completions, /v1/embeddings, /v1/fanout, /v1/batch;\n"
-    "           GET /v1/models, /v1/models/{id}, /v1/providers, /healthz, /metrics (Prometheus). (The /v1\n"
-    "           prefix is optional.)\n"
+    "           GET /v1/models, /v1/models/{id}, /v1/providers, /v1/events (SSE), /healthz, /metrics\n"
+    "           (Prometheus). (The /v1 prefix is optional.)\n"
     "           With admin_listen set, /healthz and /metrics are served on that address only.\n"
     "Request headers: Authorization: Bearer KEY or x-api-key (when auth.keys is set), x-llmux-timeout-ms\n"
     "           (end-to-end deadline), X-Request-Id (kept if sane, else generated; sent upstream too).\n"
@@ -61,7 +61,7 @@ static const char lx_usage[] =
     "systemd:   with NOTIFY_SOCKET set, sends READY=1, RELOADING=1 and STOPPING=1 (Type=notify).\n"
     "Environment: ${VAR} in any config string is read from the environment.\n"
     "Docs: README.md, docs/configuration.md, docs/api.md, docs/concurrency.md, docs/async-guide.md,\n"
-    "           docs/providers.md, docs/deploy.md.\n";
+    "           docs/providers.md, docs/deploy.md, docs/events.md.\n";
 
 static struct {
     struct lx_timer *drain_timer;
