@@ -216,7 +216,7 @@ test('a stalled observer is cut with a final event counting what it lost, and th
 
 test('/v1/events needs an admin key on the main address; the admin address serves it; reload and drain are events', async () => {
   const keys = { keys: [{ name: 'ops', key: 'sk-ops-123456', admin: true }, { name: 'app', key: 'sk-app-123456' }] };
-  const config = { auth: keys, admin_listen: '127.0.0.1:0', providers: { up: upstreamProvider(mock) } };
+  const config = { auth: keys, admin_listen: '127.0.0.1:0', providers: { up: upstreamProvider(mock) }, events: { keepalive_ms: 100 } };
   const gw3 = await startLlmux(config);
   try {
     const denied = await httpRequest(gw3.port, { method: 'GET', path: '/v1/events', headers: { authorization: 'Bearer sk-app-123456' } });
@@ -232,6 +232,7 @@ test('/v1/events needs an admin key on the main address; the admin address serve
     const fin = await admin.until((evs) => evs.find((e) => e.event === 'request.finished' && e.data.request_id === 'keyed-1'));
     assert.equal(fin.data.key, 'app', 'the key\'s name, never the key');
     assert.ok(!ops.raw.includes('sk-app') && !admin.raw.includes('sk-app'));
+    await eventually(async () => ops.raw, (t) => t.includes('\n: keepalive\n'), 10000, 'a keep-alive comment');
     // A reload is an event; so is a rejected one.
     const file = gw3.proc.spawnargs[gw3.proc.spawnargs.indexOf('--config') + 1];
     writeFileSync(file, JSON.stringify({ ...config, aliases: { a: 'up/x' } }));
@@ -250,5 +251,17 @@ test('/v1/events needs an admin key on the main address; the admin address serve
     await eventually(async () => ops.ended && admin.ended, Boolean, 10000, 'the streams to end');
   } finally {
     assert.equal((await gw3.stop()).code, 0);
+  }
+});
+
+test('limits.max_request_ms ends an observer\'s stream with observer.closed, which it can resume from', async () => {
+  const gw4 = await startLlmux({ limits: { max_request_ms: 300 }, providers: { up: upstreamProvider(mock) } });
+  try {
+    const o = await observe(gw4.port);
+    const closed = await o.until((evs) => evs.find((e) => e.event === 'observer.closed'));
+    assert.match(closed.data.reason, /max_request_ms/);
+    await eventually(async () => o.ended, Boolean, 10000, 'the stream to end');
+  } finally {
+    assert.equal((await gw4.stop()).code, 0);
   }
 });

@@ -1,5 +1,6 @@
-// An observer of llmux's GET /v1/events for the tests: a real HTTP client reading the SSE stream as it
-// arrives, parsing each event (id, event, data), with waits that are hang guards only.
+// The event sinks' other ends for the tests: an observer of llmux's GET /v1/events (a real HTTP client
+// reading the SSE stream as it arrives, parsing each event), and a receiver of POSTs (webhooks, OTLP);
+// their waits are hang guards only.
 import http from 'node:http';
 
 // Parse SSE blocks from a growing text; returns [events, rest]. Comments (": ...") and retry: lines are skipped.
@@ -63,4 +64,23 @@ export function observe(port, { path = '/v1/events', headers = {} } = {}) {
 export function metric(text, series) {
   const line = text.split('\n').find((l) => l.startsWith(series + ' '));
   return line ? Number(line.split(' ')[1]) : 0;
+}
+
+// A receiver: records every POST (path, headers, the raw body) and answers with status(n) (n: how many so
+// far). url is its address with path.
+export async function receiver(status = () => 200, path = '/hook') {
+  const got = [];
+  const server = http.createServer((req, res) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (d) => { body += d; });
+    req.on('end', () => {
+      got.push({ path: req.url, headers: req.headers, body, at: Date.now() });
+      res.writeHead(status(got.length), { 'content-type': 'application/json' });
+      res.end('{}');
+    });
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const base = `http://127.0.0.1:${server.address().port}`;
+  return { got, base, url: base + path, close: () => new Promise((r) => server.close(r)) };
 }

@@ -5,10 +5,10 @@
 // naming its attempt's span.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import { createRequire } from 'node:module';
 import { randomBytes } from 'node:crypto';
 import { startMock, startLlmux, upstreamProvider, httpRequest, userMsg, eventually } from './lib.mjs';
+import { receiver } from './observe.mjs';
 
 const require = createRequire(import.meta.url);
 const proto = require(new URL('../node_modules/@opentelemetry/otlp-transformer/build/src/generated/root.js', import.meta.url).pathname);
@@ -40,23 +40,14 @@ function validate(body) {
   assert.deepEqual(back, obj);
 }
 
+// An OTLP collector: the receiver's POSTs, their bodies parsed, and the spans in them.
 async function collector(status = () => 200) {
-  const got = [];
-  const server = http.createServer((req, res) => {
-    let body = '';
-    req.setEncoding('utf8');
-    req.on('data', (d) => { body += d; });
-    req.on('end', () => {
-      got.push({ path: req.url, headers: req.headers, body: JSON.parse(body) });
-      res.writeHead(status(got.length), { 'content-type': 'application/json' });
-      res.end('{}');
-    });
-  });
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const rx = await receiver(status, '');
+  const bodies = () => rx.got.map((g) => ({ ...g, body: JSON.parse(g.body) }));
   return {
-    got, base: `http://127.0.0.1:${server.address().port}`,
-    spans: () => got.flatMap((g) => g.body.resourceSpans.flatMap((rs) => rs.scopeSpans.flatMap((ss) => ss.spans))),
-    close: () => new Promise((r) => server.close(r)),
+    base: rx.base, close: rx.close,
+    get got() { return bodies(); },
+    spans: () => bodies().flatMap((g) => g.body.resourceSpans.flatMap((rs) => rs.scopeSpans.flatMap((ss) => ss.spans))),
   };
 }
 

@@ -5,28 +5,12 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 import { Webhook } from 'standardwebhooks';
 import { startMock, startLlmux, upstreamProvider, httpRequest, userMsg, eventually } from './lib.mjs';
-import { metric } from './observe.mjs';
+import { metric, receiver } from './observe.mjs';
 
 const SECRET = `whsec_${randomBytes(32).toString('base64')}`;
-
-// A receiver: records every POST (headers and the raw body) and answers with status().
-async function receiver(status = () => 200) {
-  const got = [];
-  const server = http.createServer((req, res) => {
-    let body = '';
-    req.setEncoding('utf8');
-    req.on('data', (d) => { body += d; });
-    req.on('end', () => {
-      got.push({ headers: req.headers, body, at: Date.now() });
-      res.writeHead(status(got.length));
-      res.end();
-    });
-  });
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  return { got, url: `http://127.0.0.1:${server.address().port}/hook`, close: () => new Promise((r) => server.close(r)) };
-}
 
 let mock;
 before(async () => { mock = await startMock(); });
@@ -122,6 +106,65 @@ test('a failing receiver gets the batch again with backoff, then the drop is cou
   } finally {
     assert.equal((await gw.stop()).code, 0);
     await rx.close();
+  }
+});
+
+test('410 Gone stops a webhook; a receiver that never answers times out; a full queue drops; the drain sends what is queued', async () => {
+  const gone = await receiver(() => 410);
+  const slow = http.createServer(() => {}); // takes the request, never answers
+  await new Promise((r) => slow.listen(0, '127.0.0.1', r));
+  const held = []; // a receiver that answers only once the test lets it
+  let holding = true;
+  const hold = http.createServer((req, res) => { req.resume(); if (holding) held.push(res); else res.end(); });
+  await new Promise((r) => hold.listen(0, '127.0.0.1', r));
+  const last = await receiver();
+  const config = {
+    providers: providers(),
+    webhooks: [
+      { url: gone.url, types: ['call.finished'], flush_ms: 10 },
+      { url: `http://127.0.0.1:${slow.address().port}/slow`, types: ['call.finished'], flush_ms: 10, timeout_ms: 200, retries: { max: 0 } },
+      { url: `http://127.0.0.1:${hold.address().port}/held`, types: ['call.finished'], flush_ms: 10, batch_max: 1, queue_max: 2 },
+      { url: last.url, types: ['call.finished'], flush_ms: 600000 },
+    ],
+  };
+  const gw = await startLlmux(config);
+  try {
+    const call = async (rid) => assert.equal((await httpRequest(gw.port, { body: { model: 'up/x', messages: userMsg('hi') }, headers: { 'x-request-id': rid } })).status, 200);
+    await call('g-1');
+    await eventually(async () => gone.got.length + held.length, (n) => n === 2, 20000, 'the first POSTs');
+    await gw.waitLog(/answered HTTP 410; nothing more goes to it until a reload/);
+    await gw.waitLog(/no answer within timeout_ms \(200 ms\)/);
+    // held: g-1 is being sent, g-2 waits, g-3 and g-4 find the queue full
+    for (const rid of ['g-2', 'g-3', 'g-4']) await call(rid);
+    await gw.waitLog(/held: dropped 1 item\(s\): the queue is full \(queue_max\)/);
+    const text = await (await fetch(`${gw.base}/metrics`)).text();
+    assert.ok(metric(text, 'llmux_events_dropped_total{sink="webhook"}') >= 4 + 2 + 1, text); // gone, held, slow
+    assert.equal(gone.got.length, 1, 'nothing more after 410');
+    assert.equal(last.got.length, 0, 'flush_ms has not passed');
+    for (const res of held.splice(0)) res.end();
+    await eventually(async () => held.length, (n) => n === 1, 20000, 'g-2 sent once g-1 was answered');
+    holding = false;
+    held.forEach((res) => res.end());
+    // A reload keeps a URL's queue and lifts a 410 stop.
+    const file = gw.proc.spawnargs[gw.proc.spawnargs.indexOf('--config') + 1];
+    config.webhooks[0].flush_ms = 20;
+    writeFileSync(file, JSON.stringify(config));
+    gw.proc.kill('SIGHUP');
+    await gw.waitLog(/reload: configuration .* applied/);
+    await call('g-5');
+    await eventually(async () => gone.got.length, (n) => n === 2, 20000, 'a POST after the reload');
+    // SIGTERM: what is queued goes out before llmux exits.
+    assert.equal((await gw.stop()).code, 0);
+    assert.equal(last.got.length, 1);
+    assert.deepEqual(JSON.parse(last.got[0].body).data.events.map((e) => e.request_id), ['g-1', 'g-2', 'g-3', 'g-4', 'g-5']);
+  } finally {
+    await gw.stop();
+    await gone.close();
+    await last.close();
+    for (const srv of [slow, hold]) {
+      srv.closeAllConnections();
+      await new Promise((r) => srv.close(r));
+    }
   }
 });
 
