@@ -1,7 +1,8 @@
-/* Events as JSON: the common head, then one writer per payload family. Strings that came from clients
- * (paths, model names) may not be UTF-8: jansson refuses those, and a marker takes their place. */
+/* Events as JSON text, written directly (core/jsonw.h): the common head, then one writer per payload
+ * family. A string that came from a client (a path, a model name) and is not UTF-8 becomes a marker. */
 #include "evjson.h"
 #include "common.h"
+#include "jsonw.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -16,25 +17,11 @@ void lx_rfc3339(int64_t ns, char *out, size_t len)
     snprintf(out + n, len - n, ".%06ldZ", (long)(ns % 1000000000 / 1000));
 }
 
-static void put_str(json_t *o, const char *k, const char *v)
-{
-    if (!v)
-        return;
-    json_t *s = json_string(v);
-    json_object_set_new(o, k, s ? s : json_string("(not UTF-8)"));
-}
+#define put_str lx_jw_str
+#define put_int lx_jw_int
+#define put_ms lx_jw_ms
 
-static void put_int(json_t *o, const char *k, long long v)
-{
-    json_object_set_new(o, k, json_integer(v));
-}
-
-static void put_ms(json_t *o, const char *k, double ms)
-{
-    json_object_set_new(o, k, ms >= 0 ? json_real((double)(long long)(ms * 10.0 + 0.5) / 10.0) : json_null());
-}
-
-static void put_hex(json_t *o, const char *k, const uint8_t *id, size_t n)
+static void put_hex(struct lx_jw *o, const char *k, const uint8_t *id, size_t n)
 {
     bool zero = true;
     for (size_t i = 0; i < n; i++)
@@ -43,10 +30,10 @@ static void put_hex(json_t *o, const char *k, const uint8_t *id, size_t n)
         return;
     char hex[33];
     lx_hex(id, n, hex);
-    json_object_set_new(o, k, json_string(hex));
+    lx_jw_str(o, k, hex);
 }
 
-static void request_fields(json_t *o, const struct lx_event *ev)
+static void request_fields(struct lx_jw *o, const struct lx_event *ev)
 {
     const struct lx_ev_request *r = &ev->request;
     put_str(o, "method", r->method);
@@ -70,7 +57,7 @@ static void request_fields(json_t *o, const struct lx_event *ev)
     put_int(o, "bytes_out", (long long)r->bytes_out);
 }
 
-static void call_fields(json_t *o, const struct lx_event *ev)
+static void call_fields(struct lx_jw *o, const struct lx_event *ev)
 {
     const struct lx_ev_call *c = &ev->call;
     put_str(o, "provider", c->provider);
@@ -81,7 +68,7 @@ static void call_fields(json_t *o, const struct lx_event *ev)
     put_int(o, "lane", c->lane);
     put_int(o, "fallback_index", c->target);
     put_int(o, "attempt", c->attempt);
-    json_object_set_new(o, "stream", json_boolean(c->stream));
+    lx_jw_bool(o, "stream", c->stream);
     put_hex(o, "span_id", c->span_id, 8);
     if (ev->type != LX_EV_CALL_FINISHED)
         return;
@@ -95,10 +82,10 @@ static void call_fields(json_t *o, const struct lx_event *ev)
         put_int(o, "completion_tokens", c->completion_tokens);
     }
     put_ms(o, "duration_ms", c->duration_ms);
-    json_object_set_new(o, "won", json_boolean(c->won));
+    lx_jw_bool(o, "won", c->won);
 }
 
-static void other_fields(json_t *o, const struct lx_event *ev)
+static void other_fields(struct lx_jw *o, const struct lx_event *ev)
 {
     switch (ev->type) {
     case LX_EV_CALL_RETRY:
@@ -178,19 +165,22 @@ static void other_fields(json_t *o, const struct lx_event *ev)
     }
 }
 
-json_t *lx_event_json(const struct lx_event *ev)
+void lx_event_write(const struct lx_event *ev, struct lx_buf *b)
 {
-    json_t *o = json_object();
-    char id[24], when[40];
-    snprintf(id, sizeof id, "%llu", (unsigned long long)ev->seq);
+    struct lx_jw w = lx_jw_on(b), *o = &w;
+    char when[40];
     lx_rfc3339(ev->time_ns, when, sizeof when);
-    json_object_set_new(o, "id", json_string(id));
-    json_object_set_new(o, "type", json_string(lx_event_type_name(ev->type)));
-    json_object_set_new(o, "time", json_string(when));
+    lx_jw_open(o, NULL, '{');
+    lx_jw_int_str(o, "id", (long long)ev->seq);
+    lx_jw_str(o, "type", lx_event_type_name(ev->type));
+    lx_jw_str(o, "time", when);
     const struct lx_ev_origin *og = ev->origin;
     if (og) {
         put_str(o, "request_id", og->request_id);
-        json_object_set_new(o, "key", og->key ? json_string(og->key) : json_null());
+        if (og->key)
+            lx_jw_str(o, "key", og->key);
+        else
+            lx_jw_null(o, "key");
         put_str(o, "model", og->model);
         if (og->trace.valid)
             put_hex(o, "trace_id", og->trace.trace_id, 16);
@@ -211,5 +201,5 @@ json_t *lx_event_json(const struct lx_event *ev)
         other_fields(o, ev);
         break;
     }
-    return o;
+    lx_jw_close(o, '}');
 }

@@ -5,7 +5,6 @@
 #include "common.h"
 #include "evjson.h"
 
-#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,13 +33,10 @@ void lx_evring_push(struct lx_evring *r, const struct lx_event *ev)
 {
     struct lx_evring_entry *e = &r->e[r->end % r->cap];
     free(e->text);
-    json_t *o = lx_event_json(ev);
-    char *json = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(12));
-    json_decref(o);
     struct lx_buf b = {0};
-    lx_buf_append(&b, json, strlen(json) + 1);
-    e->len = strlen(json);
-    free(json);
+    lx_event_write(ev, &b);
+    e->len = b.len;
+    lx_buf_append(&b, "", 1);
     if (ev->origin)
         add_name(&b, ev->origin->model);
     switch (ev->type) {

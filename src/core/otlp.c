@@ -1,79 +1,95 @@
-/* OTLP/JSON spans built with jansson (so every string is escaped), int64 values as decimal strings (the
- * protobuf JSON mapping of int64/fixed64), enums as their numbers. Span kinds: 1 INTERNAL, 2 SERVER,
+/* OTLP/JSON spans written directly (core/jsonw.h, which escapes every string), int64 values as decimal
+ * strings (the protobuf JSON mapping of int64/fixed64), enums as their numbers. Span kinds: 1 INTERNAL, 2 SERVER,
  * 3 CLIENT; status codes: 0 UNSET, 2 ERROR. */
 #include "otlp.h"
 #include "common.h"
+#include "jsonw.h"
 
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 enum { SPAN_INTERNAL = 1, SPAN_SERVER = 2, SPAN_CLIENT = 3 };
 
-static void attr(json_t *attrs, const char *key, json_t *value /* stolen */)
+/* A span being written: its attributes array is open until span_end, which adds the status. */
+struct span {
+    struct lx_jw w;
+    const char *error_type;   /* status ERROR with this message when set */
+    const char *error_message;
+};
+
+static void attr_str(struct span *sp, const char *key, const char *v)
 {
-    json_array_append_new(attrs, json_pack("{s:s,s:o}", "key", key, "value", value));
+    if (!v)
+        return;
+    struct lx_jw *w = &sp->w;
+    lx_jw_open(w, NULL, '{');
+    lx_jw_str(w, "key", key);
+    lx_jw_open(w, "value", '{');
+    lx_jw_str(w, "stringValue", v);
+    lx_jw_close(w, '}');
+    lx_jw_close(w, '}');
 }
 
-static void attr_str(json_t *attrs, const char *key, const char *v)
+static void attr_int(struct span *sp, const char *key, long long v)
 {
-    json_t *s = v ? json_string(v) : NULL;
-    if (s)
-        attr(attrs, key, json_pack("{s:o}", "stringValue", s));
+    struct lx_jw *w = &sp->w;
+    lx_jw_open(w, NULL, '{');
+    lx_jw_str(w, "key", key);
+    lx_jw_open(w, "value", '{');
+    lx_jw_int_str(w, "intValue", v);
+    lx_jw_close(w, '}');
+    lx_jw_close(w, '}');
 }
 
-static void attr_int(json_t *attrs, const char *key, long long v)
-{
-    char n[24];
-    snprintf(n, sizeof n, "%lld", v);
-    attr(attrs, key, json_pack("{s:s}", "intValue", n));
-}
-
-static void put_id(json_t *span, const char *key, const uint8_t *id, size_t n)
+static void put_id(struct lx_jw *w, const char *key, const uint8_t *id, size_t n)
 {
     char hex[33];
     lx_hex(id, n, hex);
-    json_object_set_new(span, key, json_string(hex));
+    lx_jw_str(w, key, hex);
 }
 
-static void put_nanos(json_t *span, const char *key, int64_t ns)
-{
-    char n[24];
-    snprintf(n, sizeof n, "%lld", (long long)ns);
-    json_object_set_new(span, key, json_string(n));
-}
-
-/* The span's frame: ids, name, kind, times; its attributes array is returned (borrowed). */
-static json_t *span_new(const struct lx_event *ev, const uint8_t span_id[8], const uint8_t *parent,
-                        const char *name, int kind, int64_t start_ns, json_t **attrs)
+/* The span's frame (ids, name, kind, times) and its first attributes, into b. */
+static void span_begin(struct span *sp, struct lx_buf *b, const struct lx_event *ev, const uint8_t span_id[8],
+                       const uint8_t *parent, const char *name, int kind, int64_t start_ns)
 {
     const struct lx_trace *t = &ev->origin->trace;
-    json_t *s = json_object();
-    put_id(s, "traceId", t->trace_id, 16);
-    put_id(s, "spanId", span_id, 8);
+    *sp = (struct span){.w = lx_jw_on(b)};
+    struct lx_jw *w = &sp->w;
+    lx_jw_open(w, NULL, '{');
+    put_id(w, "traceId", t->trace_id, 16);
+    put_id(w, "spanId", span_id, 8);
     if (parent)
-        put_id(s, "parentSpanId", parent, 8);
-    json_t *n = json_string(name);
-    json_object_set_new(s, "name", n ? n : json_string("(not UTF-8)"));
-    json_object_set_new(s, "kind", json_integer(kind));
-    put_nanos(s, "startTimeUnixNano", start_ns);
-    put_nanos(s, "endTimeUnixNano", ev->time_ns > start_ns ? ev->time_ns : start_ns);
-    *attrs = json_array();
-    json_object_set_new(s, "attributes", *attrs);
-    attr_str(*attrs, "llmux.request_id", ev->origin->request_id);
-    attr_str(*attrs, "llmux.key", ev->origin->key);
-    return s;
+        put_id(w, "parentSpanId", parent, 8);
+    lx_jw_str(w, "name", name);
+    lx_jw_int(w, "kind", kind);
+    lx_jw_int_str(w, "startTimeUnixNano", start_ns);
+    lx_jw_int_str(w, "endTimeUnixNano", ev->time_ns > start_ns ? ev->time_ns : start_ns);
+    lx_jw_open(w, "attributes", '[');
+    attr_str(sp, "llmux.request_id", ev->origin->request_id);
+    attr_str(sp, "llmux.key", ev->origin->key);
 }
 
-static void set_error(json_t *span, json_t *attrs, const char *type, const char *message)
+/* The span failed: error.type, and status ERROR with message. */
+static void span_error(struct span *sp, const char *type, const char *message)
 {
-    attr_str(attrs, "error.type", type);
-    json_t *st = json_pack("{s:i}", "code", 2);
-    json_t *m = message ? json_string(message) : NULL;
-    if (m)
-        json_object_set_new(st, "message", m);
-    json_object_set_new(span, "status", st);
+    attr_str(sp, "error.type", type);
+    sp->error_type = type;
+    sp->error_message = message ? message : "";
+}
+
+static void span_end(struct span *sp)
+{
+    struct lx_jw *w = &sp->w;
+    lx_jw_close(w, ']');
+    if (sp->error_type) {
+        lx_jw_open(w, "status", '{');
+        lx_jw_int(w, "code", 2);
+        if (*sp->error_message)
+            lx_jw_str(w, "message", sp->error_message);
+        lx_jw_close(w, '}');
+    }
+    lx_jw_close(w, '}');
 }
 
 /* The GenAI operation of an endpoint. */
@@ -89,114 +105,112 @@ static const char *operation_of_route(const char *route)
     return NULL;
 }
 
-static json_t *request_span(const struct lx_event *ev)
+static void request_span(const struct lx_event *ev, struct lx_buf *b)
 {
     const struct lx_ev_request *r = &ev->request;
     const struct lx_trace *t = &ev->origin->trace;
     char name[160];
     bool routed = r->route && strcmp(r->route, "other") != 0;
     snprintf(name, sizeof name, "%s%s%s", r->method ? r->method : "HTTP", routed ? " " : "", routed ? r->route : "");
-    json_t *attrs;
-    json_t *s = span_new(ev, t->span_id, t->has_parent ? t->parent_id : NULL, name, SPAN_SERVER, r->start_ns, &attrs);
-    attr_str(attrs, "http.request.method", r->method);
+    struct span sp;
+    span_begin(&sp, b, ev, t->span_id, t->has_parent ? t->parent_id : NULL, name, SPAN_SERVER, r->start_ns);
+    attr_str(&sp, "http.request.method", r->method);
     if (routed)
-        attr_str(attrs, "http.route", r->route);
-    attr_str(attrs, "url.path", r->path);
-    attr_int(attrs, "http.response.status_code", r->status);
+        attr_str(&sp, "http.route", r->route);
+    attr_str(&sp, "url.path", r->path);
+    attr_int(&sp, "http.response.status_code", r->status);
     const char *op = operation_of_route(r->route);
-    if (op)
-        attr_str(attrs, "gen_ai.operation.name", op);
-    attr_str(attrs, "gen_ai.request.model", ev->origin->model);
+    attr_str(&sp, "gen_ai.operation.name", op);
+    attr_str(&sp, "gen_ai.request.model", ev->origin->model);
     if (op || r->prompt_tokens || r->completion_tokens) {
-        attr_int(attrs, "gen_ai.usage.input_tokens", r->prompt_tokens);
-        attr_int(attrs, "gen_ai.usage.output_tokens", r->completion_tokens);
+        attr_int(&sp, "gen_ai.usage.input_tokens", r->prompt_tokens);
+        attr_int(&sp, "gen_ai.usage.output_tokens", r->completion_tokens);
     }
-    attr_str(attrs, "llmux.answered_by", r->answered_by);
-    attr_int(attrs, "llmux.retries", r->retries);
-    attr_int(attrs, "llmux.fallbacks", r->fallbacks);
+    attr_str(&sp, "llmux.answered_by", r->answered_by);
+    attr_int(&sp, "llmux.retries", r->retries);
+    attr_int(&sp, "llmux.fallbacks", r->fallbacks);
+    char st[16];
+    snprintf(st, sizeof st, "%d", r->status);
     if (ev->type == LX_EV_REQUEST_CANCELLED) {
-        attr_str(attrs, "llmux.outcome", "cancelled");
+        attr_str(&sp, "llmux.outcome", "cancelled");
     } else if (ev->type == LX_EV_REQUEST_FAILED) {
-        char st[16];
-        snprintf(st, sizeof st, "%d", r->status);
         const char *type = r->error ? r->error : st;
         if (r->status >= 500 || r->status < 400) /* a server span's 4xx is the client's error, not ours */
-            set_error(s, attrs, type, type);
+            span_error(&sp, type, type);
         else
-            attr_str(attrs, "error.type", type);
+            attr_str(&sp, "error.type", type);
     }
-    return s;
+    span_end(&sp);
 }
 
-static json_t *call_span(const struct lx_event *ev)
+static void call_span(const struct lx_event *ev, struct lx_buf *b)
 {
     const struct lx_ev_call *c = &ev->call;
     char name[200];
     snprintf(name, sizeof name, "%s %s", c->operation, c->model);
-    json_t *attrs;
-    json_t *s = span_new(ev, c->span_id, ev->origin->trace.span_id, name, SPAN_CLIENT, c->start_ns, &attrs);
-    attr_str(attrs, "gen_ai.operation.name", c->operation);
-    attr_str(attrs, "gen_ai.provider.name", c->provider_type);
-    attr_str(attrs, "gen_ai.request.model", c->model);
-    attr_str(attrs, "gen_ai.response.model", c->response_model);
+    struct span sp;
+    span_begin(&sp, b, ev, c->span_id, ev->origin->trace.span_id, name, SPAN_CLIENT, c->start_ns);
+    attr_str(&sp, "gen_ai.operation.name", c->operation);
+    attr_str(&sp, "gen_ai.provider.name", c->provider_type);
+    attr_str(&sp, "gen_ai.request.model", c->model);
+    attr_str(&sp, "gen_ai.response.model", c->response_model);
     if (c->won) {
-        attr_int(attrs, "gen_ai.usage.input_tokens", c->prompt_tokens);
-        attr_int(attrs, "gen_ai.usage.output_tokens", c->completion_tokens);
+        attr_int(&sp, "gen_ai.usage.input_tokens", c->prompt_tokens);
+        attr_int(&sp, "gen_ai.usage.output_tokens", c->completion_tokens);
     }
-    attr_str(attrs, "llmux.provider", c->provider);
-    attr_str(attrs, "llmux.target", c->label);
-    attr_int(attrs, "llmux.lane", c->lane);
-    attr_int(attrs, "llmux.fallback_index", c->target);
-    attr_int(attrs, "llmux.attempt", c->attempt);
-    attr_str(attrs, "llmux.outcome", c->outcome);
+    attr_str(&sp, "llmux.provider", c->provider);
+    attr_str(&sp, "llmux.target", c->label);
+    attr_int(&sp, "llmux.lane", c->lane);
+    attr_int(&sp, "llmux.fallback_index", c->target);
+    attr_int(&sp, "llmux.attempt", c->attempt);
+    attr_str(&sp, "llmux.outcome", c->outcome);
+    char st[16];
+    snprintf(st, sizeof st, "%d", c->status);
     if (strcmp(c->outcome, "error") == 0) {
-        char st[16];
-        snprintf(st, sizeof st, "%d", c->status);
-        set_error(s, attrs, c->error ? c->error : st, c->error_type);
-        attr_int(attrs, "http.response.status_code", c->status);
+        span_error(&sp, c->error ? c->error : st, c->error_type);
+        attr_int(&sp, "http.response.status_code", c->status);
     }
-    return s;
+    span_end(&sp);
 }
 
-static json_t *tool_span(const struct lx_event *ev)
+static void tool_span(const struct lx_event *ev, struct lx_buf *b)
 {
     const struct lx_ev_tool *t = &ev->tool;
     char name[200];
     snprintf(name, sizeof name, "execute_tool %s", t->tool ? t->tool : "");
-    json_t *attrs;
-    json_t *s = span_new(ev, t->span_id, ev->origin->trace.span_id, name, SPAN_INTERNAL, t->start_ns, &attrs);
-    attr_str(attrs, "gen_ai.operation.name", "execute_tool");
-    attr_str(attrs, "gen_ai.tool.name", t->tool);
-    attr_str(attrs, "llmux.mcp_server", t->server);
-    attr_str(attrs, "llmux.outcome", t->outcome);
+    struct span sp;
+    span_begin(&sp, b, ev, t->span_id, ev->origin->trace.span_id, name, SPAN_INTERNAL, t->start_ns);
+    attr_str(&sp, "gen_ai.operation.name", "execute_tool");
+    attr_str(&sp, "gen_ai.tool.name", t->tool);
+    attr_str(&sp, "llmux.mcp_server", t->server);
+    attr_str(&sp, "llmux.outcome", t->outcome);
     if (t->outcome && strcmp(t->outcome, "ok") != 0)
-        set_error(s, attrs, t->outcome, t->error);
-    return s;
+        span_error(&sp, t->outcome, t->error);
+    span_end(&sp);
 }
 
 char *lx_otlp_span(const struct lx_event *ev)
 {
     if (!ev->origin || !ev->origin->trace.sampled)
         return NULL;
-    json_t *s;
+    struct lx_buf b = {0};
     switch (ev->type) {
     case LX_EV_REQUEST_FINISHED:
     case LX_EV_REQUEST_FAILED:
-    case LX_EV_REQUEST_CANCELLED: s = request_span(ev); break;
-    case LX_EV_CALL_FINISHED: s = call_span(ev); break;
-    case LX_EV_TOOL_FINISHED: s = tool_span(ev); break;
+    case LX_EV_REQUEST_CANCELLED: request_span(ev, &b); break;
+    case LX_EV_CALL_FINISHED: call_span(ev, &b); break;
+    case LX_EV_TOOL_FINISHED: tool_span(ev, &b); break;
     default: return NULL;
     }
-    char *text = json_dumps(s, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(s);
-    return text;
+    return lx_buf_steal(&b, NULL);
 }
 
 void lx_otlp_request(struct lx_buf *b, const char *service_name, char *const *spans, size_t n)
 {
-    json_t *svc = json_string(service_name);
-    char *name = json_dumps(svc, JSON_ENCODE_ANY);
-    json_decref(svc);
+    struct lx_buf q = {0};
+    struct lx_jw w = lx_jw_on(&q);
+    lx_jw_str(&w, NULL, service_name);
+    char *name = lx_buf_steal(&q, NULL);
     lx_buf_printf(b,
                   "{\"resourceSpans\":[{\"resource\":{\"attributes\":["
                   "{\"key\":\"service.name\",\"value\":{\"stringValue\":%s}},"

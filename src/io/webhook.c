@@ -165,9 +165,9 @@ static struct webhook *lx_webhooks; /* owned: one per configured URL */
 static void event_cb(const struct lx_event *ev, void *arg)
 {
     struct webhook *w = arg;
-    json_t *o = lx_event_json(ev);
-    lx_export_push(w->x, json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(12)));
-    json_decref(o);
+    struct lx_buf b = {0};
+    lx_event_write(ev, &b);
+    lx_export_push(w->x, lx_buf_steal(&b, NULL));
 }
 
 static void body_cb(void *ctx, char *const *items, size_t n, long dropped, struct lx_buf *b)
