@@ -81,6 +81,15 @@ void lx_strs_push(char ***list, size_t *n, char *s)
     (*list)[(*n)++] = s;
 }
 
+void lx_strs_free(char ***list, size_t *n)
+{
+    for (size_t i = 0; i < *n; i++)
+        free((*list)[i]);
+    free(*list);
+    *list = NULL;
+    *n = 0;
+}
+
 uint64_t lx_now_ms(void)
 {
     struct timespec ts;

@@ -30,6 +30,8 @@ char *lx_sprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 char *lx_vsprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 /* Append s (taken over) to the growable array *list of *n strings. */
 void lx_strs_push(char ***list, size_t *n, char *s);
+/* Free such an array and its strings; *list and *n become empty. */
+void lx_strs_free(char ***list, size_t *n);
 
 /* Milliseconds on the monotonic clock (durations), and on the wall clock (timestamps). */
 uint64_t lx_now_ms(void);

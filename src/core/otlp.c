@@ -42,6 +42,12 @@ static void attr_int(struct span *sp, const char *key, long long v)
     lx_jw_close(w, '}');
 }
 
+static void attr_usage(struct span *sp, long input, long output)
+{
+    attr_int(sp, "gen_ai.usage.input_tokens", input);
+    attr_int(sp, "gen_ai.usage.output_tokens", output);
+}
+
 static void put_id(struct lx_jw *w, const char *key, const uint8_t *id, size_t n)
 {
     char hex[33];
@@ -122,10 +128,8 @@ static void request_span(const struct lx_event *ev, struct lx_buf *b)
     const char *op = operation_of_route(r->route);
     attr_str(&sp, "gen_ai.operation.name", op);
     attr_str(&sp, "gen_ai.request.model", ev->origin->model);
-    if (op || r->prompt_tokens || r->completion_tokens) {
-        attr_int(&sp, "gen_ai.usage.input_tokens", r->prompt_tokens);
-        attr_int(&sp, "gen_ai.usage.output_tokens", r->completion_tokens);
-    }
+    if (op || r->prompt_tokens || r->completion_tokens)
+        attr_usage(&sp, r->prompt_tokens, r->completion_tokens);
     attr_str(&sp, "llmux.answered_by", r->answered_by);
     attr_int(&sp, "llmux.retries", r->retries);
     attr_int(&sp, "llmux.fallbacks", r->fallbacks);
@@ -154,10 +158,8 @@ static void call_span(const struct lx_event *ev, struct lx_buf *b)
     attr_str(&sp, "gen_ai.provider.name", c->provider_type);
     attr_str(&sp, "gen_ai.request.model", c->model);
     attr_str(&sp, "gen_ai.response.model", c->response_model);
-    if (c->won) {
-        attr_int(&sp, "gen_ai.usage.input_tokens", c->prompt_tokens);
-        attr_int(&sp, "gen_ai.usage.output_tokens", c->completion_tokens);
-    }
+    if (c->won)
+        attr_usage(&sp, c->prompt_tokens, c->completion_tokens);
     attr_str(&sp, "llmux.provider", c->provider);
     attr_str(&sp, "llmux.target", c->label);
     attr_int(&sp, "llmux.lane", c->lane);

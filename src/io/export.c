@@ -266,11 +266,7 @@ void lx_export_set(struct lx_export *x, const char *url, char *const *headers, s
 {
     free(x->url);
     x->url = lx_strdup(url);
-    for (size_t i = 0; i < x->n_headers; i++)
-        free(x->headers[i]);
-    free(x->headers);
-    x->headers = NULL;
-    x->n_headers = 0;
+    lx_strs_free(&x->headers, &x->n_headers);
     for (size_t i = 0; i < n_headers; i++)
         lx_strs_push(&x->headers, &x->n_headers, lx_strdup(headers[i]));
     x->lim = *lim;
@@ -305,9 +301,7 @@ void lx_export_free(struct lx_export *x, const char *why)
     free(x->body);
     free(x->retry_after);
     free(x->url);
-    for (size_t i = 0; i < x->n_headers; i++)
-        free(x->headers[i]);
-    free(x->headers);
+    lx_strs_free(&x->headers, &x->n_headers);
     lx_timer_free(x->flush);
     lx_timer_free(x->retry);
     lx_timer_free(x->timeout);

@@ -105,9 +105,7 @@ void lx_otlp_conf_free(struct lx_config *cfg)
     if (!c)
         return;
     free(c->url);
-    for (size_t i = 0; i < c->n_headers; i++)
-        free(c->headers[i]);
-    free(c->headers);
+    lx_strs_free(&c->headers, &c->n_headers);
     free(c->service_name);
     free(c);
     cfg->otlp = NULL;
