@@ -139,6 +139,19 @@ test('a reconnect with Last-Event-ID replays what came after that event, then go
   assert.equal(bad.status, 400);
 });
 
+test('a stream cut by its upstream after it began ends in request.failed, and the access log names the error', async () => {
+  const o = await observe(gw.port, { path: '/v1/events?types=request.finished,request.failed' });
+  const r = await chat('up/x;chunks=6;fault=close_midstream', 'cut-1', { stream: true });
+  assert.equal(r.status, 200);
+  const end = await o.until((evs) => evs.find((e) => e.data.request_id === 'cut-1'));
+  assert.equal(end.event, 'request.failed');
+  assert.equal(end.data.status, 200, 'the status had gone out');
+  assert.equal(end.data.error, 'bad_upstream_response');
+  const line = await gw.waitAccess((l) => l.request_id === 'cut-1');
+  assert.equal(line.error, 'bad_upstream_response');
+  o.close();
+});
+
 test('hedges, cooldowns and capacity queues are events too', async () => {
   const o = await observe(gw.port, { path: '/v1/events?types=call.hedge,provider.cooldown,queue.waiting,queue.timeout,call.finished' });
   assert.equal((await chat('hedged', 'hedge-1')).status, 200);
