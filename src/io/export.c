@@ -39,6 +39,8 @@ struct lx_export {
     bool stopped;                /* LX_EXPORT_STOP: until the next lx_export_set */
     bool draining;               /* no retries: what fails now is dropped */
     long dropped;
+    long unlogged;               /* dropped since the last log line about it */
+    uint64_t logged_at;          /* lx_now_ms of that line; 0 = none yet */
     unsigned long long batches;  /* for ids */
 };
 
@@ -57,13 +59,21 @@ static void q_pop(struct lx_export *x, size_t k)
     }
 }
 
+/* Count k dropped items; the log says so at most once a second (an overloaded receiver would otherwise
+ * flood it), with how many went since it last did. */
 static void drop(struct lx_export *x, size_t k, const char *why)
 {
     if (!k)
         return;
     x->dropped += (long)k;
+    x->unlogged += (long)k;
     lx_metrics_events_dropped(x->sink, (long)k);
-    lx_warn("%s %s: dropped %zu item(s): %s", x->sink, x->url, k, why);
+    uint64_t now = lx_now_ms();
+    if (x->logged_at && now - x->logged_at < 1000)
+        return;
+    lx_warn("%s %s: dropped %ld item(s): %s", x->sink, x->url, x->unlogged, why);
+    x->unlogged = 0;
+    x->logged_at = now;
 }
 
 /* The flush is due now (a full batch, or the drain), or within flush_ms (the first item of one). */

@@ -181,3 +181,26 @@ test('a collector that refuses gets retried on 503 and the spans count as droppe
     await col3.close();
   }
 });
+
+test('otlp config errors name the key, never a header\'s value', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const { LLMUX_BIN, writeConfig } = await import('./lib.mjs');
+  const check = (otlp) => spawnSync(LLMUX_BIN, ['-t', '-c', writeConfig({ otlp })], { encoding: 'utf8' });
+  const cases = [
+    [{}, /otlp\.endpoint: expected the collector's http/],
+    [{ endpoint: 'grpc://x:4317' }, /otlp\.endpoint: expected/],
+    [{ endpoint: 'http://x:4318', sample: 2 }, /otlp\.sample: expected a number from 0 to 1/],
+    [{ endpoint: 'http://x:4318', sample: 'all' }, /otlp\.sample/],
+    [{ endpoint: 'http://x:4318', headers: { Authorization: 'Bearer secret-token\r\nX: y' } }, /otlp\.headers\.Authorization: expected/],
+    [{ endpoint: 'http://x:4318', headers: { 'Bad Name': 'v' } }, /otlp\.headers\.Bad Name: expected/],
+    [{ endpoint: 'http://x:4318', batch_max: 100, queue_max: 10 }, /otlp\.batch_max: must not exceed otlp\.queue_max/],
+    [{ endpoint: 'http://x:4318', flush: 1 }, /otlp\.flush: unknown key/],
+  ];
+  for (const [otlp, re] of cases) {
+    const r = check(otlp);
+    assert.equal(r.status, 1, JSON.stringify(otlp));
+    assert.match(r.stderr, re);
+    assert.ok(!r.stderr.includes('secret-token'));
+  }
+  assert.equal(check({ endpoint: 'http://127.0.0.1:4318/', sample: 0.5, service_name: 'x' }).status, 0);
+});
