@@ -29,7 +29,7 @@ BATCH_REQUESTS=${BATCH_REQUESTS:-1000}
 BATCH_LATENCY_MS=1500
 CANCEL_STREAMS=${CANCEL_STREAMS:-1000}
 REPEAT=${REPEAT:-3} # stream and batch cells: runs per cell; the table shows the median run
-BENCH_ROWS=${BENCH_ROWS:-rps streams batch cancel batchapi fanout} # a subset for a quick look; the table shows — for the rest
+BENCH_ROWS=${BENCH_ROWS:-rps streams batch cancel batchapi fanout events} # a subset for a quick look; the table shows — for the rest
 
 die() { echo "bench: $*" >&2; exit 1; }
 log() { echo "bench: $*" >&2; }
@@ -106,18 +106,27 @@ wait_port() {
   return 1
 }
 
-start_mock() {
-  "$MOCK" --port 0 >"$TMP/mock.out" 2>"$TMP/mock.err" &
-  MOCK_PID=$!
-  STARTED+=("$MOCK_PID")
-  local i
+# start_reporting NAME PROG ARGS...: a program that prints PORT=N on stdout once it listens; sets LAST_PID
+# and PORT_OF.
+start_reporting() {
+  local name=$1 i
+  shift
+  "$@" >"$TMP/$name.out" 2>"$TMP/$name.err" &
+  LAST_PID=$!
+  STARTED+=("$LAST_PID")
   for i in $(seq 1 100); do
-    MOCK_PORT=$(sed -n 's/^PORT=//p' "$TMP/mock.out")
-    [ -n "$MOCK_PORT" ] && return 0
+    PORT_OF=$(sed -n 's/^PORT=//p' "$TMP/$name.out")
+    [ -n "$PORT_OF" ] && return 0
     sleep 0.05
   done
-  cat "$TMP/mock.err" >&2
-  die "mock-upstream did not start"
+  cat "$TMP/$name.err" >&2
+  die "$name did not start"
+}
+
+start_mock() {
+  start_reporting mock "$MOCK" --port 0
+  MOCK_PID=$LAST_PID
+  MOCK_PORT=$PORT_OF
 }
 
 start_nginx() {
@@ -174,11 +183,25 @@ EOF
   MODEL=x
 }
 
+# Row 7's sinks for llmux: none, sse (one observer reading /v1/events) or otlp (every request traced, to a
+# stand-in collector, bench/otlp_sink.py).
+LLMUX_SINKS=none
+
+start_otlp_sink() {
+  start_reporting otlp-sink python3 "$BENCH_DIR/otlp_sink.py"
+  OTLP_PORT=$PORT_OF
+}
+
 start_llmux() {
+  local sinks=""
+  if [ "$LLMUX_SINKS" = otlp ]; then
+    start_otlp_sink
+    sinks=", \"otlp\": { \"endpoint\": \"http://127.0.0.1:$OTLP_PORT\", \"sample\": 1.0 }"
+  fi
   cat >"$TMP/llmux.json" <<EOF
 {
   "listen": "127.0.0.1:0",
-  "providers": { "up": { "type": "openai", "base_url": "http://127.0.0.1:$MOCK_PORT/v1" } }
+  "providers": { "up": { "type": "openai", "base_url": "http://127.0.0.1:$MOCK_PORT/v1" } }$sinks
 }
 EOF
   : >"$TMP/llmux.log"
@@ -195,6 +218,10 @@ EOF
   PROXY_PIDS=$PROXY_PID
   TARGET_PORT=$port
   MODEL=up/x
+  if [ "$LLMUX_SINKS" = sse ]; then
+    curl -sN "http://127.0.0.1:$port/v1/events" >"$TMP/observer.out" 2>/dev/null &
+    STARTED+=("$!")
+  fi
 }
 
 # Starts the mock and the target's proxy, and warms them up.
@@ -358,6 +385,13 @@ if want fanout; then
   for i in $(seq 1 "$REPEAT"); do run_llmux_endpoint fanout /v1/fanout "$TMP/fanout.json" "$i"; done
   endpoint_median fanout
 fi
+if want events; then
+  for mode in none sse otlp; do
+    LLMUX_SINKS=$mode
+    run_one events llmux "events.$mode" rps --conns "$RPS_CONNS" --duration "$RPS_SECONDS" --timeout $((RPS_SECONDS + 20))
+  done
+  LLMUX_SINKS=none
+fi
 if want cancel; then
   for t in "${TARGETS[@]}"; do
     run_case cancel "$t" cancel --streams "$CANCEL_STREAMS" --timeout 60
@@ -463,6 +497,23 @@ row "$SECTION" "wall time (s; upstreams of 0.1 / 0.5 / 1.0 s, ideal 0.1)" "—" 
   "$(fmt "$(get fanout llmux wall_s)" "%.3f")" "—"
 row "$SECTION" "winner; slower upstream calls already aborted when the answer arrived" "—" "—" \
   "$(get fanout llmux winner); $(get fanout llmux mock_aborted_at_answer)/2" "—"
+
+SECTION="7 events (llmux only)"
+triple() { # triple KEY FORMAT: no sinks / observed / OTLP
+  echo "$(fmt "$(get events none "$1")" "$2") / $(fmt "$(get events sse "$1")" "$2") / $(fmt "$(get events otlp "$1")" "$2")"
+}
+cost() { # cost MODE: CPU per request against no sinks, in percent
+  local a b
+  a=$(get events none proxy_cpu_s_per_10k)
+  b=$(get events "$1" proxy_cpu_s_per_10k)
+  num "$a" && num "$b" && awk -v a="$a" -v b="$b" 'BEGIN { if (a + 0 == 0) print "—"; else printf "%+.0f%%\n", (b - a) * 100 / a }' || echo "—"
+}
+row "$SECTION" "requests/s: no sinks / one /v1/events observer / OTLP on (sample 1.0) ($RPS_CONNS conns, ${RPS_SECONDS} s)" \
+  "—" "—" "$(triple rps "%.0f")" "—"
+row "$SECTION" "latency p99 (ms): no sinks / observed / OTLP" "—" "—" "$(triple p99_ms "%.2f")" "—"
+row "$SECTION" "**proxy CPU s per 10k requests**: no sinks / observed / OTLP" "—" "—" \
+  "$(triple proxy_cpu_s_per_10k "%.3f")" "—"
+row "$SECTION" "CPU per request added by the sink (vs no sinks): observed / OTLP" "—" "—" "$(cost sse) / $(cost otlp)" "—"
 
 NGINX_VERSION=$("$NGINX" -v 2>&1 | sed 's|.*nginx/||')
 LLMUX_VERSION=$("$LLMUX" --version 2>/dev/null | awk '{ print $2 }')

@@ -1,5 +1,6 @@
 /* llmux: command line, start-up, and the drain-then-exit shutdown. */
 #include "config.h"
+#include "api/events.h"
 #include "api/routes.h"
 #include "core/buf.h"
 #include "core/bus.h"
@@ -14,7 +15,9 @@
 #include "engine/conf.h"
 #include "io/loop.h"
 #include "io/notify.h"
+#include "io/otlp.h"
 #include "io/upstream.h"
+#include "io/webhook.h"
 #include "server/accesslog.h"
 #include "server/auth.h"
 #include "server/conf.h"
@@ -46,10 +49,10 @@ static const char lx_usage[] =
     "  -v, --version         print the version and exit\n"
     "  -h, --help            print this help and exit\n"
     "\n"
-    "Endpoints: POST /v1/chat/completions, /v1/embeddings, /v1/fanout, /v1/batch;\n"
-    "           GET /v1/models, /v1/models/{id}, /v1/providers, /v1/mcp/servers, /v1/mcp/tools, /healthz,\n"
-    "           /metrics (Prometheus). (The /v1\n"
-    "           prefix is optional.)\n"
+    "Endpoints: POST /v1/chat/completions, /v1/messages, /v1/messages/count_tokens, /v1/embeddings, /v1/fanout,\n"
+    "           /v1/batch;\n"
+    "           GET /v1/models, /v1/models/{id}, /v1/providers, /v1/mcp/servers, /v1/mcp/tools, /v1/events\n"
+    "           (SSE), /healthz, /metrics (Prometheus). (The /v1 prefix is optional.)\n"
     "           With admin_listen set, /healthz and /metrics are served on that address only.\n"
     "Request headers: Authorization: Bearer KEY or x-api-key (when auth.keys is set), x-llmux-timeout-ms\n"
     "           (end-to-end deadline), X-Request-Id (kept if sane, else generated; sent upstream too).\n"
@@ -61,11 +64,12 @@ static const char lx_usage[] =
     "systemd:   with NOTIFY_SOCKET set, sends READY=1, RELOADING=1 and STOPPING=1 (Type=notify).\n"
     "Environment: ${VAR} in any config string is read from the environment.\n"
     "Docs: README.md, docs/configuration.md, docs/api.md, docs/concurrency.md, docs/async-guide.md, docs/tools.md,\n"
-    "           docs/providers.md, docs/deploy.md.\n";
+    "           docs/providers.md, docs/deploy.md, docs/events.md, docs/anthropic.md.\n";
 
 static struct {
     struct lx_timer *drain_timer;
     struct lx_timer *hard_timer;
+    struct lx_timer *sinks_timer; /* the drain's end waits for the sinks to deliver what they hold */
     bool stopping;
     struct lx_config *cfg;   /* ref held: the running configuration */
     const char *config_path; /* borrowed from argv, or default_config */
@@ -108,9 +112,22 @@ static void secure_listen(struct lx_config *cfg, bool explicit_listen)
     sc->listen = lo;
 }
 
+static void sinks_idle_cb(void *arg)
+{
+    (void)arg;
+    if (lx_webhooks_pending() + lx_otlp_pending() == 0)
+        lx_loop_stop();
+    else
+        lx_timer_start(M.sinks_timer, 20);
+}
+
+/* Every request is done: the sinks send what they hold (no more retries), then the loop stops (the drain
+ * timer still bounds the wait). */
 static void finish_cb(void)
 {
-    lx_loop_stop();
+    lx_webhooks_flush();
+    lx_otlp_flush();
+    sinks_idle_cb(NULL);
 }
 
 static void hard_stop_cb(void *arg)
@@ -128,6 +145,25 @@ static void drain_expired_cb(void *arg)
     lx_timer_start(M.hard_timer, 1000);
 }
 
+static void publish_config(enum lx_event_type type, const char *reason, const struct lx_config *cfg)
+{
+    if (!lx_bus_wanted(type))
+        return;
+    struct lx_event ev = {.type = type,
+                          .config = {.path = M.config_path, .reason = reason,
+                                     .providers = cfg ? (long)cfg->engine->n_providers : 0,
+                                     .aliases = cfg ? (long)cfg->engine->n_aliases : 0}};
+    lx_bus_publish(&ev);
+}
+
+/* The configuration's sinks and their live state take it (start-up and reload). */
+static void apply_sinks(const struct lx_config *cfg)
+{
+    lx_events_apply(cfg->events);
+    lx_webhooks_apply(cfg->webhooks);
+    lx_otlp_apply(cfg->otlp);
+}
+
 /* SIGHUP: load the file again; swap it in only if it is valid. The listening socket stays. */
 static void reload_cb(int signo, void *arg)
 {
@@ -140,6 +176,7 @@ static void reload_cb(int signo, void *arg)
     struct lx_config *cfg = lx_config_load_file(M.config_path, err, sizeof err);
     if (!cfg) {
         lx_error("reload: %s: %s; keeping the running configuration", M.config_path, err);
+        publish_config(LX_EV_CONFIG_REJECTED, err, NULL);
         lx_notify("READY=1\nSTATUS=reload failed; running the previous configuration");
         return;
     }
@@ -148,6 +185,8 @@ static void reload_cb(int signo, void *arg)
         lx_error("reload: %s has no auth.keys but llmux listens on %s, beyond loopback; keeping the running "
                  "configuration (restart to change the address)", M.config_path, now->listen);
         lx_config_unref(cfg);
+        publish_config(LX_EV_CONFIG_REJECTED, "the new configuration has no auth.keys but llmux listens beyond "
+                                              "loopback", NULL);
         lx_notify("READY=1\nSTATUS=reload refused; running the previous configuration");
         return;
     }
@@ -165,11 +204,13 @@ static void reload_cb(int signo, void *arg)
         lx_warn("%s", cfg->warnings[i]);
     lx_engine_conf_apply(cfg->engine); /* the providers' live state (by name) takes the new limits */
     lx_mcp_apply(&cfg->mcp->servers);  /* MCP clients by name: unchanged servers keep their connection */
+    apply_sinks(cfg);
     lx_http_set_config(cfg);
     lx_config_unref(M.cfg);
     M.cfg = cfg;
     lx_info("reload: configuration %s applied (%zu provider(s), %zu alias(es)); requests in flight keep the old one",
             M.config_path, cfg->engine->n_providers, cfg->engine->n_aliases);
+    publish_config(LX_EV_CONFIG_RELOADED, NULL, cfg);
     lx_notify("READY=1\nSTATUS=configuration reloaded");
 }
 
@@ -192,6 +233,14 @@ static void signal_cb(int signo, void *arg)
     }
     M.stopping = true;
     lx_notify("STOPPING=1");
+    if (lx_bus_wanted(LX_EV_SERVER_DRAINING)) {
+        char name[16];
+        snprintf(name, sizeof name, "SIG%s", sigabbrev_np(signo));
+        struct lx_event ev = {.type = LX_EV_SERVER_DRAINING,
+                              .draining = {.signal = name, .inflight = (long)lx_http_live(),
+                                           .timeout_ms = cfg->server->shutdown_timeout_ms}};
+        lx_bus_publish(&ev);
+    }
     lx_info("%s: draining %zu in-flight request(s), up to %ld ms", strsignal(signo), lx_http_live(),
             cfg->server->shutdown_timeout_ms);
     lx_timer_start(M.drain_timer, cfg->server->shutdown_timeout_ms);
@@ -334,11 +383,11 @@ int main(int argc, char **argv)
         lx_config_unref(cfg);
         return 1;
     }
-    /* The "request finished" subscribers, in the order they run: the HTTP counters, the client key's
-     * accounting (its access-log line names the key), the access log. */
-    lx_bus_subscribe(LX_EV_REQUEST_FINISHED, lx_metrics_finished_cb, NULL);
-    lx_bus_subscribe(LX_EV_REQUEST_FINISHED, lx_auth_finished_cb, NULL);
-    lx_bus_subscribe(LX_EV_REQUEST_FINISHED, lx_access_log_finished_cb, NULL);
+    /* The subscribers of a request's end (finished, failed or cancelled), in the order they run: the HTTP
+     * counters, the client key's accounting (its access-log line names the key), the access log. */
+    lx_bus_subscribe_mask(LX_EV_REQUEST_END, lx_metrics_finished_cb, NULL);
+    lx_bus_subscribe_mask(LX_EV_REQUEST_END, lx_auth_finished_cb, NULL);
+    lx_bus_subscribe_mask(LX_EV_REQUEST_END, lx_access_log_finished_cb, NULL);
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit();
     if (lx_loop_init() != LX_OK || lx_upstream_init() != LX_OK) {
@@ -367,8 +416,10 @@ int main(int argc, char **argv)
         lx_bus_shutdown();
         return 1;
     }
+    apply_sinks(cfg); /* before the loop runs, so the first request's events reach them */
     M.drain_timer = lx_timer_new(drain_expired_cb, NULL);
     M.hard_timer = lx_timer_new(hard_stop_cb, NULL);
+    M.sinks_timer = lx_timer_new(sinks_idle_cb, NULL);
     M.cfg = cfg;
     M.config_path = config_path;
     M.bound_open = !is_loopback(cfg->server->listen) && cfg->auth->n_keys > 0 && !cfg->server->listen_explicit;
@@ -381,6 +432,10 @@ int main(int argc, char **argv)
     lx_timer_free(M.drain_timer);
     lx_timer_free(M.hard_timer);
     lx_mcp_shutdown(); /* MCP clients: sessions are not ended (the loop is over), children are stopped below */
+    lx_timer_free(M.sinks_timer);
+    lx_events_shutdown();
+    lx_webhooks_shutdown();
+    lx_otlp_shutdown();
     lx_upstream_shutdown();
     lx_loop_drain();
     lx_child_shutdown();

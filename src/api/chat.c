@@ -45,6 +45,7 @@ void lx_chat_handle(struct lx_req *req, const struct lx_dialect *d)
         .include_usage = rq.include_usage,
         .req_id = req->id,
         .request_id = req->request_id,
+        .origin = &req->origin,
     };
     lx_relay_start(req, d, &rq, &plan, &chat);
 }

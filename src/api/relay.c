@@ -32,6 +32,7 @@ static void exec_commit(void *owner, const char *label, const char *dropped)
 {
     struct relay *r = owner;
     lx_req_add_header(r->req, "X-Llmux-Model", label);
+    lx_req_first_token(r->req, label);
     const struct lx_dialect *d = r->reply.dialect;
     char *named = dropped && d->dropped ? d->dropped(&r->reply.rq, dropped) : NULL;
     if (named || (dropped && !d->dropped))
@@ -148,6 +149,7 @@ void lx_relay_start(struct lx_req *req, const struct lx_dialect *d, struct lx_di
     lx_reply_init(&r->reply, req, d, rq);
     r->handler = lx_relay_handler;
     lx_req_set_handler(req, &r->handler);
+    lx_req_announce(req);
     r->exec = lx_exec_start(plan, chat, at, ms, &lx_relay_exec_ops, r);
     lx_exec_set_tally(r->exec, &req->tally);
     json_decref(chat->body);

@@ -6,6 +6,7 @@
 #include "../io/loop.h"
 #include "../server/req.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static void keepalive_cb(void *arg);
@@ -124,6 +125,10 @@ void lx_reply_error(struct lx_reply *r, const struct lx_error *err)
         lx_reply_fail(r->req, r->dialect, err);
         return;
     }
+    /* The status went out as 200; the log and the request's end event still say it failed. */
+    struct lx_req *req = r->req;
+    free(req->error_code);
+    req->error_code = err->code ? lx_strdup(err->code) : lx_sprintf("http_%d", err->status);
     r->dialect->stream_error(r->stream, err, &r->out);
     flush(r);
     close_stream(r);

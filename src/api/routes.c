@@ -6,6 +6,7 @@
 #include "batch.h"
 #include "chat.h"
 #include "embeddings.h"
+#include "events.h"
 #include "fanout.h"
 #include "messages.h"
 #include "models.h"
@@ -51,6 +52,7 @@ static const struct lx_route_entry lx_routes[] = {
     {"/batch", "POST", true, false, "/v1/batch", lx_batch_handle, false, NULL},
     {"/mcp/servers", "GET", true, false, "/v1/mcp/servers", lx_mcp_servers_handle, false, NULL},
     {"/mcp/tools", "GET", true, false, "/v1/mcp/tools", lx_mcp_tools_handle, false, NULL},
+    {"/events", "GET", true, false, "/v1/events", lx_events_handle, false, NULL},
     {"/healthz", "GET", false, true, "/healthz", lx_admin_healthz, false, NULL},
     {"/metrics", "GET", false, true, "/metrics", lx_admin_metrics, false, NULL},
 };
@@ -73,7 +75,7 @@ static bool path_is(const char *path, size_t len, const struct lx_route_entry *r
 
 #define LX_SERVED "llmux serves POST /v1/chat/completions, /v1/messages, /v1/messages/count_tokens, " \
                   "/v1/embeddings, /v1/fanout and /v1/batch, and GET /v1/models, /v1/models/{id}, /v1/providers, " \
-                  "/v1/mcp/servers and /v1/mcp/tools."
+                  "/v1/mcp/servers, /v1/mcp/tools and /v1/events."
 
 /* Paths of APIs llmux does not speak (yet), with what to use instead. */
 static const struct {
@@ -129,8 +131,10 @@ void lx_routes_dispatch(struct lx_req *req)
     const struct lx_route_entry *match = NULL, *exact = NULL;
     for (size_t i = 0; i < LX_ARRAY_LEN(lx_routes) && !exact; i++) {
         const struct lx_route_entry *r = &lx_routes[i];
-        /* With admin_listen, each address serves only its own routes. */
-        if (!path_is(path, len, r) || (req->cfg->server->admin_listen && r->admin != req->on_admin))
+        /* With admin_listen, each address serves only its own routes; /v1/events is served on both (its
+         * handler lets in the admin address, or an admin key on the main one). */
+        bool both = r->handle == lx_events_handle;
+        if (!path_is(path, len, r) || (req->cfg->server->admin_listen && !both && r->admin != req->on_admin))
             continue;
         match = r;
         if (strcmp(method, r->method) == 0)

@@ -57,8 +57,14 @@ static struct family f_tools = {"llmux_tool_calls_total", "MCP tool calls made b
 static struct family f_tool_duration = {"llmux_tool_call_duration_seconds", "MCP tool call duration.",
                                         FAMILY_HISTOGRAM, NULL};
 
-static struct family *const lx_families[] = {&f_http, &f_requests, &f_duration, &f_ttft, &f_tokens, &f_uperr,
-                                             &f_retries, &f_fallbacks, &f_dropped, &f_tools, &f_tool_duration};
+static struct family f_evdropped = {"llmux_events_dropped_total",
+                                    "Events a sink (sse observers, webhook, otlp) dropped: a full queue, a cut "
+                                    "observer, or an export that failed for good.",
+                                    FAMILY_COUNTER, NULL};
+
+static struct family *const lx_families[] = {&f_http,    &f_requests,  &f_duration, &f_ttft,
+                                             &f_tokens,  &f_uperr,     &f_retries,  &f_fallbacks,
+                                             &f_dropped, &f_evdropped, &f_tools,    &f_tool_duration};
 
 static void put_label(struct lx_buf *b, const char *name, const char *value)
 {
@@ -153,8 +159,13 @@ void lx_metrics_finished_cb(const struct lx_event *ev, void *arg)
 {
     (void)arg;
     char st[16];
-    snprintf(st, sizeof st, "%d", ev->request_finished.status);
-    find(&f_http, (const char *const[]){"route", ev->request_finished.route, "status", st, NULL})->value++;
+    snprintf(st, sizeof st, "%d", ev->request.status);
+    find(&f_http, (const char *const[]){"route", ev->request.route, "status", st, NULL})->value++;
+}
+
+void lx_metrics_events_dropped(const char *sink, long n)
+{
+    find(&f_evdropped, (const char *const[]){"sink", sink, NULL})->value += (double)n;
 }
 
 void lx_metrics_conn_dropped(const char *reason)

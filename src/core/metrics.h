@@ -20,6 +20,8 @@ void lx_metrics_retry(void);
 void lx_metrics_fallback(void);
 /* A "request finished" subscriber (core/bus.h): counts the request by route and status. */
 void lx_metrics_finished_cb(const struct lx_event *ev, void *arg);
+/* A sink (sse, webhook, otlp) dropped n events; n = 0 makes the series exist. */
+void lx_metrics_events_dropped(const char *sink, long n);
 /* A connection was turned away or dropped: "max_connections" or "read_timeout". */
 void lx_metrics_conn_dropped(const char *reason);
 

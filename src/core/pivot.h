@@ -4,10 +4,14 @@
 #ifndef LX_PIVOT_H
 #define LX_PIVOT_H
 
+#include "trace.h"
+
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
+
+struct lx_ev_origin;
 
 /* What an upstream call is for. */
 enum lx_call_kind {
@@ -31,6 +35,9 @@ struct lx_chat {
      * back, and may relay the answer's own events (see lx_chat_native); for any other, call.c reports
      * "lost" in x-llmux-dropped-params. */
     json_t *native;    /* owned by the call (a reference, like body) */
+    const struct lx_ev_origin *origin; /* borrowed: the client request its events are about (core/bus.h), or
+                                        * NULL; it outlives the call (the owner holds the request) */
+    char traceparent[LX_TRACEPARENT_LEN + 1]; /* sent upstream when set (the exec sets it per attempt) */
 };
 
 /* chat's native request when it is in the API named api, else NULL (borrowed). */

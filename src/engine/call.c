@@ -6,6 +6,7 @@
 #include "call.h"
 #include "../../providers/provider.h"
 #include "../core/buf.h"
+#include "../core/bus.h"
 #include "../core/common.h"
 #include "../core/log.h"
 #include "../io/loop.h"
@@ -306,6 +307,11 @@ struct lx_call *lx_call_start(const struct lx_provider_conf *p, struct lx_chat *
     add_lost(c);
     if (c->chat.request_id)
         lx_http_request_add_header(&hr, "X-Request-Id: %s", c->chat.request_id);
+    if (c->chat.traceparent[0]) {
+        lx_http_request_add_header(&hr, "traceparent: %s", c->chat.traceparent);
+        if (c->chat.origin && c->chat.origin->tracestate)
+            lx_http_request_add_header(&hr, "tracestate: %s", c->chat.origin->tracestate);
+    }
     if (c->chat.stream)
         c->stream = p->type->stream_open(p, &c->chat);
     c->t_first = lx_timer_new(first_byte_timeout_cb, c);

@@ -5,6 +5,7 @@
  * call's own teardown. */
 #include "capacity.h"
 #include "../../providers/provider.h"
+#include "../core/bus.h"
 #include "../core/common.h"
 #include "../core/log.h"
 #include "../io/loop.h"
@@ -28,6 +29,7 @@ struct lx_capacity {
     long queued;
     struct lx_cap_wait *head, *tail;  /* owned: FIFO */
     struct lx_timer *pump;            /* owned: hands freed slots to waiters */
+    struct lx_timer *cooled;          /* owned: the cooldown's end, for provider.cooldown "left" */
     long failures;                    /* in a row */
     uint64_t cool_until;              /* lx_now_ms; 0 = not cooling */
     struct lx_capacity *next;
@@ -127,6 +129,7 @@ void lx_capacity_shutdown(void)
             free_wait(w);
         }
         lx_timer_free(cap->pump);
+        lx_timer_free(cap->cooled);
         free(cap->name);
         free(cap);
     }
@@ -189,6 +192,23 @@ long lx_capacity_limit(const struct lx_capacity *cap)
     return cap->max_concurrency;
 }
 
+static void publish_cooldown(struct lx_capacity *cap, bool entered)
+{
+    if (!lx_bus_wanted(LX_EV_PROVIDER_COOLDOWN))
+        return;
+    struct lx_event ev = {.type = LX_EV_PROVIDER_COOLDOWN,
+                          .cooldown = {.provider = cap->name, .entered = entered, .failures = cap->cooldown.failures,
+                                       .period_ms = cap->cooldown.period_ms}};
+    lx_bus_publish(&ev);
+}
+
+static void cooled_cb(void *arg)
+{
+    struct lx_capacity *cap = arg;
+    lx_info("provider %s: cooldown over", cap->name);
+    publish_cooldown(cap, false);
+}
+
 void lx_capacity_record(struct lx_capacity *cap, bool failed)
 {
     if (!failed) {
@@ -201,6 +221,10 @@ void lx_capacity_record(struct lx_capacity *cap, bool failed)
         cap->failures = 0;
         lx_warn("provider %s: %ld failures in a row, cooling down for %ld ms", cap->name, cap->cooldown.failures,
                 cap->cooldown.period_ms);
+        if (!cap->cooled)
+            cap->cooled = lx_timer_new(cooled_cb, cap);
+        lx_timer_start(cap->cooled, cap->cooldown.period_ms);
+        publish_cooldown(cap, true);
     }
 }
 

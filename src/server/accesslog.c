@@ -83,8 +83,8 @@ static json_t *str_or_null(const char *s)
 void lx_access_log_finished_cb(const struct lx_event *ev, void *arg)
 {
     (void)arg;
-    const struct lx_req *req = ev->request_finished.req;
-    int status = ev->request_finished.status;
+    const struct lx_req *req = ev->request.req;
+    int status = ev->request.status;
     struct timeval tv;
     gettimeofday(&tv, NULL);
     struct tm tm;

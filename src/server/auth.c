@@ -100,7 +100,7 @@ static bool valid_name(const char *s)
 
 static int parse_key(struct lx_auth_key *k, json_t *v, const char *path, char *err, size_t errlen)
 {
-    static const char *const keys[] = {"name", "key", "sha256", "models", "rpm", "tpm", NULL};
+    static const char *const keys[] = {"name", "key", "sha256", "models", "rpm", "tpm", "admin", NULL};
     if (!json_is_object(v)) {
         snprintf(err, errlen, "%s: expected an object with \"name\" and \"key\" or \"sha256\"", path);
         return LX_ERR;
@@ -157,6 +157,12 @@ static int parse_key(struct lx_auth_key *k, json_t *v, const char *path, char *e
             k->models[k->n_models++] = lx_strdup(json_string_value(m));
         }
     }
+    json_t *admin = json_object_get(v, "admin");
+    if (admin && !json_is_boolean(admin)) {
+        snprintf(err, errlen, "%s.admin: expected true or false", path);
+        return LX_ERR;
+    }
+    k->admin = json_is_true(admin);
     if (lx_conf_long(v, "rpm", path, 0, 100000000, &k->rpm, err, errlen) != LX_OK ||
         lx_conf_long(v, "tpm", path, 0, 1000000000000L, &k->tpm, err, errlen) != LX_OK)
         return LX_ERR;
@@ -277,6 +283,7 @@ int lx_auth_admit(struct lx_req *req, struct lx_error *err)
         }
         k = find_key(c, presented);
         req->auth_key = k; /* named in the log line even when refused below */
+        req->origin.key = k ? k->name : NULL;
         if (!k) {
             lx_error_set(err, 401, "invalid_request_error", NULL, "invalid_api_key",
                          "Incorrect API key provided.");
@@ -344,7 +351,7 @@ int lx_auth_model(const struct lx_req *req, const char *model, struct lx_error *
 void lx_auth_finished_cb(const struct lx_event *ev, void *arg)
 {
     (void)arg;
-    struct lx_req *req = ev->request_finished.req;
+    struct lx_req *req = ev->request.req;
     long tokens = req->tally.prompt_tokens + req->tally.completion_tokens;
     struct lx_key_state *s = req->key_state;
     if (!s)
@@ -356,6 +363,13 @@ void lx_auth_finished_cb(const struct lx_event *ev, void *arg)
         refill(&s->tok_tokens, &s->t_tok, k->tpm, lx_now_ms_f());
         s->tok_tokens -= (double)tokens;
     }
+}
+
+bool lx_auth_is_admin(const struct lx_req *req)
+{
+    if (req->on_admin || req->cfg->auth->n_keys == 0)
+        return true;
+    return req->auth_key && req->auth_key->admin;
 }
 
 const char *lx_auth_key_name(const struct lx_req *req)

@@ -21,6 +21,7 @@ struct lx_auth_key {
     char **models;              /* owned: glob patterns over the model name the client sends; NULL = any */
     size_t n_models;
     long rpm, tpm;              /* requests / tokens per minute; 0 = unlimited */
+    bool admin;                 /* "admin": true: may watch GET /v1/events on the main address */
 };
 
 /* The auth section of the configuration. */
@@ -45,6 +46,9 @@ bool lx_auth_model_ok(const struct lx_req *req, const char *model);
 /* A "request finished" subscriber (core/bus.h): the request leaves its key's in-flight count, and its
  * tokens are charged to the key's tpm. */
 void lx_auth_finished_cb(const struct lx_event *ev, void *arg);
+/* May the request see the gateway's events (GET /v1/events)? On the admin address, or with no auth.keys
+ * (loopback only), anyone; on the main address with keys, an admin key. */
+bool lx_auth_is_admin(const struct lx_req *req);
 /* The key's name for logs, or NULL. */
 const char *lx_auth_key_name(const struct lx_req *req);
 /* Free the live counters (at exit, after every request is gone). */
