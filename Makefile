@@ -2,7 +2,7 @@
 # the gateway on conf/llmux.json; `make test` runs the whole test suite.
 CC ?= cc
 BUILD ?= build
-PKGS := libevent libmicrohttpd libcurl jansson libcrypto
+PKGS := libevent libmicrohttpd libcurl jansson libcrypto hiredis
 CFLAGS ?= -O2 -g
 override CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -fno-strict-aliasing \
           $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -17,7 +17,7 @@ DEPS := $(CORE_OBJS:.o=.d) $(BUILD)/src/main.d
 # on the PATH (a NodeSource node already ships npm, and Debian's npm would conflict with it).
 DEB_PKGS := build-essential pkg-config libevent-dev libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev libssl-dev \
             libcmocka-dev curl jq clang libclang-rt-14-dev valgrind gcovr systemd \
-            python3-fastapi python3-uvicorn python3-httpx
+            python3-fastapi python3-uvicorn python3-httpx libhiredis-dev redis-server
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install

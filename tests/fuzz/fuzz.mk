@@ -4,7 +4,7 @@
 FUZZ_BUILD ?= build-fuzz
 FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 60
-FUZZ_PKGS := libevent libmicrohttpd libcurl jansson libcrypto
+FUZZ_PKGS := libevent libmicrohttpd libcurl jansson libcrypto hiredis
 # The core and the targets share one sanitizer build: libFuzzer coverage, ASan, UBSan (UB aborts, so
 # libFuzzer reports it as a crash). No -Werror: the core is written against gcc's warnings.
 FUZZ_CFLAGS ?= -O1 -g -fno-omit-frame-pointer
