@@ -8,6 +8,10 @@ override CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstric
           $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 override LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
 
+# Generated files (the same for every build): src/fleet.lua, the Redis function library, as a C string.
+GEN := build/gen
+override CFLAGS += -I$(GEN)
+
 CORE_SRCS := $(filter-out src/main.c,$(wildcard src/*.c)) $(wildcard providers/*.c)
 CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o)
 DEPS := $(CORE_OBJS:.o=.d) $(BUILD)/src/main.d
@@ -27,6 +31,11 @@ all: $(BUILD)/llmux
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(GEN)/%.lua.h: src/%.lua
+	@mkdir -p $(dir $@)
+	sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $< >$@
+$(BUILD)/src/fleet.o $(BUILD)/tests/test_fleet: $(GEN)/fleet.lua.h
 
 $(BUILD)/llmux: $(CORE_OBJS) $(BUILD)/src/main.o
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <hiredis/hiredis.h>
 #include <netinet/in.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -86,6 +87,32 @@ static bool test_redis_ping(const struct test_redis *t)
     return ok;
 }
 
+/* Servers still running when the test exits (a failed assertion skips its cleanup) are killed then. */
+static pid_t test_redis_pids[64];
+
+static void test_redis_reap_all(void)
+{
+    for (size_t i = 0; i < 64; i++)
+        if (test_redis_pids[i] > 0) {
+            kill(test_redis_pids[i], SIGKILL);
+            waitpid(test_redis_pids[i], NULL, 0);
+        }
+}
+
+static void test_redis_track(pid_t pid)
+{
+    static bool registered;
+    if (!registered) {
+        atexit(test_redis_reap_all);
+        registered = true;
+    }
+    for (size_t i = 0; i < 64; i++)
+        if (test_redis_pids[i] <= 0) {
+            test_redis_pids[i] = pid;
+            return;
+        }
+}
+
 /* (Re)start the server with the directory, socket or port chosen by test_redis_start. */
 static int test_redis_spawn(struct test_redis *t)
 {
@@ -116,17 +143,24 @@ static int test_redis_spawn(struct test_redis *t)
     argv[n] = NULL;
     pid_t pid = fork();
     if (pid == 0) {
+        /* Keeps off the test's output: a pipe reading the test would wait for the server to close it. */
+        int null = open("/dev/null", O_RDWR);
+        dup2(null, STDIN_FILENO);
+        dup2(null, STDOUT_FILENO);
+        dup2(null, STDERR_FILENO);
         execvp(bin, (char *const *)argv);
-        fprintf(stderr, "cannot run %s: %s (install Debian's redis-server: make deps)\n", bin, strerror(errno));
         _exit(127);
     }
     t->pid = pid;
+    test_redis_track(pid);
     /* Hang guard: 20 s for the server to answer (valgrind and busy machines are slow). */
     for (int i = 0; i < 2000; i++) {
         if (test_redis_ping(t))
             return 0;
         int st;
         if (waitpid(pid, &st, WNOHANG) == pid) {
+            fprintf(stderr, "%s exited at start (status %d): is Debian's redis-server installed (make deps)? "
+                            "see %s\n", bin, st, log);
             t->pid = 0;
             return -1;
         }
@@ -167,6 +201,9 @@ static void test_redis_kill(struct test_redis *t)
         return;
     kill(t->pid, SIGKILL); /* even a stopped process dies, and never runs again first */
     waitpid(t->pid, NULL, 0);
+    for (size_t i = 0; i < 64; i++)
+        if (test_redis_pids[i] == t->pid)
+            test_redis_pids[i] = 0;
     t->pid = 0;
     if (t->sock[0])
         unlink(t->sock);

@@ -4,38 +4,17 @@
  * have hang guards only. */
 #include "unit.h"
 #include "redis_server.h"
+#include "loop_run.h"
 #include "../../src/common.h"
 #include "../../src/redis.h"
-#include "../../src/loop.h"
-#include "../../src/log.h"
 
-#include <event2/event.h>
-
-/* Run the loop until *flag is true; false after 20 s (a hang guard, not a measure). */
-static bool run_until(const bool *flag)
-{
-    uint64_t end = lx_now_ms() + 20000;
-    while (!*flag && lx_now_ms() < end)
-        event_base_loop(lx_loop_base(), EVLOOP_ONCE);
-    return *flag;
-}
 
 static bool run_until_state(struct lx_redis *r, enum lx_redis_state want)
 {
     uint64_t end = lx_now_ms() + 20000;
     while (lx_redis_state(r) != want && lx_now_ms() < end)
-        event_base_loop(lx_loop_base(), EVLOOP_ONCE);
+        loop_turn();
     return lx_redis_state(r) == want;
-}
-
-static void run_ms(long ms)
-{
-    uint64_t end = lx_now_ms() + (uint64_t)ms;
-    while (lx_now_ms() < end) {
-        struct timeval tv = {0, 10000};
-        event_base_loopexit(lx_loop_base(), &tv);
-        event_base_dispatch(lx_loop_base());
-    }
 }
 
 /* One command's outcome. */
@@ -89,20 +68,6 @@ static struct lx_redis_cmd *cmd(struct lx_redis *r, struct result *res, const ch
     int argc = a2 ? 3 : a1 ? 2 : 1;
     memset(res, 0, sizeof *res);
     return lx_redis_command(r, "test", 0, result_cb, res, argc, argv, NULL);
-}
-
-static int setup(void **state)
-{
-    (void)state;
-    lx_log_set_level(LX_LOG_ERROR);
-    return lx_loop_init() == LX_OK ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    lx_loop_free();
-    return 0;
 }
 
 /* ---- URL and config ---- */
@@ -382,7 +347,7 @@ static void test_tcp_name_db_and_auth(void **state)
     struct lx_redis_stats stats;
     uint64_t end = lx_now_ms() + 20000;
     do {
-        event_base_loop(lx_loop_base(), EVLOOP_ONCE);
+        loop_turn();
         lx_redis_stats(r, &stats);
     } while (stats.handshake_failures < 2 && lx_now_ms() < end);
     assert_true(stats.handshake_failures >= 2);
@@ -518,7 +483,7 @@ static void test_handshake(void **state)
     lx_redis_set_handshake(r, hs_fn, &bad);
     uint64_t end = lx_now_ms() + 20000;
     while (bad.runs < 3 && lx_now_ms() < end)
-        event_base_loop(lx_loop_base(), EVLOOP_ONCE);
+        loop_turn();
     assert_true(bad.runs >= 3); /* retried, each time on a new connection */
     assert_true(lx_redis_state(r) != LX_REDIS_READY);
     struct lx_redis_stats stats;
@@ -560,7 +525,7 @@ static void test_nothing_listening(void **state)
     r = lx_redis_new(&conf);
     uint64_t end = lx_now_ms() + 20000;
     do {
-        event_base_loop(lx_loop_base(), EVLOOP_ONCE);
+        loop_turn();
         lx_redis_stats(r, &stats);
     } while (!stats.last_error && lx_now_ms() < end);
     assert_non_null(stats.last_error);
@@ -591,5 +556,5 @@ int main(void)
         cmocka_unit_test(test_handshake),
         cmocka_unit_test(test_nothing_listening),
     };
-    return cmocka_run_group_tests_name("redis", tests, setup, teardown);
+    return cmocka_run_group_tests_name("redis", tests, loop_setup, loop_teardown);
 }
