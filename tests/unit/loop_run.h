@@ -1,11 +1,11 @@
-/* Driving the real loop (src/loop.c) from a unit test: a group setup that makes it, run-until helpers
+/* Driving the real loop (src/io/loop.c) from a unit test: a group setup that makes it, run-until helpers
  * with a hang guard (20 s: a guard against hanging, not a measure of speed). */
 #ifndef LX_TEST_LOOP_RUN_H
 #define LX_TEST_LOOP_RUN_H
 
-#include "../../src/common.h"
-#include "../../src/log.h"
-#include "../../src/loop.h"
+#include "../../src/core/common.h"
+#include "../../src/core/log.h"
+#include "../../src/io/loop.h"
 
 #include <event2/event.h>
 #include <stdbool.h>
