@@ -1,5 +1,6 @@
 /* llmux: command line, start-up, and the drain-then-exit shutdown. */
 #include "config.h"
+#include "api/admin.h"
 #include "api/routes.h"
 #include "core/buf.h"
 #include "core/bus.h"
@@ -11,12 +12,15 @@
 #include "engine/capacity.h"
 #include "engine/conf.h"
 #include "io/loop.h"
+#include "io/fleet.h"
 #include "io/notify.h"
+#include "io/redis.h"
 #include "io/upstream.h"
 #include "server/accesslog.h"
 #include "server/auth.h"
 #include "server/conf.h"
 #include "server/mhd.h"
+#include "server/ratelimit.h"
 
 #include <getopt.h>
 #include <signal.h>
@@ -69,6 +73,7 @@ static struct {
     char *default_config;    /* owned: the config path found without --config, or NULL */
     bool bound_open;         /* listening beyond loopback by the config's word (it had auth.keys) */
     char file_listen[320];   /* "listen" as the file said at start, to notice a real change on reload */
+    struct lx_fleet *fleet;  /* owned: the Redis the replicas share, when the config has a "redis" section */
 } M;
 
 static bool is_loopback(const char *listen)
@@ -125,6 +130,21 @@ static void drain_expired_cb(void *arg)
     lx_timer_start(M.hard_timer, 1000);
 }
 
+/* The providers whose fleet-wide state the heartbeat reads (those with a limit), for /v1/providers. */
+static void watch_providers(const struct lx_config *cfg)
+{
+    if (!M.fleet)
+        return;
+    const struct lx_engine_conf *ec = cfg->engine;
+    const char **names = lx_calloc(ec->n_providers + 1, sizeof *names);
+    size_t n = 0;
+    for (size_t i = 0; i < ec->n_providers; i++)
+        if (ec->providers[i].max_concurrency > 0 || ec->providers[i].cooldown.failures > 0)
+            names[n++] = ec->providers[i].name;
+    lx_fleet_watch_providers(M.fleet, names, n);
+    free(names);
+}
+
 /* SIGHUP: load the file again; swap it in only if it is valid. The listening socket stays. */
 static void reload_cb(int signo, void *arg)
 {
@@ -153,6 +173,8 @@ static void reload_cb(int signo, void *arg)
     if ((next->admin_listen != NULL) != (now->admin_listen != NULL) ||
         (next->admin_listen && strcmp(next->admin_listen, now->admin_listen) != 0))
         lx_warn("reload: admin_listen changed; it takes effect at the next restart");
+    if (!lx_redis_conf_same(cfg->redis, M.cfg->redis))
+        lx_warn("reload: the redis section changed; it takes effect at the next restart");
     free(next->listen);
     next->listen = lx_strdup(now->listen);
     next->listen_explicit = now->listen_explicit;
@@ -161,6 +183,7 @@ static void reload_cb(int signo, void *arg)
     for (size_t i = 0; i < cfg->n_warnings; i++)
         lx_warn("%s", cfg->warnings[i]);
     lx_engine_conf_apply(cfg->engine); /* the providers' live state (by name) takes the new limits */
+    watch_providers(cfg);
     lx_http_set_config(cfg);
     lx_config_unref(M.cfg);
     M.cfg = cfg;
@@ -192,6 +215,43 @@ static void signal_cb(int signo, void *arg)
             cfg->server->shutdown_timeout_ms);
     lx_timer_start(M.drain_timer, cfg->server->shutdown_timeout_ms);
     lx_http_quiesce(finish_cb);
+}
+
+/* The "redis" section: one connection shared by the client-key limits and the providers' state. */
+static void share_start(const struct lx_config *cfg)
+{
+    if (!cfg->redis->url)
+        return;
+    M.fleet = lx_fleet_new(cfg->redis, NULL);
+    lx_ratelimit_share(M.fleet);
+    lx_capacity_share(M.fleet);
+    lx_admin_share(M.fleet);
+    watch_providers(cfg);
+    char *url = lx_redis_url_redacted(cfg->redis);
+    lx_info("redis: limits and provider state are shared through %s (replica %s, fail_mode %s)", url,
+            lx_fleet_replica(M.fleet), cfg->redis->fail_closed ? "closed" : "open");
+    free(url);
+}
+
+static void left_cb(void *arg)
+{
+    (void)arg;
+    lx_loop_stop();
+}
+
+/* Drained: tell the fleet this replica is gone (its lease and counts), then close the connection. The
+ * answer is awaited at most redis.connect_timeout_ms (the command's own timeout). */
+static void share_stop(void)
+{
+    if (!M.fleet)
+        return;
+    lx_fleet_leave(M.fleet, left_cb, NULL);
+    lx_loop_run();
+    lx_ratelimit_share(NULL);
+    lx_capacity_share(NULL);
+    lx_admin_share(NULL);
+    lx_fleet_free(M.fleet);
+    M.fleet = NULL;
 }
 
 static void raise_fd_limit(void)
@@ -348,9 +408,11 @@ int main(int argc, char **argv)
     lx_loop_on_signal(SIGHUP, reload_cb, NULL);
     lx_loop_on_signal(SIGUSR1, reopen_cb, NULL);
     lx_engine_conf_apply(cfg->engine);
+    share_start(cfg);
     if (lx_http_start(cfg, lx_routes_dispatch, err, sizeof err) != LX_OK) {
         lx_error("%s", err);
         lx_http_stop();
+        share_stop();
         lx_access_log_close();
         lx_upstream_shutdown();
         lx_config_unref(cfg);
@@ -374,6 +436,7 @@ int main(int argc, char **argv)
     lx_timer_free(M.hard_timer);
     lx_upstream_shutdown();
     lx_loop_drain();
+    share_stop();
     lx_config_unref(M.cfg);
     lx_capacity_shutdown(); /* the providers' live state owns timers: it goes before the loop */
     lx_loop_free();

@@ -110,37 +110,41 @@ static void not_found(struct lx_req *req, size_t len, struct lx_error *e)
                  req->method, req->path, LX_SERVED);
 }
 
-/* Access control comes before everything but the admin routes, so an unknown path without a key is a
- * 401, not a 404 that tells a stranger what exists. */
-void lx_routes_dispatch(struct lx_req *req)
+/* The route req names: *match for the path (any method), and the entry for its method, or NULL. */
+static const struct lx_route_entry *find_route(struct lx_req *req, size_t len, const struct lx_route_entry **match)
 {
-    const char *path = req->path;
-    size_t len = strlen(path);
-    if (len > 1 && path[len - 1] == '/')
-        len--;
     const char *method = strcmp(req->method, "HEAD") == 0 ? "GET" : req->method;
-    const struct lx_route_entry *match = NULL, *exact = NULL;
+    const struct lx_route_entry *exact = NULL;
+    *match = NULL;
     for (size_t i = 0; i < LX_ARRAY_LEN(lx_routes) && !exact; i++) {
         const struct lx_route_entry *r = &lx_routes[i];
         /* With admin_listen, each address serves only its own routes. */
-        if (!path_is(path, len, r) || (req->cfg->server->admin_listen && r->admin != req->on_admin))
+        if (!path_is(req->path, len, r) || (req->cfg->server->admin_listen && r->admin != req->on_admin))
             continue;
-        match = r;
+        *match = r;
         if (strcmp(method, r->method) == 0)
             exact = r;
     }
-    struct lx_error e = {0};
-    if (match)
-        req->route = match->label;
-    if (!(match && match->admin) && !req->on_admin && lx_auth_admit(req, &e) != LX_OK) {
-        lx_req_respond_error(req, &e);
-        lx_error_clear(&e);
-        return;
-    }
+    return exact;
+}
+
+static size_t path_len(const struct lx_req *req)
+{
+    size_t len = strlen(req->path);
+    return len > 1 && req->path[len - 1] == '/' ? len - 1 : len;
+}
+
+/* Admitted (or needing no admission): the endpoint, a 405 or a 404. */
+static void serve(struct lx_req *req)
+{
+    size_t len = path_len(req);
+    const struct lx_route_entry *match;
+    const struct lx_route_entry *exact = find_route(req, len, &match);
     if (exact) {
         exact->handle(req);
         return;
     }
+    struct lx_error e = {0};
     if (match) {
         lx_req_add_header(req, "Allow", match->method);
         lx_error_set(&e, 405, "invalid_request_error", NULL, "method_not_allowed",
@@ -150,4 +154,25 @@ void lx_routes_dispatch(struct lx_req *req)
     }
     lx_req_respond_error(req, &e);
     lx_error_clear(&e);
+}
+
+/* Access control comes before everything but the admin routes, so an unknown path without a key is a
+ * 401, not a 404 that tells a stranger what exists. With Redis the admission may answer later: serve
+ * runs then. */
+void lx_routes_dispatch(struct lx_req *req)
+{
+    const struct lx_route_entry *match;
+    find_route(req, path_len(req), &match);
+    if (match)
+        req->route = match->label;
+    if (!(match && match->admin) && !req->on_admin) {
+        struct lx_error e = {0};
+        int rc = lx_auth_admit(req, &e, serve);
+        if (rc == LX_ERR)
+            lx_req_respond_error(req, &e);
+        lx_error_clear(&e);
+        if (rc != LX_OK)
+            return;
+    }
+    serve(req);
 }

@@ -67,6 +67,14 @@ struct lx_redis_conf {
 /* Parse root's "redis" object into *out (zeroed first). Absent or null: LX_OK with out->url NULL (Redis
  * off). LX_ERR with "redis.key: reason" in err. */
 int lx_redis_conf_parse(json_t *root, struct lx_redis_conf *out, char *err, size_t errlen);
+/* The same as a section of the configuration (src/config.c's table): c->redis, always allocated. */
+extern const char *const lx_redis_conf_keys[];
+struct lx_config;
+int lx_redis_conf_section_parse(struct lx_config *c, json_t *root, char *err, size_t errlen);
+void lx_redis_conf_section_free(struct lx_config *c);
+/* Do two sections name the same Redis with the same settings? (A reload that changes them waits for a
+ * restart.) */
+bool lx_redis_conf_same(const struct lx_redis_conf *a, const struct lx_redis_conf *b);
 /* Split a URL: redis://[[user]:password@]host[:port][/db], redis://[v6addr]:port/db, unix:/path,
  * unix:///path, each unix form optionally with ?db=N. LX_ERR with the reason (never the password) in err. */
 int lx_redis_parse_url(const char *url, struct lx_redis_target *out, char *err, size_t errlen);

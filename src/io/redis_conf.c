@@ -2,6 +2,7 @@
  * unix:/path[?db=N]. A password never reaches a message or a log line. */
 #include "redis.h"
 #include "../core/common.h"
+#include "../core/conf.h"
 #include "../core/confread.h"
 
 #include <ctype.h>
@@ -248,4 +249,35 @@ int lx_redis_conf_parse(json_t *root, struct lx_redis_conf *out, char *err, size
 fail:
     lx_redis_conf_free(out);
     return LX_ERR;
+}
+
+const char *const lx_redis_conf_keys[] = {"redis", NULL};
+
+int lx_redis_conf_section_parse(struct lx_config *c, json_t *root, char *err, size_t errlen)
+{
+    c->redis = lx_calloc(1, sizeof *c->redis);
+    return lx_redis_conf_parse(root, c->redis, err, errlen);
+}
+
+void lx_redis_conf_section_free(struct lx_config *c)
+{
+    if (!c->redis)
+        return;
+    lx_redis_conf_free(c->redis);
+    free(c->redis);
+    c->redis = NULL;
+}
+
+static bool same_str(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+bool lx_redis_conf_same(const struct lx_redis_conf *a, const struct lx_redis_conf *b)
+{
+    const struct lx_redis_target *x = &a->target, *y = &b->target;
+    return same_str(a->url, b->url) && same_str(a->prefix, b->prefix) && same_str(x->password, y->password) &&
+           a->timeout_ms == b->timeout_ms && a->connect_timeout_ms == b->connect_timeout_ms &&
+           a->reconnect_max_ms == b->reconnect_max_ms && a->lease_ms == b->lease_ms &&
+           a->fail_closed == b->fail_closed;
 }
