@@ -319,7 +319,7 @@ static void admission_cb(void *arg, enum lx_redis_status st, const struct lx_red
         if (counts_inflight(h))
             count_hold(h);
     }
-    if (answered && h->kind == HOLD_PROVIDER && elem_long(reply, 3) >= 0)
+    if (answered && h->kind == HOLD_PROVIDER) /* inflight -1: not counted, the last seen count stays */
         seen_update(f, h->name, elem_long(reply, 3), elem_long(reply, 2), 0, false);
     if (h->waiting)
         deliver(h, answered ? reply : NULL); /* the caller may give h back here: it is settled below */
