@@ -7,7 +7,7 @@
 FROM debian:bookworm-slim AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      build-essential pkg-config libevent-dev libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev libssl-dev \
+      build-essential pkg-config libevent-dev libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev libssl-dev jq \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Only what `make` reads (the Makefile includes tests/fuzz/fuzz.mk); `make` alone builds build/llmux.
@@ -18,10 +18,10 @@ COPY providers/ providers/
 COPY dialects/ dialects/
 COPY conf/llmux.json conf/
 # Stage the runtime files with fixed owners and modes, whatever the build context's umask was.
-RUN make -j"$(nproc)" \
+RUN make -j"$(nproc)" all build/llmux.installed.json \
  && build/llmux --version \
  && install -D -m 0755 -s build/llmux /out/usr/local/bin/llmux \
- && install -D -m 0644 conf/llmux.json /out/etc/llmux/llmux.json
+ && install -D -m 0644 build/llmux.installed.json /out/etc/llmux/llmux.json
 
 # ---- runtime ----
 FROM debian:bookworm-slim
@@ -33,7 +33,8 @@ RUN apt-get update \
  && apt-get clean && rm -rf /var/lib/apt/lists/* \
  && groupadd --gid 10001 llmux \
  && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin llmux
-# /usr/local/bin/llmux, and /etc/llmux/llmux.json (conf/llmux.json: root-owned, read-only to llmux).
+# /usr/local/bin/llmux, and /etc/llmux/llmux.json (conf/llmux.json without its MCP demo server, which
+# needs npx: root-owned, read-only to llmux).
 # Mount your own config over it (a ConfigMap, a bind mount); SIGHUP reloads it. Provider keys are never
 # baked in: the config reads them from the environment (${OPENAI_API_KEY}).
 COPY --from=build /out/ /

@@ -9,6 +9,7 @@
 #include "core/conf.h"
 #include "core/confread.h"
 #include "engine/conf.h"
+#include "engine/mcp.h"
 #include "io/redis.h"
 #include "server/auth.h"
 #include "server/conf.h"
@@ -36,6 +37,7 @@ static const struct lx_conf_section lx_sections[] = {
     {lx_auth_conf_keys, NULL, lx_auth_conf_parse, lx_auth_conf_free},
     {lx_engine_conf_keys, lx_engine_conf_raw_keys, lx_engine_conf_parse, lx_engine_conf_free},
     {lx_api_conf_keys, NULL, lx_api_conf_parse, lx_api_conf_free},
+    {lx_mcp_section_keys, lx_mcp_section_raw_keys, lx_mcp_section_parse, lx_mcp_section_free},
     {lx_redis_conf_keys, NULL, lx_redis_conf_section_parse, lx_redis_conf_section_free},
 };
 

@@ -10,6 +10,8 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "engine/capacity.h"
+#include "engine/mcp.h"
+#include "io/child.h"
 #include "engine/conf.h"
 #include "io/loop.h"
 #include "io/fleet.h"
@@ -49,7 +51,8 @@ static const char lx_usage[] =
     "  -h, --help            print this help and exit\n"
     "\n"
     "Endpoints: POST /v1/chat/completions, /v1/embeddings, /v1/fanout, /v1/batch;\n"
-    "           GET /v1/models, /v1/models/{id}, /v1/providers, /healthz, /metrics (Prometheus). (The /v1\n"
+    "           GET /v1/models, /v1/models/{id}, /v1/providers, /v1/mcp/servers, /v1/mcp/tools, /healthz,\n"
+    "           /metrics (Prometheus). (The /v1\n"
     "           prefix is optional.)\n"
     "           With admin_listen set, /healthz and /metrics are served on that address only.\n"
     "Request headers: Authorization: Bearer KEY or x-api-key (when auth.keys is set), x-llmux-timeout-ms\n"
@@ -61,7 +64,7 @@ static const char lx_usage[] =
     "           SIGUSR1 reopens the --log file (after logrotate moved it).\n"
     "systemd:   with NOTIFY_SOCKET set, sends READY=1, RELOADING=1 and STOPPING=1 (Type=notify).\n"
     "Environment: ${VAR} in any config string is read from the environment.\n"
-    "Docs: README.md, docs/configuration.md, docs/api.md, docs/concurrency.md, docs/async-guide.md,\n"
+    "Docs: README.md, docs/configuration.md, docs/api.md, docs/concurrency.md, docs/async-guide.md, docs/tools.md,\n"
     "           docs/providers.md, docs/deploy.md.\n";
 
 static struct {
@@ -184,6 +187,7 @@ static void reload_cb(int signo, void *arg)
         lx_warn("%s", cfg->warnings[i]);
     lx_engine_conf_apply(cfg->engine); /* the providers' live state (by name) takes the new limits */
     watch_providers(cfg);
+    lx_mcp_apply(&cfg->mcp->servers);  /* MCP clients by name: unchanged servers keep their connection */
     lx_http_set_config(cfg);
     lx_config_unref(M.cfg);
     M.cfg = cfg;
@@ -408,13 +412,17 @@ int main(int argc, char **argv)
     lx_loop_on_signal(SIGHUP, reload_cb, NULL);
     lx_loop_on_signal(SIGUSR1, reopen_cb, NULL);
     lx_engine_conf_apply(cfg->engine);
+    lx_mcp_apply(&cfg->mcp->servers);
     share_start(cfg);
     if (lx_http_start(cfg, lx_routes_dispatch, err, sizeof err) != LX_OK) {
         lx_error("%s", err);
         lx_http_stop();
         share_stop();
         lx_access_log_close();
+        lx_mcp_shutdown();
         lx_upstream_shutdown();
+        lx_loop_drain();
+        lx_child_shutdown();
         lx_config_unref(cfg);
         lx_capacity_shutdown();
         lx_loop_free();
@@ -434,9 +442,11 @@ int main(int argc, char **argv)
     lx_http_stop();
     lx_timer_free(M.drain_timer);
     lx_timer_free(M.hard_timer);
+    lx_mcp_shutdown(); /* MCP clients: sessions are not ended (the loop is over), children are stopped below */
     lx_upstream_shutdown();
     lx_loop_drain();
     share_stop();
+    lx_child_shutdown();
     lx_config_unref(M.cfg);
     lx_capacity_shutdown(); /* the providers' live state owns timers: it goes before the loop */
     lx_loop_free();

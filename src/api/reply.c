@@ -54,6 +54,18 @@ void lx_reply_begin(struct lx_reply *r)
         r->keepalive = lx_timer_new(keepalive_cb, r);
 }
 
+void lx_reply_keepalive(struct lx_reply *r)
+{
+    if (!r->begun || r->ended)
+        return;
+    lx_buf_reset(&r->out);
+    if (r->dialect->stream_keepalive)
+        r->dialect->stream_keepalive(r->stream, &r->out);
+    else
+        lx_buf_puts(&r->out, ": keep-alive\n\n"); /* an SSE comment: every client skips it */
+    flush(r);
+}
+
 static void keepalive_cb(void *arg)
 {
     struct lx_reply *r = arg;

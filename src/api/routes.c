@@ -8,6 +8,7 @@
 #include "embeddings.h"
 #include "fanout.h"
 #include "models.h"
+#include "tools.h"
 #include "../core/common.h"
 #include "../core/conf.h"
 #include "../server/auth.h"
@@ -42,6 +43,8 @@ static const struct lx_route_entry lx_routes[] = {
     {"/providers", "GET", true, false, "/v1/providers", lx_providers_handle, false},
     {"/fanout", "POST", true, false, "/v1/fanout", lx_fanout_handle, false},
     {"/batch", "POST", true, false, "/v1/batch", lx_batch_handle, false},
+    {"/mcp/servers", "GET", true, false, "/v1/mcp/servers", lx_mcp_servers_handle, false},
+    {"/mcp/tools", "GET", true, false, "/v1/mcp/tools", lx_mcp_tools_handle, false},
     {"/healthz", "GET", false, true, "/healthz", lx_admin_healthz, false},
     {"/metrics", "GET", false, true, "/metrics", lx_admin_metrics, false},
 };
@@ -63,7 +66,7 @@ static bool path_is(const char *path, size_t len, const struct lx_route_entry *r
 }
 
 #define LX_SERVED "llmux serves POST /v1/chat/completions, /v1/embeddings, /v1/fanout and /v1/batch, and GET " \
-                  "/v1/models, /v1/models/{id} and /v1/providers."
+                  "/v1/models, /v1/models/{id}, /v1/providers, /v1/mcp/servers and /v1/mcp/tools."
 
 /* Paths of APIs llmux does not speak (yet), with what to use instead. */
 static const struct {

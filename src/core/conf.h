@@ -13,6 +13,7 @@ struct lx_server_conf; /* server/conf.h: listen addresses, client limits, the dr
 struct lx_auth_conf;   /* server/auth.h: client keys */
 struct lx_engine_conf; /* engine/conf.h: providers, aliases, timeouts, retries */
 struct lx_api_conf;    /* api/conf.h: fanout, batch, model listing */
+struct lx_mcp_section; /* engine/mcp.h: MCP servers and the tool loop's limits */
 struct lx_redis_conf;  /* io/redis.h: the Redis that replicas share (url NULL: none) */
 
 struct lx_config {
@@ -21,6 +22,7 @@ struct lx_config {
     struct lx_auth_conf *auth;
     struct lx_engine_conf *engine;
     struct lx_api_conf *api;
+    struct lx_mcp_section *mcp;
     struct lx_redis_conf *redis;
     char **warnings;               /* owned: the config is valid but likely not what was meant */
     size_t n_warnings;

@@ -52,8 +52,13 @@ static struct family f_dropped = {"llmux_connections_dropped_total",
                                   "Client connections refused (max_connections) or cut (read_timeout).",
                                   FAMILY_COUNTER, NULL};
 
-static struct family *const lx_families[] = {&f_http, &f_requests, &f_duration, &f_ttft, &f_tokens,
-                                             &f_uperr, &f_retries, &f_fallbacks, &f_dropped};
+static struct family f_tools = {"llmux_tool_calls_total", "MCP tool calls made by the tool loop, by server, tool "
+                               "and outcome.", FAMILY_COUNTER, NULL};
+static struct family f_tool_duration = {"llmux_tool_call_duration_seconds", "MCP tool call duration.",
+                                        FAMILY_HISTOGRAM, NULL};
+
+static struct family *const lx_families[] = {&f_http, &f_requests, &f_duration, &f_ttft, &f_tokens, &f_uperr,
+                                             &f_retries, &f_fallbacks, &f_dropped, &f_tools, &f_tool_duration};
 
 static void put_label(struct lx_buf *b, const char *name, const char *value)
 {
@@ -121,6 +126,12 @@ void lx_metrics_call(const char *provider, const char *model, int status, double
     if (completion_tokens > 0)
         find(&f_tokens, (const char *const[]){"provider", provider, "model", model, "kind", "completion", NULL})
             ->value += (double)completion_tokens;
+}
+
+void lx_metrics_tool_call(const char *server, const char *tool, const char *outcome, double duration_s)
+{
+    find(&f_tools, (const char *const[]){"server", server, "tool", tool, "outcome", outcome, NULL})->value++;
+    observe(find(&f_tool_duration, (const char *const[]){"server", server, "tool", tool, NULL}), duration_s);
 }
 
 void lx_metrics_upstream_error(const char *provider, const char *reason)

@@ -12,6 +12,9 @@ struct lx_event;
 void lx_metrics_call(const char *provider, const char *model, int status, double duration_s, double ttft_s,
                      long prompt_tokens, long completion_tokens);
 /* An upstream attempt failed; reason is one of a fixed set (see exec.c). */
+/* One MCP tool call: outcome is "ok", "tool_error", "rpc_error", "timeout", "unavailable", "not_found" or
+ * "bad_arguments". */
+void lx_metrics_tool_call(const char *server, const char *tool, const char *outcome, double duration_s);
 void lx_metrics_upstream_error(const char *provider, const char *reason);
 void lx_metrics_retry(void);
 void lx_metrics_fallback(void);

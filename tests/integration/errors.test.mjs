@@ -92,7 +92,7 @@ test('deadline_exceeded carries X-Should-Retry: false (a retry would get the sam
 });
 
 test('paths of APIs llmux does not serve → 404 saying what it serves and which client setting to use', async () => {
-  const served = /llmux serves POST \/v1\/chat\/completions.*GET \/v1\/models, \/v1\/models\/\{id\} and \/v1\/providers/;
+  const served = /llmux serves POST \/v1\/chat\/completions.*GET \/v1\/models, \/v1\/models\/\{id\}, \/v1\/providers, \/v1\/mcp\/servers and \/v1\/mcp\/tools/;
   const cases = [
     ['/v1/responses', /Responses API.*openai\.chat\(MODEL\).*setOpenAIAPI\('chat_completions'\)/],
     ['/responses', /Responses API/],

@@ -28,7 +28,7 @@ static const struct {
     { "status", DIRECTIVE_STATUS },   { "split", DIRECTIVE_SPLIT },       { "tool", DIRECTIVE_TOOL },
     { "fault", DIRECTIVE_FAULT },     { "sparse", DIRECTIVE_SPARSE },     { "fail", DIRECTIVE_FAIL },
     { "retry_after", DIRECTIVE_RETRY_AFTER }, { "ok_error", DIRECTIVE_OK_ERROR },
-    { "content_bytes", DIRECTIVE_CONTENT_BYTES },
+    { "content_bytes", DIRECTIVE_CONTENT_BYTES }, { "calls", DIRECTIVE_CALLS }, { "rounds", DIRECTIVE_ROUNDS },
 };
 
 int parse_number(const char *s, long min, long max, long *out)
@@ -80,6 +80,15 @@ static int parse_directive(const char *item, const char *value, const struct dia
     case DIRECTIVE_FAIL: rc = parse_number(value, 1, 1000000, &sc->fail); break;
     case DIRECTIVE_RETRY_AFTER: rc = parse_number(value, 1, 86400, &sc->retry_after); break;
     case DIRECTIVE_CONTENT_BYTES: rc = parse_number(value, 1, MAX_BODY_BYTES, &sc->content_bytes); break;
+    case DIRECTIVE_ROUNDS: rc = parse_number(value, 1, 100, &sc->rounds); break;
+    case DIRECTIVE_CALLS:
+        rc = *value && strlen(value) < sizeof sc->calls &&
+                     strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.+") == strlen(value)
+                 ? 0
+                 : -1;
+        if (rc == 0)
+            strcpy(sc->calls, value);
+        break;
     case DIRECTIVE_OK_ERROR:
         /* The dialect knows the names (an unknown one is its 400); here only the shape is checked. */
         rc = *value && strlen(value) < sizeof sc->ok_error && strspn(value, "abcdefghijklmnopqrstuvwxyz_") == strlen(value)

@@ -199,6 +199,8 @@ enum directive {
     DIRECTIVE_RETRY_AFTER = 1u << 9,
     DIRECTIVE_OK_ERROR = 1u << 10,
     DIRECTIVE_CONTENT_BYTES = 1u << 11,
+    DIRECTIVE_CALLS = 1u << 12,
+    DIRECTIVE_ROUNDS = 1u << 13,
 };
 
 #define CHAT_DIRECTIVES                                                                                      \
@@ -222,6 +224,9 @@ struct script {
     long retry_after; /* > 0: error replies carry Retry-After: N */
     char ok_error[32];  /* ok_error=NAME: HTTP 200 whose body (or first stream event) is that error; "" = none */
     long content_bytes; /* > 0: the reply's content is this many bytes of 'a' instead of the echo */
+    char calls[256];    /* calls=A+B: call the tools named A and B at once (a tool named X or ending in
+                         * "__X"), for `rounds` rounds, then answer with the results; "" = none */
+    long rounds;        /* rounds=N: how many rounds of calls= (default 1) */
 };
 
 enum call_error {
