@@ -57,7 +57,8 @@ static const char lx_usage[] =
     "           With admin_listen set, /healthz and /metrics are served on that address only.\n"
     "Request headers: Authorization: Bearer KEY or x-api-key (when auth.keys is set), x-llmux-timeout-ms\n"
     "           (end-to-end deadline), X-Request-Id (kept if sane, else generated; sent upstream too).\n"
-    "Response headers: X-Request-Id, x-llmux-model (who answered), x-llmux-dropped-params.\n"
+    "Response headers: X-Request-Id, x-llmux-model (who answered), x-llmux-dropped-params, x-ratelimit-* (a\n"
+    "           key's rpm and tpm: what is left, fleet-wide with a redis section).\n"
     "Signals: SIGTERM/SIGINT stop accepting, let in-flight requests finish (shutdown_timeout_ms), exit 0;\n"
     "           a second one stops at once. SIGHUP reloads the configuration: new requests use it,\n"
     "           requests in flight finish under the old one; a bad file is logged and ignored.\n"
@@ -65,7 +66,7 @@ static const char lx_usage[] =
     "systemd:   with NOTIFY_SOCKET set, sends READY=1, RELOADING=1 and STOPPING=1 (Type=notify).\n"
     "Environment: ${VAR} in any config string is read from the environment.\n"
     "Docs: README.md, docs/configuration.md, docs/api.md, docs/concurrency.md, docs/async-guide.md, docs/tools.md,\n"
-    "           docs/providers.md, docs/deploy.md.\n";
+    "           docs/providers.md, docs/deploy.md, docs/scale-out.md.\n";
 
 static struct {
     struct lx_timer *drain_timer;

@@ -30,7 +30,8 @@ struct lx_key_state {
 
 static struct lx_key_state *lx_key_states;
 static struct lx_fleet *lx_rl_fleet;   /* borrowed from main.c, or NULL */
-static bool lx_rl_degraded;            /* the last fleet admission could not be decided in Redis */
+static bool lx_rl_degraded;            /* a fallback was logged and no admission was decided in Redis since */
+static uint64_t lx_rl_warned_ms;       /* when the last fallback warning was logged (one per 30 s at most) */
 
 void lx_ratelimit_share(struct lx_fleet *f)
 {
@@ -273,12 +274,22 @@ static void unavailable_error(struct lx_error *err)
     err->retry_after = lx_strdup("1");
 }
 
+/* Logged once per outage, and at most every 30 s when Redis keeps answering late now and then (the
+ * metrics count every one). */
 static void note_unavailable(bool closed)
 {
-    if (lx_rl_degraded)
+    uint64_t now = lx_now_ms();
+    if (lx_rl_degraded || (lx_rl_warned_ms && now - lx_rl_warned_ms < 30000))
         return;
     lx_rl_degraded = true;
-    lx_warn("redis: client-key limits cannot be decided in Redis (%s); %s", lx_redis_state_name(lx_redis_state(lx_fleet_redis(lx_rl_fleet))),
+    lx_rl_warned_ms = now;
+    const struct lx_redis *r = lx_fleet_redis(lx_rl_fleet);
+    char why[96];
+    if (lx_redis_ready(r))
+        snprintf(why, sizeof why, "no answer within redis.timeout_ms, %ld ms", lx_redis_conf(r)->timeout_ms);
+    else
+        snprintf(why, sizeof why, "the connection is %s", lx_redis_state_name(lx_redis_state(r)));
+    lx_warn("redis: client-key limits cannot be decided in Redis (%s); %s", why,
             closed ? "refusing limited requests with 503 (redis.fail_mode \"closed\")"
                    : "each replica falls back to its own counters (redis.fail_mode \"open\")");
 }
