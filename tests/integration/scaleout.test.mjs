@@ -8,6 +8,8 @@ import assert from 'node:assert/strict';
 import { startMock, startLlmux, upstreamProvider, httpRequest, userMsg, eventually } from './lib.mjs';
 import { startRedis } from './redis.mjs';
 
+// Under valgrind (LLMUX_WRAP) llmux is tens of times slower: the outage tests' short timeouts grow.
+const SLOW = !!process.env.LLMUX_WRAP;
 let mock, redis;
 before(async () => { mock = await startMock(); redis = await startRedis(); });
 after(async () => { await redis.stop(); await mock.stop(); });
@@ -180,7 +182,7 @@ test('/metrics shows Redis: up, command latency by operation, errors; /healthz s
 // fail mode is what clients see meanwhile, and the limits are fleet-wide again afterwards.
 async function outage(mode) {
   const keys = [{ name: 'team', key: KEY, rpm: 100000 }, { name: 'small', key: 'sk-fleet-small-0123456789', rpm: 3 }];
-  const [a, b] = await startPair({ auth: { keys } }, { fail_mode: mode, timeout_ms: 300, connect_timeout_ms: 1000 });
+  const [a, b] = await startPair({ auth: { keys } }, { fail_mode: mode, timeout_ms: SLOW ? 3000 : 300, connect_timeout_ms: SLOW ? 10000 : 1000 });
   let stop = false;
   const statuses = [];
   const load = async (gw) => { while (!stop) statuses.push((await chat(gw, 'up/m;latency=20')).status); };
