@@ -7,7 +7,8 @@
 FROM debian:bookworm-slim AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      build-essential pkg-config libevent-dev libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev libssl-dev jq \
+      build-essential pkg-config libevent-dev libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev libssl-dev \
+      libhiredis-dev jq \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Only what `make` reads (the Makefile includes tests/fuzz/fuzz.mk); `make` alone builds build/llmux.
@@ -26,10 +27,11 @@ RUN make -j"$(nproc)" all build/llmux.installed.json \
 # ---- runtime ----
 FROM debian:bookworm-slim
 # The binary's own NEEDED libraries (libevent, libmicrohttpd, libcurl with OpenSSL, jansson, OpenSSL's
-# libcrypto); apt brings what those load (gnutls, nghttp2, ...). ca-certificates: TLS to the providers.
+# libcrypto, hiredis for a shared Redis); apt brings what those load (gnutls, nghttp2, ...).
+# ca-certificates: TLS to the providers.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libevent-2.1-7 libmicrohttpd12 libcurl4 libjansson4 libssl3 ca-certificates \
+      libevent-2.1-7 libmicrohttpd12 libcurl4 libjansson4 libssl3 libhiredis0.14 ca-certificates \
  && apt-get clean && rm -rf /var/lib/apt/lists/* \
  && groupadd --gid 10001 llmux \
  && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin llmux

@@ -2,7 +2,7 @@
 # the gateway on conf/llmux.json; `make test` runs the whole test suite.
 CC ?= cc
 BUILD ?= build
-PKGS := libevent libmicrohttpd libcurl jansson libcrypto
+PKGS := libevent libmicrohttpd libcurl jansson libcrypto hiredis
 CFLAGS ?= -O2 -g
 override CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -fno-strict-aliasing \
           $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -11,6 +11,10 @@ override LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
 # The layers (src/core, io, server, engine, api), the wire formats (providers/, dialects/) and the
 # composition root's config.c; main.c alone makes the binary.
 CORE_SRCS := $(filter-out src/main.c,$(wildcard src/*.c src/*/*.c)) $(wildcard providers/*.c dialects/*.c)
+
+# Generated files (the same for every build): src/io/fleet.lua, the Redis function library, as a C string.
+GEN := build/gen
+override CFLAGS += -I$(GEN)
 CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o)
 DEPS := $(CORE_OBJS:.o=.d) $(BUILD)/src/main.d
 
@@ -19,7 +23,7 @@ DEPS := $(CORE_OBJS:.o=.d) $(BUILD)/src/main.d
 # on the PATH (a NodeSource node already ships npm, and Debian's npm would conflict with it).
 DEB_PKGS := build-essential pkg-config libevent-dev libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev libssl-dev \
             libcmocka-dev curl jq clang libclang-rt-14-dev valgrind gcovr systemd \
-            python3-fastapi python3-uvicorn python3-httpx
+            python3-fastapi python3-uvicorn python3-httpx libhiredis-dev redis-server
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install
@@ -29,6 +33,11 @@ all: $(BUILD)/llmux
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(GEN)/fleet.lua.h: src/io/fleet.lua
+	@mkdir -p $(dir $@)
+	sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $< >$@
+$(BUILD)/src/io/fleet.o: $(GEN)/fleet.lua.h
 
 $(BUILD)/llmux: $(CORE_OBJS) $(BUILD)/src/main.o
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -59,7 +68,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
 # Unit tests link against an archive of every object, so each takes in only what its subject reaches,
 # and without libmicrohttpd: below the MHD glue (src/server/mhd.c) nothing may need it, so a test that
 # drives an endpoint through a fake transport proves the handlers run without it.
-UNIT_LDLIBS = $(shell pkg-config --libs libevent libcurl jansson libcrypto cmocka 2>/dev/null) -lm
+UNIT_LDLIBS = $(shell pkg-config --libs libevent libcurl jansson libcrypto hiredis cmocka 2>/dev/null) -lm
 
 $(BUILD)/libllmux.a: $(CORE_OBJS)
 	@rm -f $@

@@ -29,7 +29,7 @@ BATCH_REQUESTS=${BATCH_REQUESTS:-1000}
 BATCH_LATENCY_MS=1500
 CANCEL_STREAMS=${CANCEL_STREAMS:-1000}
 REPEAT=${REPEAT:-3} # stream and batch cells: runs per cell; the table shows the median run
-BENCH_ROWS=${BENCH_ROWS:-rps streams batch cancel batchapi fanout events} # a subset for a quick look; the table shows — for the rest
+BENCH_ROWS=${BENCH_ROWS:-rps streams batch cancel batchapi fanout events limits} # a subset for a quick look; the table shows — for the rest
 
 die() { echo "bench: $*" >&2; exit 1; }
 log() { echo "bench: $*" >&2; }
@@ -201,7 +201,7 @@ start_llmux() {
   cat >"$TMP/llmux.json" <<EOF
 {
   "listen": "127.0.0.1:0",
-  "providers": { "up": { "type": "openai", "base_url": "http://127.0.0.1:$MOCK_PORT/v1" } }$sinks
+  "providers": { "up": { "type": "openai", "base_url": "http://127.0.0.1:$MOCK_PORT/v1" } }$sinks${LLMUX_EXTRA:-}
 }
 EOF
   : >"$TMP/llmux.log"
@@ -356,6 +356,57 @@ endpoint_median() { # endpoint_median ROW: copy the median-wall run to ROW.llmux
   echo "median_of=run$best of $REPEAT by wall_s" >>"$TMP/res/$row.llmux"
 }
 
+# Row 8: row 1's run through a client key with rpm, tpm and an in-flight limit (none of them reached),
+# decided on this replica ("local") or in Redis ("redis": Debian's redis-server on a unix socket, as
+# docs/scale-out.md sets it up). The difference is what the shared limits cost: Redis's own CPU is read from
+# /proc like the others'.
+BENCH_KEY=sk-bench-key-0123456789
+start_redis() {
+  command -v redis-server >/dev/null || die "redis-server is missing (make deps installs Debian's)"
+  rm -f "$TMP/redis.sock"
+  redis-server --port 0 --unixsocket "$TMP/redis.sock" --save "" --appendonly no --dir "$TMP" \
+    --logfile "$TMP/redis.log" --daemonize no &
+  REDIS_PID=$!
+  STARTED+=("$REDIS_PID")
+  local i
+  for i in $(seq 1 100); do
+    redis-cli -s "$TMP/redis.sock" ping >/dev/null 2>&1 && return 0
+    sleep 0.05
+  done
+  die "redis-server did not start"
+}
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+run_limits() { # run_limits CELL: local | redis
+  local cell=$1 out="limits.$1" hdr="Authorization: Bearer $BENCH_KEY" r0=0 r1=0
+  wait_quiet
+  start_mock
+  LLMUX_EXTRA=",
+  \"auth\": { \"keys\": [{ \"name\": \"bench\", \"key\": \"$BENCH_KEY\", \"rpm\": 100000000, \"tpm\": 1000000000000 }] },
+  \"limits\": { \"max_inflight_per_key\": 100000 }"
+  if [ "$cell" = redis ]; then
+    start_redis
+    LLMUX_EXTRA="$LLMUX_EXTRA,
+  \"redis\": { \"url\": \"unix:$TMP/redis.sock\" }"
+  fi
+  start_llmux
+  LLMUX_EXTRA=""
+  [ "$cell" = redis ] && { grep -q 'redis: connected' "$TMP/llmux.log" || sleep 0.5; }
+  timeout 10 "$LOADGEN" rps --port "$TARGET_PORT" --model "$MODEL" --conns 8 --duration 0.5 --timeout 5 \
+    --header "$hdr" >"$TMP/warmup.out" 2>&1 || log "warm-up of $out failed: $(cat "$TMP/warmup.out")"
+  [ "$cell" = redis ] && r0=$(cpu_ticks "$REDIS_PID")
+  log "$out"
+  timeout 180 "$LOADGEN" rps --conns "$RPS_CONNS" --duration "$RPS_SECONDS" --timeout $((RPS_SECONDS + 20)) \
+    --header "$hdr" --port "$TARGET_PORT" --model "$MODEL" --mock-pid "$MOCK_PID" --mock-port "$MOCK_PORT" \
+    --proxy-pids "$PROXY_PIDS" >"$TMP/res/$out" 2>"$TMP/res/$out.err"
+  if [ "$cell" = redis ]; then
+    r1=$(cpu_ticks "$REDIS_PID")
+    awk -v d=$((r1 - r0)) -v hz="$(getconf CLK_TCK)" -v n="$(sed -n 's/^completed=//p' "$TMP/res/$out")" \
+      'BEGIN { if (n > 0) printf "redis_cpu_s_per_10k=%.3f\n", d / hz / n * 10000 }' >>"$TMP/res/$out"
+  fi
+  grep -E ' (warn|error) ' "$TMP/llmux.log" | head -5 >"$TMP/res/$out.log"
+  stop_all
+}
+
 want() { [[ " $BENCH_ROWS " == *" $1 "* ]]; }
 START=$(date +%s)
 STAMP=$(date -d "@$START" +%Y-%m-%d-%H%M)
@@ -391,6 +442,10 @@ if want events; then
     run_one events llmux "events.$mode" rps --conns "$RPS_CONNS" --duration "$RPS_SECONDS" --timeout $((RPS_SECONDS + 20))
   done
   LLMUX_SINKS=none
+fi
+if want limits; then
+  run_limits local
+  run_limits redis
 fi
 if want cancel; then
   for t in "${TARGETS[@]}"; do
@@ -514,6 +569,19 @@ row "$SECTION" "latency p99 (ms): no sinks / observed / OTLP" "—" "—" "$(tri
 row "$SECTION" "**proxy CPU s per 10k requests**: no sinks / observed / OTLP" "—" "—" \
   "$(triple proxy_cpu_s_per_10k "%.3f")" "—"
 row "$SECTION" "CPU per request added by the sink (vs no sinks): observed / OTLP" "—" "—" "$(cost sse) / $(cost otlp)" "—"
+SECTION="8 client-key limits"
+lim() { fmt "$(get limits "$1" "$2")" "$3"; }
+minus3() { num "$1" && num "$2" && awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.3f\n", a - b }' || echo "—"; }
+row "$SECTION" "requests/s, local / Redis-backed limits ($RPS_CONNS conns, ${RPS_SECONDS} s)" "—" "—" \
+  "$(lim local rps %.0f) / $(lim redis rps %.0f)" "$(ratio "$(get limits local rps)" "$(get limits redis rps)")"
+row "$SECTION" "latency p50 / p99 (ms), local limits" "—" "—" "$(lim local p50_ms %.2f) / $(lim local p99_ms %.2f)" "—"
+row "$SECTION" "latency p50 / p99 (ms), Redis-backed limits" "—" "—" "$(lim redis p50_ms %.2f) / $(lim redis p99_ms %.2f)" "—"
+row "$SECTION" "added per request by Redis, p50 / p99 (ms)" "—" "—" \
+  "$(minus3 "$(get limits redis p50_ms)" "$(get limits local p50_ms)") / $(minus3 "$(get limits redis p99_ms)" "$(get limits local p99_ms)")" "—"
+row "$SECTION" "llmux CPU s per 10k requests, local / Redis-backed" "—" "—" \
+  "$(lim local proxy_cpu_s_per_10k %.3f) / $(lim redis proxy_cpu_s_per_10k %.3f)" \
+  "$(ratio "$(get limits local proxy_cpu_s_per_10k)" "$(get limits redis proxy_cpu_s_per_10k)")"
+row "$SECTION" "redis-server CPU s per 10k requests" "—" "—" "$(lim redis redis_cpu_s_per_10k %.3f)" "—"
 
 NGINX_VERSION=$("$NGINX" -v 2>&1 | sed 's|.*nginx/||')
 LLMUX_VERSION=$("$LLMUX" --version 2>/dev/null | awk '{ print $2 }')

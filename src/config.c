@@ -13,6 +13,7 @@
 #include "engine/mcp.h"
 #include "io/otlp.h"
 #include "io/webhook.h"
+#include "io/redis.h"
 #include "server/auth.h"
 #include "server/conf.h"
 
@@ -43,6 +44,7 @@ static const struct lx_conf_section lx_sections[] = {
     {lx_events_conf_keys, NULL, lx_events_conf_parse, lx_events_conf_free},
     {lx_webhooks_conf_keys, NULL, lx_webhooks_conf_parse, lx_webhooks_conf_free},
     {lx_otlp_conf_keys, NULL, lx_otlp_conf_parse, lx_otlp_conf_free},
+    {lx_redis_conf_keys, NULL, lx_redis_conf_section_parse, lx_redis_conf_section_free},
 };
 
 static void free_sections(struct lx_config *c)

@@ -1,5 +1,6 @@
 /* llmux: command line, start-up, and the drain-then-exit shutdown. */
 #include "config.h"
+#include "api/admin.h"
 #include "api/events.h"
 #include "api/routes.h"
 #include "core/buf.h"
@@ -14,14 +15,17 @@
 #include "io/child.h"
 #include "engine/conf.h"
 #include "io/loop.h"
+#include "io/fleet.h"
 #include "io/notify.h"
 #include "io/otlp.h"
+#include "io/redis.h"
 #include "io/upstream.h"
 #include "io/webhook.h"
 #include "server/accesslog.h"
 #include "server/auth.h"
 #include "server/conf.h"
 #include "server/mhd.h"
+#include "server/ratelimit.h"
 
 #include <getopt.h>
 #include <signal.h>
@@ -56,7 +60,8 @@ static const char lx_usage[] =
     "           With admin_listen set, /healthz and /metrics are served on that address only.\n"
     "Request headers: Authorization: Bearer KEY or x-api-key (when auth.keys is set), x-llmux-timeout-ms\n"
     "           (end-to-end deadline), X-Request-Id (kept if sane, else generated; sent upstream too).\n"
-    "Response headers: X-Request-Id, x-llmux-model (who answered), x-llmux-dropped-params.\n"
+    "Response headers: X-Request-Id, x-llmux-model (who answered), x-llmux-dropped-params, x-ratelimit-* (a\n"
+    "           key's rpm and tpm: what is left, fleet-wide with a redis section).\n"
     "Signals: SIGTERM/SIGINT stop accepting, let in-flight requests finish (shutdown_timeout_ms), exit 0;\n"
     "           a second one stops at once. SIGHUP reloads the configuration: new requests use it,\n"
     "           requests in flight finish under the old one; a bad file is logged and ignored.\n"
@@ -64,7 +69,7 @@ static const char lx_usage[] =
     "systemd:   with NOTIFY_SOCKET set, sends READY=1, RELOADING=1 and STOPPING=1 (Type=notify).\n"
     "Environment: ${VAR} in any config string is read from the environment.\n"
     "Docs: README.md, docs/configuration.md, docs/api.md, docs/concurrency.md, docs/async-guide.md, docs/tools.md,\n"
-    "           docs/providers.md, docs/deploy.md, docs/events.md, docs/anthropic.md.\n";
+    "           docs/providers.md, docs/deploy.md, docs/events.md, docs/anthropic.md, docs/scale-out.md.\n";
 
 static struct {
     struct lx_timer *drain_timer;
@@ -76,6 +81,7 @@ static struct {
     char *default_config;    /* owned: the config path found without --config, or NULL */
     bool bound_open;         /* listening beyond loopback by the config's word (it had auth.keys) */
     char file_listen[320];   /* "listen" as the file said at start, to notice a real change on reload */
+    struct lx_fleet *fleet;  /* owned: the Redis the replicas share, when the config has a "redis" section */
 } M;
 
 static bool is_loopback(const char *listen)
@@ -164,6 +170,21 @@ static void apply_sinks(const struct lx_config *cfg)
     lx_otlp_apply(cfg->otlp);
 }
 
+/* The providers whose fleet-wide state the heartbeat reads (those with a limit), for /v1/providers. */
+static void watch_providers(const struct lx_config *cfg)
+{
+    if (!M.fleet)
+        return;
+    const struct lx_engine_conf *ec = cfg->engine;
+    const char **names = lx_calloc(ec->n_providers + 1, sizeof *names);
+    size_t n = 0;
+    for (size_t i = 0; i < ec->n_providers; i++)
+        if (ec->providers[i].max_concurrency > 0 || ec->providers[i].cooldown.failures > 0)
+            names[n++] = ec->providers[i].name;
+    lx_fleet_watch_providers(M.fleet, names, n);
+    free(names);
+}
+
 /* SIGHUP: load the file again; swap it in only if it is valid. The listening socket stays. */
 static void reload_cb(int signo, void *arg)
 {
@@ -195,6 +216,8 @@ static void reload_cb(int signo, void *arg)
     if ((next->admin_listen != NULL) != (now->admin_listen != NULL) ||
         (next->admin_listen && strcmp(next->admin_listen, now->admin_listen) != 0))
         lx_warn("reload: admin_listen changed; it takes effect at the next restart");
+    if (!lx_redis_conf_same(cfg->redis, M.cfg->redis))
+        lx_warn("reload: the redis section changed; it takes effect at the next restart");
     free(next->listen);
     next->listen = lx_strdup(now->listen);
     next->listen_explicit = now->listen_explicit;
@@ -203,6 +226,7 @@ static void reload_cb(int signo, void *arg)
     for (size_t i = 0; i < cfg->n_warnings; i++)
         lx_warn("%s", cfg->warnings[i]);
     lx_engine_conf_apply(cfg->engine); /* the providers' live state (by name) takes the new limits */
+    watch_providers(cfg);
     lx_mcp_apply(&cfg->mcp->servers);  /* MCP clients by name: unchanged servers keep their connection */
     apply_sinks(cfg);
     lx_http_set_config(cfg);
@@ -245,6 +269,43 @@ static void signal_cb(int signo, void *arg)
             cfg->server->shutdown_timeout_ms);
     lx_timer_start(M.drain_timer, cfg->server->shutdown_timeout_ms);
     lx_http_quiesce(finish_cb);
+}
+
+/* The "redis" section: one connection shared by the client-key limits and the providers' state. */
+static void share_start(const struct lx_config *cfg)
+{
+    if (!cfg->redis->url)
+        return;
+    M.fleet = lx_fleet_new(cfg->redis, NULL);
+    lx_ratelimit_share(M.fleet);
+    lx_capacity_share(M.fleet);
+    lx_admin_share(M.fleet);
+    watch_providers(cfg);
+    char *url = lx_redis_url_redacted(cfg->redis);
+    lx_info("redis: limits and provider state are shared through %s (replica %s, fail_mode %s)", url,
+            lx_fleet_replica(M.fleet), cfg->redis->fail_closed ? "closed" : "open");
+    free(url);
+}
+
+static void left_cb(void *arg)
+{
+    (void)arg;
+    lx_loop_stop();
+}
+
+/* Drained: tell the fleet this replica is gone (its lease and counts), then close the connection. The
+ * answer is awaited at most redis.connect_timeout_ms (the command's own timeout). */
+static void share_stop(void)
+{
+    if (!M.fleet)
+        return;
+    lx_fleet_leave(M.fleet, left_cb, NULL);
+    lx_loop_run();
+    lx_ratelimit_share(NULL);
+    lx_capacity_share(NULL);
+    lx_admin_share(NULL);
+    lx_fleet_free(M.fleet);
+    M.fleet = NULL;
 }
 
 static void raise_fd_limit(void)
@@ -402,9 +463,11 @@ int main(int argc, char **argv)
     lx_loop_on_signal(SIGUSR1, reopen_cb, NULL);
     lx_engine_conf_apply(cfg->engine);
     lx_mcp_apply(&cfg->mcp->servers);
+    share_start(cfg);
     if (lx_http_start(cfg, lx_routes_dispatch, err, sizeof err) != LX_OK) {
         lx_error("%s", err);
         lx_http_stop();
+        share_stop();
         lx_access_log_close();
         lx_mcp_shutdown();
         lx_upstream_shutdown();
@@ -438,6 +501,7 @@ int main(int argc, char **argv)
     lx_otlp_shutdown();
     lx_upstream_shutdown();
     lx_loop_drain();
+    share_stop();
     lx_child_shutdown();
     lx_config_unref(M.cfg);
     lx_capacity_shutdown(); /* the providers' live state owns timers: it goes before the loop */

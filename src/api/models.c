@@ -2,8 +2,10 @@
  * listing at once and
  * answer when all are in or models_timeout_ms passes, whichever is first. The model list is the union
  * (a provider that is down, slow or answers garbage contributes only its configured models); the
- * provider list shows each provider's capabilities and the probe's outcome as its health. */
+ * provider list shows each provider's capabilities and the probe's outcome as its health, and with Redis
+ * the fleet-wide state of the limited ones and the Redis connection itself. */
 #include "models.h"
+#include "admin.h"
 #include "conf.h"
 #include "../../providers/provider.h"
 #include "../core/buf.h"
@@ -12,7 +14,9 @@
 #include "../core/log.h"
 #include "../engine/conf.h"
 #include "../engine/router.h"
+#include "../io/fleet.h"
 #include "../io/loop.h"
+#include "../io/redis.h"
 #include "../io/upstream.h"
 #include "../server/auth.h"
 #include "../server/req.h"
@@ -190,8 +194,36 @@ static json_t *caps_json(const struct lx_provider_caps *caps)
                      caps->json_mode, "documents", caps->documents);
 }
 
+/* What this replica knows of the Redis it shares: enough to see at once whether limits are fleet-wide. */
+static json_t *redis_json(struct lx_fleet *f)
+{
+    struct lx_redis *r = lx_fleet_redis(f);
+    const struct lx_redis_conf *conf = lx_redis_conf(r);
+    struct lx_redis_stats st;
+    lx_redis_stats(r, &st);
+    char *url = lx_redis_url_redacted(conf);
+    json_t *o = json_pack("{s:s,s:s,s:b,s:I,s:s,s:I,s:s,s:s?,s:I}", "url", url, "state", lx_redis_state_name(st.state),
+                          "up", st.state == LX_REDIS_READY, "state_ms", (json_int_t)(lx_now_ms() - st.state_since_ms),
+                          "replica", lx_fleet_replica(f), "replicas", (json_int_t)lx_fleet_replicas(f), "fail_mode",
+                          conf->fail_closed ? "closed" : "open", "last_error", st.last_error,
+                          "connects", (json_int_t)st.connects);
+    free(url);
+    return o;
+}
+
+/* A limited provider's state across the fleet, as last seen (null before anything was seen). */
+static json_t *fleet_json(struct lx_fleet *f, const struct lx_provider_conf *p)
+{
+    struct lx_fleet_provider_state st;
+    if ((p->max_concurrency <= 0 && p->cooldown.failures <= 0) || !lx_fleet_provider_seen(f, p->name, &st))
+        return json_null();
+    return json_pack("{s:I,s:I,s:I,s:I}", "inflight", (json_int_t)st.inflight, "cooling_ms", (json_int_t)st.cooling_ms,
+                     "failures", (json_int_t)st.failures, "seen_ms_ago", (json_int_t)(lx_now_ms() - st.seen_ms));
+}
+
 static void providers_respond(struct lx_models_ctx *ctx)
 {
+    struct lx_fleet *fleet = lx_admin_fleet();
     const struct lx_engine_conf *c = ctx->req->cfg->engine;
     json_t *data = json_array();
     for (size_t i = 0; i < c->n_providers; i++) {
@@ -215,9 +247,14 @@ static void providers_respond(struct lx_models_ctx *ctx)
         json_t *entry = json_pack("{s:s,s:s,s:s?,s:b,s:o,s:o}", "name", p->name, "type", p->type->name, "base_url",
                                   p->base_url, "enabled", p->disabled_reason == NULL, "capabilities",
                                   caps_json(&p->type->caps), "health", health);
+        if (fleet)
+            json_object_set_new(entry, "fleet", fleet_json(fleet, p));
         json_array_append_new(data, entry);
     }
-    lx_req_respond_json(ctx->req, 200, json_pack("{s:s,s:o}", "object", "list", "data", data));
+    json_t *answer = json_pack("{s:s,s:o}", "object", "list", "data", data);
+    if (fleet)
+        json_object_set_new(answer, "redis", redis_json(fleet));
+    lx_req_respond_json(ctx->req, 200, answer);
 }
 
 static void fetch_headers(void *arg, int status, const char *content_type, const char *retry_after)

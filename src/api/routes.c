@@ -119,44 +119,52 @@ static void not_found(struct lx_req *req, size_t len, struct lx_error *e)
                  req->method, req->path, LX_SERVED);
 }
 
-/* Access control comes before everything but the admin routes, so an unknown path without a key is a
- * 401, not a 404 that tells a stranger what exists. */
-void lx_routes_dispatch(struct lx_req *req)
+/* The route req names: *match for the path (any method), and the entry for its method, or NULL. */
+static const struct lx_route_entry *find_route(struct lx_req *req, size_t len, const struct lx_route_entry **match)
 {
-    const char *path = req->path;
-    size_t len = strlen(path);
-    if (len > 1 && path[len - 1] == '/')
-        len--;
     const char *method = strcmp(req->method, "HEAD") == 0 ? "GET" : req->method;
-    const struct lx_route_entry *match = NULL, *exact = NULL;
+    const struct lx_route_entry *exact = NULL;
+    *match = NULL;
     for (size_t i = 0; i < LX_ARRAY_LEN(lx_routes) && !exact; i++) {
         const struct lx_route_entry *r = &lx_routes[i];
         /* With admin_listen, each address serves only its own routes; /v1/events is served on both (its
          * handler lets in the admin address, or an admin key on the main one). */
         bool both = r->handle == lx_events_handle;
-        if (!path_is(path, len, r) || (req->cfg->server->admin_listen && !both && r->admin != req->on_admin))
+        if (!path_is(req->path, len, r) || (req->cfg->server->admin_listen && !both && r->admin != req->on_admin))
             continue;
-        match = r;
+        *match = r;
         if (strcmp(method, r->method) == 0)
             exact = r;
     }
-    struct lx_error e = {0};
-    if (match)
-        req->route = match->label;
-    /* Errors in the shape of the API the client speaks: the route's, or Anthropic's for any request that
-     * names an anthropic-version (the Anthropic SDKs and Claude Code always do). */
-    const struct lx_dialect *shape = match && match->errors ? match->errors
-                                     : lx_req_header(req, "anthropic-version") ? &lx_dialect_anthropic_messages
-                                                                               : &lx_dialect_openai_chat;
-    if (!(match && match->admin) && !req->on_admin && lx_auth_admit(req, &e) != LX_OK) {
-        lx_reply_fail(req, shape, &e);
-        lx_error_clear(&e);
-        return;
-    }
+    return exact;
+}
+
+static size_t path_len(const struct lx_req *req)
+{
+    size_t len = strlen(req->path);
+    return len > 1 && req->path[len - 1] == '/' ? len - 1 : len;
+}
+
+/* Errors in the shape of the API the client speaks: the route's, or Anthropic's for any request that
+ * names an anthropic-version (the Anthropic SDKs and Claude Code always do). */
+static const struct lx_dialect *error_shape(struct lx_req *req, const struct lx_route_entry *match)
+{
+    return match && match->errors ? match->errors
+           : lx_req_header(req, "anthropic-version") ? &lx_dialect_anthropic_messages
+                                                     : &lx_dialect_openai_chat;
+}
+
+/* Admitted (or needing no admission): the endpoint, a 405 or a 404. */
+static void serve(struct lx_req *req)
+{
+    size_t len = path_len(req);
+    const struct lx_route_entry *match;
+    const struct lx_route_entry *exact = find_route(req, len, &match);
     if (exact) {
         exact->handle(req);
         return;
     }
+    struct lx_error e = {0};
     if (match) {
         lx_req_add_header(req, "Allow", match->method);
         lx_error_set(&e, 405, "invalid_request_error", NULL, "method_not_allowed",
@@ -164,6 +172,39 @@ void lx_routes_dispatch(struct lx_req *req)
     } else {
         not_found(req, len, &e);
     }
-    lx_reply_fail(req, shape, &e);
+    lx_reply_fail(req, error_shape(req, match), &e);
     lx_error_clear(&e);
+}
+
+/* Redis decided the admission: serve, or answer its refusal. */
+static void admitted(struct lx_req *req, const struct lx_error *refusal)
+{
+    if (!refusal) {
+        serve(req);
+        return;
+    }
+    const struct lx_route_entry *match;
+    find_route(req, path_len(req), &match);
+    lx_reply_fail(req, error_shape(req, match), refusal);
+}
+
+/* Access control comes before everything but the admin routes, so an unknown path without a key is a
+ * 401, not a 404 that tells a stranger what exists. With Redis the admission may answer later: serve
+ * runs then. */
+void lx_routes_dispatch(struct lx_req *req)
+{
+    const struct lx_route_entry *match;
+    find_route(req, path_len(req), &match);
+    if (match)
+        req->route = match->label;
+    if (!(match && match->admin) && !req->on_admin) {
+        struct lx_error e = {0};
+        int rc = lx_auth_admit(req, &e, admitted);
+        if (rc == LX_ERR)
+            lx_reply_fail(req, error_shape(req, match), &e);
+        lx_error_clear(&e);
+        if (rc != LX_OK)
+            return;
+    }
+    serve(req);
 }

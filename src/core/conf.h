@@ -17,6 +17,7 @@ struct lx_mcp_section; /* engine/mcp.h: MCP servers and the tool loop's limits *
 struct lx_events_conf; /* api/events.h: the observers' ring and queue */
 struct lx_webhooks_conf; /* io/webhook.h: webhook sinks */
 struct lx_otlp_conf;   /* io/otlp.h: the OpenTelemetry trace exporter */
+struct lx_redis_conf;  /* io/redis.h: the Redis that replicas share (url NULL: none) */
 
 struct lx_config {
     int refs;
@@ -28,6 +29,7 @@ struct lx_config {
     struct lx_events_conf *events;
     struct lx_webhooks_conf *webhooks;
     struct lx_otlp_conf *otlp;
+    struct lx_redis_conf *redis;
     char **warnings;               /* owned: the config is valid but likely not what was meant */
     size_t n_warnings;
     void (*free_sections)(struct lx_config *c); /* set by whoever built it (src/config.c) */

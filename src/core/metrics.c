@@ -173,6 +173,17 @@ void lx_metrics_conn_dropped(const char *reason)
     find(&f_dropped, (const char *const[]){"reason", reason, NULL})->value++;
 }
 
+/* One histogram's lines; labels is the rendered 'a="x",b="y"' text, or "". */
+static void histogram_lines(struct lx_buf *b, const char *name, const char *labels, const double *bounds,
+                            const unsigned long long *cumulative, size_t n, unsigned long long count, double sum)
+{
+    const char *sep = *labels ? "," : "";
+    for (size_t i = 0; i < n; i++)
+        lx_buf_printf(b, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep, bounds[i], cumulative[i]);
+    lx_buf_printf(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep, count);
+    lx_buf_printf(b, "%s_sum{%s} %.17g\n%s_count{%s} %llu\n", name, labels, sum, name, labels, count);
+}
+
 static void render_family(struct lx_buf *b, const struct family *f)
 {
     lx_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", f->name, f->help, f->name,
@@ -183,7 +194,6 @@ static void render_family(struct lx_buf *b, const struct family *f)
         return;
     }
     for (const struct series *s = f->head; s; s = s->next) {
-        const char *sep = *s->labels ? "," : "";
         if (f->kind == FAMILY_COUNTER) {
             if (*s->labels)
                 lx_buf_printf(b, "%s{%s} %.17g\n", f->name, s->labels, s->value);
@@ -191,18 +201,57 @@ static void render_family(struct lx_buf *b, const struct family *f)
                 lx_buf_printf(b, "%s %.17g\n", f->name, s->value);
             continue;
         }
-        for (size_t i = 0; i < LX_NBUCKETS; i++)
-            lx_buf_printf(b, "%s_bucket{%s%sle=\"%g\"} %llu\n", f->name, s->labels, sep, lx_latency_buckets[i],
-                          s->buckets[i]);
-        lx_buf_printf(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", f->name, s->labels, sep, s->count);
-        lx_buf_printf(b, "%s_sum{%s} %.17g\n%s_count{%s} %llu\n", f->name, s->labels, s->value, f->name, s->labels,
-                      s->count);
+        histogram_lines(b, f->name, s->labels, lx_latency_buckets, s->buckets, LX_NBUCKETS, s->count, s->value);
     }
+}
+
+static void head(struct lx_buf *b, const char *name, const char *type, const char *help)
+{
+    lx_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 void lx_metrics_gauge_head(struct lx_buf *b, const char *name, const char *help)
 {
-    lx_buf_printf(b, "# HELP %s %s\n# TYPE %s gauge\n", name, help, name);
+    head(b, name, "gauge", help);
+}
+
+void lx_metrics_counter_head(struct lx_buf *b, const char *name, const char *help)
+{
+    head(b, name, "counter", help);
+}
+
+void lx_metrics_histogram_head(struct lx_buf *b, const char *name, const char *help)
+{
+    head(b, name, "histogram", help);
+}
+
+/* 'name="value"' (escaped), or "" without a label. Caller frees l. */
+static const char *label_text(struct lx_buf *l, const char *label, const char *value)
+{
+    if (label)
+        put_label(l, label, value);
+    return l->data ? l->data : "";
+}
+
+void lx_metrics_counter(struct lx_buf *b, const char *name, const char *label, const char *value,
+                        unsigned long long v)
+{
+    struct lx_buf l = {0};
+    const char *text = label_text(&l, label, value);
+    if (*text)
+        lx_buf_printf(b, "%s{%s} %llu\n", name, text, v);
+    else
+        lx_buf_printf(b, "%s %llu\n", name, v);
+    lx_buf_free(&l);
+}
+
+void lx_metrics_histogram(struct lx_buf *b, const char *name, const char *label, const char *value,
+                          const double *bounds, const unsigned long long *cumulative, unsigned n,
+                          unsigned long long count, double sum)
+{
+    struct lx_buf l = {0};
+    histogram_lines(b, name, label_text(&l, label, value), bounds, cumulative, n, count, sum);
+    lx_buf_free(&l);
 }
 
 void lx_metrics_gauge(struct lx_buf *b, const char *name, const char *label, const char *value, long v)

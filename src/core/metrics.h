@@ -30,6 +30,15 @@ void lx_metrics_render(struct lx_buf *b);
 /* Append a gauge: its HELP and TYPE lines once, then one line per value (label NULL: none). */
 void lx_metrics_gauge_head(struct lx_buf *b, const char *name, const char *help);
 void lx_metrics_gauge(struct lx_buf *b, const char *name, const char *label, const char *value, long v);
+/* The same for counters and histograms whose values are kept elsewhere (a client library's statistics,
+ * read when /metrics is scraped). cumulative[i] counts the observations <= bounds[i]. */
+void lx_metrics_counter_head(struct lx_buf *b, const char *name, const char *help);
+void lx_metrics_counter(struct lx_buf *b, const char *name, const char *label, const char *value,
+                        unsigned long long v);
+void lx_metrics_histogram_head(struct lx_buf *b, const char *name, const char *help);
+void lx_metrics_histogram(struct lx_buf *b, const char *name, const char *label, const char *value,
+                          const double *bounds, const unsigned long long *cumulative, unsigned n,
+                          unsigned long long count, double sum);
 /* Free everything (at exit). */
 void lx_metrics_shutdown(void);
 

@@ -41,6 +41,7 @@ struct lane {
     struct lx_call *call;       /* owned until its on_done; NULL otherwise */
     struct lx_cap_wait *wait;   /* owned while LANE_WAITING */
     struct lx_capacity *slot;   /* the live capacity whose slot the lane holds (its target's provider), or NULL */
+    struct lx_cap_claim *claim; /* owned: the fleet-wide claim of the current attempt (Redis), or NULL */
     struct lx_timer *backoff;   /* owned */
     json_t *pending;            /* owned: stream chunks held back until this lane commits */
     /* the attempt in flight, for call.finished */
@@ -135,12 +136,22 @@ long lx_exec_backoff_ms(long n, long base_ms, long max_ms, const char *retry_aft
 
 /* ---- lanes ---- */
 
-static void lane_release_slot(struct lane *L)
+/* ran: the call ran (its outcome, failed or not, goes to the fleet's breaker). */
+static void lane_release_slot_after(struct lane *L, bool ran, bool failed)
 {
     if (L->slot) {
         lx_capacity_release(L->slot);
         L->slot = NULL;
     }
+    if (L->claim) {
+        lx_capacity_claim_end(L->claim, ran, failed);
+        L->claim = NULL;
+    }
+}
+
+static void lane_release_slot(struct lane *L)
+{
+    lane_release_slot_after(L, false, false);
 }
 
 /* Stop whatever the lane is doing; no callback of it follows. why: the exec's failure that stops it, or
@@ -440,8 +451,11 @@ static void lane_done(void *owner, json_t *completion, const struct lx_error *er
     const struct lx_target *t = lane_target(L);
     char *dropped = L->call && lx_call_dropped(L->call) ? lx_strdup(lx_call_dropped(L->call)) : NULL;
     L->call = NULL;
-    lane_release_slot(L);
-    lx_capacity_record(lx_capacity_of(t->provider), provider_failure(err));
+    bool failed = provider_failure(err);
+    /* A call claimed fleet-wide reports to the fleet's breaker (the claim does); the others to this one. */
+    if (!L->claim)
+        lx_capacity_record(lx_capacity_of(t->provider), failed);
+    lane_release_slot_after(L, true, failed);
     if (err) {
         free(dropped);
         publish_call_end(L, "error", err);
@@ -506,64 +520,125 @@ static void lane_launch(struct lane *L)
     }
 }
 
-static void wait_cb(void *arg, bool granted)
+static void cooling_error(struct lane *L, struct lx_capacity *cap, long cooling)
 {
-    struct lane *L = arg;
-    const struct lx_provider_conf *p = lane_target(L)->provider;
-    struct lx_capacity *cap = lx_capacity_of(p);
-    L->wait = NULL;
-    if (granted) {
-        L->slot = cap;
-        lane_launch(L);
-        return;
-    }
-    publish_queue(L, LX_EV_QUEUE_TIMEOUT);
     struct lx_error e = {0};
-    lx_error_set(&e, 429, "rate_limit_error", NULL, "provider_at_capacity",
-                 "Provider '%s' is at its max_concurrency (%ld) and no slot freed within %ld ms; try again later.",
-                 p->name, lx_capacity_limit(cap), p->queue_timeout_ms);
+    lx_error_set(&e, 503, "service_unavailable", NULL, "provider_cooldown",
+                 "Provider '%s' failed %ld times in a row and is skipped for another %ld ms.", lx_capacity_name(cap),
+                 lx_capacity_cooldown_failures(cap), cooling);
+    e.retry_after = lx_sprintf("%ld", (cooling + 999) / 1000);
+    lane_failed(L, &e);
+    lx_error_clear(&e);
+}
+
+static void full_error(struct lane *L, struct lx_capacity *cap, long waited_ms)
+{
+    struct lx_error e = {0};
+    if (waited_ms > 0)
+        lx_error_set(&e, 429, "rate_limit_error", NULL, "provider_at_capacity",
+                     "Provider '%s' is at its max_concurrency (%ld) and no slot freed within %ld ms; try again later.",
+                     lx_capacity_name(cap), lx_capacity_limit(cap), waited_ms);
+    else
+        lx_error_set(&e, 429, "rate_limit_error", NULL, "provider_at_capacity",
+                     "Provider '%s' is at its max_concurrency (%ld); try again later.", lx_capacity_name(cap),
+                     lx_capacity_limit(cap));
     e.retry_after = lx_strdup("1");
     lane_failed(L, &e);
     lx_error_clear(&e);
 }
 
-static void lane_attempt(struct lane *L)
+/* How long the lane may wait for a slot of its target's provider: a fallback is better than a queue;
+ * with none, wait unless waiting is switched off (0). */
+static long lane_wait_ms(const struct lane *L)
 {
-    const struct lx_target *t = lane_target(L);
-    const struct lx_provider_conf *p = t->provider;
-    struct lx_capacity *cap = lx_capacity_of(p);
+    return L->t + 1 < L->plan->n ? 0 : lane_target(L)->provider->queue_timeout_ms;
+}
+
+static void wait_cb(void *arg, bool granted)
+{
+    struct lane *L = arg;
+    struct lx_capacity *cap = lx_capacity_of(lane_target(L)->provider);
+    L->wait = NULL;
+    if (granted) {
+        L->slot = cap;
+        lx_capacity_claim_local(L->claim);
+        lane_launch(L);
+        return;
+    }
+    publish_queue(L, LX_EV_QUEUE_TIMEOUT);
+    full_error(L, cap, lane_target(L)->provider->queue_timeout_ms);
+}
+
+/* The provider's state on this replica alone: no fleet, or Redis away with fail mode open. */
+static void lane_attempt_local(struct lane *L)
+{
+    struct lx_capacity *cap = lx_capacity_of(lane_target(L)->provider);
     long cooling = lx_capacity_cooling_ms(cap);
     if (cooling > 0) {
-        struct lx_error e = {0};
-        lx_error_set(&e, 503, "service_unavailable", NULL, "provider_cooldown",
-                     "Provider '%s' failed %ld times in a row and is skipped for another %ld ms.", p->name,
-                     p->cooldown.failures, cooling);
-        e.retry_after = lx_sprintf("%ld", (cooling + 999) / 1000);
-        lane_failed(L, &e);
-        lx_error_clear(&e);
+        cooling_error(L, cap, cooling);
         return;
     }
     if (lx_capacity_try(cap)) {
         L->slot = cap;
+        lx_capacity_claim_local(L->claim);
         lane_launch(L);
         return;
     }
-    bool more = L->t + 1 < L->plan->n;
-    if (more || p->queue_timeout_ms == 0) {
-        /* Full: a fallback is better than a queue; with none, wait unless waiting is switched off. */
+    long wait_ms = lane_wait_ms(L);
+    if (wait_ms == 0) {
+        full_error(L, cap, 0);
+        return;
+    }
+    /* The deadline, if any, ends the wait by cancelling the whole exec. */
+    L->st = LANE_WAITING;
+    L->wait = lx_capacity_wait(cap, wait_ms, wait_cb, L);
+    publish_queue(L, LX_EV_QUEUE_WAITING);
+}
+
+static void claim_cb(void *arg, struct lx_cap_claim *c, const struct lx_cap_answer *a)
+{
+    struct lane *L = arg;
+    struct lx_capacity *cap = lx_capacity_of(lane_target(L)->provider);
+    (void)c;
+    switch (a->verdict) {
+    case LX_CAP_GRANTED:
+        L->slot = cap;
+        lane_launch(L);
+        return;
+    case LX_CAP_COOLING:
+        lane_release_slot(L);
+        cooling_error(L, cap, a->cooling_ms);
+        return;
+    case LX_CAP_FULL:
+        lane_release_slot(L);
+        full_error(L, cap, lane_wait_ms(L));
+        return;
+    case LX_CAP_UNAVAILABLE:
+        if (!lx_capacity_fail_closed()) {
+            lane_attempt_local(L); /* fail open: this replica's own count and breaker decide */
+            return;
+        }
+        lane_release_slot(L);
         struct lx_error e = {0};
-        lx_error_set(&e, 429, "rate_limit_error", NULL, "provider_at_capacity",
-                     "Provider '%s' is at its max_concurrency (%ld); try again later.", p->name,
-                     lx_capacity_limit(cap));
+        lx_error_set(&e, 503, "service_unavailable", NULL, "provider_state_unavailable",
+                     "Provider '%s' is limited fleet-wide and its shared state (Redis) cannot be checked right now "
+                     "(redis.fail_mode is \"closed\"); try again shortly.", lx_capacity_name(cap));
         e.retry_after = lx_strdup("1");
         lane_failed(L, &e);
         lx_error_clear(&e);
         return;
     }
-    /* The deadline, if any, ends the wait by cancelling the whole exec. */
-    L->st = LANE_WAITING;
-    L->wait = lx_capacity_wait(cap, p->queue_timeout_ms, wait_cb, L);
-    publish_queue(L, LX_EV_QUEUE_WAITING);
+}
+
+static void lane_attempt(struct lane *L)
+{
+    struct lx_capacity *cap = lx_capacity_of(lane_target(L)->provider);
+    if (lx_capacity_shared(cap)) {
+        L->st = LANE_WAITING;
+        L->claim = lx_capacity_claim(cap, lane_wait_ms(L), claim_cb, L);
+        return;
+    }
+    lane_attempt_local(L);
 }
 
 static void backoff_cb(void *arg)

@@ -29,6 +29,7 @@
 struct lx_config;
 struct lx_auth_key;
 struct lx_key_state;
+struct lx_fleet_hold;
 struct lx_timer;
 
 enum lx_req_state {
@@ -101,7 +102,9 @@ struct lx_req {
 
     /* access control (auth.c) */
     const struct lx_auth_key *auth_key; /* borrowed from cfg: the client's key, or NULL */
-    struct lx_key_state *key_state;     /* borrowed from auth.c (lives until exit): set while counted in flight */
+    struct lx_key_state *key_state;     /* borrowed from ratelimit.c (lives until exit): set while counted in flight */
+    struct lx_fleet_hold *fleet_hold;   /* owned by ratelimit.c: the request's place in the fleet's counts, or NULL */
+    long tpm_reserve;                   /* tokens reserved at admission, settled when it finishes */
 
     /* log fields */
     const char *route;           /* static: the endpoint matched, for metrics; NULL = none */

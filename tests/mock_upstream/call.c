@@ -284,6 +284,8 @@ void call_handle(struct conn *c, const struct dialect *d)
 
     srv.stats.requests++;
     srv.stats.active++;
+    if (srv.stats.active > srv.stats.max_active)
+        srv.stats.max_active = srv.stats.active;
     c->chat_active = 1;
     remember_call(q, body);
     if (srv.require_key && !d->authorized(q)) {

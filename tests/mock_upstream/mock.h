@@ -156,6 +156,7 @@ struct server {
     unsigned long long next_id;
     struct {
         long long requests, active, aborted, last_abort_ms, connections_total, connections_open;
+        long long max_active; /* the most model calls in progress at once since the last reset */
     } stats;
 };
 

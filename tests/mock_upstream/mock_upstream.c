@@ -403,18 +403,21 @@ static void reply_start(struct conn *c)
 static void handle_stats(struct conn *c)
 {
     reply_json(c, 200,
-               must(json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "requests", (json_int_t)srv.stats.requests, "active",
-                              (json_int_t)srv.stats.active, "aborted", (json_int_t)srv.stats.aborted,
+               must(json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "requests", (json_int_t)srv.stats.requests, "active",
+                              (json_int_t)srv.stats.active, "max_active", (json_int_t)srv.stats.max_active,
+                              "aborted", (json_int_t)srv.stats.aborted,
                               "last_abort_ms", (json_int_t)srv.stats.last_abort_ms, "connections_total",
                               (json_int_t)srv.stats.connections_total, "connections_open",
                               (json_int_t)srv.stats.connections_open)),
                NULL);
 }
 
-/* active and connections_open describe what is open right now, so a reset leaves them alone. */
+/* active and connections_open describe what is open right now, so a reset leaves them alone (and the
+ * peak starts again from what is active). */
 static void handle_reset(struct conn *c)
 {
     srv.stats.requests = srv.stats.aborted = srv.stats.last_abort_ms = srv.stats.connections_total = 0;
+    srv.stats.max_active = srv.stats.active;
     json_decref(srv.last_call);
     srv.last_call = NULL;
     json_decref(srv.fail_counts);
