@@ -150,6 +150,7 @@ static void run_loop(struct toolrun *t)
         .max_rounds = (int)m->max_tool_rounds,
         .max_result_bytes = (size_t)m->max_result_bytes,
         .tally = &t->req->tally,
+        .origin = &t->req->origin,
     };
     struct lx_error err = {0};
     t->loop = lx_toolloop_start(&p, &lx_tools_loop_ops, t, &err);

@@ -8,6 +8,7 @@
  * The loop frees itself right after its owner's on_done. Moves to src/engine/toolloop.c. */
 #include "toolloop.h"
 #include "../core/buf.h"
+#include "../core/bus.h"
 #include "../core/common.h"
 #include "../core/conf.h"
 #include "exec.h"
@@ -29,6 +30,7 @@ struct tool_run {
     char *output;                  /* owned: what the model gets */
     const char *outcome;           /* static */
     double duration_ms;
+    struct lx_ev_span span;        /* its tool.started / tool.finished events and trace span */
 };
 
 struct lx_toolloop {
@@ -46,6 +48,7 @@ struct lx_toolloop {
     const struct lx_toolloop_ops *ops;
     void *owner;                    /* borrowed */
     struct lx_tally *tally;         /* borrowed: the owner's */
+    const struct lx_ev_origin *origin; /* borrowed: the client request the events are about, or NULL */
     struct lx_exec *exec;           /* the round's model call, or NULL */
     struct lx_timer *kick;          /* owned: starts the next round from the loop */
     struct lx_timer *idle;          /* owned: keep-alives while a stream's tool calls run */
@@ -72,8 +75,11 @@ static void runs_free(struct lx_toolloop *l)
 {
     for (size_t i = 0; i < l->n_runs; i++) {
         struct tool_run *r = &l->runs[i];
-        if (r->call)
+        if (r->call) {
             lx_mcp_call_cancel(r->call, "the request ended");
+            lx_ev_tool_finished(r->l->origin, r->ref->server, r->ref->tool, "cancelled", "the request ended",
+                                &r->span);
+        }
         free(r->id);
         free(r->name);
         free(r->arguments);
@@ -385,6 +391,7 @@ static void round_start_cb(void *arg)
         .include_usage = true, /* each round's usage comes back to be summed */
         .req_id = l->req_id,
         .request_id = l->request_id,
+        .origin = l->origin,
     };
     l->exec = lx_exec_start(&plan, &chat, l->deadline, l->deadline_ms, &round_ops, l);
     if (l->tally)
@@ -413,9 +420,23 @@ static void idle_cb(void *arg)
     l->ops->on_idle(l->owner); /* last: the owner may cancel the loop from here */
 }
 
+/* The bus's four outcomes of a tool call (docs/events.md); error names what failed. */
+static const char *bus_outcome(const char *outcome, const char **error)
+{
+    *error = NULL;
+    if (strcmp(outcome, "ok") == 0 || strcmp(outcome, "timeout") == 0 || strcmp(outcome, "cancelled") == 0)
+        return outcome;
+    *error = outcome;
+    return "error";
+}
+
 static void run_finished(struct tool_run *r)
 {
     struct lx_toolloop *l = r->l;
+    const char *error;
+    const char *outcome = bus_outcome(r->outcome, &error);
+    lx_ev_tool_finished(l->origin, r->ref ? r->ref->server : "", r->ref ? r->ref->tool : r->name, outcome, error,
+                        &r->span);
     struct lx_tool_event ev = {.round = l->rounds, .call_id = r->id, .server = r->ref ? r->ref->server : NULL,
                                .tool = r->ref ? r->ref->tool : r->name, .arguments = r->arguments, .finished = true,
                                .outcome = r->outcome, .duration_ms = r->duration_ms, .output = r->output};
@@ -492,6 +513,7 @@ static void run_tools(struct lx_toolloop *l, json_t *msg)
                                    .arguments = r->arguments};
         if (l->ops->on_tool)
             l->ops->on_tool(l->owner, &ev);
+        lx_ev_tool_started(l->origin, server ? server : "", tool, &r->span);
         if (l->stream)
             send_activity(l, json_pack("{s:s, s:i, s:s, s:s?, s:s, s:s, s:s}", "type", "tool_call.started", "round",
                                        l->rounds, "id", r->id, "server", server, "tool", tool, "name", r->name,
@@ -559,6 +581,7 @@ struct lx_toolloop *lx_toolloop_start(const struct lx_toolloop_params *p, const 
     l->max_rounds = p->max_rounds > 0 ? p->max_rounds : 8;
     l->max_result = p->max_result_bytes;
     l->tally = p->tally;
+    l->origin = p->origin;
     l->ops = ops;
     l->owner = owner;
     l->created = (json_int_t)lx_wall_s();

@@ -17,6 +17,7 @@
 struct lx_config;
 struct lx_toolset;
 struct lx_tally;
+struct lx_ev_origin;
 struct lx_toolloop;
 
 /* A server tool call, as the owner hears of it (metrics, logs, Responses events). */
@@ -61,6 +62,8 @@ struct lx_toolloop_params {
     int max_rounds;              /* rounds of server tool calls before the loop stops (default 8) */
     size_t max_result_bytes;     /* of one tool's output given to the model */
     struct lx_tally *tally;      /* the request's: every model call adds to it (may be NULL) */
+    const struct lx_ev_origin *origin; /* the request's (core/bus.h): its rounds' call events and spans, and
+                                        * tool.started / tool.finished, are about it; it outlives the loop */
 };
 
 /* Start; the first round begins on the next loop turn. NULL with err set when the model does not route. */

@@ -6,12 +6,14 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import { startMock, startLlmux, upstreamProvider, postChat, sseData, eventually } from './lib.mjs';
+import { observe, receiver } from './observe.mjs';
 import { stdioServer, serverEvents, tempFile, SDK_SERVER, EVERYTHING, GUARD } from './mcp_lib.mjs';
 
 const events = tempFile('events');
-let mock, gw;
+let mock, gw, col;
 before(async () => {
   mock = await startMock();
+  col = await receiver(() => 200, ''); // an OTLP collector: the tool calls' spans
   gw = await startLlmux({
     providers: { up: upstreamProvider(mock) },
     aliases: { agent: { models: ['up/x;calls=add'], mcp: ['t'] } },
@@ -20,6 +22,7 @@ before(async () => {
       ev: stdioServer(EVERYTHING, ['stdio']),
     },
     mcp: { max_tool_rounds: 3 },
+    otlp: { endpoint: col.base, sample: 1.0, flush_ms: 50 },
   });
   // Wait for both servers' tools (a request would wait too, up to mcp.settle_timeout_ms).
   await eventually(async () => (await (await fetch(`${gw.base}/v1/mcp/servers`)).json()).data,
@@ -27,6 +30,7 @@ before(async () => {
 });
 after(async () => {
   assert.equal((await gw.stop()).code, 0);
+  await col.close();
   await mock.stop();
 });
 
@@ -47,6 +51,50 @@ test('a round of two server tools, then the answer built from both results', asy
   assert.ok(body.usage.prompt_tokens > 0 && body.usage.total_tokens === body.usage.prompt_tokens + body.usage.completion_tokens);
   const line = await gw.waitAccess((l) => l.tool_calls === 2);
   assert.equal(line.tool_errors, 0);
+});
+
+// The tool loop on the event bus: an observer sees each tool call start and finish inside its request,
+// between the two rounds' model calls, and the trace has an execute_tool span per call under the request.
+test('tool.started and tool.finished on /v1/events between the rounds, and an execute_tool span per call', async () => {
+  const o = await observe(gw.port);
+  assert.equal(o.status, 200);
+  const res = await postChat(gw.base, ask('up/x;calls=add+fail', 'watch the tools'), { 'x-request-id': 'tools-ev-1' });
+  assert.equal(res.status, 200);
+  await res.json();
+  await o.until((evs) => evs.some((e) => e.data.request_id === 'tools-ev-1' && e.event === 'request.finished'));
+  o.close();
+  const evs = o.ofRequest('tools-ev-1');
+  const kinds = evs.map((e) => e.event).filter((k) => k.startsWith('tool.') || k === 'call.started');
+  assert.deepEqual(kinds, ['call.started', 'tool.started', 'tool.started', 'tool.finished', 'tool.finished', 'call.started'],
+    'round 1, its two tool calls, round 2: all about the one request');
+  const started = evs.filter((e) => e.event === 'tool.started');
+  const finished = evs.filter((e) => e.event === 'tool.finished');
+  assert.deepEqual(started.map((e) => e.data.tool).sort(), ['add', 'fail']);
+  const add = finished.find((e) => e.data.tool === 'add');
+  assert.equal(add.data.server, 't');
+  assert.equal(add.data.outcome, 'ok');
+  assert.equal(add.data.error ?? null, null, 'no error on success');
+  assert.ok(add.data.duration_ms >= 0);
+  assert.match(add.data.span_id, /^[0-9a-f]{16}$/);
+  assert.equal(add.data.span_id, started.find((e) => e.data.tool === 'add').data.span_id);
+  const failed = finished.find((e) => e.data.tool === 'fail');
+  assert.equal(failed.data.outcome, 'error');
+  assert.equal(failed.data.error, 'tool_error');
+
+  const spans = () => col.got.flatMap((g) => JSON.parse(g.body).resourceSpans.flatMap((rs) => rs.scopeSpans.flatMap((ss) => ss.spans)));
+  // Exported in batches after the request: wait for the request's own span (hang guard only).
+  const all = await eventually(async () => spans(), (s) => {
+    const t = s.find((x) => x.spanId === add.data.span_id);
+    return t && s.some((x) => x.kind === 2 && x.traceId === t.traceId);
+  }, 20000, 'the tool span and its request span');
+  const toolAdd = all.find((x) => x.spanId === add.data.span_id);
+  assert.equal(toolAdd.name, 'execute_tool add', 'the span of the event\'s span id is the add call');
+  assert.ok(all.some((x) => x.name === 'execute_tool fail' && x.traceId === toolAdd.traceId && x.status?.code === 2),
+    'the failed call has its span too, with status ERROR');
+  const server = all.find((x) => x.kind === 2 && x.traceId === toolAdd.traceId);
+  assert.ok(server, 'the request span is in the same trace');
+  assert.equal(toolAdd.parentSpanId, server.spanId, 'the tool call is a child of the request');
+  assert.equal(all.filter((x) => x.kind === 3 && x.traceId === toolAdd.traceId).length, 2, 'a client span per round');
 });
 
 test('the calls of a round run at once: each "meet" answers only when the other one is running too', async () => {
