@@ -84,6 +84,7 @@ void lx_messages_handle(struct lx_req *req)
         .include_usage = rq.include_usage,
         .req_id = req->id,
         .request_id = req->request_id,
+        .origin = &req->origin,
         .native = native_of(req, &rq),
     };
     lx_relay_start(req, &lx_dialect_anthropic_messages, &rq, &plan, &chat);
@@ -111,6 +112,7 @@ void lx_messages_count_handle(struct lx_req *req)
         .body = pivot,
         .req_id = req->id,
         .request_id = req->request_id,
+        .origin = &req->origin,
         .native = native_of(req, &rq),
     };
     lx_relay_start(req, &lx_dialect_anthropic_messages, &rq, &plan, &chat);

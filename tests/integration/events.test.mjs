@@ -91,6 +91,26 @@ test('an observer sees, in order, a request that retried twice and then fell bac
   o.close();
 });
 
+test('a request on Anthropic\'s /v1/messages has its calls on the bus like a chat completion', async () => {
+  const o = await observe(gw.port);
+  const r = await httpRequest(gw.port, {
+    path: '/v1/messages',
+    headers: { 'x-request-id': 'messages-ev-1', 'anthropic-version': '2023-06-01' },
+    body: { model: 'smart', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] },
+  });
+  assert.equal(r.status, 200, r.text);
+  await o.until((evs) => evs.some((e) => e.data.request_id === 'messages-ev-1' && e.event === 'request.finished'));
+  o.close();
+  assert.deepEqual(o.ofRequest('messages-ev-1').map((e) => e.event), [
+    'request.started',
+    'call.started', 'call.finished', 'call.retry',
+    'call.started', 'call.finished', 'call.retry',
+    'call.started', 'call.finished', 'call.fallback',
+    'call.started', 'request.first_token', 'call.finished',
+    'request.finished',
+  ]);
+});
+
 test('?types= and ?model= filter the stream; an unknown type is a 400', async () => {
   const retriesOnly = await observe(gw.port, { path: '/v1/events?types=call.retry,call.fallback' });
   const aboutB = await observe(gw.port, { path: '/v1/events?model=up/b' });
