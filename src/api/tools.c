@@ -37,9 +37,11 @@ struct settle_arg {
     size_t i;
 };
 
-static bool known(const char *name)
+static bool known(const char *name, const char **url)
 {
-    return lx_mcp_find(name) != NULL;
+    struct lx_mcp_server *s = lx_mcp_find(name);
+    *url = s && lx_mcp_server_conf(s)->transport == LX_MCP_HTTP ? lx_mcp_server_conf(s)->url : NULL;
+    return s != NULL;
 }
 
 static json_t *listed(const char *name)

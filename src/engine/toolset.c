@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define LX_TOOL_NAME_MAX 64 /* OpenAI's limit on function names */
 
@@ -49,11 +50,52 @@ static int read_allowed(json_t *entry, const char *param, json_t **out, struct l
     return LX_OK;
 }
 
-static int parse_entry(json_t *entry, size_t i, bool (*known)(const char *), struct lx_toolset_spec *out,
-                       struct lx_error *err)
+/* The same MCP endpoint: equal but for a trailing slash and the case of the scheme and host. */
+static bool same_url(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    while (la > 0 && a[la - 1] == '/')
+        la--;
+    while (lb > 0 && b[lb - 1] == '/')
+        lb--;
+    if (la != lb)
+        return false;
+    const char *pa = strstr(a, "://");
+    size_t host_end = pa ? (size_t)(pa - a) + 3 + strcspn(pa + 3, "/?#") : 0;
+    if (host_end > la)
+        host_end = la;
+    return strncasecmp(a, b, host_end) == 0 && memcmp(a + host_end, b + host_end, la - host_end) == 0;
+}
+
+/* server_url is accepted only as the URL the configuration gives the server named by server_label: a
+ * client written for OpenAI's remote MCP tool (which sends both) works, and no request makes llmux call
+ * an address its configuration does not name. */
+static int check_url(json_t *entry, size_t i, const char *label, const char *configured, struct lx_error *err)
+{
+    json_t *url = json_object_get(entry, "server_url");
+    if (!url || json_is_null(url))
+        return LX_OK;
+    char param[64];
+    snprintf(param, sizeof param, "tools[%zu].server_url", i);
+    if (!json_is_string(url)) {
+        lx_error_set(err, 400, "invalid_request_error", param, "invalid_type",
+                     "Invalid type for '%s': expected a string.", param);
+        return LX_ERR;
+    }
+    if (configured && same_url(json_string_value(url), configured))
+        return LX_OK;
+    lx_error_set(err, 400, "invalid_request_error", param, "unsupported_parameter",
+                 "'%s' is not the URL configured for MCP server '%.64s': llmux calls only the MCP servers its "
+                 "configuration names (mcp_servers), at their configured URLs; leave server_url out or send "
+                 "that URL.", param, label);
+    return LX_ERR;
+}
+
+static int parse_entry(json_t *entry, size_t i, bool (*known)(const char *, const char **),
+                       struct lx_toolset_spec *out, struct lx_error *err)
 {
     char param[64];
-    static const char *const refused[] = {"server_url", "headers", "authorization", "connector_id"};
+    static const char *const refused[] = {"headers", "authorization", "connector_id"};
     for (size_t k = 0; k < LX_ARRAY_LEN(refused); k++) {
         if (!json_object_get(entry, refused[k]))
             continue;
@@ -80,12 +122,15 @@ static int parse_entry(json_t *entry, size_t i, bool (*known)(const char *), str
                      param);
         return LX_ERR;
     }
-    if (!known(json_string_value(label))) {
+    const char *configured = NULL;
+    if (!known(json_string_value(label), &configured)) {
         lx_error_set(err, 400, "invalid_request_error", param, "unknown_mcp_server",
                      "No MCP server named '%.64s' is configured (GET /v1/mcp/servers lists them).",
                      json_string_value(label));
         return LX_ERR;
     }
+    if (check_url(entry, i, json_string_value(label), configured, err) != LX_OK)
+        return LX_ERR;
     json_t *allowed;
     snprintf(param, sizeof param, "tools[%zu].allowed_tools", i);
     if (read_allowed(entry, param, &allowed, err) != LX_OK)
@@ -95,7 +140,8 @@ static int parse_entry(json_t *entry, size_t i, bool (*known)(const char *), str
 }
 
 int lx_toolset_parse(json_t *tools, const char *const *alias_servers, size_t n_alias,
-                     bool (*known)(const char *name), struct lx_toolset_spec *out, struct lx_error *err)
+                     bool (*known)(const char *name, const char **url), struct lx_toolset_spec *out,
+                     struct lx_error *err)
 {
     memset(out, 0, sizeof *out);
     out->client_tools = json_array();

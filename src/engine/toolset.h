@@ -38,11 +38,13 @@ struct lx_toolset {
     size_t n_refs;
 };
 
-/* Read the request's "tools" (may be NULL) and the alias's default servers. known(name) says whether an
- * MCP server of that name is configured. LX_OK, or LX_ERR with a 400 in err naming the parameter
+/* Read the request's "tools" (may be NULL) and the alias's default servers. known(name, &url) says whether an
+ * MCP server of that name is configured, and sets url to its configured URL (NULL for a stdio server):
+ * an entry's server_url must be that URL. LX_OK, or LX_ERR with a 400 in err naming the parameter
  * ("tools[2].server_label", ...). */
 int lx_toolset_parse(json_t *tools, const char *const *alias_servers, size_t n_alias,
-                     bool (*known)(const char *name), struct lx_toolset_spec *out, struct lx_error *err);
+                     bool (*known)(const char *name, const char **url), struct lx_toolset_spec *out,
+                     struct lx_error *err);
 void lx_toolset_spec_free(struct lx_toolset_spec *spec);
 
 /* Build the tool list: the client's tools, then each server's tools (listed(name) gives its MCP tool

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import { startMock, startLlmux, upstreamProvider, postChat, sseData, eventually } from './lib.mjs';
 import { observe, receiver } from './observe.mjs';
-import { stdioServer, serverEvents, tempFile, SDK_SERVER, EVERYTHING, GUARD } from './mcp_lib.mjs';
+import { stdioServer, startHttpServer, serverEvents, tempFile, SDK_SERVER, EVERYTHING, GUARD } from './mcp_lib.mjs';
 
 const events = tempFile('events');
 let mock, gw, col;
@@ -199,11 +199,43 @@ test('bad MCP tool entries get a 400 naming the parameter', async () => {
   const cases = [
     [[mcp('nope')], 'tools[0].server_label'],
     [[mcp('t', { require_approval: 'always' })], 'tools[0].require_approval'],
-    [[mcp('t', { server_url: 'http://127.0.0.1:1/mcp' })], 'tools[0].server_url'],
+    [[mcp('t', { server_url: 'http://127.0.0.1:1/mcp' })], 'tools[0].server_url'], // t is a stdio server
+    [[mcp('t', { headers: { authorization: 'Bearer x' } })], 'tools[0].headers'],
   ];
   for (const [tools, param] of cases) {
     const res = await postChat(gw.base, { model: 'up/x', messages: [{ role: 'user', content: 'x' }], tools });
     assert.equal(res.status, 400);
     assert.equal((await res.json()).error.param, param);
+  }
+});
+
+// OpenAI's remote MCP tool names a server by server_url as well as server_label: llmux accepts the URL its
+// configuration gives that server (so such clients work), and no other (so no request makes it call an
+// address the configuration does not name: the mock would have seen a call to the other port).
+test('server_url: the configured URL of an HTTP server is accepted and its tools run; any other URL is a 400', async () => {
+  const srv = await startHttpServer(SDK_SERVER);
+  const otherEvents = tempFile('other-url');
+  const other = await startHttpServer(SDK_SERVER, ['--events', otherEvents]);
+  const g = await startLlmux({ providers: { up: upstreamProvider(mock) }, mcp_servers: { h: { url: srv.url } } });
+  try {
+    await eventually(async () => (await (await fetch(`${g.base}/v1/mcp/servers`)).json()).data,
+      (d) => d[0]?.healthy, GUARD, 'the HTTP MCP server');
+    const body = (server_url) => ({ model: 'up/x;calls=add', messages: [{ role: 'user', content: 'sum' }], tools: [mcp('h', { server_url })] });
+    const ok = await postChat(g.base, body(`${srv.url}/`));
+    assert.equal(ok.status, 200);
+    const answer = await ok.json();
+    assert.equal(answer.choices[0].message.content, 'tool said: 5');
+    assert.deepEqual(answer.llmux.tool_calls.map((c) => [c.server, c.tool, c.outcome]), [['h', 'add', 'ok']]);
+
+    const bad = await postChat(g.base, body(other.url));
+    assert.equal(bad.status, 400);
+    const err = (await bad.json()).error;
+    assert.equal(err.param, 'tools[0].server_url');
+    assert.match(err.message, /not the URL configured for MCP server 'h'/);
+    assert.deepEqual(serverEvents(otherEvents), [], 'no tool of the other server was called');
+  } finally {
+    assert.equal((await g.stop()).code, 0);
+    await other.stop();
+    await srv.stop();
   }
 });

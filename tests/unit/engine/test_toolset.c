@@ -4,8 +4,10 @@
 #include "../../../src/core/common.h"
 #include "../../../src/engine/toolset.h"
 
-static bool known(const char *name)
+/* ev is an HTTP server, fs a stdio one. */
+static bool known(const char *name, const char **url)
 {
+    *url = strcmp(name, "ev") == 0 ? "https://MCP.example.com/ev/mcp" : NULL;
     return strcmp(name, "ev") == 0 || strcmp(name, "fs") == 0;
 }
 
@@ -104,6 +106,23 @@ static void test_no_tools(void **state)
     lx_toolset_spec_free(&spec);
 }
 
+/* A client written for OpenAI's remote MCP tool sends server_url beside server_label: the configured
+ * URL (but for a trailing slash and the case of scheme and host) is accepted. */
+static void test_configured_url(void **state)
+{
+    (void)state;
+    const char *ok[] = {"https://MCP.example.com/ev/mcp", "https://mcp.example.com/ev/mcp/", "HTTPS://mcp.EXAMPLE.com/ev/mcp"};
+    for (size_t k = 0; k < LX_ARRAY_LEN(ok); k++) {
+        char json[256];
+        snprintf(json, sizeof json, "[{\"type\":\"mcp\",\"server_label\":\"ev\",\"server_url\":\"%s\"}]", ok[k]);
+        struct lx_toolset_spec spec;
+        struct lx_error err = {0};
+        assert_int_equal(parse(json, NULL, 0, &spec, &err), LX_OK);
+        assert_int_equal(spec.n_servers, 1);
+        lx_toolset_spec_free(&spec);
+    }
+}
+
 static void test_refusals(void **state)
 {
     (void)state;
@@ -113,7 +132,14 @@ static void test_refusals(void **state)
     expect_400("[{\"type\":\"function\"},{\"type\":\"mcp\",\"server_label\":\"nope\"}]", "tools[1].server_label",
                "No MCP server named 'nope'");
     expect_400("[{\"type\":\"mcp\",\"server_label\":\"ev\",\"server_url\":\"http://169.254.169.254/\"}]",
-               "tools[0].server_url", "only the MCP servers its configuration names");
+               "tools[0].server_url", "not the URL configured for MCP server 'ev'");
+    /* the path is compared exactly: another path on the same host is another endpoint */
+    expect_400("[{\"type\":\"mcp\",\"server_label\":\"ev\",\"server_url\":\"https://mcp.example.com/EV/mcp\"}]",
+               "tools[0].server_url", "not the URL configured");
+    expect_400("[{\"type\":\"mcp\",\"server_label\":\"fs\",\"server_url\":\"https://mcp.example.com/ev/mcp\"}]",
+               "tools[0].server_url", "not the URL configured for MCP server 'fs'");
+    expect_400("[{\"type\":\"mcp\",\"server_label\":\"ev\",\"server_url\":7}]", "tools[0].server_url",
+               "expected a string");
     expect_400("[{\"type\":\"mcp\",\"server_label\":\"ev\",\"headers\":{}}]", "tools[0].headers", "configured there");
     expect_400("[{\"type\":\"mcp\",\"server_label\":\"ev\",\"require_approval\":\"always\"}]",
                "tools[0].require_approval", "must be \"never\"");
@@ -126,6 +152,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_build),
         cmocka_unit_test(test_no_tools),
+        cmocka_unit_test(test_configured_url),
         cmocka_unit_test(test_refusals),
     };
     return cmocka_run_group_tests_name("toolset", tests, NULL, NULL);
