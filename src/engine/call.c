@@ -16,7 +16,9 @@
 #include <string.h>
 
 struct lx_call {
-    const struct lx_provider_conf *p; /* borrowed: the owner keeps the config alive */
+    const struct lx_provider_conf *p; /* borrowed: the owner keeps the config alive until the call ends */
+    const struct lx_provider_type *type; /* p's type (static): the deferred free may run after the config
+                                          * that holds p is gone (its last request ended meanwhile) */
     struct lx_chat chat;              /* owned: body and model */
     const struct lx_call_ops *ops;
     void *owner;                      /* borrowed */
@@ -41,10 +43,10 @@ static void call_free(void *arg)
     if (c->up)
         lx_upstream_cancel(c->up);
     if (c->local)
-        c->p->type->local_free(c->local);
+        c->type->local_free(c->local);
     lx_timer_free(c->t_local);
     if (c->stream)
-        c->p->type->stream_close(c->stream);
+        c->type->stream_close(c->stream);
     lx_timer_free(c->t_first);
     lx_timer_free(c->t_idle);
     lx_timer_free(c->t_total);
@@ -276,6 +278,7 @@ struct lx_call *lx_call_start(const struct lx_provider_conf *p, struct lx_chat *
 {
     struct lx_call *c = lx_calloc(1, sizeof *c);
     c->p = p;
+    c->type = p->type;
     c->chat = *chat;
     chat->body = NULL;
     chat->model = NULL;
