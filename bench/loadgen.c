@@ -245,6 +245,7 @@ static struct {
     int chunks, interval_ms, latency_ms, ramp_ms;
     struct pidset proxy, mock;
     FILE *dump;             /* streams: one CSV line per finished stream (--dump FILE), for a closer look */
+    const char *header;     /* one more request header line ("Name: value", --header), e.g. a client key */
 } O = { .conns = 64, .duration_s = 10, .timeout_s = 60, .n = 1000, .chunks = 20, .interval_ms = 50,
         .latency_ms = 0, .ramp_ms = 0, .model = "x" };
 
@@ -285,11 +286,12 @@ static void build_request(int stream, const char *model)
                         model, stream ? "true" : "false");
     if (blen < 0 || (size_t)blen >= sizeof body)
         die("model too long");
-    G.request = xrealloc(NULL, (size_t)blen + 256);
-    int n = snprintf(G.request, (size_t)blen + 256,
+    size_t cap = (size_t)blen + 256 + (O.header ? strlen(O.header) + 2 : 0);
+    G.request = xrealloc(NULL, cap);
+    int n = snprintf(G.request, cap,
                      "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\n"
-                     "Accept: */*\r\nContent-Length: %d\r\n\r\n%s",
-                     O.port, blen, body);
+                     "Accept: */*\r\n%s%sContent-Length: %d\r\n\r\n%s",
+                     O.port, O.header ? O.header : "", O.header ? "\r\n" : "", blen, body);
     G.request_len = (size_t)n;
 }
 
@@ -849,7 +851,8 @@ static void usage(void)
 {
     fputs("usage: loadgen rps|streams|burst|cancel|freeport [--port P] [--model M] [--conns C] [--duration S]\n"
           "       [--streams N | --requests N] [--chunks K] [--interval MS] [--latency MS] [--ramp-ms R]\n"
-          "       [--mock-port P] [--proxy-pids A,B] [--mock-pid M] [--timeout S] [--dump FILE]\n",
+          "       [--mock-port P] [--proxy-pids A,B] [--mock-pid M] [--timeout S] [--dump FILE]\n"
+          "       [--header 'Name: value']\n",
           stderr);
     exit(2);
 }
@@ -923,6 +926,8 @@ int main(int argc, char **argv)
             pidset_parse(&O.proxy, v);
         else if (strcmp(k, "--mock-pid") == 0)
             pidset_parse(&O.mock, v);
+        else if (strcmp(k, "--header") == 0)
+            O.header = v;
         else if (strcmp(k, "--dump") == 0) {
             if (!(O.dump = fopen(v, "w")))
                 die("cannot open the --dump file");

@@ -80,6 +80,11 @@ struct lx_dialect {
     /* The non-stream answer kept as the upstream's bytes (borrowed): append this dialect's body to out. */
     void (*completion_bytes)(const struct lx_dialect_req *rq, const struct lx_answer_bytes *completion,
                              struct lx_buf *out);
+    /* x-llmux-dropped-params in this dialect's terms: `dropped` (the parameters the provider dropped,
+     * comma-separated pivot names, never NULL) renamed to the client's own (Anthropic: user is
+     * metadata.user_id, stop is stop_sequences, ...); a new string, or NULL for none. NULL slot: the
+     * pivot's names are the client's. */
+    char *(*dropped)(const struct lx_dialect_req *rq, const char *dropped);
 };
 
 /* The registry (dialects/registry.c): every dialect, by name, or NULL. */
@@ -88,6 +93,7 @@ const struct lx_dialect *lx_dialect_find(const char *name);
 const struct lx_dialect *lx_dialect_at(size_t i);
 
 extern const struct lx_dialect lx_dialect_openai_chat;
-/* later: lx_dialect_anthropic_messages (issue 16), lx_dialect_openai_responses (issue 15) */
+extern const struct lx_dialect lx_dialect_anthropic_messages;
+/* later: lx_dialect_openai_responses (issue 15) */
 
 #endif

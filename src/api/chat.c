@@ -3,6 +3,7 @@
 #include "chat.h"
 #include "relay.h"
 #include "reply.h"
+#include "tools.h"
 #include "../core/common.h"
 #include "../core/passthru.h"
 #include "../core/pivot.h"
@@ -22,6 +23,22 @@ void lx_chat_handle(struct lx_req *req, const struct lx_dialect *d)
         lx_dialect_req_clear(&rq);
         return;
     }
+    /* MCP tools (the request's or its alias's): the tool loop answers instead of one model call. */
+    struct lx_toolset_spec spec;
+    if (lx_tools_parse(req, rq.model, body, &spec, &err) != LX_OK) {
+        lx_plan_free(&plan);
+        lx_reply_fail(req, d, &err);
+        lx_error_clear(&err);
+        json_decref(body);
+        lx_dialect_req_clear(&rq);
+        return;
+    }
+    if (spec.n_servers) {
+        lx_plan_free(&plan);
+        lx_tools_start(req, d, &rq, body, &spec);
+        return;
+    }
+    lx_toolset_spec_free(&spec);
     struct lx_chat chat = {
         .kind = LX_CALL_CHAT,
         .body = body,
@@ -29,6 +46,7 @@ void lx_chat_handle(struct lx_req *req, const struct lx_dialect *d)
         .include_usage = rq.include_usage,
         .req_id = req->id,
         .request_id = req->request_id,
+        .origin = &req->origin,
     };
     /* The body may go upstream as the client sent it (the pass-through path), when it is a pivot body. */
     if (d->pivot_bytes && lx_passthru_request(req->body.data, req->body.len, &chat.bytes) != LX_OK)

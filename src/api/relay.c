@@ -32,8 +32,12 @@ static void exec_commit(void *owner, const char *label, const char *dropped)
 {
     struct relay *r = owner;
     lx_req_add_header(r->req, "X-Llmux-Model", label);
-    if (dropped)
-        lx_req_add_header(r->req, "X-Llmux-Dropped-Params", dropped);
+    lx_req_first_token(r->req, label);
+    const struct lx_dialect *d = r->reply.dialect;
+    char *named = dropped && d->dropped ? d->dropped(&r->reply.rq, dropped) : NULL;
+    if (named || (dropped && !d->dropped))
+        lx_req_add_header(r->req, "X-Llmux-Dropped-Params", named ? named : dropped);
+    free(named);
 }
 
 static void exec_chunk(void *owner, json_t *chunk)
@@ -169,6 +173,7 @@ void lx_relay_start(struct lx_req *req, const struct lx_dialect *d, struct lx_di
     lx_reply_init(&r->reply, req, d, rq);
     r->handler = lx_relay_handler;
     lx_req_set_handler(req, &r->handler);
+    lx_req_announce(req);
     const struct lx_exec_ops *ops = lx_reply_takes_bytes(d) ? &lx_relay_exec_bytes_ops : &lx_relay_exec_ops;
     r->exec = lx_exec_start(plan, chat, at, ms, ops, r);
     lx_exec_set_tally(r->exec, &req->tally);

@@ -431,6 +431,8 @@ struct lx_upstream *lx_upstream_start(struct lx_http_request *req, long connect_
     /* No 100-continue round trip before the body. */
     u->headers = curl_slist_append(u->headers, "Expect:");
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, u->headers);
+    if (strcmp(req->method, "DELETE") == 0)
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, "DELETE");
     if (strcmp(req->method, "POST") == 0) {
         u->body = req->body; /* taken: curl reads it until the transfer ends */
         req->body = NULL;
@@ -444,6 +446,14 @@ struct lx_upstream *lx_upstream_start(struct lx_http_request *req, long connect_
     u->in_multi = true;
     lx_active++;
     return u;
+}
+
+const char *lx_upstream_header(struct lx_upstream *u, const char *name)
+{
+    struct curl_header *h = NULL;
+    if (!u || curl_easy_header(u->easy, name, 0, CURLH_HEADER, -1, &h) != CURLHE_OK || !h)
+        return NULL;
+    return h->value;
 }
 
 static void deferred_settle_cb(void *arg)

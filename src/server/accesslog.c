@@ -107,8 +107,8 @@ static size_t format_time(char *out, size_t size)
 void lx_access_log_finished_cb(const struct lx_event *ev, void *arg)
 {
     (void)arg;
-    const struct lx_req *req = ev->request_finished.req;
-    int status = ev->request_finished.status;
+    const struct lx_req *req = ev->request.req;
+    int status = ev->request.status;
     char when[48];
     size_t when_len = format_time(when, sizeof when);
     double now = lx_now_ms_f();
@@ -147,6 +147,12 @@ void lx_access_log_finished_cb(const struct lx_event *ev, void *arg)
     lx_jsonw_int(b, req->tally.retries);
     put_key(b, ",\"fallbacks\":");
     lx_jsonw_int(b, req->tally.fallbacks);
+    if (req->tally.tool_calls) {
+        put_key(b, ",\"tool_calls\":");
+        lx_jsonw_int(b, req->tally.tool_calls);
+        put_key(b, ",\"tool_errors\":");
+        lx_jsonw_int(b, req->tally.tool_errors);
+    }
     put_key(b, ",\"error\":");
     lx_jsonw_str_or(b, req->error_code, "");
     if (req->client_gone)

@@ -1,6 +1,7 @@
 // Helpers for llmux's black-box tests: start the real daemon and the project's mock upstream on free
 // loopback ports, talk to them through real sockets, and stop them cleanly.
 import { spawn } from 'node:child_process';
+import { beforeEach, afterEach } from 'node:test';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,12 +13,25 @@ export const MOCK_BIN = process.env.MOCK_UPSTREAM_BIN || new URL('../../build/te
 // Extra command words to run llmux under (e.g. "valgrind --error-exitcode=99 ..."), from the Makefile.
 const WRAP = (process.env.LLMUX_WRAP || '').split(' ').filter(Boolean);
 
-// Every process a test starts is killed when the test file's process exits, even after a failure.
+// Every process a test starts is killed when the test file's process exits, even after a failure. A
+// process started inside a test (not in a before hook) and still running when that test is over is
+// killed then: a test that failed before stopping its gateways would otherwise keep the file's process
+// alive on their pipes, and the suite would hang instead of reporting the failure.
 const children = new Set();
-process.on('exit', () => { for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL'); });
+const alive = (c) => c.exitCode === null && c.signalCode === null;
+process.on('exit', () => { for (const c of children) if (alive(c)) c.kill('SIGKILL'); });
+let inTest = false;
+const testChildren = new Set();
+beforeEach(() => { inTest = true; });
+afterEach(() => {
+  inTest = false;
+  for (const c of testChildren) if (alive(c)) c.kill('SIGKILL');
+  testChildren.clear();
+});
 function track(proc) {
   children.add(proc);
-  proc.once('exit', () => children.delete(proc));
+  if (inTest) testChildren.add(proc);
+  proc.once('exit', () => { children.delete(proc); testChildren.delete(proc); });
   return proc;
 }
 
@@ -69,7 +83,8 @@ export async function startLlmux(cfg, { env = {}, args = [], listen = true } = {
   let log = '';
   proc.stdout.on('data', (d) => { log += d; });
   proc.stderr.on('data', (d) => { log += d; });
-  const exited = new Promise((r) => proc.once('exit', (code, sig) => r({ code, sig })));
+  // 'close' comes after the output pipes drained ('exit' may come first): stop() reads the whole log.
+  const exited = new Promise((r) => proc.once('close', (code, sig) => r({ code, sig })));
   const m = await waitFor(() => log, (t) => t.match(/ info listening on http:\/\/(\S+):(\d+)/), 30000, 'llmux to listen');
   const port = Number(m[2]);
   if (typeof cfg === 'object' && cfg.admin_listen) await waitFor(() => log, (t) => t.includes(' ready ('), 30000, 'llmux to be ready');
@@ -106,6 +121,17 @@ export function checkSanitizers(text) {
 // A mock upstream provider entry pointing at a mock server.
 export function upstreamProvider(mock, extra = {}) {
   return { type: 'openai', base_url: `${mock.url}/v1`, ...extra };
+}
+
+// One provider of each upstream API on a mock server, plus the built-in mock: the targets an Anthropic
+// client is tested against (oai/..., ol/..., ant/..., local/...).
+export function everyTargetType(mock) {
+  return {
+    oai: { type: 'openai', base_url: `${mock.url}/v1` },
+    ol: { type: 'ollama', base_url: mock.url },
+    ant: { type: 'anthropic', base_url: mock.url, api_key: 'sk-ant-upstream' },
+    local: { type: 'mock' },
+  };
 }
 
 export async function postChat(base, body, headers = {}) {
