@@ -76,6 +76,11 @@ static int read_common(const char *data, size_t len, struct lx_jval *root, struc
         m[F_MODEL].count != 1 || m[F_MODEL].val.type != LX_JSTRING)
         return LX_AGAIN;
     *out = (struct lx_answer_bytes){.data = root->p, .len = root->len, .prompt_tokens = -1, .completion_tokens = -1};
+    const struct lx_jval *model = &m[F_MODEL].val;
+    if (model->len >= 2 && !memchr(model->p, '\\', model->len)) {
+        out->model_at = (size_t)(model->p + 1 - root->p);
+        out->model_len = model->len - 2;
+    }
     if (m[F_USAGE].count == 1) {
         out->has_usage = true;
         out->usage_at = m[F_USAGE].cut_at;
@@ -107,6 +112,7 @@ int lx_passthru_completion(const char *body, size_t len, struct lx_answer_bytes 
     out->data = body; /* the whole body, whitespace around the object included: it goes out as it came */
     out->len = len;
     out->usage_at += (size_t)(root.p - body);
+    out->model_at += (size_t)(root.p - body);
     return LX_OK;
 }
 

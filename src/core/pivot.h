@@ -62,6 +62,7 @@ struct lx_answer_bytes {
     size_t len;
     size_t cut_at, cut_len; /* bytes of data left out when it is written or read (cut_len 0: none) */
     size_t usage_at, usage_len; /* the "usage" member with a comma next to it, for leaving it out */
+    size_t model_at, model_len; /* the "model" string's text in data, without its quotes (0 long: unknown) */
     bool has_usage;         /* it has a "usage" member (of any value) */
     bool usage_object;      /* ... and it is an object */
     long prompt_tokens;     /* usage's, when usage is an object with these integers; else -1 */

@@ -320,6 +320,14 @@ static void note_model(struct lane *L, json_t *answer)
         snprintf(L->response_model, sizeof L->response_model, "%s", m);
 }
 
+/* The same for an answer kept as bytes (the pass-through path). */
+static void note_model_bytes(struct lane *L, const struct lx_answer_bytes *answer)
+{
+    if (answer->model_len && !L->response_model[0])
+        snprintf(L->response_model, sizeof L->response_model, "%.*s", (int)answer->model_len,
+                 answer->data + answer->model_at);
+}
+
 static void publish_queue(struct lane *L, enum lx_event_type type)
 {
     if (!lx_bus_wanted(type))
@@ -543,6 +551,7 @@ static void lane_chunk_bytes(void *owner, const struct lx_answer_bytes *chunk)
     }
     if (x->winner >= 0)
         return;
+    note_model_bytes(L, chunk);
     if (chunk->preamble) {
         if (open_lone(L))
             deliver_bytes(x, chunk);
@@ -588,6 +597,9 @@ static void lane_done_as(struct lane *L, json_t *completion, const struct lx_ans
     if (completion) {
         take_usage(x, json_object_get(completion, "usage"));
         note_model(L, completion);
+    } else if (bytes) {
+        take_usage_bytes(x, bytes);
+        note_model_bytes(L, bytes);
     }
     if (x->winner < 0)
         commit(L, dropped);
