@@ -67,8 +67,9 @@ static void settled_cb(void *ctx)
     lx_loop_stop();
 }
 
-static bool known(const char *name)
+static bool known(const char *name, const char **url)
 {
+    *url = NULL;
     return lx_mcp_find(name) != NULL;
 }
 
