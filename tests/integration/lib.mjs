@@ -99,8 +99,10 @@ export async function startLlmux(cfg, { env = {}, args = [], listen = true } = {
     access: () => accessLines(log),
     // Wait for an access-log line that pred accepts; resolves to it.
     waitAccess: (pred, ms = 10000) => waitFor(() => log, (t) => accessLines(t).find(pred), ms, 'an access log line'),
-    async stop() {
-      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+    // SIGTERM (unless signal is false: the test signalled it already, and a second SIGTERM would stop it
+    // at once), then wait for the exit and check the memory checkers' output.
+    async stop({ signal = 'SIGTERM' } = {}) {
+      if (signal && proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
       const r = await exited;
       checkSanitizers(log);
       return r;

@@ -69,9 +69,8 @@ static void settled_cb(void *ctx)
 
 static bool known(const char *name, const char **url)
 {
-    struct lx_mcp_server *s = lx_mcp_find(name);
-    *url = s && lx_mcp_server_conf(s)->transport == LX_MCP_HTTP ? lx_mcp_server_conf(s)->url : NULL;
-    return s != NULL;
+    *url = NULL;
+    return lx_mcp_find(name) != NULL;
 }
 
 static json_t *listed(const char *name)
