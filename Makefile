@@ -2,13 +2,13 @@
 # the gateway on conf/llmux.json; `make test` runs the whole test suite.
 CC ?= cc
 BUILD ?= build
-PKGS := libevent libmicrohttpd libcurl jansson libcrypto
+PKGS := libevent libmicrohttpd libcurl jansson libcrypto sqlite3
 CFLAGS ?= -O2 -g
-override CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -fno-strict-aliasing \
+override CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -fno-strict-aliasing -pthread \
           $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-override LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
+override LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -pthread
 
-CORE_SRCS := $(filter-out src/main.c,$(wildcard src/*.c)) $(wildcard providers/*.c)
+CORE_SRCS := $(filter-out src/main.c,$(wildcard src/*.c)) $(wildcard providers/*.c) $(wildcard dialects/*.c)
 CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o)
 DEPS := $(CORE_OBJS:.o=.d) $(BUILD)/src/main.d
 
@@ -16,7 +16,7 @@ DEPS := $(CORE_OBJS:.o=.d) $(BUILD)/src/main.d
 # by the docs test). Node.js and npm come from Debian only when no node/npm is
 # on the PATH (a NodeSource node already ships npm, and Debian's npm would conflict with it).
 DEB_PKGS := build-essential pkg-config libevent-dev libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev libssl-dev \
-            libcmocka-dev curl jq clang libclang-rt-14-dev valgrind gcovr systemd \
+            libcmocka-dev libsqlite3-dev sqlite3 curl jq clang libclang-rt-14-dev valgrind gcovr systemd \
             python3-fastapi python3-uvicorn python3-httpx
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -125,7 +125,7 @@ coverage: $(BUILD)/tests/mock-upstream tests/node_modules/.installed $(BUILD)/te
 	@set -e; for t in $(UNIT_BINS:$(BUILD)/%=build-cov/%); do $$t >/dev/null; done
 	cd tests && LLMUX_BIN=$(abspath build-cov/llmux) MOCK_UPSTREAM_BIN=$(abspath $(BUILD)/tests/mock-upstream) NOTIFY_RECV_BIN=$(abspath $(BUILD)/tests/notify-recv) \
 	  $(TEST_NODE) --test --test-concurrency=1 integration/*.test.mjs >/dev/null
-	gcovr -r . --object-directory build-cov --filter 'src/' --filter 'providers/' --print-summary \
+	gcovr -r . --object-directory build-cov --filter 'src/' --filter 'providers/' --filter 'dialects/' --print-summary \
 	  --fail-under-line $(COVERAGE_MIN) -o build-cov/coverage.txt
 	@cat build-cov/coverage.txt | tail -30
 
