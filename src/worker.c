@@ -265,7 +265,7 @@ void lx_worker_stats(struct lx_worker *w, struct lx_worker_stats *st)
     unlock(w);
 }
 
-void lx_worker_stop(struct lx_worker *w)
+void lx_worker_stop(struct lx_worker *w, struct lx_worker_stats *last)
 {
     if (!w)
         return;
@@ -276,5 +276,7 @@ void lx_worker_stop(struct lx_worker *w)
     /* The queue is bounded, so this waits for at most max_queue jobs: only at shutdown. */
     pthread_join(w->thread, NULL);
     run_finished(w);
+    if (last)
+        lx_worker_stats(w, last);
     worker_free(w);
 }

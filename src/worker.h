@@ -65,8 +65,8 @@ struct lx_worker_stats {
 void lx_worker_stats(struct lx_worker *w, struct lx_worker_stats *st);
 
 /* Stop: refuse new jobs, let the thread run everything already queued, join it (ops->close runs on it),
- * run the remaining done callbacks here, and free the worker. Call before the event base is freed.
- * NULL is a no-op. */
-void lx_worker_stop(struct lx_worker *w);
+ * run the remaining done callbacks here, and free the worker; the final counters go to *last when it is
+ * not NULL. Call before the event base is freed. NULL is a no-op. */
+void lx_worker_stop(struct lx_worker *w, struct lx_worker_stats *last);
 
 #endif

@@ -198,7 +198,7 @@ static void test_order_and_threads(void **state)
     assert_int_equal(st.in_flight, 0);
     assert_int_equal(st.completed, 20);
     assert_true(st.largest_batch <= 8);
-    lx_worker_stop(w);
+    lx_worker_stop(w, NULL);
     assert_int_equal(atomic_load(&r->closes), 1);
     /* Every batch was opened and closed once. */
     assert_int_equal(atomic_load(&r->begins), atomic_load(&r->ends));
@@ -229,7 +229,7 @@ static void test_batches(void **state)
     assert_int_equal(st.largest_batch, 6);
     for (int i = 0; i < 10; i++)
         assert_int_equal(order[i], i);
-    lx_worker_stop(w);
+    lx_worker_stop(w, NULL);
     res_free(r);
 }
 
@@ -255,7 +255,7 @@ static void test_bound(void **state)
     assert_non_null(lx_worker_submit(w, tjob_work, tjob_done, &jobs[4]));
     run_until(1);
     assert_int_equal(jobs[4].status, LX_JOB_OK);
-    lx_worker_stop(w);
+    lx_worker_stop(w, NULL);
     res_free(r);
 }
 
@@ -281,7 +281,7 @@ static void test_cancel(void **state)
     assert_int_equal(queued.status, LX_JOB_CANCELLED);
     assert_true(atomic_load(&kept.worked));
     assert_int_equal(kept.status, LX_JOB_OK);
-    lx_worker_stop(w);
+    lx_worker_stop(w, NULL);
     res_free(r);
 }
 
@@ -303,7 +303,7 @@ static void test_failures(void **state)
     run_until(1);
     assert_true(atomic_load(&lost.worked));
     assert_int_equal(lost.status, LX_JOB_FAILED);
-    lx_worker_stop(w);
+    lx_worker_stop(w, NULL);
     res_free(r);
 }
 
@@ -321,7 +321,7 @@ static void test_stop_drains(void **state)
     }
     wait_gated_running(r);
     open_gate(r);
-    lx_worker_stop(w);
+    lx_worker_stop(w, NULL);
     assert_int_equal(n_done, 50);
     for (int i = 0; i < 50; i++) {
         assert_true(atomic_load(&jobs[i].worked));
@@ -366,7 +366,7 @@ static void test_done_submits(void **state)
     run_until(3);
     for (int i = 0; i < 3; i++)
         assert_int_equal(c.step[i].status, LX_JOB_OK);
-    lx_worker_stop(c.w);
+    lx_worker_stop(c.w, NULL);
     res_free(r);
 }
 
@@ -379,7 +379,7 @@ static void test_open_fails(void **state)
     assert_null(lx_worker_start(&res_ops, r, 4, 4, err, sizeof err));
     assert_string_equal(err, "cannot open the test resource");
     assert_int_equal(atomic_load(&r->closes), 0);
-    lx_worker_stop(NULL);
+    lx_worker_stop(NULL, NULL);
     res_free(r);
 }
 
