@@ -15,6 +15,7 @@ COPY Makefile ./
 COPY tests/fuzz/fuzz.mk tests/fuzz/
 COPY src/ src/
 COPY providers/ providers/
+COPY dialects/ dialects/
 COPY conf/llmux.json conf/
 # Stage the runtime files with fixed owners and modes, whatever the build context's umask was.
 RUN make -j"$(nproc)" \

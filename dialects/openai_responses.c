@@ -3,10 +3,10 @@
  * openai_responses_stream.c, items (normalising, translating, truncating) in openai_responses_items.c.
  * Field names and shapes follow the openai SDK's types (resources/responses/responses.d.ts). */
 #include "openai_responses_priv.h"
-#include "../src/buf.h"
-#include "../src/chat.h" /* lx_json_parse_object: the one JSON-body parser (src/core/json in issue 13) */
-#include "../src/common.h"
-#include "../src/ids.h"
+#include "../src/core/buf.h"
+#include "../src/core/json.h"
+#include "../src/core/common.h"
+#include "../src/core/ids.h"
 
 #include <stdarg.h>
 #include <stdio.h>

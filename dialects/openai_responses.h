@@ -8,12 +8,10 @@
 #ifndef LX_OPENAI_RESPONSES_H
 #define LX_OPENAI_RESPONSES_H
 
-#include "dialect_draft.h"
+#include "dialect.h"
 
 #include <jansson.h>
 #include <stdbool.h>
-
-extern const struct lx_dialect lx_dialect_openai_responses;
 
 /* What the parsed request says about state (borrowed from rq->priv; valid while rq is). */
 struct lx_responses_turn {

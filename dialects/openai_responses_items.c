@@ -4,9 +4,9 @@
  * (built-in tool calls, file references) are refused with a 400 naming the item; reasoning items are
  * dropped (they only mean something to the model that wrote them). */
 #include "openai_responses_priv.h"
-#include "../src/buf.h"
-#include "../src/common.h"
-#include "../src/ids.h"
+#include "../src/core/buf.h"
+#include "../src/core/common.h"
+#include "../src/core/ids.h"
 
 #include <stdio.h>
 #include <string.h>

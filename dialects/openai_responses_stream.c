@@ -6,8 +6,8 @@
  * close one at a time in output order, so every delta follows its item's added event (what strict
  * clients such as Codex check). */
 #include "openai_responses_priv.h"
-#include "../src/buf.h"
-#include "../src/common.h"
+#include "../src/core/buf.h"
+#include "../src/core/common.h"
 
 #include <stdlib.h>
 #include <string.h>

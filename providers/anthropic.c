@@ -7,9 +7,10 @@
  * stop_reason → finish_reason, usage (with cache tokens) → OpenAI usage. */
 #include "openai.h"
 #include "provider.h"
-#include "../src/buf.h"
-#include "../src/common.h"
-#include "../src/sse.h"
+#include "../src/core/buf.h"
+#include "../src/core/common.h"
+#include "../src/core/confread.h"
+#include "../src/core/sse.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -45,7 +46,7 @@ static void add_headers(const struct lx_provider_conf *p, struct lx_http_request
 
 static void bad_param(struct lx_error *err, const char *param, const char *why)
 {
-    lx_error_set(err, 400, "invalid_request_error", param, "unsupported_parameter", "%s", why);
+    lx_error_bad_request(err, param, "unsupported_parameter", "%s", why);
 }
 
 /* An OpenAI image_url part → an Anthropic image block, or NULL (err set). */

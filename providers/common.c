@@ -1,6 +1,6 @@
 /* Small helpers the translating providers share: reading OpenAI message content and parameters. */
+#include "../src/core/common.h"
 #include "provider.h"
-#include "../src/common.h"
 
 void lx_content_text(json_t *content, struct lx_buf *out)
 {

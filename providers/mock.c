@@ -1,14 +1,14 @@
 /* Provider type "mock": answers on its own, with no network and no key, so a new user, a demo or an
  * app's tests get an OpenAI-shaped model offline. What it answers (text, tool calls, JSON, n choices)
- * is decided in mock_reply.c; this file times and streams it like a real upstream: latency_ms before the
- * answer, content in word pieces (or `chunks` equal pieces) and tool arguments in fragments,
- * chunk_delay_ms apart, and it stops producing while the client is not reading (backpressure). */
-#include "provider.h"
+ * is decided in mock_reply.c; this file cuts it into a stream like a real upstream's and says when each
+ * piece is due: latency_ms before the answer, content in word pieces (or `chunks` equal pieces) and tool
+ * arguments in fragments, chunk_delay_ms apart. The engine waits and pauses (while the client is not
+ * reading) between the pieces. */
 #include "mock_reply.h"
-#include "../src/buf.h"
-#include "../src/call.h"
-#include "../src/common.h"
-#include "../src/loop.h"
+#include "provider.h"
+#include "../src/core/buf.h"
+#include "../src/core/common.h"
+#include "../src/core/confread.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -49,15 +49,12 @@ static void mock_free_state(void *state)
 enum mock_phase { PH_ROLE, PH_CONTENT, PH_CALL_HEAD, PH_CALL_ARGS, PH_FINISH, PH_USAGE, PH_DONE };
 
 struct mock_call {
-    struct lx_call *call;       /* borrowed: the call owns us */
     const struct mock_conf *conf;
-    struct lx_timer *timer;     /* owned */
     char *id;                   /* owned: this completion's own id */
     char *model;                /* owned */
     struct lx_mock_reply reply; /* owned */
     struct lx_error error;      /* a request the mock refuses: answered on the first timer */
     bool stream, include_usage;
-    bool paused;                /* can_write said no: waiting for local_resume */
     enum mock_phase phase;
     size_t choice, tool, pos;   /* the cursor: choice, tool call within it, byte within its text */
     size_t pieces_left;         /* with `chunks`: content pieces still to send for this choice */
@@ -211,44 +208,35 @@ static json_t *completion_json(const struct mock_call *m)
                      (json_int_t)lx_wall_s(), "model", m->model, "choices", choices, "usage", usage_json(m));
 }
 
-static void mock_step_cb(void *arg)
+static int mock_local_next(void *state, json_t **out, long *delay_ms, struct lx_error *err)
 {
-    struct mock_call *m = arg;
+    struct mock_call *m = state;
+    *out = NULL;
+    *delay_ms = 0;
     if (lx_error_isset(&m->error)) {
-        lx_call_local_done(m->call, NULL, &m->error);
-        return;
+        lx_error_copy(err, &m->error);
+        return LX_ERR;
     }
     if (!m->stream) {
-        lx_call_local_done(m->call, completion_json(m), NULL);
-        return;
+        *out = completion_json(m);
+        return LX_DONE;
     }
-    for (;;) {
-        if (!lx_call_local_can_write(m->call)) {
-            m->paused = true; /* local_resume goes on */
-            return;
-        }
-        bool first = m->phase == PH_ROLE && m->choice == 0;
-        json_t *c = next_chunk(m);
-        if (!c) {
-            lx_call_local_done(m->call, NULL, NULL);
-            return;
-        }
-        lx_call_local_chunk(m->call, c);
-        json_decref(c);
-        if (m->conf->chunk_delay_ms > 0 && !first && m->phase != PH_DONE) {
-            lx_timer_start(m->timer, m->conf->chunk_delay_ms);
-            return;
-        }
-    }
+    bool first = m->phase == PH_ROLE && m->choice == 0;
+    *out = next_chunk(m);
+    if (!*out)
+        return LX_DONE;
+    if (m->conf->chunk_delay_ms > 0 && !first && m->phase != PH_DONE)
+        *delay_ms = m->conf->chunk_delay_ms;
+    return LX_OK;
 }
 
 /* Every completion gets its own id, even the items of one batch or fanout (one request id). */
 static uint64_t mock_seq;
 
-static void *mock_local_start(const struct lx_provider_conf *p, const struct lx_chat *chat, struct lx_call *call)
+static void *mock_local_start(const struct lx_provider_conf *p, const struct lx_chat *chat, long *delay_ms,
+                              const char **dropped)
 {
     struct mock_call *m = lx_calloc(1, sizeof *m);
-    m->call = call;
     m->conf = p->state;
     uint64_t seq = ++mock_seq;
     m->id = lx_sprintf("chatcmpl-mock-%llu-%llu", (unsigned long long)chat->req_id, (unsigned long long)seq);
@@ -256,27 +244,15 @@ static void *mock_local_start(const struct lx_provider_conf *p, const struct lx_
     m->stream = chat->stream;
     m->include_usage = chat->include_usage;
     if (lx_mock_reply_build(chat->body, seq, &m->reply, &m->error) == LX_OK)
-        lx_call_local_drop(call, m->reply.dropped);
+        *dropped = m->reply.dropped;
     start_choice(m);
-    m->timer = lx_timer_new(mock_step_cb, m);
-    /* Never answer from inside local_start: the call is not set up until it returns. */
-    lx_timer_start(m->timer, lx_error_isset(&m->error) ? 0 : m->conf->latency_ms);
+    *delay_ms = lx_error_isset(&m->error) ? 0 : m->conf->latency_ms;
     return m;
 }
 
-static void mock_local_resume(void *state)
+static void mock_local_free(void *state)
 {
     struct mock_call *m = state;
-    if (m->paused) {
-        m->paused = false;
-        lx_timer_start(m->timer, 0);
-    }
-}
-
-static void mock_local_cancel(void *state)
-{
-    struct mock_call *m = state;
-    lx_timer_free(m->timer);
     lx_mock_reply_free(&m->reply);
     lx_error_clear(&m->error);
     free(m->id);
@@ -291,6 +267,6 @@ const struct lx_provider_type lx_provider_mock = {
     .configure = mock_configure,
     .free_state = mock_free_state,
     .local_start = mock_local_start,
-    .local_resume = mock_local_resume,
-    .local_cancel = mock_local_cancel,
+    .local_next = mock_local_next,
+    .local_free = mock_local_free,
 };

@@ -6,8 +6,8 @@
 #include "mock_reply.h"
 #include "mock_schema.h"
 #include "provider.h"
-#include "../src/buf.h"
-#include "../src/common.h"
+#include "../src/core/buf.h"
+#include "../src/core/common.h"
 
 #include <ctype.h>
 #include <stdbool.h>
@@ -105,8 +105,6 @@ static bool asks_for_a_tool(const char *text)
     return yes;
 }
 
-#define BAD(err, param, code, ...) lx_error_set(err, 400, "invalid_request_error", param, code, __VA_ARGS__)
-
 /* What the conversation says: the last user message, and the tool results that end it (if any) quoted
  * as one sentence each. */
 struct convo {
@@ -166,7 +164,7 @@ static int choose_tools(json_t *body, const struct convo *c, size_t **picked, si
     *picked = NULL;
     *n_picked = 0;
     if (tools && !json_is_null(tools) && !json_is_array(tools)) {
-        BAD(err, "tools", "invalid_type", "Invalid type for 'tools': expected an array of tools.");
+        lx_error_bad_request(err, "tools", "invalid_type", "Invalid type for 'tools': expected an array of tools.");
         return LX_ERR;
     }
     size_t n = json_array_size(tools), i;
@@ -178,7 +176,7 @@ static int choose_tools(json_t *body, const struct convo *c, size_t **picked, si
         if (!json_is_string(json_object_get(json_object_get(t, "function"), "name"))) {
             char param[48];
             snprintf(param, sizeof param, "tools[%zu].function.name", i);
-            BAD(err, param, "missing_required_parameter", "Missing required parameter: '%s'.", param);
+            lx_error_bad_request(err, param, "missing_required_parameter", "Missing required parameter: '%s'.", param);
             return LX_ERR;
         }
     }
@@ -187,22 +185,25 @@ static int choose_tools(json_t *body, const struct convo *c, size_t **picked, si
     if (json_is_object(choice)) {
         named = json_string_value(json_object_get(json_object_get(choice, "function"), "name"));
         if (!named) {
-            BAD(err, "tool_choice", "invalid_value",
-                "Invalid value for 'tool_choice': expected \"none\", \"auto\", \"required\" or "
-                "{\"type\": \"function\", \"function\": {\"name\": ...}}.");
+            lx_error_bad_request(err, "tool_choice", "invalid_value",
+                                 "Invalid value for 'tool_choice': expected \"none\", \"auto\", \"required\" or "
+                                 "{\"type\": \"function\", \"function\": {\"name\": ...}}.");
             return LX_ERR;
         }
     } else if (mode && strcmp(mode, "none") != 0 && strcmp(mode, "auto") != 0 && strcmp(mode, "required") != 0) {
-        BAD(err, "tool_choice", "invalid_value",
+        lx_error_bad_request(
+            err, "tool_choice", "invalid_value",
             "Invalid value for 'tool_choice': expected \"none\", \"auto\", \"required\" or a named function.");
         return LX_ERR;
     } else if (!mode && choice && !json_is_null(choice)) {
-        BAD(err, "tool_choice", "invalid_type", "Invalid type for 'tool_choice': expected a string or an object.");
+        lx_error_bad_request(err, "tool_choice", "invalid_type",
+                             "Invalid type for 'tool_choice': expected a string or an object.");
         return LX_ERR;
     }
     bool required = named || (mode && strcmp(mode, "required") == 0);
     if (required && n == 0) {
-        BAD(err, "tool_choice", "invalid_value", "Invalid value for 'tool_choice': it is only allowed when 'tools' are given.");
+        lx_error_bad_request(err, "tool_choice", "invalid_value",
+                             "Invalid value for 'tool_choice': it is only allowed when 'tools' are given.");
         return LX_ERR;
     }
     if (n == 0 || (mode && strcmp(mode, "none") == 0))
@@ -218,8 +219,8 @@ static int choose_tools(json_t *body, const struct convo *c, size_t **picked, si
             break;
     }
     if (named && *n_picked == 0) {
-        BAD(err, "tool_choice", "invalid_value", "Invalid value for 'tool_choice': no function named '%s' in 'tools'.",
-            named);
+        lx_error_bad_request(err, "tool_choice", "invalid_value",
+                             "Invalid value for 'tool_choice': no function named '%s' in 'tools'.", named);
         return LX_ERR;
     }
     /* Under "auto", tool results end the conversation: time to answer them in words. */
@@ -250,8 +251,8 @@ static int answer_text(json_t *body, const struct convo *c, struct lx_buf *out, 
     json_t *rf = json_object_get(body, "response_format");
     const char *type = json_string_value(json_object_get(rf, "type"));
     if (rf && !json_is_null(rf) && !type) {
-        BAD(err, "response_format.type", "missing_required_parameter",
-            "Missing required parameter: 'response_format.type'.");
+        lx_error_bad_request(err, "response_format.type", "missing_required_parameter",
+                             "Missing required parameter: 'response_format.type'.");
         lx_buf_free(&words);
         return LX_ERR;
     }
@@ -263,8 +264,8 @@ static int answer_text(json_t *body, const struct convo *c, struct lx_buf *out, 
     } else if (strcmp(type, "json_schema") == 0) {
         json_t *js = json_object_get(rf, "json_schema");
         if (!json_is_object(js)) {
-            BAD(err, "response_format.json_schema", "missing_required_parameter",
-                "Missing required parameter: 'response_format.json_schema'.");
+            lx_error_bad_request(err, "response_format.json_schema", "missing_required_parameter",
+                                 "Missing required parameter: 'response_format.json_schema'.");
             lx_buf_free(&words);
             return LX_ERR;
         }
@@ -272,7 +273,8 @@ static int answer_text(json_t *body, const struct convo *c, struct lx_buf *out, 
         /* Without a schema any object will do. */
         value = json_is_object(schema) ? lx_schema_instance(schema, said) : json_pack("{s:s}", "reply", words.data);
     } else {
-        BAD(err, "response_format.type", "invalid_value",
+        lx_error_bad_request(
+            err, "response_format.type", "invalid_value",
             "Invalid value for 'response_format.type': expected \"text\", \"json_object\" or \"json_schema\".");
         lx_buf_free(&words);
         return LX_ERR;
@@ -338,7 +340,8 @@ static int read_n(json_t *body, size_t *n, struct lx_error *err)
     if (!v || json_is_null(v))
         return LX_OK;
     if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > LX_MOCK_MAX_N) {
-        BAD(err, "n", "invalid_value", "Invalid value for 'n': expected an integer from 1 to %d.", LX_MOCK_MAX_N);
+        lx_error_bad_request(err, "n", "invalid_value", "Invalid value for 'n': expected an integer from 1 to %d.",
+                             LX_MOCK_MAX_N);
         return LX_ERR;
     }
     *n = (size_t)json_integer_value(v);

@@ -4,7 +4,7 @@
 #ifndef LX_MOCK_REPLY_H
 #define LX_MOCK_REPLY_H
 
-#include "../src/errors.h"
+#include "../src/core/errors.h"
 
 #include <jansson.h>
 #include <stddef.h>

@@ -1,8 +1,8 @@
 /* The mock provider's JSON Schema instance generator: walks a schema and builds the simplest plausible
  * value that satisfies it (see mock_schema.h for what is understood). */
 #include "mock_schema.h"
-#include "../src/buf.h"
-#include "../src/common.h"
+#include "../src/core/buf.h"
+#include "../src/core/common.h"
 
 #include <math.h>
 #include <stdbool.h>

@@ -6,9 +6,9 @@
  * x-llmux-dropped-params; n > 1 and http image URLs are refused with 400. */
 #include "openai.h"
 #include "provider.h"
-#include "../src/buf.h"
-#include "../src/common.h"
-#include "../src/ndjson.h"
+#include "../src/core/buf.h"
+#include "../src/core/common.h"
+#include "../src/core/ndjson.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +22,7 @@ static void add_headers(const struct lx_provider_conf *p, struct lx_http_request
 
 static void bad_param(struct lx_error *err, const char *param, const char *why)
 {
-    lx_error_set(err, 400, "invalid_request_error", param, "unsupported_parameter", "%s", why);
+    lx_error_bad_request(err, param, "unsupported_parameter", "%s", why);
 }
 
 /* Parameters this translation reads; any other is dropped and reported. */
@@ -197,7 +197,7 @@ static json_t *tool_calls(json_t *calls, const struct lx_chat *chat, int *next, 
                                           : lx_strdup("{}");
         int k = (*next)++;
         json_t *call = json_pack("{s:s,s:s,s:{s:O?,s:s}}", "id", "", "type", "function", "function", "name",
-                                 json_object_get(fn, "name"), "arguments", text ? text : "{}");
+                                 json_object_get(fn, "name"), "arguments", text);
         json_object_set_new(call, "id", json_sprintf("call_%llu_%d", (unsigned long long)chat->req_id, k));
         if (with_index)
             json_object_set_new(call, "index", json_integer(k));

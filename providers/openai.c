@@ -5,9 +5,9 @@
  * lmstudio.c, mlx.c and huggingface.c reuse these functions with their own defaults (openai.h). */
 #include "openai.h"
 #include "provider.h"
-#include "../src/buf.h"
-#include "../src/common.h"
-#include "../src/sse.h"
+#include "../src/core/buf.h"
+#include "../src/core/common.h"
+#include "../src/core/sse.h"
 
 #include <stdlib.h>
 #include <string.h>

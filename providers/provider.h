@@ -1,55 +1,67 @@
 /* The provider interface: one const table of function pointers per provider type (openai, mock, ...),
  * registered in providers/registry.c. A provider only translates: it never touches sockets, and sees
- * requests and answers as JSON and bytes, so every slot can be unit-tested without a network. */
+ * requests and answers as JSON and bytes, so every slot can be unit-tested without a network.
+ * Include rule: providers/ includes src/core/ only (and its own headers). */
 #ifndef LX_PROVIDER_H
 #define LX_PROVIDER_H
 
-#include "../src/config.h"
-#include "../src/buf.h"
-#include "../src/errors.h"
+#include "../src/core/buf.h"
+#include "../src/core/errors.h"
+#include "../src/core/httpreq.h"
+#include "../src/core/pivot.h"
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
-/* What an upstream call is for. */
-enum lx_call_kind { LX_CALL_CHAT, LX_CALL_EMBEDDINGS };
-
-/* One validated request as providers see it (a chat completion, or an embeddings request). */
-struct lx_chat {
-    enum lx_call_kind kind;
-    json_t *body;      /* owned by the call: the client's OpenAI-shaped body */
-    char *model;       /* owned by the call: the model name sent upstream (route without "PROVIDER/") */
-    bool stream;       /* the client asked for SSE */
-    bool include_usage;/* stream_options.include_usage */
-    uint64_t req_id;   /* the gateway's request number, for generated ids */
-    const char *request_id; /* borrowed: the client request's X-Request-Id, sent upstream too; or NULL */
+struct lx_timeouts {
+    long connect_ms;    /* TCP (and TLS) connect */
+    long first_byte_ms; /* request sent → first body byte */
+    long idle_ms;       /* longest silence between two body reads of a stream */
+    long total_ms;      /* whole upstream exchange */
 };
 
-/* An upstream HTTP request built by a provider; freed with lx_http_request_free. */
-struct lx_http_request {
-    const char *method; /* static string: "GET" or "POST" */
-    char *url;          /* owned */
-    char **headers;     /* owned: "Name: value" lines */
+/* Retries of one upstream call before any byte reached the client (see exec.c). */
+struct lx_retries {
+    long max;           /* retries after the first attempt */
+    long base_delay_ms; /* backoff: a random delay in [0, base * 2^n), full jitter */
+    long max_delay_ms;  /* cap on one delay, a Retry-After included */
+};
+
+/* The breaker: after `failures` failed calls in a row the provider is skipped for period_ms. */
+struct lx_cooldown {
+    long failures; /* 0 = never */
+    long period_ms;
+};
+
+struct lx_provider_type;
+
+/* One configured provider (an entry of "providers"), parsed by the engine's config section: read by its
+ * type's slots, and by the engine for its resilience keys. Its live counters are the engine's, by name
+ * (engine/capacity.h). */
+struct lx_provider_conf {
+    char *name;                          /* owned */
+    const struct lx_provider_type *type; /* static, from the registry */
+    char *base_url;                      /* owned; no trailing '/'; NULL for local types */
+    char *api_key;                       /* owned; secret: never logged or echoed */
+    char **headers;                      /* owned: "Name: value" lines sent upstream */
     size_t n_headers;
-    char *body;         /* owned; NULL for GET */
-    size_t body_len;
-    char *dropped;      /* owned: comma-separated client parameters the provider ignored, or NULL */
+    char **models;                       /* owned: configured model names (without provider prefix) */
+    size_t n_models;
+    struct lx_timeouts timeouts;         /* provider's own, falling back to the global ones */
+    struct lx_retries retries;           /* provider's own, falling back to the global ones */
+    size_t max_upstream_body_bytes;      /* limits.max_upstream_body_bytes: most bytes of one buffered
+                                          * (non-stream or error) answer */
+    long max_concurrency;                /* calls in flight at once; 0 = unlimited */
+    long queue_timeout_ms;               /* longest wait for a free slot */
+    struct lx_cooldown cooldown;
+    char *disabled_reason;               /* owned; non-NULL when the provider cannot be used */
+    void *state;                         /* owned by the type: freed by type->free_state */
 };
-
-/* Record that the client's parameter `name` was dropped (reported in x-llmux-dropped-params). */
-void lx_http_request_drop(struct lx_http_request *r, const char *name);
-
-void lx_http_request_add_header(struct lx_http_request *r, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-void lx_http_request_free(struct lx_http_request *r);
-/* Make r a POST of body (stolen, serialised compactly) to url (stolen), with Content-Type json. */
-void lx_http_request_post_json(struct lx_http_request *r, char *url, json_t *body);
 
 /* Receives each OpenAI chat.completion.chunk a stream decoder produces (borrowed reference). */
 typedef void (*lx_chunk_fn)(void *ctx, json_t *chunk);
-
-struct lx_call;
 
 /* What a provider type can do, shown by GET /v1/providers. */
 struct lx_provider_caps {
@@ -107,14 +119,20 @@ struct lx_provider_type {
     json_t *(*embeddings_response)(const struct lx_provider_conf *p, const struct lx_chat *req, const char *body,
                                    size_t len, struct lx_error *err);
 
-    /* --- local providers (no network): answer through lx_call_local_chunk / lx_call_local_done --- */
-    /* Start answering; returns the provider's state for local_cancel. */
-    void *(*local_start)(const struct lx_provider_conf *p, const struct lx_chat *chat, struct lx_call *call);
-    /* The client drained after lx_call_local_can_write said no: go on producing (from a loop callback).
-     * May be NULL for a provider that never pauses. */
-    void (*local_resume)(void *state);
-    /* Stop and free the state; no lx_call_local_* call may follow. */
-    void (*local_cancel)(void *state);
+    /* --- local providers (no network): the engine drives them on its own timers ---
+     * local_start decides the answer (or a refusal); local_next hands it out one piece at a time, each
+     * time the wait it asked for has passed and, when streaming, the client can take more (backpressure,
+     * as an upstream gets it). Neither touches the loop, so a local provider is a pure function too. */
+    /* The state for local_next; *delay_ms: the wait before the first local_next; *dropped: the client
+     * parameters it ignores, comma-separated (borrowed from the state; NULL: none). */
+    void *(*local_start)(const struct lx_provider_conf *p, const struct lx_chat *chat, long *delay_ms,
+                         const char **dropped);
+    /* The next piece: LX_OK with *out a stream chunk (new reference) and *delay_ms the wait before the
+     * next call (0: at once); LX_DONE with *out the completion (new reference), or NULL when a stream
+     * ended; LX_ERR with err set. Only local_free follows LX_DONE or LX_ERR. */
+    int (*local_next)(void *state, json_t **out, long *delay_ms, struct lx_error *err);
+    /* Free the state: the call ended, or was cancelled. */
+    void (*local_free)(void *state);
 };
 
 /* The registry: every provider type, by config name. */

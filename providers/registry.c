@@ -1,10 +1,8 @@
 /* The list of provider types. Adding a provider: its own file, and one line here. */
 #include "provider.h"
-#include "../src/common.h"
+#include "../src/core/common.h"
 
-#include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 static const struct lx_provider_type *const lx_provider_types[] = {
@@ -35,46 +33,4 @@ const char *lx_provider_type_names(void)
                                     lx_provider_types[i]->name);
     }
     return names;
-}
-
-void lx_http_request_add_header(struct lx_http_request *r, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    char *line = NULL;
-    if (vasprintf(&line, fmt, ap) < 0) {
-        va_end(ap);
-        abort();
-    }
-    va_end(ap);
-    r->headers = lx_realloc(r->headers, (r->n_headers + 1) * sizeof *r->headers);
-    r->headers[r->n_headers++] = line;
-}
-
-void lx_http_request_drop(struct lx_http_request *r, const char *name)
-{
-    char *d = r->dropped ? lx_sprintf("%s,%s", r->dropped, name) : lx_strdup(name);
-    free(r->dropped);
-    r->dropped = d;
-}
-
-void lx_http_request_post_json(struct lx_http_request *r, char *url, json_t *body)
-{
-    r->method = "POST";
-    r->url = url;
-    r->body = json_dumps(body, JSON_COMPACT);
-    r->body_len = strlen(r->body);
-    json_decref(body);
-    lx_http_request_add_header(r, "Content-Type: application/json");
-}
-
-void lx_http_request_free(struct lx_http_request *r)
-{
-    free(r->url);
-    free(r->dropped);
-    for (size_t i = 0; i < r->n_headers; i++)
-        free(r->headers[i]);
-    free(r->headers);
-    free(r->body);
-    memset(r, 0, sizeof *r);
 }

@@ -1,695 +1,129 @@
-/* Loading and validating the JSON configuration. Every message names the key path that is wrong, like
- * `nginx -t`. Values are never echoed in messages: they may be secrets. */
+/* The configuration loader of the composition root: a table of sections, each parsed and freed by the
+ * layer that reads it. The loader checks the keys no section claims, expands ${VAR} everywhere but where
+ * a section does it itself, and runs the sections in order. Every message names the key path that is
+ * wrong, like `nginx -t`; values are never echoed (they may be secrets). */
 #include "config.h"
-#include "auth.h"
-#include "buf.h"
-#include "capacity.h"
-#include "common.h"
-#include "../providers/provider.h"
+#include "api/conf.h"
+#include "core/buf.h"
+#include "core/common.h"
+#include "core/conf.h"
+#include "core/confread.h"
+#include "engine/conf.h"
+#include "server/auth.h"
+#include "server/conf.h"
 
 #include <errno.h>
-#include <limits.h>
-#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define LX_DEFAULT_MAX_BODY (4u * 1024 * 1024)
-/* A non-stream answer is held whole (and parsed: jansson's tree takes a few times its size) to be
- * translated. 16 MiB is 16 times the longest chat completion (128k output tokens is about 1 MiB of JSON)
- * and fits an embeddings answer of about 750 inputs of 1,536 dimensions as floats, or 2,000 as base64;
- * bigger embedding batches need the key raised (docs/configuration.md). */
-#define LX_DEFAULT_MAX_UPSTREAM_BODY (16u * 1024 * 1024)
+struct lx_conf_section {
+    /* The keys it reads: a top-level key, or "object.key" for a key of an object that several sections
+     * share ("limits"). */
+    const char *const *keys;
+    /* Top-level keys whose ${VAR}s it expands itself; NULL: none. */
+    const char *const *raw_keys;
+    /* Fill the section's own member of c (allocated even on failure); LX_ERR with err set. */
+    int (*parse)(struct lx_config *c, json_t *root, char *err, size_t errlen);
+    void (*free)(struct lx_config *c);
+};
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
+/* In the order they are parsed and their errors reported. */
+static const struct lx_conf_section lx_sections[] = {
+    {lx_server_conf_keys, NULL, lx_server_conf_parse, lx_server_conf_free},
+    {lx_auth_conf_keys, NULL, lx_auth_conf_parse, lx_auth_conf_free},
+    {lx_engine_conf_keys, lx_engine_conf_raw_keys, lx_engine_conf_parse, lx_engine_conf_free},
+    {lx_api_conf_keys, NULL, lx_api_conf_parse, lx_api_conf_free},
+};
+
+static void free_sections(struct lx_config *c)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
+    for (size_t i = 0; i < LX_ARRAY_LEN(lx_sections); i++)
+        lx_sections[i].free(c);
 }
 
-char *lx_env_expand(const char *s, char **missing)
+/* Is key (of the object at prefix: "" for the root, else "limits") read by a section? For the root, a key
+ * that only appears as the prefix of shared keys counts as known; *shared tells. */
+static bool known(const char *prefix, const char *key, bool *shared)
 {
-    struct lx_buf out = {0};
-    const char *p = s;
-    *missing = NULL;
-    while (*p) {
-        const char *open = strstr(p, "${");
-        if (!open) {
-            lx_buf_puts(&out, p);
-            break;
+    size_t plen = strlen(prefix), klen = strlen(key);
+    for (size_t i = 0; i < LX_ARRAY_LEN(lx_sections); i++) {
+        for (const char *const *k = lx_sections[i].keys; *k; k++) {
+            const char *name = *k;
+            if (plen) {
+                if (strncmp(name, prefix, plen) == 0 && name[plen] == '.' && strcmp(name + plen + 1, key) == 0)
+                    return true;
+                continue;
+            }
+            if (strcmp(name, key) == 0)
+                return true;
+            if (strncmp(name, key, klen) == 0 && name[klen] == '.') {
+                *shared = true;
+                return true;
+            }
         }
-        const char *close = strchr(open + 2, '}');
-        if (!close) {
-            lx_buf_puts(&out, p);
-            break;
-        }
-        lx_buf_append(&out, p, (size_t)(open - p));
-        char *name = lx_strndup(open + 2, (size_t)(close - open - 2));
-        char *def = strstr(name, ":-");
-        if (def) {
-            *def = '\0';
-            def += 2;
-        }
-        const char *val = getenv(name);
-        if (val && *val) {
-            lx_buf_puts(&out, val);
-        } else if (def) {
-            lx_buf_puts(&out, def);
-        } else {
-            *missing = lx_strdup(name);
-            free(name);
-            lx_buf_free(&out);
-            return NULL;
-        }
-        free(name);
-        p = close + 1;
     }
-    return lx_buf_steal(&out, NULL);
+    return false;
 }
 
-/* Expand every string in the tree in place. Returns LX_ERR with *missing and *where (key path) set at
- * the first unset variable. */
-static int expand_tree(json_t *v, const char *path, char **missing, char **where)
+static bool raw(const char *key)
 {
-    if (json_is_string(v)) {
-        char *s = lx_env_expand(json_string_value(v), missing);
-        if (!s) {
-            *where = lx_strdup(path);
-            return LX_ERR;
-        }
-        json_string_set(v, s);
-        free(s);
-        return LX_OK;
-    }
-    if (json_is_object(v)) {
-        const char *key;
-        json_t *child;
-        json_object_foreach(v, key, child) {
-            char *sub = lx_sprintf("%s%s%s", path, *path ? "." : "", key);
-            int rc = expand_tree(child, sub, missing, where);
-            free(sub);
-            if (rc != LX_OK)
-                return rc;
-        }
-    } else if (json_is_array(v)) {
-        size_t i;
-        json_t *child;
-        json_array_foreach(v, i, child) {
-            char *sub = lx_sprintf("%s[%zu]", path, i);
-            int rc = expand_tree(child, sub, missing, where);
-            free(sub);
-            if (rc != LX_OK)
-                return rc;
-        }
-    }
-    return LX_OK;
+    for (size_t i = 0; i < LX_ARRAY_LEN(lx_sections); i++)
+        for (const char *const *k = lx_sections[i].raw_keys; k && *k; k++)
+            if (strcmp(*k, key) == 0)
+                return true;
+    return false;
 }
 
-int lx_conf_unknown_keys(json_t *obj, const char *const *allowed, const char *path, char *err, size_t errlen)
+static int check_keys(json_t *root, char *err, size_t errlen)
 {
     const char *key;
     json_t *v;
-    json_object_foreach(obj, key, v) {
-        bool ok = false;
-        for (size_t i = 0; allowed[i]; i++)
-            if (strcmp(allowed[i], key) == 0)
-                ok = true;
-        if (!ok) {
-            set_err(err, errlen, "%s%s%s: unknown key", path, *path ? "." : "", key);
+    json_object_foreach(root, key, v) {
+        bool shared = false;
+        if (!known("", key, &shared)) {
+            lx_conf_err(err, errlen, "%s: unknown key", key);
             return LX_ERR;
         }
-    }
-    return LX_OK;
-}
-
-int lx_conf_long(json_t *obj, const char *key, const char *path, long min, long max, long *out, char *err,
-                 size_t errlen)
-{
-    json_t *v = json_object_get(obj, key);
-    if (!v)
-        return LX_OK;
-    if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max) {
-        set_err(err, errlen, "%s%s%s: expected an integer from %ld to %ld", path, *path ? "." : "", key, min, max);
-        return LX_ERR;
-    }
-    *out = (long)json_integer_value(v);
-    return LX_OK;
-}
-
-static int conf_string(json_t *obj, const char *key, const char *path, char **out, char *err, size_t errlen)
-{
-    json_t *v = json_object_get(obj, key);
-    if (!v)
-        return LX_OK;
-    if (!json_is_string(v)) {
-        set_err(err, errlen, "%s%s%s: expected a string", path, *path ? "." : "", key);
-        return LX_ERR;
-    }
-    free(*out);
-    *out = lx_strdup(json_string_value(v));
-    return LX_OK;
-}
-
-static int conf_object(json_t *obj, const char *key, const char *path, json_t **out, char *err, size_t errlen)
-{
-    json_t *v = json_object_get(obj, key);
-    *out = NULL;
-    if (!v)
-        return LX_OK;
-    if (!json_is_object(v)) {
-        set_err(err, errlen, "%s%s%s: expected an object", path, *path ? "." : "", key);
-        return LX_ERR;
-    }
-    *out = v;
-    return LX_OK;
-}
-
-static int parse_timeouts(json_t *obj, const char *path, struct lx_timeouts *t, char *err, size_t errlen)
-{
-    static const char *const keys[] = {"connect_ms", "first_byte_ms", "idle_ms", "total_ms", NULL};
-    json_t *to;
-    if (conf_object(obj, "timeouts", path, &to, err, errlen) != LX_OK)
-        return LX_ERR;
-    if (!to)
-        return LX_OK;
-    char *sub = lx_sprintf("%s%stimeouts", path, *path ? "." : "");
-    int rc = LX_ERR;
-    if (lx_conf_unknown_keys(to, keys, sub, err, errlen) == LX_OK &&
-        lx_conf_long(to, "connect_ms", sub, 1, 3600000, &t->connect_ms, err, errlen) == LX_OK &&
-        lx_conf_long(to, "first_byte_ms", sub, 1, 86400000, &t->first_byte_ms, err, errlen) == LX_OK &&
-        lx_conf_long(to, "idle_ms", sub, 1, 86400000, &t->idle_ms, err, errlen) == LX_OK &&
-        lx_conf_long(to, "total_ms", sub, 1, 86400000, &t->total_ms, err, errlen) == LX_OK)
-        rc = LX_OK;
-    free(sub);
-    return rc;
-}
-
-static int parse_retries(json_t *obj, const char *path, struct lx_retries *r, char *err, size_t errlen)
-{
-    static const char *const keys[] = {"max", "base_delay_ms", "max_delay_ms", NULL};
-    json_t *ro;
-    if (conf_object(obj, "retries", path, &ro, err, errlen) != LX_OK)
-        return LX_ERR;
-    if (!ro)
-        return LX_OK;
-    char *sub = lx_sprintf("%s%sretries", path, *path ? "." : "");
-    int rc = LX_ERR;
-    if (lx_conf_unknown_keys(ro, keys, sub, err, errlen) == LX_OK &&
-        lx_conf_long(ro, "max", sub, 0, 10, &r->max, err, errlen) == LX_OK &&
-        lx_conf_long(ro, "base_delay_ms", sub, 1, 60000, &r->base_delay_ms, err, errlen) == LX_OK &&
-        lx_conf_long(ro, "max_delay_ms", sub, 1, 600000, &r->max_delay_ms, err, errlen) == LX_OK)
-        rc = LX_OK;
-    free(sub);
-    return rc;
-}
-
-/* The keys every provider type accepts besides its own (resilience; see docs/concurrency.md). */
-static const char *const lx_provider_common_keys[] = {"retries", "max_concurrency", "queue_timeout_ms", "cooldown",
-                                                      NULL};
-
-static int parse_resilience(json_t *obj, const char *path, struct lx_provider_conf *p, char *err, size_t errlen)
-{
-    if (parse_retries(obj, path, &p->retries, err, errlen) != LX_OK ||
-        lx_conf_long(obj, "max_concurrency", path, 0, 1000000, &p->max_concurrency, err, errlen) != LX_OK ||
-        lx_conf_long(obj, "queue_timeout_ms", path, 0, 3600000, &p->queue_timeout_ms, err, errlen) != LX_OK)
-        return LX_ERR;
-    json_t *cd;
-    if (conf_object(obj, "cooldown", path, &cd, err, errlen) != LX_OK)
-        return LX_ERR;
-    if (cd) {
-        static const char *const keys[] = {"failures", "period_ms", NULL};
-        char *sub = lx_sprintf("%s.cooldown", path);
-        int rc = lx_conf_unknown_keys(cd, keys, sub, err, errlen) == LX_OK &&
-                         lx_conf_long(cd, "failures", sub, 0, 1000000, &p->cooldown.failures, err, errlen) == LX_OK &&
-                         lx_conf_long(cd, "period_ms", sub, 1, 86400000, &p->cooldown.period_ms, err, errlen) == LX_OK
-                     ? LX_OK
-                     : LX_ERR;
-        free(sub);
-        if (rc != LX_OK)
-            return LX_ERR;
-    }
-    return LX_OK;
-}
-
-/* Unknown keys of a provider object: neither the type's own nor the common ones. */
-static int provider_unknown_keys(json_t *obj, const struct lx_provider_type *t, const char *path, char *err,
-                                 size_t errlen)
-{
-    const char *key;
-    json_t *v;
-    json_object_foreach(obj, key, v) {
-        bool ok = false;
-        for (size_t i = 0; t->config_keys[i] && !ok; i++)
-            ok = strcmp(t->config_keys[i], key) == 0;
-        for (size_t i = 0; lx_provider_common_keys[i] && !ok; i++)
-            ok = strcmp(lx_provider_common_keys[i], key) == 0;
-        if (!ok) {
-            set_err(err, errlen, "%s.%s: unknown key", path, key);
-            return LX_ERR;
-        }
-    }
-    return LX_OK;
-}
-
-int lx_parse_listen(const char *s, char **host, int *port)
-{
-    const char *colon;
-    const char *h = s;
-    size_t hlen;
-    if (s[0] == '[') {
-        const char *end = strchr(s, ']');
-        if (!end || end[1] != ':')
-            return LX_ERR;
-        h = s + 1;
-        hlen = (size_t)(end - h);
-        colon = end + 1;
-    } else {
-        colon = strrchr(s, ':');
-        if (!colon)
-            return LX_ERR;
-        hlen = (size_t)(colon - s);
-    }
-    char *end;
-    errno = 0;
-    long p = strtol(colon + 1, &end, 10);
-    if (errno || end == colon + 1 || *end || p < 0 || p > 65535)
-        return LX_ERR;
-    *host = hlen ? lx_strndup(h, hlen) : lx_strdup("0.0.0.0");
-    *port = (int)p;
-    return LX_OK;
-}
-
-static int parse_string_list(json_t *obj, const char *key, const char *path, char ***out, size_t *n, char *err,
-                             size_t errlen)
-{
-    json_t *v = json_object_get(obj, key);
-    if (!v)
-        return LX_OK;
-    if (!json_is_array(v)) {
-        set_err(err, errlen, "%s.%s: expected an array of strings", path, key);
-        return LX_ERR;
-    }
-    size_t i;
-    json_t *item;
-    json_array_foreach(v, i, item) {
-        if (!json_is_string(item) || json_string_length(item) == 0) {
-            set_err(err, errlen, "%s.%s[%zu]: expected a non-empty string", path, key, i);
-            return LX_ERR;
-        }
-    }
-    *out = lx_calloc(json_array_size(v), sizeof **out);
-    json_array_foreach(v, i, item) (*out)[i] = lx_strdup(json_string_value(item));
-    *n = json_array_size(v);
-    return LX_OK;
-}
-
-static bool valid_header_part(const char *s, bool name)
-{
-    if (name && !*s)
-        return false;
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '\r' || c == '\n' || (name && (c == ':' || c <= ' ')))
-            return false;
-    }
-    return true;
-}
-
-/* A start-up (and reload, and --check-config) warning: the config is valid but likely not what was meant. */
-static void add_warning(struct lx_config *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void add_warning(struct lx_config *c, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    char *w = NULL;
-    if (vasprintf(&w, fmt, ap) < 0)
-        abort();
-    va_end(ap);
-    c->warnings = lx_realloc(c->warnings, (c->n_warnings + 1) * sizeof *c->warnings);
-    c->warnings[c->n_warnings++] = w;
-}
-
-/* Keep p, disabled, with a reason that names the fix: the variable to set and the key that needs it. */
-static void disable_provider(struct lx_config *c, struct lx_provider_conf *p, const char *var, const char *where)
-{
-    free(p->disabled_reason);
-    p->disabled_reason = lx_sprintf("environment variable %s is not set (%s needs it); set it in llmux's "
-                                    "environment and restart llmux", var, where);
-    add_warning(c, "provider '%s' is disabled: %s", p->name, p->disabled_reason);
-}
-
-/* The base URL of a disabled provider, for /v1/providers: the configured one when it does not depend on
- * the missing variable, else the type's default (or none). */
-static void disabled_base_url(struct lx_provider_conf *p, json_t *obj)
-{
-    const char *v = json_string_value(json_object_get(obj, "base_url"));
-    char *missing = NULL;
-    p->base_url = v ? lx_env_expand(v, &missing) : NULL;
-    free(missing);
-    if (!v && p->type->default_base_url)
-        p->base_url = lx_strdup(p->type->default_base_url);
-    for (size_t n = p->base_url ? strlen(p->base_url) : 0; n > 0 && p->base_url[n - 1] == '/'; n--)
-        p->base_url[n - 1] = '\0';
-}
-
-/* One entry of "providers". The object was already env-expanded, or is marked disabled. */
-static int parse_provider(struct lx_config *c, struct lx_provider_conf *p, const char *name, json_t *obj,
-                          const char *missing, const char *where, char *err, size_t errlen)
-{
-    char path[300];
-    snprintf(path, sizeof path, "providers.%s", name);
-    p->name = lx_strdup(name);
-    p->max_upstream_body_bytes = c->limits.max_upstream_body_bytes;
-    p->timeouts = c->timeouts;
-    p->retries = c->retries;
-    p->queue_timeout_ms = 30000;
-    p->cooldown = (struct lx_cooldown){.failures = 0, .period_ms = 30000};
-    p->cap = lx_capacity_new(p);
-    if (!json_is_object(obj)) {
-        set_err(err, errlen, "%s: expected an object", path);
-        return LX_ERR;
-    }
-    json_t *type = json_object_get(obj, "type");
-    if (!json_is_string(type)) {
-        set_err(err, errlen, "%s.type: expected one of: %s", path, lx_provider_type_names());
-        return LX_ERR;
-    }
-    p->type = lx_provider_type_find(json_string_value(type));
-    if (!p->type) {
-        set_err(err, errlen, "%s.type: unknown provider type (known: %s)", path, lx_provider_type_names());
-        return LX_ERR;
-    }
-    if (strchr(name, '/') || !*name) {
-        set_err(err, errlen, "%s: a provider name must be non-empty and contain no '/'", path);
-        return LX_ERR;
-    }
-    if (provider_unknown_keys(obj, p->type, path, err, errlen) != LX_OK ||
-        parse_resilience(obj, path, p, err, errlen) != LX_OK)
-        return LX_ERR;
-    if (missing) {
-        /* The variable is unset: keep the provider, disabled, so requests get a clear error. Shape
-         * errors are still reported above. */
-        disable_provider(c, p, missing, where);
-        disabled_base_url(p, obj);
-        return LX_OK;
-    }
-    if (conf_string(obj, "base_url", path, &p->base_url, err, errlen) != LX_OK ||
-        conf_string(obj, "api_key", path, &p->api_key, err, errlen) != LX_OK ||
-        parse_string_list(obj, "models", path, &p->models, &p->n_models, err, errlen) != LX_OK ||
-        parse_timeouts(obj, path, &p->timeouts, err, errlen) != LX_OK)
-        return LX_ERR;
-    if (!p->base_url && p->type->default_base_url)
-        p->base_url = lx_strdup(p->type->default_base_url);
-    if (!p->api_key && p->type->api_key_env) {
-        const char *v = getenv(p->type->api_key_env);
-        if (!v || !*v) {
-            char *key = lx_sprintf("%s.api_key, which defaults to $%s,", path, p->type->api_key_env);
-            disable_provider(c, p, p->type->api_key_env, key);
-            free(key);
-            return LX_OK;
-        }
-        p->api_key = lx_strdup(v);
-    }
-    if (p->base_url) {
-        const char *rest = strncmp(p->base_url, "http://", 7) == 0    ? p->base_url + 7
-                           : strncmp(p->base_url, "https://", 8) == 0 ? p->base_url + 8
-                                                                       : NULL;
-        if (!rest || !*rest || *rest == '/' || strpbrk(p->base_url, " \t\r\n")) {
-            set_err(err, errlen, "%s.base_url: must be an http:// or https:// URL with a host", path);
-            return LX_ERR;
-        }
-        size_t n = strlen(p->base_url);
-        while (n > 0 && p->base_url[n - 1] == '/')
-            p->base_url[--n] = '\0';
-    }
-    if (p->api_key && !valid_header_part(p->api_key, false)) {
-        set_err(err, errlen, "%s.api_key: must not contain line breaks", path);
-        return LX_ERR;
-    }
-    json_t *headers;
-    if (conf_object(obj, "headers", path, &headers, err, errlen) != LX_OK)
-        return LX_ERR;
-    if (headers) {
-        const char *hk;
-        json_t *hv;
-        p->headers = lx_calloc(json_object_size(headers), sizeof *p->headers);
-        json_object_foreach(headers, hk, hv) {
-            if (!json_is_string(hv) || !valid_header_part(hk, true) || !valid_header_part(json_string_value(hv), false)) {
-                set_err(err, errlen, "%s.headers.%s: expected a header name and a string value without line breaks",
-                        path, hk);
+        if (!shared || !json_is_object(v))
+            continue; /* a shared key that is no object: its first section says so */
+        const char *sub;
+        json_t *sv;
+        json_object_foreach(v, sub, sv) {
+            if (!known(key, sub, &shared)) {
+                lx_conf_err(err, errlen, "%s.%s: unknown key", key, sub);
                 return LX_ERR;
             }
-            p->headers[p->n_headers++] = lx_sprintf("%s: %s", hk, json_string_value(hv));
         }
     }
-    if (p->type->configure && p->type->configure(p, obj, path, err, errlen) != LX_OK)
-        return LX_ERR;
-    return LX_OK;
-}
-
-static void free_provider(struct lx_provider_conf *p)
-{
-    free(p->name);
-    free(p->base_url);
-    free(p->api_key);
-    for (size_t i = 0; i < p->n_headers; i++)
-        free(p->headers[i]);
-    free(p->headers);
-    for (size_t i = 0; i < p->n_models; i++)
-        free(p->models[i]);
-    free(p->models);
-    free(p->disabled_reason);
-    lx_capacity_free(p->cap);
-    if (p->state && p->type && p->type->free_state)
-        p->type->free_state(p->state);
-}
-
-/* "P/M" naming a configured provider; writes the error for path otherwise. */
-static int check_target(const struct lx_config *c, json_t *v, const char *path, char *err, size_t errlen)
-{
-    const char *t = json_string_value(v);
-    const char *slash = t ? strchr(t, '/') : NULL;
-    if (!slash || slash == t || !slash[1]) {
-        set_err(err, errlen, "%s: expected \"PROVIDER/MODEL\"", path);
-        return LX_ERR;
-    }
-    if (!lx_config_provider(c, t, (size_t)(slash - t))) {
-        set_err(err, errlen, "%s: no provider named '%.*s'", path, (int)(slash - t), t);
-        return LX_ERR;
-    }
-    return LX_OK;
-}
-
-/* An alias is "P/M", ["P/M", ...] (fallbacks in order) or {"models": [...], "hedge_ms": N}. */
-static int parse_alias(const struct lx_config *c, struct lx_alias *a, json_t *v, char *err, size_t errlen)
-{
-    char path[300];
-    snprintf(path, sizeof path, "aliases.%s", a->name);
-    a->hedge_ms = -1;
-    json_t *list = v;
-    if (json_is_object(v)) {
-        static const char *const keys[] = {"models", "hedge_ms", NULL};
-        if (lx_conf_unknown_keys(v, keys, path, err, errlen) != LX_OK ||
-            lx_conf_long(v, "hedge_ms", path, 0, 3600000, &a->hedge_ms, err, errlen) != LX_OK)
-            return LX_ERR;
-        list = json_object_get(v, "models");
-        snprintf(path, sizeof path, "aliases.%s.models", a->name);
-        if (!json_is_array(list)) {
-            set_err(err, errlen, "%s: expected an array of \"PROVIDER/MODEL\" strings", path);
-            return LX_ERR;
-        }
-    }
-    if (json_is_string(v)) {
-        if (check_target(c, v, path, err, errlen) != LX_OK)
-            return LX_ERR;
-        a->targets = lx_calloc(1, sizeof *a->targets);
-        a->targets[a->n_targets++] = lx_strdup(json_string_value(v));
-        return LX_OK;
-    }
-    if (!json_is_array(list) || json_array_size(list) == 0 || json_array_size(list) > 16) {
-        set_err(err, errlen, "%s: expected \"PROVIDER/MODEL\", a list of 1 to 16 of them, or {\"models\": [...], "
-                "\"hedge_ms\": N}", path);
-        return LX_ERR;
-    }
-    a->targets = lx_calloc(json_array_size(list), sizeof *a->targets);
-    size_t i;
-    json_t *item;
-    json_array_foreach(list, i, item) {
-        char ipath[340];
-        snprintf(ipath, sizeof ipath, "%s[%zu]", path, i);
-        if (check_target(c, item, ipath, err, errlen) != LX_OK)
-            return LX_ERR;
-        a->targets[a->n_targets++] = lx_strdup(json_string_value(item));
-    }
-    return LX_OK;
-}
-
-/* An alias named like "P/M" of a configured provider P that reaches another provider. Aliases take
- * precedence over PROVIDER/MODEL and keys' model globs match the name the client sends, so a key whose
- * globs allow only P's models reaches the other provider through it: allowed (it may be meant), but said. */
-static void warn_alias_named_like_model(struct lx_config *c, const struct lx_alias *a)
-{
-    const char *slash = strchr(a->name, '/');
-    const struct lx_provider_conf *p = slash ? lx_config_provider(c, a->name, (size_t)(slash - a->name)) : NULL;
-    if (!p)
-        return;
-    size_t plen = strlen(p->name);
-    for (size_t i = 0; i < a->n_targets; i++) {
-        const char *t = a->targets[i];
-        if (strncmp(t, p->name, plen) == 0 && t[plen] == '/')
-            continue;
-        add_warning(c,
-                    "aliases.%s: named like a model of provider '%s' but routes to '%s'; aliases take precedence "
-                    "over PROVIDER/MODEL, so a key limited to \"%s/*\" reaches '%.*s' through it (name the "
-                    "alias without the '%s/' prefix unless that is meant)",
-                    a->name, p->name, t, p->name, (int)strcspn(t, "/"), t, p->name);
-        return;
-    }
-}
-
-static int parse_fanout_batch(struct lx_config *c, json_t *root, char *err, size_t errlen)
-{
-    static const char *const fkeys[] = {"max_models", NULL};
-    static const char *const bkeys[] = {"max_requests", "default_concurrency", "max_concurrency", NULL};
-    json_t *f, *b;
-    if (conf_object(root, "fanout", "", &f, err, errlen) != LX_OK ||
-        conf_object(root, "batch", "", &b, err, errlen) != LX_OK)
-        return LX_ERR;
-    if (f && (lx_conf_unknown_keys(f, fkeys, "fanout", err, errlen) != LX_OK ||
-              lx_conf_long(f, "max_models", "fanout", 1, 256, &c->fanout_max_models, err, errlen) != LX_OK))
-        return LX_ERR;
-    if (b && (lx_conf_unknown_keys(b, bkeys, "batch", err, errlen) != LX_OK ||
-              lx_conf_long(b, "max_requests", "batch", 1, 1000000, &c->batch_max_requests, err, errlen) != LX_OK ||
-              lx_conf_long(b, "max_concurrency", "batch", 1, 100000, &c->batch_max_concurrency, err, errlen) !=
-                  LX_OK ||
-              lx_conf_long(b, "default_concurrency", "batch", 1, 100000, &c->batch_default_concurrency, err,
-                           errlen) != LX_OK))
-        return LX_ERR;
-    if (c->batch_default_concurrency > c->batch_max_concurrency) {
-        set_err(err, errlen, "batch.default_concurrency: must not exceed batch.max_concurrency (%ld)",
-                c->batch_max_concurrency);
-        return LX_ERR;
-    }
-    return LX_OK;
-}
-
-static int parse_limits(struct lx_config *c, json_t *root, char *err, size_t errlen)
-{
-    static const char *const keys[] = {"max_body_bytes", "max_connections", "max_header_bytes", "read_timeout_ms",
-                                       "max_inflight_per_key", "max_request_ms", "max_upstream_body_bytes", NULL};
-    json_t *limits;
-    if (conf_object(root, "limits", "", &limits, err, errlen) != LX_OK)
-        return LX_ERR;
-    if (!limits)
-        return LX_OK;
-    struct lx_limits *l = &c->limits;
-    long mb = (long)l->max_body_bytes, mub = (long)l->max_upstream_body_bytes;
-    if (lx_conf_unknown_keys(limits, keys, "limits", err, errlen) != LX_OK ||
-        lx_conf_long(limits, "max_body_bytes", "limits", 1, 1L << 30, &mb, err, errlen) != LX_OK ||
-        lx_conf_long(limits, "max_upstream_body_bytes", "limits", 1024, 1L << 30, &mub, err, errlen) != LX_OK ||
-        lx_conf_long(limits, "max_connections", "limits", 1, 1000000, &l->max_connections, err, errlen) != LX_OK ||
-        lx_conf_long(limits, "max_header_bytes", "limits", 1024, 1L << 20, &l->max_header_bytes, err, errlen) !=
-            LX_OK ||
-        lx_conf_long(limits, "read_timeout_ms", "limits", 0, 3600000, &l->read_timeout_ms, err, errlen) != LX_OK ||
-        lx_conf_long(limits, "max_inflight_per_key", "limits", 0, 1000000, &l->max_inflight_per_key, err, errlen) !=
-            LX_OK ||
-        lx_conf_long(limits, "max_request_ms", "limits", 0, 86400000, &l->max_request_ms, err, errlen) != LX_OK)
-        return LX_ERR;
-    l->max_body_bytes = (size_t)mb;
-    l->max_upstream_body_bytes = (size_t)mub;
     return LX_OK;
 }
 
 static int parse_root(struct lx_config *c, json_t *root, char *err, size_t errlen)
 {
-    static const char *const keys[] = {"listen", "limits", "timeouts", "retries", "fanout", "batch", "providers",
-                                       "aliases", "shutdown_timeout_ms", "models_timeout_ms", "auth",
-                                       "admin_listen", NULL};
     if (!json_is_object(root)) {
-        set_err(err, errlen, "(root): expected a JSON object");
+        lx_conf_err(err, errlen, "(root): expected a JSON object");
         return LX_ERR;
     }
-    if (lx_conf_unknown_keys(root, keys, "", err, errlen) != LX_OK)
+    if (check_keys(root, err, errlen) != LX_OK)
         return LX_ERR;
-
-    /* Everything but the providers must expand fully; a provider with an unset variable is disabled. */
     const char *key;
     json_t *v;
     json_object_foreach(root, key, v) {
-        if (strcmp(key, "providers") == 0)
+        if (raw(key))
             continue;
         char *missing = NULL, *where = NULL;
-        if (expand_tree(v, key, &missing, &where) != LX_OK) {
-            set_err(err, errlen, "%s: environment variable %s is not set", where, missing);
+        if (lx_conf_expand(v, key, &missing, &where) != LX_OK) {
+            lx_conf_err(err, errlen, "%s: environment variable %s is not set", where, missing);
             free(missing);
             free(where);
             return LX_ERR;
         }
     }
-
-    if (conf_string(root, "listen", "", &c->listen, err, errlen) != LX_OK)
-        return LX_ERR;
-    char *host;
-    int port;
-    if (lx_parse_listen(c->listen, &host, &port) != LX_OK) {
-        set_err(err, errlen, "listen: expected HOST:PORT, for example 127.0.0.1:8080");
-        return LX_ERR;
-    }
-    free(host);
-
-    if (parse_limits(c, root, err, errlen) != LX_OK || lx_auth_parse(c, root, err, errlen) != LX_OK)
-        return LX_ERR;
-    if (conf_string(root, "admin_listen", "", &c->admin_listen, err, errlen) != LX_OK)
-        return LX_ERR;
-    if (c->admin_listen) {
-        if (lx_parse_listen(c->admin_listen, &host, &port) != LX_OK) {
-            set_err(err, errlen, "admin_listen: expected HOST:PORT, for example 127.0.0.1:9090");
+    for (size_t i = 0; i < LX_ARRAY_LEN(lx_sections); i++)
+        if (lx_sections[i].parse(c, root, err, errlen) != LX_OK)
             return LX_ERR;
-        }
-        free(host);
-    }
-    if (parse_timeouts(root, "", &c->timeouts, err, errlen) != LX_OK ||
-        parse_retries(root, "", &c->retries, err, errlen) != LX_OK ||
-        parse_fanout_batch(c, root, err, errlen) != LX_OK ||
-        lx_conf_long(root, "shutdown_timeout_ms", "", 0, 3600000, &c->shutdown_timeout_ms, err, errlen) != LX_OK ||
-        lx_conf_long(root, "models_timeout_ms", "", 1, 600000, &c->models_timeout_ms, err, errlen) != LX_OK)
-        return LX_ERR;
-
-    json_t *providers;
-    if (conf_object(root, "providers", "", &providers, err, errlen) != LX_OK)
-        return LX_ERR;
-    if (providers) {
-        c->providers = lx_calloc(json_object_size(providers), sizeof *c->providers);
-        json_object_foreach(providers, key, v) {
-            char *missing = NULL, *where = NULL;
-            char *path = lx_sprintf("providers.%s", key);
-            expand_tree(v, path, &missing, &where);
-            free(path);
-            struct lx_provider_conf *p = &c->providers[c->n_providers++];
-            int rc = parse_provider(c, p, key, v, missing, where, err, errlen);
-            free(missing);
-            free(where);
-            if (rc != LX_OK)
-                return LX_ERR;
-        }
-    }
-
-    json_t *aliases;
-    if (conf_object(root, "aliases", "", &aliases, err, errlen) != LX_OK)
-        return LX_ERR;
-    if (aliases) {
-        c->aliases = lx_calloc(json_object_size(aliases), sizeof *c->aliases);
-        json_object_foreach(aliases, key, v) {
-            struct lx_alias *a = &c->aliases[c->n_aliases++];
-            a->name = lx_strdup(key);
-            if (parse_alias(c, a, v, err, errlen) != LX_OK)
-                return LX_ERR;
-            warn_alias_named_like_model(c, a);
-        }
-    }
     return LX_OK;
 }
 
@@ -698,24 +132,10 @@ struct lx_config *lx_config_load_buffer(const char *text, size_t len, char *err,
     json_error_t jerr;
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!root) {
-        set_err(err, errlen, "invalid JSON at line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
+        lx_conf_err(err, errlen, "invalid JSON at line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
         return NULL;
     }
-    struct lx_config *c = lx_calloc(1, sizeof *c);
-    c->refs = 1;
-    c->listen = lx_strdup("127.0.0.1:8080");
-    c->limits = (struct lx_limits){.max_body_bytes = LX_DEFAULT_MAX_BODY, .max_connections = 10000,
-                                   .max_header_bytes = 32768, .read_timeout_ms = 30000,
-                                   .max_upstream_body_bytes = LX_DEFAULT_MAX_UPSTREAM_BODY};
-    c->timeouts = (struct lx_timeouts){.connect_ms = 10000, .first_byte_ms = 300000, .idle_ms = 120000,
-                                       .total_ms = 600000};
-    c->retries = (struct lx_retries){.max = 2, .base_delay_ms = 250, .max_delay_ms = 20000};
-    c->fanout_max_models = 16;
-    c->batch_max_requests = 10000;
-    c->batch_default_concurrency = 100;
-    c->batch_max_concurrency = 1000;
-    c->models_timeout_ms = 3000;
-    c->shutdown_timeout_ms = 10000;
+    struct lx_config *c = lx_config_new(free_sections);
     int rc = parse_root(c, root, err, errlen);
     json_decref(root);
     if (rc != LX_OK) {
@@ -729,7 +149,7 @@ struct lx_config *lx_config_load_file(const char *path, char *err, size_t errlen
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        set_err(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        lx_conf_err(err, errlen, "cannot open %s: %s", path, strerror(errno));
         return NULL;
     }
     struct lx_buf b = {0};
@@ -741,55 +161,10 @@ struct lx_config *lx_config_load_file(const char *path, char *err, size_t errlen
     fclose(f);
     if (failed) {
         lx_buf_free(&b);
-        set_err(err, errlen, "cannot read %s", path);
+        lx_conf_err(err, errlen, "cannot read %s", path);
         return NULL;
     }
     struct lx_config *c = lx_config_load_buffer(b.data ? b.data : "", b.len, err, errlen);
     lx_buf_free(&b);
     return c;
-}
-
-struct lx_config *lx_config_ref(struct lx_config *c)
-{
-    c->refs++;
-    return c;
-}
-
-void lx_config_unref(struct lx_config *c)
-{
-    if (!c || --c->refs > 0)
-        return;
-    free(c->listen);
-    free(c->admin_listen);
-    lx_auth_keys_free(c->keys, c->n_keys);
-    for (size_t i = 0; i < c->n_providers; i++)
-        free_provider(&c->providers[i]);
-    free(c->providers);
-    for (size_t i = 0; i < c->n_aliases; i++) {
-        free(c->aliases[i].name);
-        for (size_t j = 0; j < c->aliases[i].n_targets; j++)
-            free(c->aliases[i].targets[j]);
-        free(c->aliases[i].targets);
-    }
-    free(c->aliases);
-    for (size_t i = 0; i < c->n_warnings; i++)
-        free(c->warnings[i]);
-    free(c->warnings);
-    free(c);
-}
-
-const struct lx_provider_conf *lx_config_provider(const struct lx_config *c, const char *name, size_t len)
-{
-    for (size_t i = 0; i < c->n_providers; i++)
-        if (strlen(c->providers[i].name) == len && memcmp(c->providers[i].name, name, len) == 0)
-            return &c->providers[i];
-    return NULL;
-}
-
-const struct lx_alias *lx_config_alias(const struct lx_config *c, const char *name)
-{
-    for (size_t i = 0; i < c->n_aliases; i++)
-        if (strcmp(c->aliases[i].name, name) == 0)
-            return &c->aliases[i];
-    return NULL;
 }

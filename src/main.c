@@ -1,15 +1,22 @@
 /* llmux: command line, start-up, and the drain-then-exit shutdown. */
-#include "accesslog.h"
-#include "auth.h"
-#include "buf.h"
-#include "common.h"
 #include "config.h"
-#include "http.h"
-#include "log.h"
-#include "loop.h"
-#include "metrics.h"
-#include "notify.h"
-#include "upstream.h"
+#include "api/routes.h"
+#include "core/buf.h"
+#include "core/bus.h"
+#include "core/common.h"
+#include "core/conf.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "engine/capacity.h"
+#include "engine/conf.h"
+#include "io/loop.h"
+#include "io/notify.h"
+#include "io/upstream.h"
+#include "server/accesslog.h"
+#include "server/auth.h"
+#include "server/conf.h"
+#include "server/mhd.h"
 
 #include <getopt.h>
 #include <signal.h>
@@ -79,22 +86,23 @@ static bool is_loopback(const char *listen)
  * a public address without auth.keys gets loopback instead; only an explicit --listen can override. */
 static void secure_listen(struct lx_config *cfg, bool explicit_listen)
 {
-    if (cfg->n_keys || is_loopback(cfg->listen))
+    struct lx_server_conf *sc = cfg->server;
+    if (cfg->auth->n_keys || is_loopback(sc->listen))
         return;
     if (explicit_listen) {
         lx_warn("no auth.keys configured and --listen %s is not loopback: anyone who can reach it can use the "
-                "configured providers (and their API keys)", cfg->listen);
+                "configured providers (and their API keys)", sc->listen);
         return;
     }
     char *host;
     int port;
-    lx_parse_listen(cfg->listen, &host, &port);
+    lx_parse_listen(sc->listen, &host, &port);
     char *lo = lx_sprintf("127.0.0.1:%d", port);
     lx_warn("no auth.keys configured: listening on %s instead of %s (add auth.keys, or pass --listen %s to "
-            "expose it without keys)", lo, cfg->listen, cfg->listen);
+            "expose it without keys)", lo, sc->listen, sc->listen);
     free(host);
-    free(cfg->listen);
-    cfg->listen = lo;
+    free(sc->listen);
+    sc->listen = lo;
 }
 
 static void finish_cb(void)
@@ -132,30 +140,32 @@ static void reload_cb(int signo, void *arg)
         lx_notify("READY=1\nSTATUS=reload failed; running the previous configuration");
         return;
     }
-    if (M.bound_open && cfg->n_keys == 0) {
+    struct lx_server_conf *now = M.cfg->server, *next = cfg->server;
+    if (M.bound_open && cfg->auth->n_keys == 0) {
         lx_error("reload: %s has no auth.keys but llmux listens on %s, beyond loopback; keeping the running "
-                 "configuration (restart to change the address)", M.config_path, M.cfg->listen);
+                 "configuration (restart to change the address)", M.config_path, now->listen);
         lx_config_unref(cfg);
         lx_notify("READY=1\nSTATUS=reload refused; running the previous configuration");
         return;
     }
-    if (strcmp(cfg->listen, M.file_listen) != 0 && !M.cfg->listen_explicit)
-        lx_warn("reload: listen changed to %s; the socket stays on %s until a restart", cfg->listen, M.cfg->listen);
-    if ((cfg->admin_listen != NULL) != (M.cfg->admin_listen != NULL) ||
-        (cfg->admin_listen && strcmp(cfg->admin_listen, M.cfg->admin_listen) != 0))
+    if (strcmp(next->listen, M.file_listen) != 0 && !now->listen_explicit)
+        lx_warn("reload: listen changed to %s; the socket stays on %s until a restart", next->listen, now->listen);
+    if ((next->admin_listen != NULL) != (now->admin_listen != NULL) ||
+        (next->admin_listen && strcmp(next->admin_listen, now->admin_listen) != 0))
         lx_warn("reload: admin_listen changed; it takes effect at the next restart");
-    free(cfg->listen);
-    cfg->listen = lx_strdup(M.cfg->listen);
-    cfg->listen_explicit = M.cfg->listen_explicit;
-    free(cfg->admin_listen);
-    cfg->admin_listen = M.cfg->admin_listen ? lx_strdup(M.cfg->admin_listen) : NULL;
+    free(next->listen);
+    next->listen = lx_strdup(now->listen);
+    next->listen_explicit = now->listen_explicit;
+    free(next->admin_listen);
+    next->admin_listen = now->admin_listen ? lx_strdup(now->admin_listen) : NULL;
     for (size_t i = 0; i < cfg->n_warnings; i++)
         lx_warn("%s", cfg->warnings[i]);
+    lx_engine_conf_apply(cfg->engine); /* the providers' live state (by name) takes the new limits */
     lx_http_set_config(cfg);
     lx_config_unref(M.cfg);
     M.cfg = cfg;
     lx_info("reload: configuration %s applied (%zu provider(s), %zu alias(es)); requests in flight keep the old one",
-            M.config_path, cfg->n_providers, cfg->n_aliases);
+            M.config_path, cfg->engine->n_providers, cfg->engine->n_aliases);
     lx_notify("READY=1\nSTATUS=configuration reloaded");
 }
 
@@ -179,8 +189,8 @@ static void signal_cb(int signo, void *arg)
     M.stopping = true;
     lx_notify("STOPPING=1");
     lx_info("%s: draining %zu in-flight request(s), up to %ld ms", strsignal(signo), lx_http_live(),
-            cfg->shutdown_timeout_ms);
-    lx_timer_start(M.drain_timer, cfg->shutdown_timeout_ms);
+            cfg->server->shutdown_timeout_ms);
+    lx_timer_start(M.drain_timer, cfg->server->shutdown_timeout_ms);
     lx_http_quiesce(finish_cb);
 }
 
@@ -237,6 +247,7 @@ int main(int argc, char **argv)
     };
     const char *config_path = NULL, *listen_addr = NULL, *health_url = NULL, *log_path = NULL;
     bool check = false;
+    lx_json_init();
     int c;
     while ((c = getopt_long(argc, argv, "c:l:tvh", opts, NULL)) != -1) {
         switch (c) {
@@ -290,7 +301,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "llmux: %s: %s\n", config_path, err);
         return 1;
     }
-    snprintf(M.file_listen, sizeof M.file_listen, "%s", cfg->listen);
+    snprintf(M.file_listen, sizeof M.file_listen, "%s", cfg->server->listen);
     if (listen_addr) {
         char *host;
         int port;
@@ -300,16 +311,16 @@ int main(int argc, char **argv)
             return 1;
         }
         free(host);
-        free(cfg->listen);
-        cfg->listen = lx_strdup(listen_addr);
-        cfg->listen_explicit = true;
+        free(cfg->server->listen);
+        cfg->server->listen = lx_strdup(listen_addr);
+        cfg->server->listen_explicit = true;
     }
     secure_listen(cfg, listen_addr != NULL);
     for (size_t i = 0; i < cfg->n_warnings; i++)
         lx_warn("%s", cfg->warnings[i]);
     if (check) {
         printf("llmux: configuration %s is valid (%zu provider(s), %zu alias(es))\n", config_path,
-               cfg->n_providers, cfg->n_aliases);
+               cfg->engine->n_providers, cfg->engine->n_aliases);
         lx_config_unref(cfg);
         return 0;
     }
@@ -319,6 +330,11 @@ int main(int argc, char **argv)
         lx_config_unref(cfg);
         return 1;
     }
+    /* The "request finished" subscribers, in the order they run: the HTTP counters, the client key's
+     * accounting (its access-log line names the key), the access log. */
+    lx_bus_subscribe(LX_EV_REQUEST_FINISHED, lx_metrics_finished_cb, NULL);
+    lx_bus_subscribe(LX_EV_REQUEST_FINISHED, lx_auth_finished_cb, NULL);
+    lx_bus_subscribe(LX_EV_REQUEST_FINISHED, lx_access_log_finished_cb, NULL);
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit();
     if (lx_loop_init() != LX_OK || lx_upstream_init() != LX_OK) {
@@ -331,21 +347,24 @@ int main(int argc, char **argv)
     lx_loop_on_signal(SIGINT, signal_cb, NULL);
     lx_loop_on_signal(SIGHUP, reload_cb, NULL);
     lx_loop_on_signal(SIGUSR1, reopen_cb, NULL);
-    if (lx_http_start(cfg, err, sizeof err) != LX_OK) {
+    lx_engine_conf_apply(cfg->engine);
+    if (lx_http_start(cfg, lx_routes_dispatch, err, sizeof err) != LX_OK) {
         lx_error("%s", err);
         lx_http_stop();
         lx_access_log_close();
         lx_upstream_shutdown();
-        lx_loop_free();
         lx_config_unref(cfg);
+        lx_capacity_shutdown();
+        lx_loop_free();
+        lx_bus_shutdown();
         return 1;
     }
     M.drain_timer = lx_timer_new(drain_expired_cb, NULL);
     M.hard_timer = lx_timer_new(hard_stop_cb, NULL);
     M.cfg = cfg;
     M.config_path = config_path;
-    M.bound_open = !is_loopback(cfg->listen) && cfg->n_keys > 0 && !cfg->listen_explicit;
-    lx_info("llmux %s ready (%zu provider(s), config %s)", LX_VERSION, cfg->n_providers, config_path);
+    M.bound_open = !is_loopback(cfg->server->listen) && cfg->auth->n_keys > 0 && !cfg->server->listen_explicit;
+    lx_info("llmux %s ready (%zu provider(s), config %s)", LX_VERSION, cfg->engine->n_providers, config_path);
     lx_notify("READY=1");
 
     lx_loop_run();
@@ -355,12 +374,13 @@ int main(int argc, char **argv)
     lx_timer_free(M.hard_timer);
     lx_upstream_shutdown();
     lx_loop_drain();
-    /* The config owns timers (capacity queues): it goes before the loop. */
     lx_config_unref(M.cfg);
+    lx_capacity_shutdown(); /* the providers' live state owns timers: it goes before the loop */
     lx_loop_free();
     lx_auth_shutdown();
     lx_metrics_shutdown();
     lx_access_log_close();
+    lx_bus_shutdown();
     lx_info("stopped");
     free(M.default_config);
     return 0;

@@ -15,7 +15,7 @@ FUZZ_LDFLAGS := -fsanitize=fuzzer,address,undefined
 FUZZ_LDLIBS := $(shell pkg-config --libs $(FUZZ_PKGS) 2>/dev/null) -lm -pthread
 FUZZ_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
-FUZZ_CORE_SRCS := $(filter-out src/main.c,$(wildcard src/*.c)) $(wildcard providers/*.c) $(wildcard dialects/*.c)
+FUZZ_CORE_SRCS := $(filter-out src/main.c,$(wildcard src/*.c src/*/*.c)) $(wildcard providers/*.c dialects/*.c)
 FUZZ_CORE_OBJS := $(FUZZ_CORE_SRCS:%.c=$(FUZZ_BUILD)/%.o)
 FUZZ_TARGETS ?= $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/%)

@@ -1,12 +1,13 @@
-/* Fuzz target for a client's chat request: validation (lx_chat_parse in src/chat.c) and, when it is
+/* Fuzz target for a client's chat request: validation (the openai_chat dialect's parse) and, when it is
  * accepted, routing and translation into the upstream request by the openai provider, as
  * lx_chat_handle and lx_call_start do. The translation must send the client's body unchanged but for
  * "model", and must not modify the client's body. Input: the request body. */
 #include "../../providers/provider.h"
-#include "../../src/chat.h"
-#include "../../src/common.h"
+#include "../../dialects/dialect.h"
 #include "../../src/config.h"
-#include "../../src/router.h"
+#include "../../src/core/conf.h"
+#include "../../src/core/common.h"
+#include "../../src/engine/router.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,7 +92,9 @@ static void check_request(const struct lx_provider_conf *p, const struct lx_chat
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct lx_error err = {0};
-    json_t *body = lx_chat_parse((const char *)data, size, &err);
+    struct lx_dialect_req rq = {0};
+    json_t *body = lx_dialect_openai_chat.parse((const char *)data, size, &rq, &err);
+    lx_dialect_req_clear(&rq);
     if (!body) {
         if (err.status != 400 || !err.message || !err.code)
             fail("a refused request without a 400, a message and a code");
@@ -110,7 +113,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct lx_plan plan;
     const struct lx_provider_conf *p;
     char *upstream_model;
-    if (lx_route_plan(cfg, model, &plan, &err) == LX_OK && lx_plan_target(&plan, 0)->provider->type == &lx_provider_openai) {
+    if (lx_route_plan(cfg->engine, model, &plan, &err) == LX_OK && lx_plan_target(&plan, 0)->provider->type == &lx_provider_openai) {
         p = lx_plan_target(&plan, 0)->provider;
         upstream_model = lx_strdup(lx_plan_target(&plan, 0)->model);
     } else {
@@ -120,7 +123,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             fail("routing failed without err");
         lx_error_clear(&err);
         upstream_model = lx_strdup(model);
-        p = lx_config_provider(cfg, "oai", 3);
+        p = lx_engine_provider(cfg->engine, "oai", 3);
     }
     lx_plan_free(&plan);
 

@@ -2,9 +2,14 @@
  * ${VAR:-default} expansion, then the lookups requests make on a loaded config, and lx_env_expand on the
  * raw input. A loaded config must hold what validation promised. Input: the config text. */
 #include "../../providers/provider.h"
-#include "../../src/common.h"
 #include "../../src/config.h"
-#include "../../src/router.h"
+#include "../../src/api/conf.h"
+#include "../../src/core/conf.h"
+#include "../../src/engine/conf.h"
+#include "../../src/server/conf.h"
+#include "../../src/core/confread.h"
+#include "../../src/core/common.h"
+#include "../../src/engine/router.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,22 +48,22 @@ static bool has_line_break(const char *s)
 
 static void check_config(struct lx_config *c)
 {
-    if (c->refs != 1 || !c->listen)
+    if (c->refs != 1 || !c->server->listen)
         fail("a loaded config without one reference or a listen address");
     char *host;
     int port;
-    if (lx_parse_listen(c->listen, &host, &port) != LX_OK)
+    if (lx_parse_listen(c->server->listen, &host, &port) != LX_OK)
         fail("a loaded config whose listen does not parse");
     free(host);
-    if (c->limits.max_body_bytes == 0 || c->timeouts.connect_ms <= 0 || c->timeouts.first_byte_ms <= 0 ||
-        c->timeouts.idle_ms <= 0 || c->timeouts.total_ms <= 0 || c->models_timeout_ms <= 0 ||
-        c->shutdown_timeout_ms < 0)
+    if (c->server->limits.max_body_bytes == 0 || c->engine->timeouts.connect_ms <= 0 ||
+        c->engine->timeouts.first_byte_ms <= 0 || c->engine->timeouts.idle_ms <= 0 ||
+        c->engine->timeouts.total_ms <= 0 || c->api->models_timeout_ms <= 0 || c->server->shutdown_timeout_ms < 0)
         fail("a loaded config with a limit or timeout out of range");
-    for (size_t i = 0; i < c->n_providers; i++) {
-        const struct lx_provider_conf *p = &c->providers[i];
+    for (size_t i = 0; i < c->engine->n_providers; i++) {
+        const struct lx_provider_conf *p = &c->engine->providers[i];
         if (!p->name || !*p->name || strchr(p->name, '/') || !p->type)
             fail("a provider without a valid name or type");
-        if (lx_config_provider(c, p->name, strlen(p->name)) != p)
+        if (lx_engine_provider(c->engine, p->name, strlen(p->name)) != p)
             fail("a provider that lookup does not find");
         if (p->timeouts.connect_ms <= 0 || p->timeouts.total_ms <= 0)
             fail("a provider with a timeout out of range");
@@ -88,15 +93,15 @@ static void check_config(struct lx_config *c)
             lx_http_request_free(&r);
         }
     }
-    for (size_t i = 0; i < c->n_aliases; i++) {
-        const struct lx_alias *a = &c->aliases[i];
-        if (lx_config_alias(c, a->name) != a)
+    for (size_t i = 0; i < c->engine->n_aliases; i++) {
+        const struct lx_alias *a = &c->engine->aliases[i];
+        if (lx_engine_alias(c->engine, a->name) != a)
             fail("an alias that lookup does not find");
         /* Validation promised the alias names a configured provider: routing it must not say it is not
          * found (a disabled provider's 404 provider_disabled is fine). */
         struct lx_plan plan;
         struct lx_error err = {0};
-        if (lx_route_plan(c, a->name, &plan, &err) != LX_OK && err.code && strcmp(err.code, "model_not_found") == 0)
+        if (lx_route_plan(c->engine, a->name, &plan, &err) != LX_OK && err.code && strcmp(err.code, "model_not_found") == 0)
             fail("an alias whose provider routing does not find");
         if (a->n_targets == 0 || (plan.lanes && lx_plan_count(&plan) > a->n_targets))
             fail("an alias plan with more targets than the alias");

@@ -3,8 +3,8 @@
  * answer or a 400, never a crash, a leak or a hang; every tool call's arguments must be a JSON object.
  * Input: the request body. */
 #include "../../providers/mock_reply.h"
-#include "../../src/chat.h"
-#include "../../src/common.h"
+#include "../../dialects/dialect.h"
+#include "../../src/core/common.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +21,9 @@ static void fail(const char *what)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct lx_error err = {0};
-    json_t *body = lx_chat_parse((const char *)data, size, &err);
+    struct lx_dialect_req rq = {0};
+    json_t *body = lx_dialect_openai_chat.parse((const char *)data, size, &rq, &err);
+    lx_dialect_req_clear(&rq);
     if (!body) {
         lx_error_clear(&err);
         return 0;

@@ -9,7 +9,7 @@
 #endif
 
 #include "../../providers/provider.h"
-#include "../../src/common.h"
+#include "../../src/core/common.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -11,8 +11,8 @@
 
 #include "fuzz_split.h"
 #include "../../providers/provider.h"
-#include "../../src/buf.h"
-#include "../../src/common.h"
+#include "../../src/core/buf.h"
+#include "../../src/core/common.h"
 
 #include <stdio.h>
 #include <stdlib.h>

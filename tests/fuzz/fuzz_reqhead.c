@@ -7,9 +7,9 @@
  *   accepted again with the same framing, and is its own canonical form;
  * - a chunked body after the head decodes the same whole and split, and never past max_body. */
 #include "fuzz_split.h"
-#include "../../src/buf.h"
-#include "../../src/common.h"
-#include "../../src/reqhead.h"
+#include "../../src/core/buf.h"
+#include "../../src/core/common.h"
+#include "../../src/core/reqhead.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,16 +1,16 @@
 /* Fuzz target for a client's Responses request (dialects/openai_responses.c) and the item translator
  * (openai_responses_items.c). Input: the request body. A refused body gets a 400 with a message and a
  * code and keeps nothing; an accepted one gives a pivot that the chat validation the engine relies on
- * accepts (lx_chat_validate), with the client's model; its stored input items normalise to themselves
+ * accepts (lx_openai_chat_validate), with the client's model; its stored input items normalise to themselves
  * (what is stored can be read back as input) and translate to messages again with the input as history
  * (what a later turn does); the history budget keeps a subset or refuses with a 400; and the answer side
  * (completion and a stream with a text part and a tool call) builds responses whose events count their
  * sequence numbers from 0. */
+#include "../../dialects/openai_chat.h"
 #include "../../dialects/openai_responses.h"
-#include "../../src/buf.h"
-#include "../../src/chat.h"
-#include "../../src/common.h"
-#include "../../src/sse.h"
+#include "../../src/core/buf.h"
+#include "../../src/core/common.h"
+#include "../../src/core/sse.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,7 +104,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     lx_responses_turn(&rq, &t);
     if (!t.id || !json_is_array(t.input))
         fail("an accepted request without an id or input items");
-    if (json_array_size(json_object_get(pivot, "messages")) > 0 && lx_chat_validate(pivot, "", true, &err) != LX_OK)
+    if (json_array_size(json_object_get(pivot, "messages")) > 0 && lx_openai_chat_validate(pivot, "", true, &err) != LX_OK)
         fail("a pivot that chat validation refuses");
     if (json_array_size(json_object_get(pivot, "messages")) == 0 && !t.previous_response_id && !t.conversation_id)
         fail("a stateless request with nothing to answer");

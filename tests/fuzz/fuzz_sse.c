@@ -3,9 +3,9 @@
  * again from lx_sse_flush at the end of the body. Input layout: byte 0 picks max_event, byte 1 stops the
  * feed after that many events (0: never), then a split plan (fuzz_split.h), then the stream. */
 #include "fuzz_split.h"
-#include "../../src/buf.h"
-#include "../../src/common.h"
-#include "../../src/sse.h"
+#include "../../src/core/buf.h"
+#include "../../src/core/common.h"
+#include "../../src/core/sse.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -45,6 +45,75 @@ test('SIGHUP swaps an alias while a 10 s stream keeps flowing; a bad config is r
   assert.equal((await gw.stop()).code, 0);
 });
 
+// A provider's live state belongs to its name, not to a loaded config: after a SIGHUP the calls still
+// running under the old config and the new ones share one max_concurrency, the new limits apply to the
+// calls already waiting, and the cooldown breaker keeps its count. Observed from outside: the queue depth
+// llmux reports and the calls the upstream sees.
+test('SIGHUP keeps each provider\'s capacity and breaker: max_concurrency 2 holds across a reload, and a raised limit frees the waiting call', async () => {
+  const cfg = (max) => ({
+    providers: {
+      cap: upstreamProvider(mock, { max_concurrency: max, queue_timeout_ms: 60000 }),
+      cool: upstreamProvider(mock, { retries: { max: 0 }, cooldown: { failures: 2, period_ms: 600000 } }),
+    },
+  });
+  const gw = await startLlmux(cfg(2));
+  const file = gw.proc.spawnargs[gw.proc.spawnargs.indexOf('--config') + 1];
+  let reloads = 0;
+  const reload = async () => {
+    gw.proc.kill('SIGHUP');
+    reloads++;
+    await gw.waitLog(new RegExp(Array(reloads).fill('reload: configuration .* applied').join('[\\s\\S]*')));
+  };
+  const queued = async () => {
+    const text = await (await fetch(`${gw.base}/metrics`)).text();
+    const m = text.match(/^llmux_queue_depth\{provider="cap"\} (\d+)$/m);
+    return m ? Number(m[1]) : -1;
+  };
+  await mock.reset();
+
+  // Two long streams take both slots, and stay until they are cut below.
+  const cuts = [new AbortController(), new AbortController()];
+  const holders = cuts.map((ac, i) => fetch(`${gw.base}/v1/chat/completions`, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, signal: ac.signal,
+    body: JSON.stringify({ model: `cap/hold${i};chunks=5000;interval=50`, stream: true, messages: userMsg('hold') }),
+  }));
+  try {
+    await eventually(() => mock.stats(), (s) => s.active === 2, 10000, 'two calls in flight');
+    await reload();
+
+    const third = httpRequest(gw.port, { body: { model: 'cap/third', messages: userMsg('third') } });
+    const seen = await eventually(async () => ({ queued: await queued(), st: await mock.stats() }),
+      (v) => v.queued === 1 || v.st.requests > 2, 10000, 'the third call to queue or to reach the upstream');
+    assert.equal(seen.queued, 1, 'after the reload the third call waits for one of the two slots');
+    assert.equal(seen.st.requests, 2, 'and has not reached the upstream');
+
+    writeFileSync(file, JSON.stringify(cfg(3)));
+    await reload();
+    const r3 = await third;
+    assert.equal(r3.status, 200, r3.text);
+    const st = await mock.stats();
+    assert.equal(st.requests, 3);
+    assert.equal(st.active, 2, 'the raised limit let the third call run while both holders still stream');
+    assert.equal(await queued(), 0);
+  } finally {
+    cuts.forEach((ac) => ac.abort());
+    await Promise.allSettled(holders);
+  }
+  await eventually(() => mock.stats(), (s) => s.active === 0, 10000, 'the holders to be cut upstream too');
+
+  // The breaker counts failures across a reload: two in a row cool the provider down.
+  const chat = (model) => httpRequest(gw.port, { body: { model, messages: userMsg('hi') } });
+  await mock.reset();
+  assert.equal((await chat('cool/a;status=500')).status, 500);
+  await reload();
+  assert.equal((await chat('cool/a;status=500')).status, 500);
+  const r = await chat('cool/a');
+  assert.equal(r.status, 503, r.text);
+  assert.equal(JSON.parse(r.text).error.code, 'provider_cooldown');
+  assert.equal((await mock.stats()).requests, 2, 'a cooled-down provider gets no call');
+  assert.equal((await gw.stop()).code, 0);
+});
+
 test('with NOTIFY_SOCKET set llmux sends READY=1, RELOADING=1 then READY=1, and STOPPING=1', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'llmux-notify-'));
   const sock = join(dir, 'notify.sock');

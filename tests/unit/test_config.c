@@ -1,9 +1,15 @@
 /* Unit tests for src/config.c: defaults, ${ENV} expansion, disabled providers, and error messages that
  * name the bad key. */
 #include "unit.h"
-#include "../../src/config.h"
-#include "../../src/common.h"
 #include "../../providers/provider.h"
+#include "../../src/config.h"
+#include "../../src/api/conf.h"
+#include "../../src/core/conf.h"
+#include "../../src/engine/conf.h"
+#include "../../src/server/auth.h"
+#include "../../src/server/conf.h"
+#include "../../src/core/confread.h"
+#include "../../src/core/common.h"
 
 static struct lx_config *load(const char *json, char *err)
 {
@@ -25,9 +31,9 @@ static void test_defaults(void **state)
     char err[512];
     struct lx_config *c = load("{}", err);
     assert_non_null(c);
-    assert_string_equal(c->listen, "127.0.0.1:8080");
-    assert_int_equal(c->limits.max_body_bytes, 4 * 1024 * 1024);
-    assert_int_equal(c->n_providers, 0);
+    assert_string_equal(c->server->listen, "127.0.0.1:8080");
+    assert_int_equal(c->server->limits.max_body_bytes, 4 * 1024 * 1024);
+    assert_int_equal(c->engine->n_providers, 0);
     lx_config_unref(c);
 }
 
@@ -38,10 +44,10 @@ static void test_shipped_config(void **state)
     unsetenv("OPENAI_API_KEY");
     struct lx_config *c = lx_config_load_file("conf/llmux.json", err, sizeof err);
     assert_non_null(c);
-    const struct lx_provider_conf *mock = lx_config_provider(c, "mock", 4);
+    const struct lx_provider_conf *mock = lx_engine_provider(c->engine, "mock", 4);
     assert_non_null(mock);
     assert_null(mock->disabled_reason);
-    const struct lx_provider_conf *openai = lx_config_provider(c, "openai", 6);
+    const struct lx_provider_conf *openai = lx_engine_provider(c->engine, "openai", 6);
     assert_non_null(openai);
     /* With no key set the shipped config still loads: the provider is disabled, naming the variable. */
     assert_non_null(openai->disabled_reason);
@@ -63,8 +69,8 @@ static void test_env_expansion(void **state)
                                "\"base_url\":\"http://h:1/v1/\",\"api_key\":\"${LX_TEST_KEY}\","
                                "\"headers\":{\"X-A\":\"${LX_TEST_UNSET:-dflt}\"}}}}", err);
     assert_non_null(c);
-    assert_string_equal(c->listen, "127.0.0.1:9999");
-    const struct lx_provider_conf *p = lx_config_provider(c, "o", 1);
+    assert_string_equal(c->server->listen, "127.0.0.1:9999");
+    const struct lx_provider_conf *p = lx_engine_provider(c->engine, "o", 1);
     assert_string_equal(p->api_key, "sk-test-123");
     assert_string_equal(p->base_url, "http://h:1/v1"); /* trailing slash dropped */
     assert_int_equal(p->n_headers, 1);
@@ -157,7 +163,7 @@ static void test_provider_timeouts_override(void **state)
     struct lx_config *c = load("{\"timeouts\":{\"idle_ms\":111,\"connect_ms\":222},\"providers\":{\"o\":{\"type\":"
                                "\"openai\",\"timeouts\":{\"idle_ms\":5}}}}", err);
     assert_non_null(c);
-    const struct lx_provider_conf *p = lx_config_provider(c, "o", 1);
+    const struct lx_provider_conf *p = lx_engine_provider(c->engine, "o", 1);
     assert_int_equal(p->timeouts.idle_ms, 5);
     assert_int_equal(p->timeouts.connect_ms, 222);
     assert_string_equal(p->base_url, "https://api.openai.com/v1");
@@ -173,7 +179,7 @@ static void test_resilience_keys(void **state)
                                "{\"failures\":3}},\"m\":{\"type\":\"mock\"}},\"aliases\":{\"l\":[\"o/a\",\"m/b\"],\"h\":"
                                "{\"models\":[\"o/a\",\"m/b\"],\"hedge_ms\":0},\"s\":\"m/c\"}}", err);
     assert_non_null(c);
-    const struct lx_provider_conf *o = lx_config_provider(c, "o", 1), *m = lx_config_provider(c, "m", 1);
+    const struct lx_provider_conf *o = lx_engine_provider(c->engine, "o", 1), *m = lx_engine_provider(c->engine, "m", 1);
     assert_int_equal(o->retries.max, 1);
     assert_int_equal(o->retries.base_delay_ms, 50); /* the global value where the provider says nothing */
     assert_int_equal(o->retries.max_delay_ms, 20000);
@@ -185,14 +191,14 @@ static void test_resilience_keys(void **state)
     assert_int_equal(m->max_concurrency, 0);
     assert_int_equal(m->queue_timeout_ms, 30000);
     assert_int_equal(m->cooldown.failures, 0);
-    const struct lx_alias *l = lx_config_alias(c, "l"), *h = lx_config_alias(c, "h"), *s1 = lx_config_alias(c, "s");
+    const struct lx_alias *l = lx_engine_alias(c->engine, "l"), *h = lx_engine_alias(c->engine, "h"), *s1 = lx_engine_alias(c->engine, "s");
     assert_int_equal(l->n_targets, 2);
     assert_int_equal(l->hedge_ms, -1);
     assert_string_equal(l->targets[1], "m/b");
     assert_int_equal(h->hedge_ms, 0);
     assert_int_equal(s1->n_targets, 1);
-    assert_int_equal(c->fanout_max_models, 16);
-    assert_int_equal(c->batch_max_concurrency, 1000);
+    assert_int_equal(c->api->fanout_max_models, 16);
+    assert_int_equal(c->api->batch_max_concurrency, 1000);
     lx_config_unref(c);
 
     expect_error("{\"retries\":{\"max\":11}}", "retries.max");
@@ -217,13 +223,13 @@ static void test_upstream_body_limit(void **state)
     char err[512];
     struct lx_config *c = load("{\"providers\":{\"p\":{\"type\":\"mock\"}}}", err);
     assert_non_null(c);
-    assert_int_equal(c->limits.max_upstream_body_bytes, 16 * 1024 * 1024);
-    assert_int_equal(c->providers[0].max_upstream_body_bytes, 16 * 1024 * 1024);
+    assert_int_equal(c->engine->max_upstream_body_bytes, 16 * 1024 * 1024);
+    assert_int_equal(c->engine->providers[0].max_upstream_body_bytes, 16 * 1024 * 1024);
     lx_config_unref(c);
     c = load("{\"limits\":{\"max_upstream_body_bytes\":65536},\"providers\":{\"p\":{\"type\":\"mock\"}}}", err);
     assert_non_null(c);
-    assert_int_equal(c->limits.max_upstream_body_bytes, 65536);
-    assert_int_equal(c->providers[0].max_upstream_body_bytes, 65536); /* what call.c enforces */
+    assert_int_equal(c->engine->max_upstream_body_bytes, 65536);
+    assert_int_equal(c->engine->providers[0].max_upstream_body_bytes, 65536); /* what call.c enforces */
     lx_config_unref(c);
     expect_error("{\"limits\":{\"max_upstream_body_bytes\":1023}}", "limits.max_upstream_body_bytes: expected an integer from 1024");
     expect_error("{\"limits\":{\"max_upstream_body_bytes\":2147483648}}", "limits.max_upstream_body_bytes");
@@ -262,30 +268,30 @@ static void test_operations_keys(void **state)
                                "{\"name\":\"ops\",\"sha256\":\"5E884898DA28047151D0E56F8DC6292773603D0D6AABBDD62A11EF721D1542D8\"}]}}",
                                err);
     assert_non_null(c);
-    assert_string_equal(c->admin_listen, "127.0.0.1:9090");
-    assert_int_equal(c->limits.max_connections, 5);
-    assert_int_equal(c->limits.max_header_bytes, 4096);
-    assert_int_equal(c->limits.read_timeout_ms, 0);
-    assert_int_equal(c->limits.max_inflight_per_key, 2);
-    assert_int_equal(c->limits.max_request_ms, 1000);
-    assert_int_equal(c->n_keys, 2);
-    assert_string_equal(c->keys[0].name, "app");
-    assert_int_equal(c->keys[0].n_models, 1);
-    assert_int_equal(c->keys[0].rpm, 10);
-    assert_int_equal(c->keys[0].tpm, 100);
-    assert_int_equal(c->keys[1].digest[0], 0x5e); /* sha256("password"), upper-case hex accepted */
-    assert_int_equal(c->keys[1].digest[31], 0xd8);
-    assert_null(c->keys[1].models);
+    assert_string_equal(c->server->admin_listen, "127.0.0.1:9090");
+    assert_int_equal(c->server->limits.max_connections, 5);
+    assert_int_equal(c->server->limits.max_header_bytes, 4096);
+    assert_int_equal(c->server->limits.read_timeout_ms, 0);
+    assert_int_equal(c->server->limits.max_inflight_per_key, 2);
+    assert_int_equal(c->server->limits.max_request_ms, 1000);
+    assert_int_equal(c->auth->n_keys, 2);
+    assert_string_equal(c->auth->keys[0].name, "app");
+    assert_int_equal(c->auth->keys[0].n_models, 1);
+    assert_int_equal(c->auth->keys[0].rpm, 10);
+    assert_int_equal(c->auth->keys[0].tpm, 100);
+    assert_int_equal(c->auth->keys[1].digest[0], 0x5e); /* sha256("password"), upper-case hex accepted */
+    assert_int_equal(c->auth->keys[1].digest[31], 0xd8);
+    assert_null(c->auth->keys[1].models);
     lx_config_unref(c);
 
     c = load("{}", err);
-    assert_int_equal(c->limits.max_connections, 10000);
-    assert_int_equal(c->limits.max_header_bytes, 32768);
-    assert_int_equal(c->limits.read_timeout_ms, 30000);
-    assert_int_equal(c->limits.max_inflight_per_key, 0);
-    assert_int_equal(c->limits.max_request_ms, 0);
-    assert_null(c->admin_listen);
-    assert_int_equal(c->n_keys, 0);
+    assert_int_equal(c->server->limits.max_connections, 10000);
+    assert_int_equal(c->server->limits.max_header_bytes, 32768);
+    assert_int_equal(c->server->limits.read_timeout_ms, 30000);
+    assert_int_equal(c->server->limits.max_inflight_per_key, 0);
+    assert_int_equal(c->server->limits.max_request_ms, 0);
+    assert_null(c->server->admin_listen);
+    assert_int_equal(c->auth->n_keys, 0);
     lx_config_unref(c);
 
     expect_error("{\"auth\":{\"keys\":[{\"name\":\"a\"}]}}", "auth.keys[0]: give exactly one of");

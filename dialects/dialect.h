@@ -1,0 +1,82 @@
+/* dialects/dialect.h: the contract of an inbound wire format (issue 13; issues 15 and 16 fill it).
+ *
+ * An inbound wire format ("dialect"): how the clients of one API talk to llmux. A dialect only
+ * translates between its API and the pivot, which is OpenAI chat completions:
+ *   - requests: an OpenAI-chat-shaped JSON body (what struct lx_chat carries to the engine),
+ *   - answers: chat.completion objects (non-stream) and chat.completion.chunk objects (stream),
+ *   - failures: struct lx_error (status, type, code, message, param).
+ * It never touches sockets, the loop, the engine or the request object, so every slot is unit-testable
+ * on recorded fixtures. One const table per dialect, registered in dialects/registry.c (like providers).
+ * The API layer (src/api/reply.c) drives the slots: it opens the stream encoder when the first event is
+ * due, writes what the slots append, and runs the keep-alive timer.
+ *
+ * Include rule: dialects/ includes src/core/ only (and its own headers). */
+#ifndef LX_DIALECT_H
+#define LX_DIALECT_H
+
+#include "../src/core/buf.h"
+#include "../src/core/errors.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+
+/* What a dialect learned from a request that the answer needs (the client's model name, whether it
+ * streams, usage wanted, an estimate of prompt tokens, ...). Owned by the caller, filled by parse,
+ * freed by lx_dialect_req_clear. Dialects may keep their own extra state in `priv`. */
+struct lx_dialect_req {
+    char *model;          /* owned: the model name the client sent */
+    bool stream;          /* the client wants a stream */
+    bool include_usage;   /* usage in the stream (OpenAI stream_options.include_usage; always for others) */
+    long prompt_tokens_estimate; /* for dialects that must announce input tokens before the first token */
+    json_t *priv;         /* owned: dialect-specific data kept from the request (NULL if none) */
+};
+void lx_dialect_req_clear(struct lx_dialect_req *rq);
+
+struct lx_dialect {
+    /* Name for logs and the route table: "openai_chat", "anthropic_messages", "openai_responses". */
+    const char *name;
+
+    /* Validate the client's body and translate it to the pivot: returns a new OpenAI-chat-shaped body
+     * (the engine sees only that), and fills rq. NULL with err set (a 400 naming the field, in this
+     * dialect's terms) when the body is bad or asks for what cannot be translated. Parse errors of the
+     * JSON itself come from the one core helper (line and column). */
+    json_t *(*parse)(const char *body, size_t len, struct lx_dialect_req *rq, struct lx_error *err);
+
+    /* The non-stream answer: a pivot chat.completion (borrowed) → this dialect's body (new reference). */
+    json_t *(*completion)(const struct lx_dialect_req *rq, json_t *completion);
+
+    /* The body of an error answer in this dialect's shape (new reference), and the HTTP status to send
+     * (usually err->status; a dialect may map, e.g. Anthropic 529 for overload). */
+    json_t *(*error_body)(const struct lx_error *err, int *status);
+
+    /* --- streaming: a stateful encoder from pivot chunks to this dialect's wire events --- */
+    const char *stream_content_type; /* "text/event-stream" */
+    /* Per-stream state (Anthropic: open content blocks and their indexes; Responses: sequence numbers,
+     * output items, accumulated text for the final event). NULL is a valid state for a dialect that
+     * needs none. */
+    void *(*stream_open)(const struct lx_dialect_req *rq);
+    /* Append the wire bytes for one pivot chunk (borrowed) to out: zero, one or several events. */
+    void (*stream_chunk)(void *st, json_t *chunk, struct lx_buf *out);
+    /* The stream ended well: append the closing events ("data: [DONE]", message_delta + message_stop,
+     * response.completed ...). */
+    void (*stream_end)(void *st, struct lx_buf *out);
+    /* The stream failed after it began: append the error event(s); nothing follows. */
+    void (*stream_error)(void *st, const struct lx_error *err, struct lx_buf *out);
+    /* While the stream is silent for keepalive_ms after its first event: append a keep-alive (Anthropic
+     * `ping`, or an SSE comment). NULL: none. */
+    void (*stream_keepalive)(void *st, struct lx_buf *out);
+    long keepalive_ms;
+    /* Free the state (NULL is fine). */
+    void (*stream_close)(void *st);
+};
+
+/* The registry (dialects/registry.c): every dialect, by name, or NULL. */
+const struct lx_dialect *lx_dialect_find(const char *name);
+/* The registered dialects, for checks that hold for all of them. */
+const struct lx_dialect *lx_dialect_at(size_t i);
+
+extern const struct lx_dialect lx_dialect_openai_chat;
+extern const struct lx_dialect lx_dialect_openai_responses;
+/* later: lx_dialect_anthropic_messages (issue 16) */
+
+#endif

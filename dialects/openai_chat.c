@@ -1,0 +1,168 @@
+/* The OpenAI chat completions dialect: the pivot itself, so its requests and answers pass through as
+ * they are. What it owns is the validation of a chat request (every 400 names its field), the SSE
+ * framing of a stream ("data: <chunk>" events, then "data: [DONE]"), and OpenAI's error shape, as an
+ * answer and as the event that ends a failed stream. */
+#include "openai_chat.h"
+#include "../src/core/common.h"
+#include "../src/core/json.h"
+#include "../src/core/sse.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int lx_openai_chat_validate(json_t *root, const char *prefix, bool need_model, struct lx_error *err)
+{
+    char param[96];
+    if (!json_is_object(root)) {
+        lx_error_bad_request(err, *prefix ? prefix : NULL, "invalid_type",
+                             "Invalid type for '%s': expected a chat completion request object.",
+                             *prefix ? prefix : "body");
+        return LX_ERR;
+    }
+    json_t *model = json_object_get(root, "model");
+    if (need_model && !model) {
+        snprintf(param, sizeof param, "%smodel", prefix);
+        lx_error_bad_request(err, param, "missing_required_parameter", "Missing required parameter: '%s'.", param);
+        return LX_ERR;
+    }
+    if (need_model && (!json_is_string(model) || json_string_length(model) == 0)) {
+        snprintf(param, sizeof param, "%smodel", prefix);
+        lx_error_bad_request(err, param, "invalid_type", "Invalid type for '%s': expected a non-empty string.", param);
+        return LX_ERR;
+    }
+    json_t *messages = json_object_get(root, "messages");
+    snprintf(param, sizeof param, "%smessages", prefix);
+    if (!messages) {
+        lx_error_bad_request(err, param, "missing_required_parameter", "Missing required parameter: '%s'.", param);
+        return LX_ERR;
+    }
+    if (!json_is_array(messages)) {
+        lx_error_bad_request(err, param, "invalid_type", "Invalid type for '%s': expected an array.", param);
+        return LX_ERR;
+    }
+    if (json_array_size(messages) == 0) {
+        lx_error_bad_request(err, param, "empty_array", "'%s' must contain at least one message.", param);
+        return LX_ERR;
+    }
+    size_t i;
+    json_t *m;
+    json_array_foreach(messages, i, m) {
+        if (!json_is_object(m)) {
+            snprintf(param, sizeof param, "%smessages[%zu]", prefix, i);
+            lx_error_bad_request(err, param, "invalid_type", "Invalid type for '%s': expected an object.", param);
+            return LX_ERR;
+        }
+        json_t *role = json_object_get(m, "role");
+        if (!json_is_string(role)) {
+            snprintf(param, sizeof param, "%smessages[%zu].role", prefix, i);
+            lx_error_bad_request(
+                err, param, role ? "invalid_type" : "missing_required_parameter",
+                role ? "Invalid type for '%s': expected a string." : "Missing required parameter: '%s'.", param);
+            return LX_ERR;
+        }
+    }
+    json_t *stream = json_object_get(root, "stream");
+    if (stream && !json_is_boolean(stream) && !json_is_null(stream)) {
+        snprintf(param, sizeof param, "%sstream", prefix);
+        lx_error_bad_request(err, param, "invalid_type", "Invalid type for '%s': expected a boolean.", param);
+        return LX_ERR;
+    }
+    json_t *so = json_object_get(root, "stream_options");
+    if (so && !json_is_null(so)) {
+        if (!json_is_object(so)) {
+            snprintf(param, sizeof param, "%sstream_options", prefix);
+            lx_error_bad_request(err, param, "invalid_type", "Invalid type for '%s': expected an object.", param);
+            return LX_ERR;
+        }
+        json_t *iu = json_object_get(so, "include_usage");
+        if (iu && !json_is_boolean(iu)) {
+            snprintf(param, sizeof param, "%sstream_options.include_usage", prefix);
+            lx_error_bad_request(err, param, "invalid_type", "Invalid type for '%s': expected a boolean.", param);
+            return LX_ERR;
+        }
+    }
+    return LX_OK;
+}
+
+static json_t *parse(const char *body, size_t len, struct lx_dialect_req *rq, struct lx_error *err)
+{
+    json_t *root = lx_json_parse_object(body, len, err);
+    if (!root)
+        return NULL;
+    if (lx_openai_chat_validate(root, "", true, err) != LX_OK) {
+        json_decref(root);
+        return NULL;
+    }
+    rq->model = lx_strdup(json_string_value(json_object_get(root, "model")));
+    rq->stream = json_is_true(json_object_get(root, "stream"));
+    rq->include_usage = json_is_true(json_object_get(json_object_get(root, "stream_options"), "include_usage"));
+    return root;
+}
+
+/* The pivot is OpenAI's own answer: it goes out as it is. */
+static json_t *completion(const struct lx_dialect_req *rq, json_t *c)
+{
+    (void)rq;
+    return json_incref(c);
+}
+
+static json_t *error_body(const struct lx_error *err, int *status)
+{
+    *status = err->status;
+    return lx_error_json(err);
+}
+
+/* "data: <compact JSON>" and the blank line. */
+static void write_event(json_t *obj, struct lx_buf *out)
+{
+    char *text = json_dumps(obj, JSON_COMPACT);
+    lx_sse_write_data(out, text, strlen(text));
+    free(text);
+}
+
+static void *stream_open(const struct lx_dialect_req *rq)
+{
+    (void)rq;
+    return NULL; /* every event stands alone */
+}
+
+static void stream_chunk(void *st, json_t *chunk, struct lx_buf *out)
+{
+    (void)st;
+    write_event(chunk, out);
+}
+
+static void stream_end(void *st, struct lx_buf *out)
+{
+    (void)st;
+    lx_buf_puts(out, "data: [DONE]\n\n");
+}
+
+static void stream_error(void *st, const struct lx_error *err, struct lx_buf *out)
+{
+    (void)st;
+    json_t *ej = lx_error_json(err);
+    write_event(ej, out);
+    json_decref(ej);
+}
+
+static void stream_close(void *st)
+{
+    (void)st;
+}
+
+const struct lx_dialect lx_dialect_openai_chat = {
+    .name = "openai_chat",
+    .parse = parse,
+    .completion = completion,
+    .error_body = error_body,
+    .stream_content_type = "text/event-stream",
+    .stream_open = stream_open,
+    .stream_chunk = stream_chunk,
+    .stream_end = stream_end,
+    .stream_error = stream_error,
+    .stream_keepalive = NULL, /* OpenAI's API sends none */
+    .keepalive_ms = 0,
+    .stream_close = stream_close,
+};

@@ -1,0 +1,33 @@
+/* The chat endpoint: whatever the dialect, a body that becomes one pivot chat request, routed under the
+ * client's key and relayed; every failure is answered in the dialect's shape. */
+#include "chat.h"
+#include "relay.h"
+#include "reply.h"
+#include "../core/common.h"
+#include "../core/pivot.h"
+#include "../engine/router.h"
+#include "../server/req.h"
+
+void lx_chat_handle(struct lx_req *req, const struct lx_dialect *d)
+{
+    struct lx_error err = {0};
+    struct lx_dialect_req rq = {0};
+    struct lx_plan plan;
+    json_t *body = d->parse(req->body.data, req->body.len, &rq, &err);
+    if (!body || lx_relay_route(req, rq.model, &plan, &err) != LX_OK) {
+        lx_reply_fail(req, d, &err);
+        lx_error_clear(&err);
+        json_decref(body);
+        lx_dialect_req_clear(&rq);
+        return;
+    }
+    struct lx_chat chat = {
+        .kind = LX_CALL_CHAT,
+        .body = body,
+        .stream = rq.stream,
+        .include_usage = rq.include_usage,
+        .req_id = req->id,
+        .request_id = req->request_id,
+    };
+    lx_relay_start(req, d, &rq, &plan, &chat);
+}

@@ -1,0 +1,15 @@
+/* The endpoint table: (method, path) → handler, with 404 and 405 answers for the rest.
+ *
+ * The api/ layer: the route table and the endpoints, with the relay (one call relayed to the client) and
+ * the reply (an answer written in the client's dialect). It may include every layer below it (src/core/,
+ * src/io/, src/server/, src/engine/, providers/, dialects/), never the composition root. */
+#ifndef LX_ROUTES_H
+#define LX_ROUTES_H
+
+struct lx_req;
+
+/* Hand a request whose body is complete to its endpoint (main.c gives this to the server). The handler
+ * answers now or later. */
+void lx_routes_dispatch(struct lx_req *req);
+
+#endif

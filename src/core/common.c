@@ -1,0 +1,98 @@
+/* Allocation wrappers that abort on exhaustion, and the clocks every module reads. */
+#include "common.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static void lx_oom(size_t n)
+{
+    fprintf(stderr, "llmux: out of memory allocating %zu bytes\n", n);
+    abort();
+}
+
+void *lx_malloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p)
+        lx_oom(n);
+    return p;
+}
+
+void *lx_calloc(size_t count, size_t n)
+{
+    void *p = calloc(count ? count : 1, n ? n : 1);
+    if (!p)
+        lx_oom(count * n);
+    return p;
+}
+
+void *lx_realloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    if (!q)
+        lx_oom(n);
+    return q;
+}
+
+char *lx_strdup(const char *s)
+{
+    return lx_strndup(s, strlen(s));
+}
+
+char *lx_strndup(const char *s, size_t n)
+{
+    char *d = lx_malloc(n + 1);
+    memcpy(d, s, n);
+    d[n] = '\0';
+    return d;
+}
+
+char *lx_vsprintf(const char *fmt, va_list ap)
+{
+    va_list again;
+    va_copy(again, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    if (n < 0)
+        n = 0;
+    char *s = lx_malloc((size_t)n + 1);
+    vsnprintf(s, (size_t)n + 1, fmt, again);
+    va_end(again);
+    return s;
+}
+
+char *lx_sprintf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = lx_vsprintf(fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+void lx_strs_push(char ***list, size_t *n, char *s)
+{
+    *list = lx_realloc(*list, (*n + 1) * sizeof **list);
+    (*list)[(*n)++] = s;
+}
+
+uint64_t lx_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+double lx_now_ms_f(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+int64_t lx_wall_s(void)
+{
+    return (int64_t)time(NULL);
+}

@@ -1,0 +1,43 @@
+/* Shared basics for every llmux file: return codes, allocation wrappers, clocks.
+ * Out-of-memory policy: the lx_* allocators abort the process (as redis and h2o do), so callers never
+ * check for NULL from them; jansson allocates through them too (core/json.h).
+ *
+ * The core/ layer: plain data and pure functions every other layer uses. It includes nothing of ours
+ * outside src/core/, and no library but jansson, OpenSSL and libc: no event loop, no I/O library. */
+#ifndef LX_COMMON_H
+#define LX_COMMON_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum lx_rc {
+    LX_OK = 0,     /* done */
+    LX_ERR = -1,   /* failed; the caller reports or propagates */
+    LX_AGAIN = 1,  /* not now: try later (used for backpressure) */
+    LX_DONE = 2,   /* complete: whatever follows is not needed (an upstream stream's own end was seen) */
+};
+
+#define LX_VERSION "0.1.0"
+
+void *lx_malloc(size_t n);
+void *lx_calloc(size_t count, size_t n);
+void *lx_realloc(void *p, size_t n);
+char *lx_strdup(const char *s);
+char *lx_strndup(const char *s, size_t n);
+char *lx_sprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+char *lx_vsprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+/* Append s (taken over) to the growable array *list of *n strings. */
+void lx_strs_push(char ***list, size_t *n, char *s);
+
+/* Milliseconds on the monotonic clock (durations), and on the wall clock (timestamps). */
+uint64_t lx_now_ms(void);
+double lx_now_ms_f(void);
+int64_t lx_wall_s(void);
+
+#define LX_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+/* The struct of type `type` whose member `member` is at ptr. */
+#define LX_CONTAINER_OF(ptr, type, member) ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+
+#endif

@@ -1,0 +1,43 @@
+/* Building and freeing upstream HTTP requests. */
+#include "httpreq.h"
+#include "common.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+void lx_http_request_add_header(struct lx_http_request *r, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    lx_strs_push(&r->headers, &r->n_headers, lx_vsprintf(fmt, ap));
+    va_end(ap);
+}
+
+void lx_http_request_drop(struct lx_http_request *r, const char *name)
+{
+    char *d = r->dropped ? lx_sprintf("%s,%s", r->dropped, name) : lx_strdup(name);
+    free(r->dropped);
+    r->dropped = d;
+}
+
+void lx_http_request_post_json(struct lx_http_request *r, char *url, json_t *body)
+{
+    r->method = "POST";
+    r->url = url;
+    r->body = json_dumps(body, JSON_COMPACT);
+    r->body_len = strlen(r->body);
+    json_decref(body);
+    lx_http_request_add_header(r, "Content-Type: application/json");
+}
+
+void lx_http_request_free(struct lx_http_request *r)
+{
+    free(r->url);
+    free(r->dropped);
+    for (size_t i = 0; i < r->n_headers; i++)
+        free(r->headers[i]);
+    free(r->headers);
+    free(r->body);
+    memset(r, 0, sizeof *r);
+}

@@ -1,0 +1,215 @@
+/* The Prometheus metrics registry. A family holds its series in a list found by the rendered label
+ * string; the number of series is bounded by the configuration (providers × listed models × statuses),
+ * so a linear search with move-to-front is enough. Gauges are not kept: the /metrics handler reads them
+ * where they live when it is scraped, and writes them with lx_metrics_gauge. */
+#include "metrics.h"
+#include "buf.h"
+#include "bus.h"
+#include "common.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const double lx_latency_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300};
+#define LX_NBUCKETS LX_ARRAY_LEN(lx_latency_buckets)
+
+struct series {
+    char *labels;                     /* owned: 'a="x",b="y"' */
+    double value;                     /* counter value, or the histogram's sum */
+    unsigned long long count;         /* histogram: observations */
+    unsigned long long buckets[LX_NBUCKETS];
+    struct series *next;
+};
+
+enum family_kind { FAMILY_COUNTER, FAMILY_HISTOGRAM };
+
+struct family {
+    const char *name, *help;
+    enum family_kind kind;
+    struct series *head;
+};
+
+static struct family f_http = {"llmux_http_requests_total", "Client requests by endpoint and HTTP status.",
+                               FAMILY_COUNTER, NULL};
+static struct family f_requests = {"llmux_requests_total",
+                                   "Model calls (chat, embeddings, fanout members, batch items) by provider, "
+                                   "model and status.",
+                                   FAMILY_COUNTER, NULL};
+static struct family f_duration = {"llmux_request_duration_seconds", "Model call duration, retries included.",
+                                   FAMILY_HISTOGRAM, NULL};
+static struct family f_ttft = {"llmux_time_to_first_token_seconds",
+                               "Time from a model call's start to its first content (or its whole answer).",
+                               FAMILY_HISTOGRAM, NULL};
+static struct family f_tokens = {"llmux_tokens_total", "Tokens reported by providers.", FAMILY_COUNTER, NULL};
+static struct family f_uperr = {"llmux_upstream_errors_total", "Failed upstream attempts by provider and reason.",
+                                FAMILY_COUNTER, NULL};
+static struct family f_retries = {"llmux_retries_total", "Upstream attempts repeated after a retryable failure.",
+                                  FAMILY_COUNTER, NULL};
+static struct family f_fallbacks = {"llmux_fallbacks_total", "Moves to the next target of a fallback list.",
+                                    FAMILY_COUNTER, NULL};
+static struct family f_dropped = {"llmux_connections_dropped_total",
+                                  "Client connections refused (max_connections) or cut (read_timeout).",
+                                  FAMILY_COUNTER, NULL};
+
+static struct family *const lx_families[] = {&f_http, &f_requests, &f_duration, &f_ttft, &f_tokens,
+                                             &f_uperr, &f_retries, &f_fallbacks, &f_dropped};
+
+static void put_label(struct lx_buf *b, const char *name, const char *value)
+{
+    if (b->len)
+        lx_buf_append(b, ",", 1);
+    lx_buf_printf(b, "%s=\"", name);
+    for (const char *p = value ? value : ""; *p; p++) {
+        if (*p == '\\' || *p == '"')
+            lx_buf_append(b, "\\", 1);
+        if (*p == '\n')
+            lx_buf_puts(b, "\\n");
+        else
+            lx_buf_append(b, p, 1);
+    }
+    lx_buf_append(b, "\"", 1);
+}
+
+/* The series of f with these labels (a NULL-terminated name, value, name, value... list), created at 0. */
+static struct series *find(struct family *f, const char *const *kv)
+{
+    struct lx_buf b = {0};
+    for (size_t i = 0; kv[i]; i += 2)
+        put_label(&b, kv[i], kv[i + 1]);
+    const char *labels = b.data ? b.data : "";
+    struct series **pp = &f->head;
+    for (struct series *s = f->head; s; pp = &s->next, s = s->next) {
+        if (strcmp(s->labels, labels) == 0) {
+            *pp = s->next; /* move to front: the busy series are found first */
+            s->next = f->head;
+            f->head = s;
+            lx_buf_free(&b);
+            return s;
+        }
+    }
+    struct series *s = lx_calloc(1, sizeof *s);
+    s->labels = lx_strdup(labels);
+    s->next = f->head;
+    f->head = s;
+    lx_buf_free(&b);
+    return s;
+}
+
+static void observe(struct series *s, double v)
+{
+    s->value += v;
+    s->count++;
+    for (size_t i = 0; i < LX_NBUCKETS; i++)
+        if (v <= lx_latency_buckets[i])
+            s->buckets[i]++;
+}
+
+void lx_metrics_call(const char *provider, const char *model, int status, double duration_s, double ttft_s,
+                     long prompt_tokens, long completion_tokens)
+{
+    char st[16];
+    snprintf(st, sizeof st, "%d", status);
+    find(&f_requests, (const char *const[]){"provider", provider, "model", model, "status", st, NULL})->value++;
+    const char *const pm[] = {"provider", provider, "model", model, NULL};
+    observe(find(&f_duration, pm), duration_s);
+    if (ttft_s >= 0)
+        observe(find(&f_ttft, pm), ttft_s);
+    if (prompt_tokens > 0)
+        find(&f_tokens, (const char *const[]){"provider", provider, "model", model, "kind", "prompt", NULL})->value +=
+            (double)prompt_tokens;
+    if (completion_tokens > 0)
+        find(&f_tokens, (const char *const[]){"provider", provider, "model", model, "kind", "completion", NULL})
+            ->value += (double)completion_tokens;
+}
+
+void lx_metrics_upstream_error(const char *provider, const char *reason)
+{
+    find(&f_uperr, (const char *const[]){"provider", provider, "reason", reason, NULL})->value++;
+}
+
+void lx_metrics_retry(void)
+{
+    find(&f_retries, (const char *const[]){NULL})->value++;
+}
+
+void lx_metrics_fallback(void)
+{
+    find(&f_fallbacks, (const char *const[]){NULL})->value++;
+}
+
+void lx_metrics_finished_cb(const struct lx_event *ev, void *arg)
+{
+    (void)arg;
+    char st[16];
+    snprintf(st, sizeof st, "%d", ev->request_finished.status);
+    find(&f_http, (const char *const[]){"route", ev->request_finished.route, "status", st, NULL})->value++;
+}
+
+void lx_metrics_conn_dropped(const char *reason)
+{
+    find(&f_dropped, (const char *const[]){"reason", reason, NULL})->value++;
+}
+
+static void render_family(struct lx_buf *b, const struct family *f)
+{
+    lx_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", f->name, f->help, f->name,
+                  f->kind == FAMILY_COUNTER ? "counter" : "histogram");
+    if (!f->head && (f == &f_retries || f == &f_fallbacks)) {
+        /* Label-less counters exist from the start, so rate() works before the first event. */
+        lx_buf_printf(b, "%s 0\n", f->name);
+        return;
+    }
+    for (const struct series *s = f->head; s; s = s->next) {
+        const char *sep = *s->labels ? "," : "";
+        if (f->kind == FAMILY_COUNTER) {
+            if (*s->labels)
+                lx_buf_printf(b, "%s{%s} %.17g\n", f->name, s->labels, s->value);
+            else
+                lx_buf_printf(b, "%s %.17g\n", f->name, s->value);
+            continue;
+        }
+        for (size_t i = 0; i < LX_NBUCKETS; i++)
+            lx_buf_printf(b, "%s_bucket{%s%sle=\"%g\"} %llu\n", f->name, s->labels, sep, lx_latency_buckets[i],
+                          s->buckets[i]);
+        lx_buf_printf(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", f->name, s->labels, sep, s->count);
+        lx_buf_printf(b, "%s_sum{%s} %.17g\n%s_count{%s} %llu\n", f->name, s->labels, s->value, f->name, s->labels,
+                      s->count);
+    }
+}
+
+void lx_metrics_gauge_head(struct lx_buf *b, const char *name, const char *help)
+{
+    lx_buf_printf(b, "# HELP %s %s\n# TYPE %s gauge\n", name, help, name);
+}
+
+void lx_metrics_gauge(struct lx_buf *b, const char *name, const char *label, const char *value, long v)
+{
+    if (!label) {
+        lx_buf_printf(b, "%s %ld\n", name, v);
+        return;
+    }
+    struct lx_buf l = {0};
+    put_label(&l, label, value);
+    lx_buf_printf(b, "%s{%s} %ld\n", name, l.data, v);
+    lx_buf_free(&l);
+}
+
+void lx_metrics_render(struct lx_buf *b)
+{
+    for (size_t i = 0; i < LX_ARRAY_LEN(lx_families); i++)
+        render_family(b, lx_families[i]);
+}
+
+void lx_metrics_shutdown(void)
+{
+    for (size_t i = 0; i < LX_ARRAY_LEN(lx_families); i++) {
+        struct family *f = lx_families[i];
+        while (f->head) {
+            struct series *s = f->head;
+            f->head = s->next;
+            free(s->labels);
+            free(s);
+        }
+    }
+}

@@ -1,0 +1,333 @@
+/* An upstream chat call: builds the provider's request, drives the transfer, enforces the first-byte,
+ * idle and total timeouts, decodes the stream, and maps every failure to an OpenAI error (502 for a
+ * broken or foreign answer, 504 for a timeout, the upstream's own status for its error answers). A
+ * buffered answer is bounded by limits.max_upstream_body_bytes; a stream ends at its protocol's end
+ * marker, not at the end of its HTTP body. */
+#include "call.h"
+#include "../../providers/provider.h"
+#include "../core/buf.h"
+#include "../core/common.h"
+#include "../core/log.h"
+#include "../io/loop.h"
+#include "../io/upstream.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct lx_call {
+    const struct lx_provider_conf *p; /* borrowed: the owner keeps the config alive */
+    struct lx_chat chat;              /* owned: body and model */
+    const struct lx_call_ops *ops;
+    void *owner;                      /* borrowed */
+    struct lx_upstream *up;           /* owned until its on_done; NULL after */
+    void *local;                      /* owned: local provider state, freed by type->local_free */
+    struct lx_timer *t_local;         /* owned: the local provider's next step */
+    bool local_paused;                /* a local stream waits for lx_call_resume (the client is slow) */
+    void *stream;                     /* owned: decoder state, freed by type->stream_close */
+    struct lx_timer *t_first, *t_idle, *t_total; /* owned */
+    int status;
+    char *retry_after;                /* owned */
+    struct lx_buf body;               /* owned: non-stream or error body */
+    struct lx_error err;              /* the failure decided before on_done */
+    char *dropped;                    /* owned: parameters the provider dropped, or NULL */
+    bool got_byte;
+    bool ended;                       /* on_done was called, or cancelled */
+};
+
+static void call_free(void *arg)
+{
+    struct lx_call *c = arg;
+    if (c->up)
+        lx_upstream_cancel(c->up);
+    if (c->local)
+        c->p->type->local_free(c->local);
+    lx_timer_free(c->t_local);
+    if (c->stream)
+        c->p->type->stream_close(c->stream);
+    lx_timer_free(c->t_first);
+    lx_timer_free(c->t_idle);
+    lx_timer_free(c->t_total);
+    json_decref(c->chat.body);
+    free(c->chat.model);
+    free(c->retry_after);
+    free(c->dropped);
+    lx_buf_free(&c->body);
+    lx_error_clear(&c->err);
+    free(c);
+}
+
+static void stop_timers(struct lx_call *c)
+{
+    lx_timer_stop(c->t_local);
+    lx_timer_stop(c->t_first);
+    lx_timer_stop(c->t_idle);
+    lx_timer_stop(c->t_total);
+}
+
+/* Deliver the end to the owner and schedule the free. Runs from the loop. */
+static void finish(struct lx_call *c, json_t *completion, const struct lx_error *err)
+{
+    if (c->ended) {
+        json_decref(completion);
+        return;
+    }
+    c->ended = true;
+    stop_timers(c);
+    if (c->up) {
+        lx_upstream_cancel(c->up);
+        c->up = NULL;
+    }
+    c->ops->on_done(c->owner, completion, err && lx_error_isset(err) ? err : NULL);
+    lx_defer(call_free, c);
+}
+
+static void emit_cb(void *ctx, json_t *chunk)
+{
+    struct lx_call *c = ctx;
+    if (!c->ended)
+        c->ops->on_chunk(c->owner, chunk);
+}
+
+static void timeout_fire(struct lx_call *c, const char *which, long ms)
+{
+    struct lx_error e = {0};
+    lx_error_set(&e, 504, "upstream_error", NULL, "upstream_timeout",
+                 "Provider '%s' did not answer in time (%s of %ld ms).", c->p->name, which, ms);
+    lx_warn("provider %s: %s timeout after %ld ms", c->p->name, which, ms);
+    finish(c, NULL, &e);
+    lx_error_clear(&e);
+}
+
+static void first_byte_timeout_cb(void *arg)
+{
+    struct lx_call *c = arg;
+    timeout_fire(c, "first_byte_ms", c->p->timeouts.first_byte_ms);
+}
+
+static void idle_timeout_cb(void *arg)
+{
+    struct lx_call *c = arg;
+    timeout_fire(c, "idle_ms", c->p->timeouts.idle_ms);
+}
+
+static void total_timeout_cb(void *arg)
+{
+    struct lx_call *c = arg;
+    timeout_fire(c, "total_ms", c->p->timeouts.total_ms);
+}
+
+/* --- local providers: one step per timer turn --- */
+
+/* Hand out the local provider's pieces until it asks for a wait, the client is full (streams), or the
+ * answer is complete. From the call's timer. */
+static void local_step_cb(void *arg)
+{
+    struct lx_call *c = arg;
+    for (;;) {
+        if (c->chat.stream && !c->ops->can_write(c->owner)) {
+            c->local_paused = true; /* lx_call_resume goes on */
+            return;
+        }
+        json_t *out = NULL;
+        long delay = 0;
+        struct lx_error e = {0};
+        int rc = c->p->type->local_next(c->local, &out, &delay, &e);
+        if (rc == LX_OK) {
+            emit_cb(c, out);
+            json_decref(out);
+            if (c->ended)
+                return; /* the owner cancelled from on_chunk */
+            if (delay > 0) {
+                lx_timer_start(c->t_local, delay);
+                return;
+            }
+            continue;
+        }
+        finish(c, rc == LX_DONE ? out : NULL, rc == LX_ERR ? &e : NULL);
+        lx_error_clear(&e);
+        return;
+    }
+}
+
+/* --- upstream callbacks (on_headers and on_body run inside libcurl) --- */
+
+static void up_headers(void *ctx, int status, const char *content_type, const char *retry_after)
+{
+    (void)content_type;
+    struct lx_call *c = ctx;
+    c->status = status;
+    if (retry_after)
+        c->retry_after = lx_strdup(retry_after);
+}
+
+static bool streaming_ok(const struct lx_call *c)
+{
+    return c->chat.stream && c->status >= 200 && c->status < 300;
+}
+
+static int up_body(void *ctx, const char *data, size_t len)
+{
+    struct lx_call *c = ctx;
+    if (c->ended)
+        return LX_ERR;
+    if (!c->got_byte) {
+        c->got_byte = true;
+        lx_timer_stop(c->t_first);
+    }
+    if (streaming_ok(c)) {
+        if (!c->ops->can_write(c->owner)) {
+            /* The client is slow: hold the upstream instead of buffering for it. */
+            lx_timer_stop(c->t_idle);
+            return LX_AGAIN;
+        }
+        lx_timer_start(c->t_idle, c->p->timeouts.idle_ms);
+        if (c->p->type->stream_feed(c->stream, data, len, emit_cb, c, &c->err) != LX_OK) {
+            if (!lx_error_isset(&c->err))
+                lx_error_set(&c->err, 502, "upstream_error", NULL, "bad_upstream_response",
+                             "Provider '%s' sent a malformed stream.", c->p->name);
+            return LX_ERR;
+        }
+        if (c->ended)
+            return LX_ERR;
+        if (c->p->type->stream_ended && c->p->type->stream_ended(c->stream)) {
+            /* The protocol said this is the end: up_done follows on the next loop turn, not when the
+             * body ends, and no timeout may overtake it in between. */
+            stop_timers(c);
+            return LX_DONE;
+        }
+        return LX_OK;
+    }
+    if (c->body.len + len > c->p->max_upstream_body_bytes) {
+        /* Refused at the first byte over, and the transfer aborted: never read (or paid for) to the end. */
+        lx_error_set(&c->err, 502, "upstream_error", NULL, "upstream_response_too_large",
+                     "Provider '%s' sent a response larger than limits.max_upstream_body_bytes (%zu bytes); "
+                     "it was cut off there.", c->p->name, c->p->max_upstream_body_bytes);
+        return LX_ERR;
+    }
+    lx_buf_append(&c->body, data, len);
+    return LX_OK;
+}
+
+static void up_done(void *ctx, enum lx_upstream_result r, const char *detail)
+{
+    struct lx_call *c = ctx;
+    c->up = NULL; /* lx_upstream frees itself after this returns */
+    struct lx_error e = {0};
+    json_t *completion = NULL;
+    if (lx_error_isset(&c->err)) {
+        lx_error_copy(&e, &c->err);
+    } else if (r == LX_UP_CONNECT) {
+        lx_error_set(&e, 502, "upstream_error", NULL, "upstream_unreachable", "Cannot reach provider '%s': %s.",
+                     c->p->name, detail);
+    } else if (r == LX_UP_TIMEOUT) {
+        lx_error_set(&e, 504, "upstream_error", NULL, "upstream_timeout", "Provider '%s' timed out: %s.",
+                     c->p->name, detail);
+    } else if (r != LX_UP_OK) {
+        lx_error_set(&e, 502, "upstream_error", NULL, "bad_upstream_response",
+                     "Provider '%s' failed mid-answer: %s.", c->p->name, detail);
+    } else if (c->status >= 400) {
+        c->p->type->error_response(c->p, c->status, c->body.data, c->body.len, &e);
+        if (c->retry_after && !e.retry_after)
+            e.retry_after = lx_strdup(c->retry_after);
+    } else if (c->status < 200 || c->status >= 300) {
+        lx_error_set(&e, 502, "upstream_error", NULL, "bad_upstream_response",
+                     "Provider '%s' answered with unexpected HTTP status %d.", c->p->name, c->status);
+    } else if (c->chat.stream) {
+        c->p->type->stream_finish(c->stream, emit_cb, c, &e);
+    } else if (c->chat.kind == LX_CALL_EMBEDDINGS) {
+        completion = c->p->type->embeddings_response(c->p, &c->chat, c->body.data, c->body.len, &e);
+    } else {
+        completion = c->p->type->chat_response(c->p, &c->chat, c->body.data, c->body.len, &e);
+    }
+    if (lx_error_isset(&e) && e.status >= 500)
+        lx_warn("provider %s: %s", c->p->name, e.message);
+    finish(c, completion, &e);
+    lx_error_clear(&e);
+}
+
+static const struct lx_upstream_ops lx_call_upstream_ops = {
+    .on_headers = up_headers,
+    .on_body = up_body,
+    .on_done = up_done,
+};
+
+struct lx_call *lx_call_start(const struct lx_provider_conf *p, struct lx_chat *chat, const struct lx_call_ops *ops,
+                              void *owner, struct lx_error *err)
+{
+    struct lx_call *c = lx_calloc(1, sizeof *c);
+    c->p = p;
+    c->chat = *chat;
+    chat->body = NULL;
+    chat->model = NULL;
+    c->ops = ops;
+    c->owner = owner;
+    if (p->type->local_start) {
+        long delay = 0;
+        const char *dropped = NULL;
+        c->local = p->type->local_start(p, &c->chat, &delay, &dropped);
+        c->dropped = dropped ? lx_strdup(dropped) : NULL;
+        /* Even a refusal comes from the loop: no callback runs before lx_call_start returns. */
+        c->t_local = lx_timer_new(local_step_cb, c);
+        lx_timer_start(c->t_local, delay);
+        return c;
+    }
+    struct lx_http_request hr = {0};
+    int rc = c->chat.kind == LX_CALL_EMBEDDINGS ? p->type->embeddings_request(p, &c->chat, &hr, err)
+                                                : p->type->chat_request(p, &c->chat, &hr, err);
+    if (rc != LX_OK) {
+        lx_http_request_free(&hr);
+        call_free(c);
+        return NULL;
+    }
+    c->dropped = hr.dropped;
+    hr.dropped = NULL;
+    if (c->chat.request_id)
+        lx_http_request_add_header(&hr, "X-Request-Id: %s", c->chat.request_id);
+    if (c->chat.stream)
+        c->stream = p->type->stream_open(p, &c->chat);
+    c->t_first = lx_timer_new(first_byte_timeout_cb, c);
+    c->t_idle = lx_timer_new(idle_timeout_cb, c);
+    c->t_total = lx_timer_new(total_timeout_cb, c);
+    c->up = lx_upstream_start(&hr, p->timeouts.connect_ms, &lx_call_upstream_ops, c);
+    lx_http_request_free(&hr);
+    if (!c->up) {
+        lx_error_set(err, 502, "upstream_error", NULL, "upstream_unreachable",
+                     "Cannot start a request to provider '%s'.", p->name);
+        call_free(c);
+        return NULL;
+    }
+    lx_timer_start(c->t_first, p->timeouts.first_byte_ms);
+    lx_timer_start(c->t_total, p->timeouts.total_ms);
+    return c;
+}
+
+void lx_call_cancel(struct lx_call *c)
+{
+    if (!c || c->ended)
+        return;
+    c->ended = true;
+    stop_timers(c);
+    if (c->up) {
+        lx_upstream_cancel(c->up); /* closes the connection now, or on the next turn inside curl */
+        c->up = NULL;
+    }
+    /* local_step_cb may be on the stack (cancel from on_chunk): the state goes with the deferred free. */
+    lx_defer(call_free, c);
+}
+
+const char *lx_call_dropped(const struct lx_call *c)
+{
+    return c ? c->dropped : NULL;
+}
+
+void lx_call_resume(struct lx_call *c)
+{
+    if (c && !c->ended && c->local && c->local_paused) {
+        c->local_paused = false;
+        lx_timer_start(c->t_local, 0);
+    }
+    if (!c || c->ended || !c->up)
+        return;
+    lx_timer_start(c->t_idle, c->p->timeouts.idle_ms);
+    lx_upstream_resume(c->up);
+}

@@ -1,0 +1,672 @@
+/* The resilient call. A plan has lanes (each a fallback chain of targets); lanes start one after another
+ * (hedging), all at once (a race), or only when the running ones have failed. Each target gets its
+ * provider's retries with jittered exponential backoff, waits for a capacity slot when its provider is at
+ * max_concurrency, and is skipped while the provider cools down. The first lane to produce a real answer
+ * (a non-stream success, or a stream chunk with content) commits: the others are cancelled at that
+ * moment, and from then on nothing is retried, because the client has seen bytes.
+ *
+ * Callback contexts: lane_chunk may run inside libcurl (lx_call's on_chunk); cancelling other calls and
+ * releasing capacity from there is allowed (both defer what must be deferred). Everything else runs from
+ * loop callbacks (timers, lx_call's on_done). */
+#include "exec.h"
+#include "call.h"
+#include "capacity.h"
+#include "router.h"
+#include "../../providers/provider.h"
+#include "../core/common.h"
+#include "../core/log.h"
+#include "../core/metrics.h"
+#include "../io/loop.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum lane_state {
+    LANE_IDLE,    /* not started */
+    LANE_WAITING, /* queued for a capacity slot */
+    LANE_BACKOFF, /* waiting to retry */
+    LANE_RUNNING, /* a call is in flight */
+    LANE_ENDED,   /* failed for good, lost the race, or done */
+};
+
+struct lane {
+    struct lx_exec *x;          /* borrowed: the owner */
+    size_t idx;
+    const struct lx_lane *plan; /* borrowed from x->plan */
+    size_t t;                   /* current target */
+    long attempt;               /* retries made on the current target */
+    enum lane_state st;
+    struct lx_call *call;       /* owned until its on_done; NULL otherwise */
+    struct lx_cap_wait *wait;   /* owned while LANE_WAITING */
+    struct lx_capacity *slot;   /* the live capacity whose slot the lane holds (its target's provider), or NULL */
+    struct lx_timer *backoff;   /* owned */
+    json_t *pending;            /* owned: stream chunks held back until this lane commits */
+};
+
+struct lx_exec {
+    struct lx_plan plan;        /* owned */
+    struct lx_chat tmpl;        /* body: a reference; model unused */
+    const struct lx_exec_ops *ops;
+    void *owner;                /* borrowed */
+    struct lane *lanes;         /* owned: one per plan lane */
+    size_t started;             /* lanes started so far */
+    struct lx_timer *kick;      /* owned: starts the first lane(s) on the next turn */
+    struct lx_timer *hedge;     /* owned: starts the next lane hedge_ms later */
+    struct lx_timer *deadline;  /* owned */
+    uint64_t deadline_at;       /* lx_now_ms() value; 0 = none */
+    long deadline_ms;
+    long winner;                /* lane index, or -1 */
+    bool done;
+    struct lx_error last;       /* the latest failure: what the client gets when every lane fails */
+    const struct lx_target *last_target; /* borrowed from plan: whose failure `last` is */
+    int retries, fallbacks;
+    bool client_usage;          /* the client asked for stream usage (calls always ask, for metrics) */
+    char *request_id;           /* owned: tmpl.request_id points here */
+    double t_start, t_commit;   /* lx_now_ms_f; t_commit = 0 before the first content */
+    long prompt_tokens, completion_tokens; /* the winner's latest usage report */
+    struct lx_tally *tally;     /* borrowed: the owner's, or NULL */
+};
+
+static void lane_attempt(struct lane *L);
+static void lane_failed(struct lane *L, const struct lx_error *err);
+
+static const struct lx_target *lane_target(const struct lane *L)
+{
+    return &L->plan->targets[L->t];
+}
+
+/* ---- policy ---- */
+
+static bool code_is(const struct lx_error *e, const char *code)
+{
+    return e->code && strcmp(e->code, code) == 0;
+}
+
+/* The account behind the provider's key is out of credit (OpenAI insufficient_quota, Anthropic billing). */
+static bool quota_spent(const struct lx_error *e)
+{
+    return code_is(e, "insufficient_quota") || code_is(e, "billing_error");
+}
+
+bool lx_exec_retryable(const struct lx_error *err)
+{
+    /* Our own timeouts are not retried on the same provider: a hanging provider would multiply the wait.
+     * They fall back to the next target instead. Nor is a spent quota, which no retry within seconds
+     * refills (another provider has its own), nor an answer over limits.max_upstream_body_bytes, which
+     * would only be paid for and refused again. */
+    if (code_is(err, "upstream_timeout") || code_is(err, "provider_at_capacity") ||
+        code_is(err, "provider_cooldown") || code_is(err, "deadline_exceeded") || quota_spent(err) ||
+        code_is(err, "upstream_response_too_large"))
+        return false;
+    switch (err->status) {
+    case 429: case 500: case 502: case 503: case 504: case 529:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Worth trying the next target for: what a retry would try, and the failures a retry would not fix
+ * because they belong to this provider (it hangs, is full, or cools down). */
+static bool fallback_worthy(const struct lx_error *err)
+{
+    return lx_exec_retryable(err) || code_is(err, "upstream_timeout") || code_is(err, "provider_at_capacity") ||
+           code_is(err, "provider_cooldown") || quota_spent(err);
+}
+
+/* What the cooldown breaker counts as the provider failing (not its 4xx answers, not our own limits). */
+static bool provider_failure(const struct lx_error *err)
+{
+    return err && !code_is(err, "provider_at_capacity") && !code_is(err, "provider_cooldown") &&
+           !code_is(err, "deadline_exceeded") && (err->status >= 500 || code_is(err, "upstream_timeout"));
+}
+
+static long parse_retry_after_ms(const char *v)
+{
+    if (!v)
+        return 0;
+    char *end;
+    double s = strtod(v, &end);
+    if (end == v || s < 0 || s > 86400)
+        return 0; /* an HTTP date or garbage: ignored, the backoff applies */
+    return (long)(s * 1000.0);
+}
+
+long lx_exec_backoff_ms(long n, long base_ms, long max_ms, const char *retry_after, uint64_t rnd)
+{
+    long ceiling = base_ms;
+    for (long i = 0; i < n && ceiling < max_ms; i++)
+        ceiling *= 2;
+    if (ceiling > max_ms)
+        ceiling = max_ms;
+    long delay = (long)(rnd % (uint64_t)(ceiling + 1));
+    long ra = parse_retry_after_ms(retry_after);
+    if (ra > delay)
+        delay = ra;
+    return delay > max_ms ? max_ms : delay;
+}
+
+static uint64_t next_random(void)
+{
+    static uint64_t s;
+    if (!s)
+        s = lx_now_ms() * 6364136223846793005ULL ^ (uint64_t)getpid() << 32 ^ 0x9e3779b97f4a7c15ULL;
+    s ^= s << 13;
+    s ^= s >> 7;
+    s ^= s << 17;
+    return s;
+}
+
+/* ---- lanes ---- */
+
+static void lane_release_slot(struct lane *L)
+{
+    if (L->slot) {
+        lx_capacity_release(L->slot);
+        L->slot = NULL;
+    }
+}
+
+/* Stop whatever the lane is doing; no callback of it follows. */
+static void lane_stop(struct lane *L)
+{
+    if (L->call) {
+        lx_call_cancel(L->call);
+        L->call = NULL;
+    }
+    lane_release_slot(L);
+    if (L->wait) {
+        lx_capacity_wait_cancel(L->wait);
+        L->wait = NULL;
+    }
+    lx_timer_stop(L->backoff);
+    json_decref(L->pending);
+    L->pending = NULL;
+    if (L->st != LANE_IDLE)
+        L->st = LANE_ENDED;
+}
+
+static bool lane_active(const struct lane *L)
+{
+    return L->st == LANE_WAITING || L->st == LANE_BACKOFF || L->st == LANE_RUNNING;
+}
+
+static void exec_free(void *arg)
+{
+    struct lx_exec *x = arg;
+    for (size_t i = 0; i < x->plan.n_lanes; i++) {
+        lane_stop(&x->lanes[i]);
+        lx_timer_free(x->lanes[i].backoff);
+    }
+    free(x->lanes);
+    lx_timer_free(x->kick);
+    lx_timer_free(x->hedge);
+    lx_timer_free(x->deadline);
+    lx_plan_free(&x->plan);
+    json_decref(x->tmpl.body);
+    lx_error_clear(&x->last);
+    free(x->request_id);
+    free(x);
+}
+
+static void take_usage(struct lx_exec *x, json_t *usage)
+{
+    if (!json_is_object(usage))
+        return;
+    json_t *p = json_object_get(usage, "prompt_tokens"), *c = json_object_get(usage, "completion_tokens");
+    if (json_is_integer(p))
+        x->prompt_tokens = (long)json_integer_value(p);
+    if (json_is_integer(c))
+        x->completion_tokens = (long)json_integer_value(c);
+}
+
+/* A bounded word for what went wrong, for llmux_upstream_errors_total. */
+static const char *error_reason(const struct lx_error *e)
+{
+    if (code_is(e, "upstream_timeout"))
+        return "timeout";
+    if (code_is(e, "upstream_unreachable"))
+        return "connect";
+    if (code_is(e, "provider_at_capacity"))
+        return "capacity";
+    if (code_is(e, "provider_cooldown"))
+        return "cooldown";
+    if (code_is(e, "bad_upstream_response") || code_is(e, "upstream_response_too_large"))
+        return "bad_response";
+    if (e->status == 429)
+        return "rate_limited";
+    return e->status >= 500 ? "server_error" : "client_error";
+}
+
+/* Count the call in the metrics and the owner's tally. status 499: the owner cancelled it. */
+static void exec_account(struct lx_exec *x, int status)
+{
+    const struct lx_target *t = x->winner >= 0 ? &x->plan.lanes[x->winner].targets[x->lanes[x->winner].t]
+                                               : x->last_target;
+    if (!t && x->plan.n_lanes && x->plan.lanes[0].n)
+        t = &x->plan.lanes[0].targets[0];
+    double now = lx_now_ms_f();
+    if (t)
+        lx_metrics_call(t->provider->name, t->listed ? t->model : "other", status, (now - x->t_start) / 1000.0,
+                        x->t_commit > 0 ? (x->t_commit - x->t_start) / 1000.0 : -1.0, x->prompt_tokens,
+                        x->completion_tokens);
+    struct lx_tally *ty = x->tally;
+    if (!ty)
+        return;
+    ty->calls++;
+    ty->prompt_tokens += x->prompt_tokens;
+    ty->completion_tokens += x->completion_tokens;
+    ty->retries += x->retries;
+    ty->fallbacks += x->fallbacks;
+    if (x->winner >= 0 && t) {
+        free(ty->answered_by);
+        ty->answered_by = lx_strdup(t->label);
+    }
+}
+
+static void exec_finish(struct lx_exec *x, json_t *completion, const struct lx_error *err)
+{
+    if (x->done) {
+        json_decref(completion);
+        return;
+    }
+    x->done = true;
+    if (completion)
+        take_usage(x, json_object_get(completion, "usage"));
+    exec_account(x, err ? err->status : 200);
+    lx_timer_stop(x->kick);
+    lx_timer_stop(x->hedge);
+    lx_timer_stop(x->deadline);
+    for (size_t i = 0; i < x->plan.n_lanes; i++)
+        lane_stop(&x->lanes[i]);
+    x->ops->on_done(x->owner, completion, err);
+    lx_defer(exec_free, x);
+}
+
+/* Hand a winning chunk over, noting its usage; usage the client did not ask for is taken out. */
+static void deliver(struct lx_exec *x, json_t *chunk)
+{
+    json_t *usage = json_object_get(chunk, "usage");
+    if (usage) {
+        take_usage(x, usage);
+        if (!x->client_usage) {
+            json_t *choices = json_object_get(chunk, "choices");
+            if (json_is_array(choices) && json_array_size(choices) == 0)
+                return; /* the usage-only chunk */
+            json_object_del(chunk, "usage");
+        }
+    }
+    x->ops->on_chunk(x->owner, chunk);
+}
+
+static void commit(struct lane *L, const char *dropped)
+{
+    struct lx_exec *x = L->x;
+    x->winner = (long)L->idx;
+    x->t_commit = lx_now_ms_f();
+    lx_timer_stop(x->hedge);
+    for (size_t i = 0; i < x->plan.n_lanes; i++)
+        if (i != L->idx)
+            lane_stop(&x->lanes[i]);
+    if (x->ops->on_commit)
+        x->ops->on_commit(x->owner, lane_target(L)->label, dropped);
+    if (L->pending) {
+        size_t i;
+        json_t *c;
+        json_array_foreach(L->pending, i, c) deliver(x, c);
+        json_decref(L->pending);
+        L->pending = NULL;
+    }
+}
+
+static void start_lane(struct lx_exec *x)
+{
+    struct lane *L = &x->lanes[x->started++];
+    L->st = LANE_BACKOFF; /* active from here on */
+    lane_attempt(L);
+}
+
+/* A lane ended without winning: start the next one if nothing else runs, or give up. */
+static void exec_progress(struct lx_exec *x)
+{
+    if (x->done)
+        return;
+    for (size_t i = 0; i < x->started; i++)
+        if (lane_active(&x->lanes[i]))
+            return;
+    if (x->started < x->plan.n_lanes) {
+        start_lane(x);
+        if (!x->done && x->started < x->plan.n_lanes && x->plan.hedge_ms > 0)
+            lx_timer_start(x->hedge, x->plan.hedge_ms);
+        return;
+    }
+    exec_finish(x, NULL, &x->last);
+}
+
+/* A stream chunk that carries nothing but the role (or empty content) does not commit: a lane may still
+ * fail after it and be retried or lose a race without the client seeing two beginnings. */
+static bool is_preamble(json_t *chunk)
+{
+    json_t *choices = json_object_get(chunk, "choices");
+    if (!json_is_array(choices) || json_array_size(choices) == 0)
+        return false;
+    size_t i;
+    json_t *ch;
+    json_array_foreach(choices, i, ch) {
+        json_t *fr = json_object_get(ch, "finish_reason");
+        if (fr && !json_is_null(fr))
+            return false;
+        const char *key;
+        json_t *v;
+        json_object_foreach(json_object_get(ch, "delta"), key, v) {
+            if (strcmp(key, "role") == 0 || json_is_null(v))
+                continue;
+            if (strcmp(key, "content") == 0 && json_is_string(v) && json_string_length(v) == 0)
+                continue;
+            return false;
+        }
+    }
+    return true;
+}
+
+static void lane_chunk(void *owner, json_t *chunk)
+{
+    struct lane *L = owner;
+    struct lx_exec *x = L->x;
+    if (x->done || L->st != LANE_RUNNING)
+        return;
+    if (x->winner == (long)L->idx) {
+        deliver(x, chunk);
+        return;
+    }
+    if (x->winner >= 0)
+        return;
+    if (is_preamble(chunk)) {
+        if (!L->pending)
+            L->pending = json_array();
+        json_array_append(L->pending, chunk);
+        return;
+    }
+    commit(L, lx_call_dropped(L->call));
+    deliver(x, chunk);
+}
+
+static void lane_done(void *owner, json_t *completion, const struct lx_error *err)
+{
+    struct lane *L = owner;
+    struct lx_exec *x = L->x;
+    const struct lx_target *t = lane_target(L);
+    char *dropped = L->call && lx_call_dropped(L->call) ? lx_strdup(lx_call_dropped(L->call)) : NULL;
+    L->call = NULL;
+    lane_release_slot(L);
+    lx_capacity_record(lx_capacity_of(t->provider), provider_failure(err));
+    if (err) {
+        free(dropped);
+        lane_failed(L, err);
+        return;
+    }
+    if (x->winner < 0)
+        commit(L, dropped);
+    free(dropped);
+    L->st = LANE_ENDED;
+    exec_finish(x, completion, NULL);
+}
+
+static bool lane_can_write(void *owner)
+{
+    struct lane *L = owner;
+    struct lx_exec *x = L->x;
+    return x->winner == (long)L->idx ? x->ops->can_write(x->owner) : true;
+}
+
+static const struct lx_call_ops lx_exec_lane_ops = {
+    .on_chunk = lane_chunk,
+    .on_done = lane_done,
+    .can_write = lane_can_write,
+};
+
+static void lane_launch(struct lane *L)
+{
+    struct lx_exec *x = L->x;
+    const struct lx_target *t = lane_target(L);
+    struct lx_chat chat = x->tmpl;
+    chat.body = json_incref(x->tmpl.body);
+    chat.model = lx_strdup(t->model);
+    struct lx_error err = {0};
+    L->st = LANE_RUNNING;
+    L->call = lx_call_start(t->provider, &chat, &lx_exec_lane_ops, L, &err);
+    if (!L->call) {
+        lane_release_slot(L);
+        lane_failed(L, &err);
+        lx_error_clear(&err);
+    }
+}
+
+static void wait_cb(void *arg, bool granted)
+{
+    struct lane *L = arg;
+    const struct lx_provider_conf *p = lane_target(L)->provider;
+    struct lx_capacity *cap = lx_capacity_of(p);
+    L->wait = NULL;
+    if (granted) {
+        L->slot = cap;
+        lane_launch(L);
+        return;
+    }
+    struct lx_error e = {0};
+    lx_error_set(&e, 429, "rate_limit_error", NULL, "provider_at_capacity",
+                 "Provider '%s' is at its max_concurrency (%ld) and no slot freed within %ld ms; try again later.",
+                 p->name, lx_capacity_limit(cap), p->queue_timeout_ms);
+    e.retry_after = lx_strdup("1");
+    lane_failed(L, &e);
+    lx_error_clear(&e);
+}
+
+static void lane_attempt(struct lane *L)
+{
+    const struct lx_target *t = lane_target(L);
+    const struct lx_provider_conf *p = t->provider;
+    struct lx_capacity *cap = lx_capacity_of(p);
+    long cooling = lx_capacity_cooling_ms(cap);
+    if (cooling > 0) {
+        struct lx_error e = {0};
+        lx_error_set(&e, 503, "service_unavailable", NULL, "provider_cooldown",
+                     "Provider '%s' failed %ld times in a row and is skipped for another %ld ms.", p->name,
+                     p->cooldown.failures, cooling);
+        e.retry_after = lx_sprintf("%ld", (cooling + 999) / 1000);
+        lane_failed(L, &e);
+        lx_error_clear(&e);
+        return;
+    }
+    if (lx_capacity_try(cap)) {
+        L->slot = cap;
+        lane_launch(L);
+        return;
+    }
+    bool more = L->t + 1 < L->plan->n;
+    if (more || p->queue_timeout_ms == 0) {
+        /* Full: a fallback is better than a queue; with none, wait unless waiting is switched off. */
+        struct lx_error e = {0};
+        lx_error_set(&e, 429, "rate_limit_error", NULL, "provider_at_capacity",
+                     "Provider '%s' is at its max_concurrency (%ld); try again later.", p->name,
+                     lx_capacity_limit(cap));
+        e.retry_after = lx_strdup("1");
+        lane_failed(L, &e);
+        lx_error_clear(&e);
+        return;
+    }
+    /* The deadline, if any, ends the wait by cancelling the whole exec. */
+    L->st = LANE_WAITING;
+    L->wait = lx_capacity_wait(cap, p->queue_timeout_ms, wait_cb, L);
+}
+
+static void backoff_cb(void *arg)
+{
+    struct lane *L = arg;
+    lane_attempt(L);
+}
+
+static void lane_failed(struct lane *L, const struct lx_error *err)
+{
+    struct lx_exec *x = L->x;
+    if (x->done)
+        return;
+    if (x->winner == (long)L->idx) {
+        /* The client has seen this lane's bytes: nothing can be retried now. */
+        L->st = LANE_ENDED;
+        exec_finish(x, NULL, err);
+        return;
+    }
+    json_decref(L->pending);
+    L->pending = NULL;
+    lx_error_clear(&x->last);
+    lx_error_copy(&x->last, err);
+    const struct lx_target *t = lane_target(L);
+    const struct lx_provider_conf *p = t->provider;
+    x->last_target = t;
+    lx_metrics_upstream_error(p->name, error_reason(err));
+    if (lx_exec_retryable(err) && L->attempt < p->retries.max) {
+        long delay = lx_exec_backoff_ms(L->attempt, p->retries.base_delay_ms, p->retries.max_delay_ms,
+                                        err->retry_after, next_random());
+        /* A retry that could only start after the deadline is not worth waiting for. */
+        bool fits = !x->deadline_at || lx_now_ms() + (uint64_t)delay < x->deadline_at;
+        if (fits) {
+            L->attempt++;
+            x->retries++;
+            lx_metrics_retry();
+            lx_info("req=%llu: retry %ld/%ld of %s in %ld ms after %d: %s", (unsigned long long)x->tmpl.req_id,
+                    L->attempt, p->retries.max, t->label, delay, err->status, err->message);
+            L->st = LANE_BACKOFF;
+            lx_timer_start(L->backoff, delay);
+            return;
+        }
+    }
+    if (fallback_worthy(err) && L->t + 1 < L->plan->n) {
+        L->t++;
+        L->attempt = 0;
+        x->fallbacks++;
+        lx_metrics_fallback();
+        lx_info("req=%llu: falling back from %s to %s after %d: %s", (unsigned long long)x->tmpl.req_id, t->label,
+                lane_target(L)->label, err->status, err->message);
+        L->st = LANE_BACKOFF;
+        lane_attempt(L);
+        return;
+    }
+    L->st = LANE_ENDED;
+    exec_progress(x);
+}
+
+/* ---- exec ---- */
+
+static void hedge_cb(void *arg)
+{
+    struct lx_exec *x = arg;
+    if (x->done || x->winner >= 0 || x->started >= x->plan.n_lanes)
+        return;
+    lx_info("req=%llu: no answer within hedge_ms=%ld, also starting %s", (unsigned long long)x->tmpl.req_id,
+            x->plan.hedge_ms, x->plan.lanes[x->started].targets[0].label);
+    start_lane(x);
+    if (!x->done && x->winner < 0 && x->started < x->plan.n_lanes)
+        lx_timer_start(x->hedge, x->plan.hedge_ms);
+}
+
+static void kick_cb(void *arg)
+{
+    struct lx_exec *x = arg;
+    start_lane(x);
+    if (x->plan.hedge_ms == 0) {
+        while (!x->done && x->winner < 0 && x->started < x->plan.n_lanes)
+            start_lane(x);
+    } else if (!x->done && x->winner < 0 && x->started < x->plan.n_lanes && x->plan.hedge_ms > 0) {
+        lx_timer_start(x->hedge, x->plan.hedge_ms);
+    }
+}
+
+static void deadline_cb(void *arg)
+{
+    struct lx_exec *x = arg;
+    struct lx_error e = {0};
+    lx_error_set(&e, 504, "timeout_error", NULL, "deadline_exceeded",
+                 "The request's deadline of %ld ms (x-llmux-timeout-ms) passed before an answer was complete.",
+                 x->deadline_ms);
+    lx_warn("req=%llu: deadline of %ld ms passed", (unsigned long long)x->tmpl.req_id, x->deadline_ms);
+    exec_finish(x, NULL, &e);
+    lx_error_clear(&e);
+}
+
+struct lx_exec *lx_exec_start(struct lx_plan *plan, const struct lx_chat *tmpl, uint64_t deadline, long deadline_ms,
+                              const struct lx_exec_ops *ops, void *owner)
+{
+    struct lx_exec *x = lx_calloc(1, sizeof *x);
+    x->plan = *plan;
+    memset(plan, 0, sizeof *plan);
+    x->tmpl = *tmpl;
+    x->tmpl.body = json_incref(tmpl->body);
+    x->tmpl.model = NULL;
+    x->request_id = tmpl->request_id ? lx_strdup(tmpl->request_id) : NULL;
+    x->tmpl.request_id = x->request_id;
+    /* Streams always ask for usage, so tokens are counted; deliver() hides it from clients that did not ask. */
+    x->client_usage = tmpl->include_usage;
+    if (tmpl->stream)
+        x->tmpl.include_usage = true;
+    x->t_start = lx_now_ms_f();
+    x->ops = ops;
+    x->owner = owner;
+    x->winner = -1;
+    x->lanes = lx_calloc(x->plan.n_lanes, sizeof *x->lanes);
+    for (size_t i = 0; i < x->plan.n_lanes; i++) {
+        struct lane *L = &x->lanes[i];
+        L->x = x;
+        L->idx = i;
+        L->plan = &x->plan.lanes[i];
+        L->backoff = lx_timer_new(backoff_cb, L);
+    }
+    x->kick = lx_timer_new(kick_cb, x);
+    x->hedge = lx_timer_new(hedge_cb, x);
+    x->deadline = lx_timer_new(deadline_cb, x);
+    x->deadline_ms = deadline_ms;
+    x->deadline_at = deadline;
+    if (deadline) {
+        uint64_t now = lx_now_ms();
+        lx_timer_start(x->deadline, deadline > now ? (long)(deadline - now) : 0);
+    }
+    lx_timer_start(x->kick, 0);
+    return x;
+}
+
+void lx_exec_cancel(struct lx_exec *x)
+{
+    if (!x || x->done)
+        return;
+    x->done = true;
+    exec_account(x, 499);
+    lx_timer_stop(x->kick);
+    lx_timer_stop(x->hedge);
+    lx_timer_stop(x->deadline);
+    for (size_t i = 0; i < x->plan.n_lanes; i++)
+        lane_stop(&x->lanes[i]);
+    lx_defer(exec_free, x);
+}
+
+void lx_exec_resume(struct lx_exec *x)
+{
+    if (!x || x->done || x->winner < 0)
+        return;
+    lx_call_resume(x->lanes[x->winner].call);
+}
+
+void lx_exec_set_tally(struct lx_exec *x, struct lx_tally *t)
+{
+    x->tally = t;
+}
+
+int lx_exec_retries(const struct lx_exec *x)
+{
+    return x->retries;
+}
+
+int lx_exec_fallbacks(const struct lx_exec *x)
+{
+    return x->fallbacks;
+}

@@ -1,0 +1,474 @@
+/* libcurl multi-socket glue on the libevent base, the only file that includes curl/curl.h.
+ *
+ * Re-entrancy rules (see STYLE.md):
+ * - Only libevent callbacks here call curl_multi_socket_action / curl_multi_remove_handle / pause.
+ * - curl's write/header callbacks call the owner's on_headers/on_body, which touch buffers and flags; if
+ *   the owner cancels from there, the removal is deferred to the loop (in_curl_cb guards that).
+ * - The socket callback also fires for curl's internal sockets and during cleanup: per-socket state
+ *   (struct lx_sock) is kept apart from per-transfer state (struct lx_upstream).
+ *
+ * The end of an answer is the protocol's, not the HTTP body's: when on_body says LX_DONE (a stream's own
+ * end marker was decoded), the owner gets on_done from the loop at once and the transfer is detached.
+ * A detached transfer drains: its remaining bytes are discarded for up to LX_UPSTREAM_DRAIN_MS (and
+ * LX_UPSTREAM_DRAIN_BYTES) so that a body ending right after its marker leaves a reusable keep-alive
+ * connection; an upstream that keeps the body open past that has its connection closed. */
+#include "upstream.h"
+#include "loop.h"
+#include "../core/common.h"
+#include "../core/httpreq.h"
+#include "../core/log.h"
+
+#include <curl/curl.h>
+#include <event2/event.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
+
+#define LX_UPSTREAM_DRAIN_MS 1000          /* longest wait for the body's end after the answer was complete */
+#define LX_UPSTREAM_DRAIN_BYTES (64u * 1024) /* most bytes discarded after it */
+
+struct lx_upstream {
+    CURL *easy;                 /* owned: cleaned in upstream_free */
+    struct curl_slist *headers; /* owned */
+    char *body;                 /* owned: POST body curl reads from */
+    const struct lx_upstream_ops *ops;
+    void *ctx;                  /* the owner's, borrowed */
+    char errbuf[CURL_ERROR_SIZE];
+    char *content_type;         /* owned */
+    char *retry_after;          /* owned */
+    int status;
+    bool headers_done;
+    bool paused;
+    bool cancelled;             /* no more callbacks; removal pending */
+    bool owner_abort;           /* on_body returned LX_ERR */
+    bool in_multi;
+    bool resume_pending;        /* a deferred resume is queued */
+    bool complete;              /* on_body said LX_DONE: later body bytes are discarded */
+    unsigned deferred;          /* deferred callbacks holding a pointer to us: the last one settles us */
+    size_t drained;             /* bytes discarded since complete */
+    struct lx_timer *drain;     /* owned while draining: closes the connection when the body does not end */
+    struct lx_upstream *drain_prev, *drain_next; /* in lx_draining while drain is set */
+};
+
+struct lx_sock {
+    struct event *ev; /* owned */
+    curl_socket_t fd;
+};
+
+static CURLM *lx_multi;
+static struct event *lx_curl_timer;
+static int lx_in_curl_cb;     /* depth of curl callbacks on the stack */
+static size_t lx_active;
+static struct lx_upstream *lx_draining; /* detached transfers waiting for their body's end */
+
+static void upstream_free(struct lx_upstream *u)
+{
+    if (u->drain) {
+        lx_timer_free(u->drain);
+        if (u->drain_prev)
+            u->drain_prev->drain_next = u->drain_next;
+        else
+            lx_draining = u->drain_next;
+        if (u->drain_next)
+            u->drain_next->drain_prev = u->drain_prev;
+    }
+    if (u->in_multi) {
+        curl_multi_remove_handle(lx_multi, u->easy);
+        lx_active--;
+    }
+    curl_easy_cleanup(u->easy);
+    curl_slist_free_all(u->headers);
+    free(u->body);
+    free(u->content_type);
+    free(u->retry_after);
+    free(u);
+}
+
+static enum lx_upstream_result map_result(struct lx_upstream *u, CURLcode rc)
+{
+    if (rc == CURLE_OK)
+        return LX_UP_OK;
+    if (u->owner_abort)
+        return LX_UP_ABORTED;
+    switch (rc) {
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+        return LX_UP_CONNECT;
+    case CURLE_OPERATION_TIMEDOUT:
+        return LX_UP_TIMEOUT;
+    default:
+        return LX_UP_BROKEN;
+    }
+}
+
+static void drain_expired_cb(void *arg)
+{
+    struct lx_upstream *u = arg;
+    lx_debug("upstream body did not end within %d ms after the answer was complete: closing the connection",
+             LX_UPSTREAM_DRAIN_MS);
+    upstream_free(u); /* removing the unfinished transfer closes its connection */
+}
+
+/* The owner is gone (cancelled, or told on_done) and no deferred callback holds u: free it, or, when its
+ * answer was complete and the body has not ended yet, let it drain. From the loop only. */
+static void upstream_settle(struct lx_upstream *u)
+{
+    if (u->deferred > 0 || !u->cancelled || u->drain)
+        return;
+    if (u->complete && u->in_multi && lx_multi) {
+        u->drain = lx_timer_new(drain_expired_cb, u);
+        u->drain_next = lx_draining;
+        if (lx_draining)
+            lx_draining->drain_prev = u;
+        lx_draining = u;
+        lx_timer_start(u->drain, LX_UPSTREAM_DRAIN_MS);
+        return;
+    }
+    upstream_free(u);
+}
+
+static void check_multi_info(void)
+{
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(lx_multi, &left))) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        struct lx_upstream *u = NULL;
+        CURLcode rc = msg->data.result;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&u);
+        curl_multi_remove_handle(lx_multi, u->easy);
+        u->in_multi = false;
+        lx_active--;
+        if (!u->cancelled) {
+            /* A complete answer stays complete whatever happened to the bytes after it. */
+            enum lx_upstream_result r = u->complete ? LX_UP_OK : map_result(u, rc);
+            const char *detail = u->errbuf[0] ? u->errbuf : curl_easy_strerror(rc);
+            if (r == LX_UP_OK && !u->headers_done) {
+                r = LX_UP_BROKEN;
+                detail = "no response";
+            }
+            u->cancelled = true; /* on_done is the owner's last callback */
+            u->ops->on_done(u->ctx, r, detail);
+        }
+        if (u->drain)
+            upstream_free(u); /* the body ended while draining: the connection went back to the pool */
+        else
+            upstream_settle(u);
+    }
+}
+
+static void sock_event_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)arg;
+    int flags = (what & EV_READ ? CURL_CSELECT_IN : 0) | (what & EV_WRITE ? CURL_CSELECT_OUT : 0);
+    int running;
+    CURLMcode mc = curl_multi_socket_action(lx_multi, fd, flags, &running);
+    if (mc != CURLM_OK)
+        lx_error("curl_multi_socket_action: %s", curl_multi_strerror(mc));
+    check_multi_info();
+}
+
+static void timer_event_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    int running;
+    CURLMcode mc = curl_multi_socket_action(lx_multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    if (mc != CURLM_OK)
+        lx_error("curl_multi_socket_action(timeout): %s", curl_multi_strerror(mc));
+    check_multi_info();
+}
+
+/* CURLMOPT_SOCKETFUNCTION: mirror curl's interest in a socket with one libevent event. */
+static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
+{
+    (void)easy;
+    (void)userp;
+    struct lx_sock *ls = socketp;
+    if (what == CURL_POLL_REMOVE) {
+        if (ls) {
+            event_free(ls->ev);
+            free(ls);
+            curl_multi_assign(lx_multi, s, NULL);
+        }
+        return 0;
+    }
+    short kind = (short)((what & CURL_POLL_IN ? EV_READ : 0) | (what & CURL_POLL_OUT ? EV_WRITE : 0) | EV_PERSIST);
+    if (!ls) {
+        ls = lx_calloc(1, sizeof *ls);
+        ls->fd = s;
+        curl_multi_assign(lx_multi, s, ls);
+    } else {
+        event_free(ls->ev);
+    }
+    ls->ev = event_new(lx_loop_base(), s, kind, sock_event_cb, ls);
+    event_add(ls->ev, NULL);
+    return 0;
+}
+
+/* CURLMOPT_TIMERFUNCTION: only arms the libevent timer; never calls curl. */
+static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
+{
+    (void)multi;
+    (void)userp;
+    if (timeout_ms < 0) {
+        evtimer_del(lx_curl_timer);
+    } else {
+        struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+        evtimer_add(lx_curl_timer, &tv);
+    }
+    return 0;
+}
+
+static size_t header_cb(char *data, size_t size, size_t n, void *userp)
+{
+    struct lx_upstream *u = userp;
+    size_t len = size * n;
+    if (u->complete)
+        return len; /* trailers after a complete answer */
+    if (u->cancelled)
+        return 0;
+    if (len >= 12 && strncasecmp(data, "retry-after:", 12) == 0) {
+        size_t a = 12, b = len;
+        while (a < b && (data[a] == ' ' || data[a] == '\t'))
+            a++;
+        while (b > a && (data[b - 1] == '\r' || data[b - 1] == '\n' || data[b - 1] == ' '))
+            b--;
+        free(u->retry_after);
+        u->retry_after = lx_strndup(data + a, b - a);
+    }
+    if (len <= 2 && (data[0] == '\r' || data[0] == '\n')) {
+        long code = 0;
+        curl_easy_getinfo(u->easy, CURLINFO_RESPONSE_CODE, &code);
+        if (code >= 200 && !u->headers_done) {
+            char *ct = NULL;
+            curl_easy_getinfo(u->easy, CURLINFO_CONTENT_TYPE, &ct);
+            u->status = (int)code;
+            u->content_type = ct ? lx_strdup(ct) : NULL;
+            u->headers_done = true;
+            lx_in_curl_cb++;
+            u->ops->on_headers(u->ctx, u->status, u->content_type, u->retry_after);
+            lx_in_curl_cb--;
+            if (u->cancelled)
+                return 0;
+        }
+    }
+    return len;
+}
+
+static void complete_cb(void *arg);
+
+static size_t write_cb(char *data, size_t size, size_t n, void *userp)
+{
+    struct lx_upstream *u = userp;
+    size_t len = size * n;
+    if (u->complete) {
+        u->drained += len;
+        return u->drained > LX_UPSTREAM_DRAIN_BYTES ? CURL_WRITEFUNC_ERROR : len;
+    }
+    if (u->cancelled)
+        return CURL_WRITEFUNC_ERROR;
+    lx_in_curl_cb++;
+    int rc = u->ops->on_body(u->ctx, data, len);
+    lx_in_curl_cb--;
+    if (u->cancelled)
+        return CURL_WRITEFUNC_ERROR;
+    if (rc == LX_AGAIN) {
+        u->paused = true;
+        return CURL_WRITEFUNC_PAUSE;
+    }
+    if (rc == LX_DONE) {
+        /* on_done may start other transfers, which curl refuses from its own callbacks: from the loop. */
+        u->complete = true;
+        u->deferred++;
+        lx_defer(complete_cb, u);
+        return len;
+    }
+    if (rc != LX_OK) {
+        u->owner_abort = true;
+        return CURL_WRITEFUNC_ERROR;
+    }
+    return len;
+}
+
+int lx_upstream_init(void)
+{
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        return LX_ERR;
+    lx_multi = curl_multi_init();
+    if (!lx_multi)
+        return LX_ERR;
+    curl_multi_setopt(lx_multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+    /* curl's default idle-connection cache (4 per transfer in flight) shrinks as transfers end, closing
+     * keep-alive connections that the next requests need again: keep up to half the descriptors. */
+    struct rlimit rl;
+    long keep = 1024;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur / 2 < 65536)
+        keep = (long)(rl.rlim_cur / 2 > 64 ? rl.rlim_cur / 2 : 64);
+    else
+        keep = 65536;
+    curl_multi_setopt(lx_multi, CURLMOPT_MAXCONNECTS, keep);
+    curl_multi_setopt(lx_multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+    lx_curl_timer = evtimer_new(lx_loop_base(), timer_event_cb, NULL);
+    return LX_OK;
+}
+
+void lx_upstream_shutdown(void)
+{
+    while (lx_draining)
+        upstream_free(lx_draining); /* easy handles leave the multi handle before it goes */
+    if (lx_multi)
+        curl_multi_cleanup(lx_multi);
+    lx_multi = NULL;
+    if (lx_curl_timer)
+        event_free(lx_curl_timer);
+    lx_curl_timer = NULL;
+    curl_global_cleanup();
+}
+
+struct lx_upstream *lx_upstream_start(const struct lx_http_request *req, long connect_timeout_ms,
+                                      const struct lx_upstream_ops *ops, void *ctx)
+{
+    struct lx_upstream *u = lx_calloc(1, sizeof *u);
+    u->ops = ops;
+    u->ctx = ctx;
+    u->easy = curl_easy_init();
+    if (!u->easy) {
+        free(u);
+        return NULL;
+    }
+    CURL *e = u->easy;
+    curl_easy_setopt(e, CURLOPT_URL, req->url);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, u);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, u->errbuf);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, u);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, u);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    for (size_t i = 0; i < req->n_headers; i++)
+        u->headers = curl_slist_append(u->headers, req->headers[i]);
+    /* No 100-continue round trip before the body. */
+    u->headers = curl_slist_append(u->headers, "Expect:");
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, u->headers);
+    if (strcmp(req->method, "POST") == 0) {
+        u->body = lx_malloc(req->body_len + 1);
+        memcpy(u->body, req->body, req->body_len);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, u->body);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+    }
+    if (curl_multi_add_handle(lx_multi, e) != CURLM_OK) {
+        upstream_free(u);
+        return NULL;
+    }
+    u->in_multi = true;
+    lx_active++;
+    return u;
+}
+
+static void deferred_settle_cb(void *arg)
+{
+    struct lx_upstream *u = arg;
+    u->deferred--;
+    upstream_settle(u);
+}
+
+void lx_upstream_cancel(struct lx_upstream *u)
+{
+    if (!u || u->cancelled)
+        return;
+    u->cancelled = true;
+    if (u->deferred)
+        return; /* the last deferred callback settles */
+    if (lx_in_curl_cb) {
+        u->deferred++; /* curl refuses remove_handle from its own callbacks */
+        lx_defer(deferred_settle_cb, u);
+    } else {
+        upstream_settle(u); /* removing an unfinished transfer closes its connection */
+    }
+}
+
+/* The answer is complete (on_body said LX_DONE): tell the owner, then drain or free. */
+static void complete_cb(void *arg)
+{
+    struct lx_upstream *u = arg;
+    u->deferred--;
+    if (!u->cancelled) {
+        u->cancelled = true; /* on_done is the owner's last callback */
+        u->ops->on_done(u->ctx, LX_UP_OK, "complete");
+    }
+    upstream_settle(u);
+}
+
+static void deferred_resume_cb(void *arg)
+{
+    struct lx_upstream *u = arg;
+    u->deferred--;
+    u->resume_pending = false;
+    if (u->cancelled) {
+        upstream_settle(u);
+        return;
+    }
+    if (!u->paused)
+        return;
+    u->paused = false;
+    curl_easy_pause(u->easy, CURLPAUSE_CONT);
+}
+
+void lx_upstream_resume(struct lx_upstream *u)
+{
+    if (!u || u->cancelled || !u->paused || u->resume_pending)
+        return;
+    u->resume_pending = true;
+    u->deferred++;
+    lx_defer(deferred_resume_cb, u);
+}
+
+size_t lx_upstream_active(void)
+{
+    return lx_active;
+}
+
+static size_t discard_cb(char *ptr, size_t size, size_t n, void *arg)
+{
+    (void)ptr;
+    (void)arg;
+    return size * n;
+}
+
+int lx_upstream_check_url(const char *url, long timeout_ms, char *err, size_t errlen)
+{
+    CURL *h = curl_easy_init();
+    if (!h) {
+        snprintf(err, errlen, "cannot initialise libcurl");
+        return LX_ERR;
+    }
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard_cb);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    CURLcode rc = curl_easy_perform(h);
+    long status = 0;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(h);
+    if (rc != CURLE_OK) {
+        snprintf(err, errlen, "%s", curl_easy_strerror(rc));
+        return LX_ERR;
+    }
+    if (status < 200 || status >= 300) {
+        snprintf(err, errlen, "HTTP status %ld", status);
+        return LX_ERR;
+    }
+    return LX_OK;
+}
