@@ -178,6 +178,7 @@ start_llmux() {
   cat >"$TMP/llmux.json" <<EOF
 {
   "listen": "127.0.0.1:0",
+  "state_dir": "$TMP/state",
   "providers": { "up": { "type": "openai", "base_url": "http://127.0.0.1:$MOCK_PORT/v1" } }
 }
 EOF

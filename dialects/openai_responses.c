@@ -255,7 +255,7 @@ static int translate_text(json_t *text, json_t **response_format, struct lx_erro
 }
 
 /* metadata: at most 16 pairs, keys up to 64 characters, string values up to 512. */
-static int check_metadata(json_t *meta, struct lx_error *err)
+int lx_responses_check_metadata(json_t *meta, struct lx_error *err)
 {
     if (!json_is_object(meta))
         return type_error(err, "metadata", "an object of string values");
@@ -400,7 +400,7 @@ static json_t *rs_translate(json_t *root, struct lx_dialect_req *rq, struct lx_e
             "'previous_response_id' cannot be used together with 'conversation': pick one way to continue.");
         return NULL;
     }
-    if (present(root, "metadata") && check_metadata(json_object_get(root, "metadata"), err) != LX_OK)
+    if (present(root, "metadata") && lx_responses_check_metadata(json_object_get(root, "metadata"), err) != LX_OK)
         return NULL;
     json_t *input = json_object_get(root, "input");
     json_t *items = NULL;
@@ -475,11 +475,12 @@ static json_t *rs_translate(json_t *root, struct lx_dialect_req *rq, struct lx_e
     bool tr_auto = json_string_value(json_object_get(root, "truncation")) &&
                    strcmp(json_string_value(json_object_get(root, "truncation")), "auto") == 0;
     char *id = lx_id_new("resp");
-    json_t *priv = json_pack("{s:s,s:o,s:O,s:o,s:o,s:o,s:b,s:b}", "id", id, "envelope",
+    json_t *priv = json_pack("{s:s,s:o,s:O,s:o,s:o,s:o,s:b,s:b,s:b}", "id", id, "envelope",
                              envelope(root, id, json_string_value(model), conv, text_cfg, store, tr_auto), "input", items,
                              "instructions", get_or_null(root, "instructions"), "previous_response_id",
                              prev ? json_string(prev) : json_null(), "conversation", conv ? json_string(conv) : json_null(),
-                             "store", store, "truncation_auto", tr_auto);
+                             "store", store, "store_explicit", json_is_true(json_object_get(root, "store")),
+                             "truncation_auto", tr_auto);
     free(id);
     text_cfg = NULL;
     json_decref(items);
@@ -522,8 +523,20 @@ void lx_responses_turn(const struct lx_dialect_req *rq, struct lx_responses_turn
     t->previous_response_id = json_string_value(json_object_get(p, "previous_response_id"));
     t->conversation_id = json_string_value(json_object_get(p, "conversation"));
     t->store = !json_is_false(json_object_get(p, "store"));
+    t->store_explicit = json_is_true(json_object_get(p, "store_explicit"));
     t->truncation_auto = json_is_true(json_object_get(p, "truncation_auto"));
     t->input = json_object_get(p, "input");
+}
+
+json_t *lx_responses_envelope(const struct lx_dialect_req *rq)
+{
+    return json_deep_copy(json_object_get(rq->priv, "envelope"));
+}
+
+void lx_responses_unstored(struct lx_dialect_req *rq)
+{
+    json_object_set_new(rq->priv, "store", json_false());
+    json_object_set_new(json_object_get(rq->priv, "envelope"), "store", json_false());
 }
 
 int lx_responses_set_history(const struct lx_dialect_req *rq, json_t *pivot, json_t *history, struct lx_error *err)

@@ -19,10 +19,19 @@ struct lx_responses_turn {
     const char *previous_response_id; /* or NULL */
     const char *conversation_id;      /* or NULL */
     bool store;                       /* default true */
+    bool store_explicit;              /* the client said "store": true */
     bool truncation_auto;             /* truncation: "auto" (default "disabled") */
     json_t *input;                    /* this turn's input items, normalised with ids */
 };
 void lx_responses_turn(const struct lx_dialect_req *rq, struct lx_responses_turn *t);
+/* The response as it starts (status in_progress, no output): new reference. */
+json_t *lx_responses_envelope(const struct lx_dialect_req *rq);
+/* The response will not be stored (storage is off): it says "store": false. */
+void lx_responses_unstored(struct lx_dialect_req *rq);
+
+/* metadata: an object of at most 16 pairs, keys up to 64 characters, string values up to 512. LX_OK, or
+ * LX_ERR with a 400 naming 'metadata'. */
+int lx_responses_check_metadata(json_t *meta, struct lx_error *err);
 
 /* Normalise a list of input items (a string is one user message) to stored items with ids, type and
  * status; param_prefix names the field in errors ("input", "items"). New reference, or NULL with a 400

@@ -9,6 +9,7 @@
 #include "core/conf.h"
 #include "core/confread.h"
 #include "engine/conf.h"
+#include "engine/store_conf.h"
 #include "server/auth.h"
 #include "server/conf.h"
 
@@ -35,6 +36,7 @@ static const struct lx_conf_section lx_sections[] = {
     {lx_auth_conf_keys, NULL, lx_auth_conf_parse, lx_auth_conf_free},
     {lx_engine_conf_keys, lx_engine_conf_raw_keys, lx_engine_conf_parse, lx_engine_conf_free},
     {lx_api_conf_keys, NULL, lx_api_conf_parse, lx_api_conf_free},
+    {lx_state_conf_keys, NULL, lx_state_conf_parse, lx_state_conf_free},
 };
 
 static void free_sections(struct lx_config *c)

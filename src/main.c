@@ -1,6 +1,7 @@
 /* llmux: command line, start-up, and the drain-then-exit shutdown. */
 #include "config.h"
 #include "api/routes.h"
+#include "api/state.h"
 #include "core/buf.h"
 #include "core/bus.h"
 #include "core/common.h"
@@ -10,6 +11,7 @@
 #include "core/metrics.h"
 #include "engine/capacity.h"
 #include "engine/conf.h"
+#include "engine/store_conf.h"
 #include "io/loop.h"
 #include "io/notify.h"
 #include "io/upstream.h"
@@ -44,9 +46,11 @@ static const char lx_usage[] =
     "  -v, --version         print the version and exit\n"
     "  -h, --help            print this help and exit\n"
     "\n"
-    "Endpoints: POST /v1/chat/completions, /v1/embeddings, /v1/fanout, /v1/batch;\n"
-    "           GET /v1/models, /v1/models/{id}, /v1/providers, /healthz, /metrics (Prometheus). (The /v1\n"
-    "           prefix is optional.)\n"
+    "Endpoints: POST /v1/chat/completions, /v1/responses, /v1/conversations, /v1/embeddings, /v1/fanout,\n"
+    "           /v1/batch; GET|DELETE /v1/responses/{id}, GET /v1/responses/{id}/input_items;\n"
+    "           GET|POST|DELETE /v1/conversations/{id}, GET|POST /v1/conversations/{id}/items,\n"
+    "           GET|DELETE /v1/conversations/{id}/items/{item_id}; GET /v1/models, /v1/models/{id},\n"
+    "           /v1/providers, /healthz, /metrics (Prometheus). (The /v1 prefix is optional.)\n"
     "           With admin_listen set, /healthz and /metrics are served on that address only.\n"
     "Request headers: Authorization: Bearer KEY or x-api-key (when auth.keys is set), x-llmux-timeout-ms\n"
     "           (end-to-end deadline), X-Request-Id (kept if sane, else generated; sent upstream too).\n"
@@ -56,9 +60,10 @@ static const char lx_usage[] =
     "           requests in flight finish under the old one; a bad file is logged and ignored.\n"
     "           SIGUSR1 reopens the --log file (after logrotate moved it).\n"
     "systemd:   with NOTIFY_SOCKET set, sends READY=1, RELOADING=1 and STOPPING=1 (Type=notify).\n"
-    "Environment: ${VAR} in any config string is read from the environment.\n"
-    "Docs: README.md, docs/configuration.md, docs/api.md, docs/concurrency.md, docs/async-guide.md,\n"
-    "           docs/providers.md, docs/deploy.md.\n";
+    "Environment: ${VAR} in any config string is read from the environment. STATE_DIRECTORY (set by\n"
+    "           systemd's StateDirectory=) is the default state_dir; else ./var.\n"
+    "Docs: README.md, docs/configuration.md, docs/api.md, docs/conversations.md, docs/concurrency.md,\n"
+    "           docs/async-guide.md, docs/providers.md, docs/deploy.md.\n";
 
 static struct {
     struct lx_timer *drain_timer;
@@ -161,6 +166,7 @@ static void reload_cb(int signo, void *arg)
     for (size_t i = 0; i < cfg->n_warnings; i++)
         lx_warn("%s", cfg->warnings[i]);
     lx_engine_conf_apply(cfg->engine); /* the providers' live state (by name) takes the new limits */
+    lx_state_reload(cfg->state);
     lx_http_set_config(cfg);
     lx_config_unref(M.cfg);
     M.cfg = cfg;
@@ -348,9 +354,11 @@ int main(int argc, char **argv)
     lx_loop_on_signal(SIGHUP, reload_cb, NULL);
     lx_loop_on_signal(SIGUSR1, reopen_cb, NULL);
     lx_engine_conf_apply(cfg->engine);
-    if (lx_http_start(cfg, lx_routes_dispatch, err, sizeof err) != LX_OK) {
+    if (lx_state_open(cfg->state, err, sizeof err) != LX_OK ||
+        lx_http_start(cfg, lx_routes_dispatch, err, sizeof err) != LX_OK) {
         lx_error("%s", err);
         lx_http_stop();
+        lx_state_close();
         lx_access_log_close();
         lx_upstream_shutdown();
         lx_config_unref(cfg);
@@ -373,6 +381,7 @@ int main(int argc, char **argv)
     lx_timer_free(M.drain_timer);
     lx_timer_free(M.hard_timer);
     lx_upstream_shutdown();
+    lx_state_close(); /* the store's worker finishes its queue; before the loop goes */
     lx_loop_drain();
     lx_config_unref(M.cfg);
     lx_capacity_shutdown(); /* the providers' live state owns timers: it goes before the loop */

@@ -7,7 +7,9 @@
 #include "chat.h"
 #include "embeddings.h"
 #include "fanout.h"
+#include "conversations.h"
 #include "models.h"
+#include "responses.h"
 #include "../core/common.h"
 #include "../core/conf.h"
 #include "../server/auth.h"
@@ -17,8 +19,8 @@
 #include <stdio.h>
 #include <string.h>
 
-/* The chat completions endpoint speaks the OpenAI chat dialect (the Anthropic Messages and Responses
- * dialects will be further lines like this one). */
+/* The chat completions endpoint speaks the OpenAI chat dialect (the Anthropic Messages dialect will be a
+ * further line like this one; the Responses dialect has endpoints of its own: responses.c). */
 static void openai_chat(struct lx_req *req)
 {
     lx_chat_handle(req, &lx_dialect_openai_chat);
@@ -26,7 +28,7 @@ static void openai_chat(struct lx_req *req)
 
 struct lx_route_entry {
     const char *path;   /* without the /v1 prefix */
-    const char *method;
+    const char *method; /* "*": the handler answers every method (and 405s itself) */
     bool v1;            /* lives under /v1 */
     bool admin;         /* open without a key; served only on admin_listen when that is set */
     const char *label;  /* the route's name in metrics */
@@ -42,6 +44,10 @@ static const struct lx_route_entry lx_routes[] = {
     {"/providers", "GET", true, false, "/v1/providers", lx_providers_handle, false},
     {"/fanout", "POST", true, false, "/v1/fanout", lx_fanout_handle, false},
     {"/batch", "POST", true, false, "/v1/batch", lx_batch_handle, false},
+    {"/responses", "POST", true, false, "/v1/responses", lx_responses_create, false},
+    {"/responses/", "*", true, false, "/v1/responses/{id}", lx_responses_resource, true},
+    {"/conversations", "POST", true, false, "/v1/conversations", lx_conversations_create, false},
+    {"/conversations/", "*", true, false, "/v1/conversations/{id}", lx_conversations_resource, true},
     {"/healthz", "GET", false, true, "/healthz", lx_admin_healthz, false},
     {"/metrics", "GET", false, true, "/metrics", lx_admin_metrics, false},
 };
@@ -62,19 +68,15 @@ static bool path_is(const char *path, size_t len, const struct lx_route_entry *r
     return matches(path, len, r);
 }
 
-#define LX_SERVED "llmux serves POST /v1/chat/completions, /v1/embeddings, /v1/fanout and /v1/batch, and GET " \
-                  "/v1/models, /v1/models/{id} and /v1/providers."
+#define LX_SERVED "llmux serves POST /v1/chat/completions, /v1/responses, /v1/conversations, /v1/embeddings, " \
+                  "/v1/fanout and /v1/batch, the stored responses and conversations below /v1/responses/{id} " \
+                  "and /v1/conversations/{id}, and GET /v1/models, /v1/models/{id} and /v1/providers."
 
 /* Paths of APIs llmux does not speak (yet), with what to use instead. */
 static const struct {
     const char *path; /* without /v1; matches itself and anything below it */
     const char *hint;
 } lx_other_apis[] = {
-    {"/responses", "llmux does not serve the OpenAI Responses API yet; use Chat Completions "
-                   "(POST /v1/chat/completions). Vercel AI SDK: openai.chat(MODEL) instead of openai(MODEL); "
-                   "OpenAI Agents SDK: setOpenAIAPI('chat_completions'); openai SDKs: "
-                   "client.chat.completions.create instead of client.responses.create; LangChain: leave "
-                   "useResponsesApi unset."},
     {"/messages", "llmux does not serve the Anthropic Messages API yet; it speaks OpenAI's Chat Completions "
                   "(POST /v1/chat/completions) and reaches Claude through a provider of type \"anthropic\" "
                   "(model \"PROVIDER/claude-...\"): use an OpenAI client with base URL http://HOST:PORT/v1."},
@@ -126,7 +128,7 @@ void lx_routes_dispatch(struct lx_req *req)
         if (!path_is(path, len, r) || (req->cfg->server->admin_listen && r->admin != req->on_admin))
             continue;
         match = r;
-        if (strcmp(method, r->method) == 0)
+        if (strcmp(method, r->method) == 0 || strcmp(r->method, "*") == 0)
             exact = r;
     }
     struct lx_error e = {0};

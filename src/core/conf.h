@@ -13,6 +13,7 @@ struct lx_server_conf; /* server/conf.h: listen addresses, client limits, the dr
 struct lx_auth_conf;   /* server/auth.h: client keys */
 struct lx_engine_conf; /* engine/conf.h: providers, aliases, timeouts, retries */
 struct lx_api_conf;    /* api/conf.h: fanout, batch, model listing */
+struct lx_state_conf;  /* engine/store_conf.h: state_dir and the conversation store */
 
 struct lx_config {
     int refs;
@@ -20,6 +21,7 @@ struct lx_config {
     struct lx_auth_conf *auth;
     struct lx_engine_conf *engine;
     struct lx_api_conf *api;
+    struct lx_state_conf *state;
     char **warnings;               /* owned: the config is valid but likely not what was meant */
     size_t n_warnings;
     void (*free_sections)(struct lx_config *c); /* set by whoever built it (src/config.c) */

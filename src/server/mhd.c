@@ -124,6 +124,12 @@ static const char *transport_header(struct lx_req *req, const char *name)
     return r->conn ? MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name) : NULL;
 }
 
+static const char *transport_query(struct lx_req *req, const char *name)
+{
+    struct mhd_req *r = mhd_req_of(req);
+    return r->conn ? MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name) : NULL;
+}
+
 /* Resume a suspended connection so MHD handles it on the next loop turn. Any context but MHD_run's own
  * callbacks on that connection (it is suspended, so MHD is not calling us about it). */
 static void transport_wake(struct lx_req *req)
@@ -143,6 +149,7 @@ static void transport_dispose(struct lx_req *req)
 
 static const struct lx_transport lx_mhd_transport = {
     .header = transport_header,
+    .query = transport_query,
     .wake = transport_wake,
     .dispose = transport_dispose,
 };

@@ -261,6 +261,13 @@ const char *lx_req_header(struct lx_req *req, const char *name)
     return req->transport->header(req, name);
 }
 
+const char *lx_req_query(struct lx_req *req, const char *name)
+{
+    if (!req->transport || !req->transport->query || req->state == LX_REQ_FINISHED)
+        return NULL;
+    return req->transport->query(req, name);
+}
+
 void lx_req_add_header(struct lx_req *req, const char *name, const char *value)
 {
     lx_strs_push(&req->resp_headers, &req->n_resp_headers, lx_sprintf("%s: %s", name, value));

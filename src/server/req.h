@@ -45,6 +45,8 @@ struct lx_req;
 struct lx_transport {
     /* A request header, or NULL. */
     const char *(*header)(struct lx_req *req, const char *name);
+    /* A query parameter of the request's URL (decoded), or NULL. May be NULL: the transport has none. */
+    const char *(*query)(struct lx_req *req, const char *name);
     /* The response changed (begun, bytes queued, ended, cut): get it moving to the client. Never called
      * from inside the transport's own callbacks about this request. */
     void (*wake)(struct lx_req *req);
@@ -145,6 +147,8 @@ void lx_req_release(struct lx_req *req);
 void lx_req_set_handler(struct lx_req *req, struct lx_req_handler *h);
 /* A request header, or NULL. Valid only while the client is connected; copy what you keep. */
 const char *lx_req_header(struct lx_req *req, const char *name);
+/* A query parameter ("?after=...&limit=..."), decoded, or NULL; valid as lx_req_header's answer. */
+const char *lx_req_query(struct lx_req *req, const char *name);
 void lx_req_add_header(struct lx_req *req, const char *name, const char *value);
 void lx_req_respond(struct lx_req *req, int status, const char *content_type, const char *body, size_t len);
 void lx_req_respond_json(struct lx_req *req, int status, json_t *body /* stolen */);

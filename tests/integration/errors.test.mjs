@@ -94,9 +94,6 @@ test('deadline_exceeded carries X-Should-Retry: false (a retry would get the sam
 test('paths of APIs llmux does not serve → 404 saying what it serves and which client setting to use', async () => {
   const served = /llmux serves POST \/v1\/chat\/completions.*GET \/v1\/models, \/v1\/models\/\{id\} and \/v1\/providers/;
   const cases = [
-    ['/v1/responses', /Responses API.*openai\.chat\(MODEL\).*setOpenAIAPI\('chat_completions'\)/],
-    ['/responses', /Responses API/],
-    ['/v1/responses/resp_1/cancel', /Responses API/],
     ['/v1/messages', /Anthropic Messages API.*type "anthropic"/],
     ['/v1/completions', /legacy Completions API.*ChatOpenAI/],
     ['/v1/batches', /POST \/v1\/batch/],
