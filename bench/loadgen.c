@@ -14,6 +14,9 @@
  * Common: --port P (target, on 127.0.0.1), --model M, --proxy-pids A,B (CPU and RSS), --mock-pid M (CPU),
  *         --mock-port P (the mock's /debug/stats: connections it accepted during the run),
  *         --timeout S (hard bound on the measurement), --dump FILE (streams: per-stream timings as CSV).
+ * rps only: --path P and --body-file F (POST this JSON to P instead of the chat request; --model is then
+ *         unused), --probe 1 (every 20 ms, GET /healthz on a connection of its own: how long the target's
+ *         event loop takes to answer something that needs nothing else, under the load).
  *
  * One thread, one event_base with precise timers (libevent's default monotonic clock is coarse, 4 ms).
  * Out of memory aborts: a load generator that half-works would make the numbers lie.
@@ -57,6 +60,27 @@ static void *xrealloc(void *p, size_t n)
     if (!p)
         die("out of memory");
     return p;
+}
+
+/* The whole file (owned), or die. */
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        die("cannot open the --body-file");
+    char *b = NULL;
+    size_t n = 0, cap = 0;
+    for (;;) {
+        if (n == cap)
+            b = xrealloc(b, cap = cap ? cap * 2 : 65536);
+        size_t r = fread(b + n, 1, cap - n, f);
+        if (r == 0)
+            break;
+        n += r;
+    }
+    fclose(f);
+    *len = n;
+    return b;
 }
 
 static double now_ms(void)
@@ -245,6 +269,9 @@ static struct {
     int chunks, interval_ms, latency_ms, ramp_ms;
     struct pidset proxy, mock;
     FILE *dump;             /* streams: one CSV line per finished stream (--dump FILE), for a closer look */
+    const char *path;       /* rps: POST to this path (default /v1/chat/completions) */
+    const char *body_file;  /* rps: the body to POST instead of the generated chat request */
+    int probe;              /* rps: GET /healthz every 20 ms on its own connection */
 } O = { .conns = 64, .duration_s = 10, .timeout_s = 60, .n = 1000, .chunks = 20, .interval_ms = 50,
         .latency_ms = 0, .ramp_ms = 0, .model = "x" };
 
@@ -267,7 +294,10 @@ static struct {
     struct event *sample;   /* RSS sampling and the rps duration, every 20 ms */
     struct event *deadline;
     int stats_fd;           /* keep-alive connection to the mock's /debug/stats; -1 when closed */
-} G = { .stats_fd = -1 };
+    int probe_fd;           /* keep-alive connection for --probe; -1 when closed */
+    struct samples probe;   /* --probe latencies */
+    long long probe_errors;
+} G = { .stats_fd = -1, .probe_fd = -1 };
 
 static void note_error(const char *what)
 {
@@ -278,6 +308,19 @@ static void note_error(const char *what)
 
 static void build_request(int stream, const char *model)
 {
+    if (O.body_file) {
+        size_t blen;
+        char *b = read_file(O.body_file, &blen);
+        G.request = xrealloc(NULL, blen + 512);
+        int n = snprintf(G.request, blen + 512,
+                         "POST %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\n"
+                         "Accept: */*\r\nContent-Length: %zu\r\n\r\n",
+                         O.path ? O.path : "/v1/chat/completions", O.port, blen);
+        memcpy(G.request + n, b, blen);
+        G.request_len = (size_t)n + blen;
+        free(b);
+        return;
+    }
     char body[1024];
     int blen = snprintf(body, sizeof body,
                         "{\"model\":\"%s\",\"stream\":%s,\"messages\":[{\"role\":\"user\",\"content\":\"" USER_TEXT
@@ -287,9 +330,9 @@ static void build_request(int stream, const char *model)
         die("model too long");
     G.request = xrealloc(NULL, (size_t)blen + 256);
     int n = snprintf(G.request, (size_t)blen + 256,
-                     "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\n"
+                     "POST %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\n"
                      "Accept: */*\r\nContent-Length: %d\r\n\r\n%s",
-                     O.port, blen, body);
+                     O.path ? O.path : "/v1/chat/completions", O.port, blen, body);
     G.request_len = (size_t)n;
 }
 
@@ -670,12 +713,16 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
         event_del(G.tick);
 }
 
+static void probe_once(void);
+
 static void sample_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     (void)arg;
     double t = now_ms();
+    if (O.probe && G.running)
+        probe_once();
     if (O.mode == M_RPS && G.running && t - G.t_start >= O.duration_s * 1000) {
         G.running = 0;
         G.t_stop = t;
@@ -774,6 +821,43 @@ static int mock_stats(int *fd, long long *aborted, long long *last_abort_ms, lon
     return -1;
 }
 
+/* --probe: one GET /healthz, timed from the write to the whole answer, on a blocking keep-alive
+ * connection (the loadgen's own loop waits meanwhile: it is the target's latency that is measured). */
+static void probe_once(void)
+{
+    static const char req[] = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    if (G.probe_fd < 0 && (G.probe_fd = connect_blocking(O.port)) < 0) {
+        G.probe_errors++;
+        return;
+    }
+    double t0 = now_ms();
+    char buf[2048];
+    size_t have = 0;
+    int ok = write_all(G.probe_fd, req, sizeof req - 1) == 0;
+    while (ok) {
+        ssize_t r = read(G.probe_fd, buf + have, sizeof buf - 1 - have);
+        if (r <= 0) {
+            ok = 0;
+            break;
+        }
+        have += (size_t)r;
+        buf[have] = '\0';
+        char *body = strstr(buf, "\r\n\r\n");
+        char *cl = strcasestr(buf, "content-length:");
+        if (body && cl && (size_t)(body + 4 - buf) + (size_t)atol(cl + 15) <= have)
+            break;
+        if (have >= sizeof buf - 1)
+            ok = 0;
+    }
+    if (!ok || strncmp(buf, "HTTP/1.1 200", 12) != 0) {
+        G.probe_errors++;
+        close(G.probe_fd);
+        G.probe_fd = -1;
+        return;
+    }
+    samples_add(&G.probe, now_ms() - t0);
+}
+
 /* Reads the answer up to the end of its first SSE event; 0 on success. */
 static int read_first_event(int fd)
 {
@@ -849,7 +933,8 @@ static void usage(void)
 {
     fputs("usage: loadgen rps|streams|burst|cancel|freeport [--port P] [--model M] [--conns C] [--duration S]\n"
           "       [--streams N | --requests N] [--chunks K] [--interval MS] [--latency MS] [--ramp-ms R]\n"
-          "       [--mock-port P] [--proxy-pids A,B] [--mock-pid M] [--timeout S] [--dump FILE]\n",
+          "       [--mock-port P] [--proxy-pids A,B] [--mock-pid M] [--timeout S] [--dump FILE]\n"
+          "       [--path P] [--body-file F] [--probe 1]\n",
           stderr);
     exit(2);
 }
@@ -923,6 +1008,12 @@ int main(int argc, char **argv)
             pidset_parse(&O.proxy, v);
         else if (strcmp(k, "--mock-pid") == 0)
             pidset_parse(&O.mock, v);
+        else if (strcmp(k, "--path") == 0)
+            O.path = v;
+        else if (strcmp(k, "--body-file") == 0)
+            O.body_file = v;
+        else if (strcmp(k, "--probe") == 0)
+            O.probe = atoi(v);
         else if (strcmp(k, "--dump") == 0) {
             if (!(O.dump = fopen(v, "w")))
                 die("cannot open the --dump file");
@@ -1016,6 +1107,10 @@ int main(int argc, char **argv)
         printf("reconnects=%lld\nelapsed_s=%.3f\nrps=%.0f\n", G.reconnects, elapsed / 1000,
                (double)G.completed / (elapsed / 1000));
         printf("p50_ms=%.3f\np99_ms=%.3f\n", samples_pct(&G.lat, 0.50), samples_pct(&G.lat, 0.99));
+        if (O.probe)
+            printf("probes=%zu\nprobe_errors=%lld\nprobe_p50_ms=%.3f\nprobe_p99_ms=%.3f\nprobe_max_ms=%.3f\n", G.probe.n,
+                   G.probe_errors, samples_pct(&G.probe, 0.50), samples_pct(&G.probe, 0.99),
+                   samples_pct(&G.probe, 1.0));
         printf("proxy_cpu_s_per_10k=%.3f\nmock_cpu_s_per_10k=%.3f\n",
                O.proxy.n && G.completed ? proxy_cpu / (double)G.completed * 10000 : NAN,
                O.mock.n && G.completed ? mock_cpu / (double)G.completed * 10000 : NAN);

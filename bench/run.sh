@@ -29,7 +29,8 @@ BATCH_REQUESTS=${BATCH_REQUESTS:-1000}
 BATCH_LATENCY_MS=1500
 CANCEL_STREAMS=${CANCEL_STREAMS:-1000}
 REPEAT=${REPEAT:-3} # stream and batch cells: runs per cell; the table shows the median run
-BENCH_ROWS=${BENCH_ROWS:-rps streams batch cancel batchapi fanout} # a subset for a quick look; the table shows — for the rest
+HISTORY_TURNS=${HISTORY_TURNS:-20}
+BENCH_ROWS=${BENCH_ROWS:-rps streams batch cancel batchapi fanout history} # a subset for a quick look; the table shows — for the rest
 
 die() { echo "bench: $*" >&2; exit 1; }
 log() { echo "bench: $*" >&2; }
@@ -175,6 +176,7 @@ EOF
 }
 
 start_llmux() {
+  rm -rf "$TMP/state" # every cell starts with an empty store
   cat >"$TMP/llmux.json" <<EOF
 {
   "listen": "127.0.0.1:0",
@@ -330,6 +332,47 @@ endpoint_median() { # endpoint_median ROW: copy the median-wall run to ROW.llmux
   echo "median_of=run$best of $REPEAT by wall_s" >>"$TMP/res/$row.llmux"
 }
 
+# Row 7: one turn that continues $HISTORY_TURNS turns, stored in llmux (POST /v1/responses with
+# previous_response_id: the history is read from the store, the new turn written to it), beside the same
+# turn sent stateless with the history in the body (POST /v1/chat/completions, 2×$HISTORY_TURNS+1
+# messages). Both on a fresh llmux whose store holds the same seeded conversation; the loadgen's probe
+# times GET /healthz every 20 ms meanwhile: the loop's own latency, with and without the store's writes.
+seed_history() { # writes $TMP/history.chat.json and $TMP/history.responses.json
+  local prev="" i q body resp a msgs="[]" final
+  for i in $(seq 1 "$HISTORY_TURNS"); do
+    q="Question $i: what should a traveller pack for a week of mixed weather in a northern city?"
+    body=$(jq -cn --arg q "$q" --arg p "$prev" '{model: "up/x", input: $q} + (if $p == "" then {} else {previous_response_id: $p} end)')
+    resp=$(curl -sS -H 'Content-Type: application/json' --data-binary "$body" "http://127.0.0.1:$TARGET_PORT/v1/responses")
+    prev=$(jq -r .id <<<"$resp")
+    a=$(jq -r '[.output[] | select(.type == "message") | .content[].text] | join("")' <<<"$resp")
+    msgs=$(jq -c --arg q "$q" --arg a "$a" '. + [{role: "user", content: $q}, {role: "assistant", content: $a}]' <<<"$msgs")
+  done
+  final="Question $((HISTORY_TURNS + 1)): and for a week at the seaside?"
+  jq -cn --argjson m "$msgs" --arg q "$final" '{model: "up/x", messages: ($m + [{role: "user", content: $q}])}' \
+    >"$TMP/history.chat.json"
+  jq -cn --arg p "$prev" --arg q "$final" '{model: "up/x", input: $q, previous_response_id: $p}' \
+    >"$TMP/history.responses.json"
+}
+
+run_history() { # run_history chat|responses
+  local kind=$1 out="history.$1.llmux" path=/v1/chat/completions
+  [ "$kind" = responses ] && path=/v1/responses
+  wait_quiet
+  start_mock
+  start_llmux
+  seed_history
+  log "$out"
+  timeout 180 "$LOADGEN" rps --port "$TARGET_PORT" --path "$path" --body-file "$TMP/history.$kind.json" --probe 1 \
+    --conns "$RPS_CONNS" --duration "$RPS_SECONDS" --timeout $((RPS_SECONDS + 20)) --mock-pid "$MOCK_PID" \
+    --mock-port "$MOCK_PORT" --proxy-pids "$PROXY_PIDS" >"$TMP/res/$out" 2>"$TMP/res/$out.err" ||
+    log "loadgen failed for $out: $(tail -3 "$TMP/res/$out.err")"
+  grep -E ' (warn|error) ' "$TMP/llmux.log" | head -5 >"$TMP/res/$out.log"
+  stop_all
+  # What the store did: its closing line counts operations and transactions.
+  sed -n 's/.*store: closed after \([0-9]*\) operations in \([0-9]*\) transactions (largest \([0-9]*\)).*/store_ops=\1\nstore_txns=\2\nstore_largest_txn=\3/p' \
+    "$TMP/llmux.log" >>"$TMP/res/$out"
+}
+
 want() { [[ " $BENCH_ROWS " == *" $1 "* ]]; }
 START=$(date +%s)
 STAMP=$(date -d "@$START" +%Y-%m-%d-%H%M)
@@ -358,6 +401,10 @@ if want fanout; then
     messages: [{role: "user", content: "which is fastest?"}]}' >"$TMP/fanout.json"
   for i in $(seq 1 "$REPEAT"); do run_llmux_endpoint fanout /v1/fanout "$TMP/fanout.json" "$i"; done
   endpoint_median fanout
+fi
+if want history; then
+  run_history chat
+  run_history responses
 fi
 if want cancel; then
   for t in "${TARGETS[@]}"; do
@@ -464,6 +511,19 @@ row "$SECTION" "wall time (s; upstreams of 0.1 / 0.5 / 1.0 s, ideal 0.1)" "—" 
   "$(fmt "$(get fanout llmux wall_s)" "%.3f")" "—"
 row "$SECTION" "winner; slower upstream calls already aborted when the answer arrived" "—" "—" \
   "$(get fanout llmux winner); $(get fanout llmux mock_aborted_at_answer)/2" "—"
+
+SECTION="7 stored history"
+hist() { # hist KEY FORMAT: "chat / responses"
+  echo "$(fmt "$(get history.chat llmux "$1")" "$2") / $(fmt "$(get history.responses llmux "$1")" "$2")"
+}
+row "$SECTION" "requests/s, $HISTORY_TURNS prior turns: chat with them in the body / /v1/responses continuing them from the store ($RPS_CONNS conns, ${RPS_SECONDS} s)" "—" "—" "$(hist rps "%.0f")" "—"
+row "$SECTION" "latency p50 / p99 (ms): chat · responses" "—" "—" \
+  "$(fmt "$(get history.chat llmux p50_ms)" "%.2f") / $(fmt "$(get history.chat llmux p99_ms)" "%.2f") · $(fmt "$(get history.responses llmux p50_ms)" "%.2f") / $(fmt "$(get history.responses llmux p99_ms)" "%.2f")" "—"
+row "$SECTION" "event loop: GET /healthz every 20 ms under the load, p99 / max (ms): chat · responses" "—" "—" \
+  "$(fmt "$(get history.chat llmux probe_p99_ms)" "%.2f") / $(fmt "$(get history.chat llmux probe_max_ms)" "%.2f") · $(fmt "$(get history.responses llmux probe_p99_ms)" "%.2f") / $(fmt "$(get history.responses llmux probe_max_ms)" "%.2f")" "—"
+row "$SECTION" "proxy CPU s per 10k requests: chat / responses" "—" "—" "$(hist proxy_cpu_s_per_10k "%.3f")" "—"
+row "$SECTION" "store operations / transactions (largest) during the responses run" "—" "—" \
+  "$(get history.responses llmux store_ops) / $(get history.responses llmux store_txns) ($(get history.responses llmux store_largest_txn))" "—"
 
 NGINX_VERSION=$("$NGINX" -v 2>&1 | sed 's|.*nginx/||')
 LLMUX_VERSION=$("$LLMUX" --version 2>/dev/null | awk '{ print $2 }')

@@ -43,7 +43,8 @@ json_t *lx_responses_items_normalize(json_t *input, const char *param_prefix, st
  * with a 400 in err (an item the pivot cannot carry). */
 int lx_responses_items_to_messages(json_t *items, const char *param_prefix, json_t *messages, struct lx_error *err);
 
-/* A rough token count of items (their JSON text, four bytes a token): what the history budget counts. */
+/* A rough token count of items (the length of their JSON text, four bytes a token): what the history
+ * budget counts. */
 long lx_responses_items_tokens(json_t *items);
 
 /* Drop the oldest whole turns (a turn starts at a user message) of history until history and input fit

@@ -431,12 +431,32 @@ void lx_responses_set_outcome(json_t *resp, const char *finish)
 
 /* ---- the history budget ---- */
 
+/* About the length of v's compact JSON text, without writing it: string and number lengths plus the
+ * punctuation around them. */
+static size_t json_bytes(json_t *v)
+{
+    size_t n = 0, i;
+    const char *k;
+    json_t *x;
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        json_object_foreach(v, k, x)
+            n += strlen(k) + 4 + json_bytes(x);
+        return n + 2;
+    case JSON_ARRAY:
+        json_array_foreach(v, i, x)
+            n += json_bytes(x) + 1;
+        return n + 2;
+    case JSON_STRING:
+        return json_string_length(v) + 2;
+    default:
+        return 6;
+    }
+}
+
 static long item_tokens(json_t *item)
 {
-    char *text = json_dumps(item, JSON_COMPACT);
-    long n = text ? (long)(strlen(text) + 3) / 4 : 0;
-    free(text);
-    return n;
+    return (long)(json_bytes(item) + 3) / 4;
 }
 
 long lx_responses_items_tokens(json_t *items)

@@ -13,8 +13,9 @@
  * - Callbacks are never called from inside lx_store_submit, and always on the loop thread.
  * - OK for a write means committed: durable through a crash of the process (kill -9), so an id may be
  *   handed to a client from the callback. What survives a power loss is the backend's documented choice.
- * - Inputs are borrowed for the duration of lx_store_submit only (the backend copies what it keeps);
- *   the callback's value is borrowed for the duration of the callback (json_incref to keep it).
+ * - Inputs are borrowed: the backend copies or references what it keeps, so JSON handed to it must not
+ *   be modified afterwards; the callback's value is borrowed for the duration of the callback
+ *   (json_incref to keep it) and must not be modified either (a backend may cache it).
  * - A conversation has at most one turn in flight: TURN_BEGIN on a busy conversation answers BUSY at
  *   once, and the turn holds it until TURN_FINISH completes (whatever its status) or TURN_ABORT.
  * - Expired objects (retention) answer NOT_FOUND at once, even before they are purged.

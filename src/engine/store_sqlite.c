@@ -4,6 +4,7 @@
  * Answers that need no disk (busy, a full queue) are deferred to the loop's next turn, so no callback ever
  * runs inside lx_store_submit. The database half is store_sqlite_db.c. */
 #include "store_sqlite.h"
+#include "store_cache.h"
 #include "../core/buf.h"
 #include "../core/common.h"
 #include "../core/log.h"
@@ -17,6 +18,9 @@
 /* Operations per transaction on the worker, and how often expired objects are purged. */
 #define SQ_MAX_BATCH 64
 #define SQ_PURGE_MS (3600L * 1000L)
+/* The history cache: entries, and item slots over all of them. */
+#define SQ_CACHE_ENTRIES 1024
+#define SQ_CACHE_ITEMS (256u * 1024)
 
 struct sq_store {
     struct lx_store base;
@@ -24,6 +28,12 @@ struct sq_store {
     struct lx_worker *worker; /* owned */
     json_t *busy;             /* owned: conversation id → id of the response whose turn holds it */
     struct lx_timer *purge;   /* owned */
+    /* The histories of hot chains ("r:" + the response a turn continues) and conversations ("c:" + its
+     * id), kept exactly in step with the database: only this process writes it (the lock file), every
+     * write goes through here, and entries change or go when their write completes. */
+    struct lx_hcache *cache;  /* owned */
+    int64_t retention_s;
+    long max_items;
 };
 
 static void items_free(struct sq_items *it)
@@ -54,6 +64,9 @@ static void op_free(struct lx_store_op *op)
     free(op->metadata);
     free(op->after);
     json_decref(op->value);
+    json_decref(op->cached);
+    json_decref(op->input_json);
+    json_decref(op->output_json);
     free(op);
 }
 
@@ -166,6 +179,10 @@ static struct lx_store_op *op_new(struct sq_store *st, int verb, const struct lx
     case LX_STORE_TURN_FINISH:
         take_response(op, rq->response);
         take_items(op, rq->input, &op->input);
+        op->input_json = json_is_array(rq->input) ? json_incref(rq->input) : json_array();
+        op->output_json = json_is_array(json_object_get(rq->response, "output"))
+                              ? json_incref(json_object_get(rq->response, "output"))
+                              : json_array();
         if (op->conversation_id)
             take_items(op, json_object_get(rq->response, "output"), NULL);
         break;
@@ -211,10 +228,124 @@ static void release(struct sq_store *st, const char *conv, const char *resp)
         json_object_del(st->busy, conv);
 }
 
+static char *cache_key(const char *kind, const char *id)
+{
+    return lx_sprintf("%s:%s", kind, id);
+}
+
+/* a + b + c as a new array sharing their items. */
+static json_t *joined(json_t *a, json_t *b, json_t *c)
+{
+    json_t *out = json_array();
+    json_array_extend(out, a);
+    json_array_extend(out, b);
+    json_array_extend(out, c);
+    return out;
+}
+
+static int64_t earliest(int64_t a, int64_t b)
+{
+    return !a ? b : !b ? a : a < b ? a : b;
+}
+
+/* What a completed operation changes in the cache, the way it changed the database. */
+static void cache_after(struct sq_store *st, struct lx_store_op *op)
+{
+    char *key = NULL;
+    if (op->verb == LX_STORE_TURN_BEGIN && op->status == LX_STORE_OK) {
+        if (op->cached) {
+            json_decref(op->value);
+            op->value = json_incref(op->cached);
+        } else if (op->previous_response_id && op->cacheable) {
+            key = cache_key("r", op->previous_response_id);
+            lx_hcache_put(st->cache, key, op->owner, op->value, op->valid_until);
+        } else if (op->conversation_id) {
+            key = cache_key("c", op->conversation_id);
+            lx_hcache_put(st->cache, key, op->owner, op->value, op->valid_until);
+        }
+    } else if (op->verb == LX_STORE_TURN_FINISH && op->status == LX_STORE_OK) {
+        int64_t now = lx_wall_s(), expires = st->retention_s ? now + st->retention_s : 0, vu = 0;
+        if (op->conversation_id) {
+            /* The conversation grew by this turn (trimmed like the table), if it was kept. */
+            key = cache_key("c", op->conversation_id);
+            json_t *had = lx_hcache_get(st->cache, key, op->owner, now, NULL);
+            bool kept = strcmp(op->rstatus, "completed") == 0 || strcmp(op->rstatus, "incomplete") == 0;
+            if (had && kept) {
+                json_t *now_items = joined(had, op->input_json, op->output_json);
+                while (st->max_items > 0 && json_array_size(now_items) > (size_t)st->max_items)
+                    json_array_remove(now_items, 0);
+                lx_hcache_put(st->cache, key, op->owner, now_items, expires);
+                json_decref(now_items);
+            }
+        } else if (op->store) {
+            /* The history the next turn continues: this one's, then its input and output. */
+            json_t *had = NULL, *none = json_array();
+            if (op->previous_response_id) {
+                char *pk = cache_key("r", op->previous_response_id);
+                had = lx_hcache_get(st->cache, pk, op->owner, now, &vu);
+                free(pk);
+            }
+            if (had || !op->previous_response_id) {
+                key = cache_key("r", op->response_id);
+                json_t *h = joined(had ? had : none, op->input_json, op->output_json);
+                lx_hcache_put(st->cache, key, op->owner, h, earliest(vu, expires));
+                json_decref(h);
+            }
+            json_decref(none);
+        }
+    } else if (op->verb == SQ_PURGE) {
+        lx_hcache_drop_prefix(st->cache, ""); /* expired objects went: start afresh */
+    }
+    free(key);
+}
+
+/* Before a write that the cache cannot follow item by item: forget what it changes. */
+static void cache_before(struct sq_store *st, const struct lx_store_op *op)
+{
+    switch (op->verb) {
+    case LX_STORE_RESPONSE_DELETE:
+        lx_hcache_drop_prefix(st->cache, "r:"); /* it may be a link of any cached chain */
+        break;
+    case LX_STORE_CONVERSATION_DELETE:
+    case LX_STORE_ITEMS_ADD:
+    case LX_STORE_ITEM_DELETE: {
+        char *key = cache_key("c", op->conversation_id);
+        lx_hcache_drop(st->cache, key);
+        free(key);
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+/* TURN_BEGIN from the cache: LX_OK when it answered (no worker job needed), else LX_AGAIN. */
+static int cache_begin(struct sq_store *st, struct lx_store_op *op)
+{
+    const char *id = op->previous_response_id ? op->previous_response_id : op->conversation_id;
+    if (!id)
+        return LX_AGAIN;
+    char *key = cache_key(op->previous_response_id ? "r" : "c", id);
+    int64_t vu = 0;
+    json_t *hit = lx_hcache_get(st->cache, key, op->owner, lx_wall_s(), &vu);
+    free(key);
+    if (!hit)
+        return LX_AGAIN;
+    op->cached = json_incref(hit);
+    op->valid_until = vu;
+    if (op->reserve) {
+        op->skip_history = true; /* the worker only stores the reservation */
+        return LX_AGAIN;
+    }
+    return LX_OK;
+}
+
 /* Loop: the operation's end (answered, failed or cancelled). */
 static void post(struct lx_store_op *op)
 {
     struct sq_store *st = op->st;
+    if (op->status == LX_STORE_OK && (op->ran || op->cached))
+        cache_after(st, op);
     if (op->verb == LX_STORE_TURN_FINISH || (op->verb == LX_STORE_TURN_BEGIN && (op->status != LX_STORE_OK || op->cancelled)))
         release(st, op->conversation_id, op->response_id);
     if (op->status == LX_STORE_ERROR || op->status == LX_STORE_UNAVAILABLE)
@@ -288,6 +419,10 @@ static struct lx_store_op *sq_submit(struct lx_store *base, const struct lx_stor
             }
             json_object_set_new(st->busy, conv, json_string(op->response_id));
         }
+        if (cache_begin(st, op) == LX_OK) {
+            answer_later(op, LX_STORE_OK, "");
+            return handle;
+        }
         break;
     case LX_STORE_ITEMS_ADD:
         if (json_object_get(st->busy, conv)) {
@@ -307,6 +442,7 @@ static struct lx_store_op *sq_submit(struct lx_store *base, const struct lx_stor
     default:
         break;
     }
+    cache_before(st, op);
     queue(st, op);
     return handle;
 }
@@ -351,6 +487,9 @@ static struct lx_store *sq_open(const struct lx_store_conf *conf, char *err, siz
         return NULL;
     }
     st->busy = json_object();
+    st->cache = lx_hcache_new(SQ_CACHE_ENTRIES, SQ_CACHE_ITEMS);
+    st->retention_s = conf->retention_days > 0 ? conf->retention_days * 86400 : 0;
+    st->max_items = conf->max_items_per_conversation;
     st->purge = lx_timer_new(purge_cb, st);
     purge_cb(st); /* expired objects of earlier runs go now, then hourly */
     return &st->base;
@@ -366,8 +505,13 @@ static void sq_close(struct lx_store *base)
     struct lx_worker_stats ws;
     lx_worker_stop(st->worker, &ws);
     lx_loop_drain();
-    lx_info("store: closed after %llu operations in %llu transactions (largest %llu)",
-            (unsigned long long)ws.completed, (unsigned long long)ws.batches, (unsigned long long)ws.largest_batch);
+    struct lx_hcache_stats cs;
+    lx_hcache_stats(st->cache, &cs);
+    lx_info("store: closed after %llu operations in %llu transactions (largest %llu); history cache lookups: "
+            "%llu hit, %llu missed",
+            (unsigned long long)ws.completed, (unsigned long long)ws.batches, (unsigned long long)ws.largest_batch,
+            (unsigned long long)cs.hits, (unsigned long long)cs.misses);
+    lx_hcache_free(st->cache);
     json_decref(st->busy);
     sq_db_free(st->db);
     free(st);

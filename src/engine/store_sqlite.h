@@ -40,11 +40,17 @@ struct lx_store_op {
     bool reserve, store, desc;
     char *after;
     long limit;
+    bool skip_history;        /* TURN_BEGIN: the history came from the cache; only reserve */
     /* results (worker) */
+    bool ran;                 /* the worker ran it (a cancelled operation may not have) */
     enum lx_store_status status;
     char message[256];
     json_t *value;            /* owned until handed to the callback */
+    int64_t valid_until;      /* TURN_BEGIN: when the history read first changes by expiry (0: never) */
+    bool cacheable;           /* TURN_BEGIN: a chain of responses only (none began in a conversation) */
     /* loop */
+    json_t *cached;           /* ref held: TURN_BEGIN's history from the cache */
+    json_t *input_json, *output_json; /* refs held: TURN_FINISH's items, for the cache */
     lx_store_cb cb;
     void *arg;
     struct lx_job *job;       /* while queued on the worker */

@@ -102,11 +102,11 @@ static const char *const sql[Q_COUNT] = {
                 " UNION ALL"
                 " SELECT r.id, r.previous_response_id, c.depth + 1 FROM responses r JOIN chain c ON r.id = c.prev"
                 " WHERE r.owner = ?2 AND (r.expires_at IS NULL OR r.expires_at > ?3) AND c.depth < ?4)"
-                " SELECT r.status, r.input, r.output, r.conversation_id, r.conversation_seq"
+                " SELECT r.status, r.input, r.output, r.conversation_id, r.conversation_seq, r.expires_at"
                 " FROM chain c JOIN responses r ON r.id = c.id ORDER BY c.depth DESC",
     [Q_CONV_PUT] = "INSERT INTO conversations (id, owner, metadata, created_at, updated_at, expires_at)"
                    " VALUES (?1, ?2, ?4, ?3, ?3, ?5)",
-    [Q_CONV_GET] = "SELECT metadata, created_at FROM conversations WHERE id = ?1 AND owner = ?2 AND " LIVE,
+    [Q_CONV_GET] = "SELECT metadata, created_at, expires_at FROM conversations WHERE id = ?1 AND owner = ?2 AND " LIVE,
     [Q_CONV_META] = "UPDATE conversations SET metadata = ?4, updated_at = ?3, expires_at = ?5"
                     " WHERE id = ?1 AND owner = ?2 AND " LIVE,
     [Q_CONV_TOUCH] = "UPDATE conversations SET updated_at = ?3, expires_at = ?4,"
@@ -296,6 +296,7 @@ static int conversation_check(struct sq_db *d, struct lx_store_op *op, json_t **
     sqlite3_stmt *s = stmt(d, Q_CONV_GET, op->conversation_id, op->owner);
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
+        op->valid_until = sqlite3_column_int64(s, 2); /* NULL reads as 0: no expiry */
         if (obj) {
             json_t *meta = column_json(s, 0);
             *obj = lx_store_conversation_json(op->conversation_id, sqlite3_column_int64(s, 1), meta);
@@ -370,11 +371,17 @@ static int history_chain(struct sq_db *d, struct lx_store_op *op, json_t *out)
     sqlite3_bind_int(s, 4, SQ_CHAIN_MAX);
     int rc, rows = 0;
     bool newest_in_progress = false;
+    op->valid_until = 0;
+    op->cacheable = true;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         rows++;
         newest_in_progress = strcmp((const char *)sqlite3_column_text(s, 0), "in_progress") == 0;
+        int64_t exp = sqlite3_column_int64(s, 5);
+        if (exp && (!op->valid_until || exp < op->valid_until))
+            op->valid_until = exp;
         const char *conv = (const char *)sqlite3_column_text(s, 3);
         if (rows == 1 && conv) {
+            op->cacheable = false; /* its start lives in a conversation, which changes */
             /* The oldest response was a conversation's turn: its context is the conversation up to it. */
             char *c = lx_strdup(conv);
             size_t before = json_array_size(out);
@@ -429,7 +436,9 @@ static int turn_begin(struct sq_db *d, struct lx_store_op *op)
 {
     json_t *history = json_array();
     int rc = LX_OK;
-    if (op->previous_response_id)
+    if (op->skip_history)
+        ; /* the loop has it */
+    else if (op->previous_response_id)
         rc = history_chain(d, op, history);
     else if (op->conversation_id) {
         rc = conversation_check(d, op, NULL);
@@ -731,6 +740,7 @@ int sq_db_run(void *db, void *arg)
 {
     struct sq_db *d = db;
     struct lx_store_op *op = arg;
+    op->ran = true;
     op->status = LX_STORE_OK;
     if (d->batch_broken) {
         op->status = LX_STORE_ERROR;

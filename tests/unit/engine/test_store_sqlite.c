@@ -527,6 +527,80 @@ static void test_trim(void **state)
     lx_store_close(st);
 }
 
+/* The history cache answers exactly what the database would: the same turns read hot (cached) and cold
+ * (after a reopen), for chains, a branch, a conversation that is trimmed, and after deletions. */
+static void test_cache_matches_db(void **state)
+{
+    (void)state;
+    struct lx_store *st = store_open(30, 5, 0);
+    char *ids[6];
+    ids[0] = turn(st, "k", NULL, NULL, "q0", "a0");
+    for (int i = 1; i < 6; i++) {
+        char q[8], a[8];
+        snprintf(q, sizeof q, "q%d", i);
+        snprintf(a, sizeof a, "a%d", i);
+        ids[i] = turn(st, "k", ids[i - 1], NULL, q, a); /* each continues the last: hot */
+    }
+    char *branch = turn(st, "k", ids[2], NULL, "qb", "ab");
+    char *c = conv_create(st, "k", NULL, NULL);
+    for (int i = 0; i < 4; i++)
+        free(turn(st, "k", NULL, c, "cq", "ca"));
+    char *probe = "resp_probe_hot";
+    json_t *hot[8];
+    const char *prevs[] = {ids[5], ids[3], branch, ids[0]};
+    for (int i = 0; i < 4; i++)
+        hot[i] = value_of(st, &(struct lx_store_req){.verb = LX_STORE_TURN_BEGIN, .owner = "k", .previous_response_id = prevs[i]});
+    hot[4] = value_of(st, &(struct lx_store_req){.verb = LX_STORE_TURN_BEGIN, .owner = "k", .conversation_id = c,
+                                                 .response_id = probe});
+    json_decref(value_of(st, &(struct lx_store_req){.verb = LX_STORE_TURN_ABORT, .owner = "k", .conversation_id = c,
+                                                    .response_id = probe}));
+    expect_texts(hot[0], "q0|a0|q1|a1|q2|a2|q3|a3|q4|a4|q5|a5");
+    expect_texts(hot[4], "ca|cq|ca|cq|ca"); /* the newest five */
+    /* Another owner gets nothing from the cache either. */
+    expect(st, &(struct lx_store_req){.verb = LX_STORE_TURN_BEGIN, .owner = "x", .previous_response_id = ids[5]},
+           LX_STORE_NOT_FOUND);
+    lx_store_close(st);
+    st = store_open(30, 5, 0);
+    for (int i = 0; i < 4; i++) {
+        json_t *cold = value_of(st, &(struct lx_store_req){.verb = LX_STORE_TURN_BEGIN, .owner = "k",
+                                                           .previous_response_id = prevs[i]});
+        assert_true(json_equal(cold, hot[i]));
+        json_decref(cold);
+        json_decref(hot[i]);
+    }
+    json_t *cold = value_of(st, &(struct lx_store_req){.verb = LX_STORE_TURN_BEGIN, .owner = "k", .conversation_id = c,
+                                                       .response_id = probe});
+    json_decref(value_of(st, &(struct lx_store_req){.verb = LX_STORE_TURN_ABORT, .owner = "k", .conversation_id = c,
+                                                    .response_id = probe}));
+    assert_true(json_equal(cold, hot[4]));
+    json_decref(cold);
+    json_decref(hot[4]);
+    /* Now hot again; a deleted link cuts the cached chain as it cuts the table's. */
+    json_decref(value_of(st, &(struct lx_store_req){.verb = LX_STORE_TURN_BEGIN, .owner = "k", .previous_response_id = ids[5]}));
+    json_decref(value_of(st, &(struct lx_store_req){.verb = LX_STORE_RESPONSE_DELETE, .owner = "k", .response_id = ids[3]}));
+    json_t *cut = value_of(st, &(struct lx_store_req){.verb = LX_STORE_TURN_BEGIN, .owner = "k", .previous_response_id = ids[5]});
+    expect_texts(cut, "q4|a4|q5|a5");
+    json_decref(cut);
+    /* An item deleted from the conversation is gone from its next turn's history. */
+    json_t *page = value_of(st, &(struct lx_store_req){.verb = LX_STORE_ITEMS_LIST, .owner = "k", .conversation_id = c,
+                                                       .page = {.limit = 1, .desc = true}});
+    const char *newest = json_string_value(json_object_get(page, "first_id"));
+    json_decref(value_of(st, &(struct lx_store_req){.verb = LX_STORE_ITEM_DELETE, .owner = "k", .conversation_id = c,
+                                                    .item_id = newest}));
+    json_decref(page);
+    json_t *h = value_of(st, &(struct lx_store_req){.verb = LX_STORE_TURN_BEGIN, .owner = "k", .conversation_id = c,
+                                                    .response_id = probe});
+    expect_texts(h, "ca|cq|ca|cq");
+    json_decref(h);
+    json_decref(value_of(st, &(struct lx_store_req){.verb = LX_STORE_TURN_ABORT, .owner = "k", .conversation_id = c,
+                                                    .response_id = probe}));
+    for (int i = 0; i < 6; i++)
+        free(ids[i]);
+    free(branch);
+    free(c);
+    lx_store_close(st);
+}
+
 static void never_cb(void *arg, const struct lx_store_result *res)
 {
     (void)arg;
@@ -607,6 +681,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reserve, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conversations, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trim, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_matches_db, setup, teardown),
         cmocka_unit_test_setup_teardown(test_burst_and_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
     };
