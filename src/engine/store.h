@@ -135,6 +135,14 @@ struct lx_store_conf {
 struct lx_store;
 struct lx_store_op; /* a pending operation: valid until its callback ran or it was cancelled */
 
+/* What /metrics shows of a store. */
+struct lx_store_stats {
+    size_t in_flight;          /* operations submitted and not yet answered */
+    uint64_t operations;       /* operations answered */
+    uint64_t transactions;     /* SQLite: transactions (batches of operations) */
+    uint64_t cache_hits, cache_misses; /* history cache lookups */
+};
+
 /* A backend: a const table, like providers (one line in lx_store_open's list to add one). */
 struct lx_store_backend {
     const char *name;
@@ -145,6 +153,8 @@ struct lx_store_backend {
     struct lx_store_op *(*submit)(struct lx_store *st, const struct lx_store_req *rq, lx_store_cb cb, void *arg);
     /* The requester is gone: cb will not be called. A write that already started may still complete. */
     void (*cancel)(struct lx_store *st, struct lx_store_op *op);
+    /* The counters for /metrics. */
+    void (*stats)(struct lx_store *st, struct lx_store_stats *out);
     /* Finish what is queued (callbacks of operations not cancelled still run), then free. */
     void (*close)(struct lx_store *st);
 };

@@ -2,6 +2,7 @@
 #include "store_cache.h"
 #include "../core/common.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -93,7 +94,8 @@ void lx_hcache_drop(struct lx_hcache *c, const char *key)
         remove_entry(c, pp);
 }
 
-json_t *lx_hcache_get(struct lx_hcache *c, const char *key, const char *owner, int64_t now, int64_t *valid_until)
+static json_t *lookup(struct lx_hcache *c, const char *key, const char *owner, int64_t now, int64_t *valid_until,
+                      bool count)
 {
     struct entry **pp = slot(c, key), *e = *pp;
     if (e && e->valid_until && now >= e->valid_until) {
@@ -101,15 +103,25 @@ json_t *lx_hcache_get(struct lx_hcache *c, const char *key, const char *owner, i
         e = NULL;
     }
     if (!e || strcmp(e->owner, owner) != 0) {
-        c->misses++;
+        c->misses += count;
         return NULL;
     }
-    c->hits++;
+    c->hits += count;
     unlink_use(c, e);
     push_front(c, e);
     if (valid_until)
         *valid_until = e->valid_until;
     return e->items;
+}
+
+json_t *lx_hcache_get(struct lx_hcache *c, const char *key, const char *owner, int64_t now, int64_t *valid_until)
+{
+    return lookup(c, key, owner, now, valid_until, true);
+}
+
+json_t *lx_hcache_find(struct lx_hcache *c, const char *key, const char *owner, int64_t now, int64_t *valid_until)
+{
+    return lookup(c, key, owner, now, valid_until, false);
 }
 
 void lx_hcache_put(struct lx_hcache *c, const char *key, const char *owner, json_t *items, int64_t valid_until)

@@ -19,6 +19,8 @@ void lx_hcache_free(struct lx_hcache *c);
 
 /* The items under key for owner while now < its valid_until (borrowed), or NULL. */
 json_t *lx_hcache_get(struct lx_hcache *c, const char *key, const char *owner, int64_t now, int64_t *valid_until);
+/* The same, for the cache's own bookkeeping: not counted in the hits and misses. */
+json_t *lx_hcache_find(struct lx_hcache *c, const char *key, const char *owner, int64_t now, int64_t *valid_until);
 /* Keep items (a reference is taken; the caller must not modify them) under key, replacing what was there.
  * valid_until 0: no expiry. */
 void lx_hcache_put(struct lx_hcache *c, const char *key, const char *owner, json_t *items, int64_t valid_until);

@@ -268,7 +268,7 @@ static void cache_after(struct sq_store *st, struct lx_store_op *op)
         if (op->conversation_id) {
             /* The conversation grew by this turn (trimmed like the table), if it was kept. */
             key = cache_key("c", op->conversation_id);
-            json_t *had = lx_hcache_get(st->cache, key, op->owner, now, NULL);
+            json_t *had = lx_hcache_find(st->cache, key, op->owner, now, NULL);
             bool kept = strcmp(op->rstatus, "completed") == 0 || strcmp(op->rstatus, "incomplete") == 0;
             if (had && kept) {
                 json_t *now_items = joined(had, op->input_json, op->output_json);
@@ -282,7 +282,7 @@ static void cache_after(struct sq_store *st, struct lx_store_op *op)
             json_t *had = NULL, *none = json_array();
             if (op->previous_response_id) {
                 char *pk = cache_key("r", op->previous_response_id);
-                had = lx_hcache_get(st->cache, pk, op->owner, now, &vu);
+                had = lx_hcache_find(st->cache, pk, op->owner, now, &vu);
                 free(pk);
             }
             if (had || !op->previous_response_id) {
@@ -455,6 +455,22 @@ static void sq_cancel(struct lx_store *base, struct lx_store_op *op)
         lx_job_cancel(op->job);
 }
 
+static void sq_stats(struct lx_store *base, struct lx_store_stats *out)
+{
+    struct sq_store *st = (struct sq_store *)base;
+    struct lx_worker_stats ws;
+    struct lx_hcache_stats cs;
+    lx_worker_stats(st->worker, &ws);
+    lx_hcache_stats(st->cache, &cs);
+    *out = (struct lx_store_stats){
+        .in_flight = ws.in_flight,
+        .operations = ws.completed,
+        .transactions = ws.batches,
+        .cache_hits = cs.hits,
+        .cache_misses = cs.misses,
+    };
+}
+
 static void purge_cb(void *arg)
 {
     struct sq_store *st = arg;
@@ -522,5 +538,6 @@ const struct lx_store_backend lx_store_sqlite = {
     .open = sq_open,
     .submit = sq_submit,
     .cancel = sq_cancel,
+    .stats = sq_stats,
     .close = sq_close,
 };

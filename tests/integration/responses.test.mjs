@@ -319,6 +319,17 @@ test('the Conversations API: create with items and metadata, retrieve, update, i
   assert.equal((await create({ model: 'mock/echo', input: 'x', conversation: id })).status, 404);
 });
 
+test('/metrics shows the store: operations, transactions, the history cache, what is in flight', async () => {
+  const r1 = await create({ model: 'mock/echo', input: 'one' });
+  await create({ model: 'mock/echo', input: 'two', previous_response_id: r1.json.id });
+  const text = await (await fetch(`${gw.base}/metrics`)).text();
+  const value = (re) => Number(text.match(re)?.[1]);
+  assert.ok(value(/^llmux_store_operations_total (\d+)$/m) > 0, text);
+  assert.ok(value(/^llmux_store_transactions_total (\d+)$/m) > 0);
+  assert.ok(value(/^llmux_store_history_cache_total\{result="hit"\} (\d+)$/m) >= 1, 'the second turn continued from memory');
+  assert.equal(value(/^llmux_store_in_flight (\d+)$/m), 0);
+});
+
 test('restart: stored responses and conversations survive, and continue', async () => {
   const g1 = await startLlmux(config());
   const r = await create({ model: 'oll/m', input: 'remember me' }, { g: g1 });
