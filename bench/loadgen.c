@@ -781,34 +781,45 @@ static int write_all(int fd, const char *p, size_t n)
     return 0;
 }
 
+/* One GET on a blocking keep-alive connection to port (opened when *fd < 0): the whole answer into buf
+ * (NUL-terminated, Content-Length framed). Its length, or -1 with the connection closed. */
+static long get_blocking(int *fd, int port, const char *req, char *buf, size_t cap)
+{
+    if (*fd < 0 && (*fd = connect_blocking(port)) < 0)
+        return -1;
+    size_t have = 0;
+    int ok = write_all(*fd, req, strlen(req)) == 0;
+    while (ok) {
+        ssize_t r = read(*fd, buf + have, cap - 1 - have);
+        if (r <= 0) {
+            ok = 0;
+            break;
+        }
+        have += (size_t)r;
+        buf[have] = '\0';
+        char *body = strstr(buf, "\r\n\r\n");
+        char *cl = strcasestr(buf, "content-length:");
+        if (body && cl && (size_t)(body + 4 - buf) + (size_t)atol(cl + 15) <= have)
+            return (long)have;
+        if (have >= cap - 1)
+            ok = 0;
+    }
+    close(*fd);
+    *fd = -1;
+    return -1;
+}
+
 /* GET /debug/stats on a keep-alive connection to the mock; reopens it when needed (which the mock then
  * counts in connections_total). */
 static int mock_stats(int *fd, long long *aborted, long long *last_abort_ms, long long *conns_total)
 {
     static const char req[] = "GET /debug/stats HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
     for (int attempt = 0; attempt < 2; attempt++) {
-        if (*fd < 0 && (*fd = connect_blocking(O.mock_port)) < 0)
-            return -1;
         char buf[4096];
-        size_t have = 0;
-        int ok = write_all(*fd, req, sizeof req - 1) == 0;
-        while (ok) {
-            ssize_t r = read(*fd, buf + have, sizeof buf - 1 - have);
-            if (r <= 0) {
-                ok = 0;
-                break;
-            }
-            have += (size_t)r;
-            buf[have] = '\0';
-            char *body = strstr(buf, "\r\n\r\n");
-            char *cl = strcasestr(buf, "content-length:");
-            if (body && cl && (size_t)(body + 4 - buf) + (size_t)atol(cl + 15) <= have)
-                break;
-            if (have >= sizeof buf - 1)
-                ok = 0;
-        }
-        char *a = ok ? strstr(buf, "\"aborted\":") : NULL, *l = ok ? strstr(buf, "\"last_abort_ms\":") : NULL;
-        char *t = ok ? strstr(buf, "\"connections_total\":") : NULL;
+        if (get_blocking(fd, O.mock_port, req, buf, sizeof buf) < 0)
+            continue;
+        char *a = strstr(buf, "\"aborted\":"), *l = strstr(buf, "\"last_abort_ms\":");
+        char *t = strstr(buf, "\"connections_total\":");
         if (a && l && t) {
             *aborted = atoll(a + 10);
             *last_abort_ms = atoll(l + 16);
@@ -825,34 +836,11 @@ static int mock_stats(int *fd, long long *aborted, long long *last_abort_ms, lon
  * connection (the loadgen's own loop waits meanwhile: it is the target's latency that is measured). */
 static void probe_once(void)
 {
-    static const char req[] = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
-    if (G.probe_fd < 0 && (G.probe_fd = connect_blocking(O.port)) < 0) {
-        G.probe_errors++;
-        return;
-    }
-    double t0 = now_ms();
     char buf[2048];
-    size_t have = 0;
-    int ok = write_all(G.probe_fd, req, sizeof req - 1) == 0;
-    while (ok) {
-        ssize_t r = read(G.probe_fd, buf + have, sizeof buf - 1 - have);
-        if (r <= 0) {
-            ok = 0;
-            break;
-        }
-        have += (size_t)r;
-        buf[have] = '\0';
-        char *body = strstr(buf, "\r\n\r\n");
-        char *cl = strcasestr(buf, "content-length:");
-        if (body && cl && (size_t)(body + 4 - buf) + (size_t)atol(cl + 15) <= have)
-            break;
-        if (have >= sizeof buf - 1)
-            ok = 0;
-    }
-    if (!ok || strncmp(buf, "HTTP/1.1 200", 12) != 0) {
+    double t0 = now_ms();
+    if (get_blocking(&G.probe_fd, O.port, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", buf, sizeof buf) < 0 ||
+        strncmp(buf, "HTTP/1.1 200", 12) != 0) {
         G.probe_errors++;
-        close(G.probe_fd);
-        G.probe_fd = -1;
         return;
     }
     samples_add(&G.probe, now_ms() - t0);

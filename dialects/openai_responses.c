@@ -3,32 +3,19 @@
  * openai_responses_stream.c, items (normalising, translating, truncating) in openai_responses_items.c.
  * Field names and shapes follow the openai SDK's types (resources/responses/responses.d.ts). */
 #include "openai_responses_priv.h"
+#include "openai_chat.h"
 #include "../src/core/buf.h"
 #include "../src/core/json.h"
 #include "../src/core/common.h"
 #include "../src/core/ids.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static void bad(struct lx_error *err, const char *param, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static void bad(struct lx_error *err, const char *param, const char *code, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    lx_error_set(err, 400, "invalid_request_error", param, code, "%s", msg);
-}
-
 static int type_error(struct lx_error *err, const char *param, const char *expected)
 {
-    bad(err, param, "invalid_type", "Invalid type for '%s': expected %s.", param, expected);
+    lx_error_bad_request(err, param, "invalid_type", "Invalid type for '%s': expected %s.", param, expected);
     return LX_ERR;
 }
 
@@ -58,7 +45,7 @@ static int opt_number(json_t *root, const char *key, double min, double max, str
         return type_error(err, key, "a number");
     double d = json_number_value(v);
     if (!(d >= min && d <= max)) {
-        bad(err, key, "invalid_value", "Invalid value for '%s': expected a number from %g to %g.", key, min, max);
+        lx_error_bad_request(err, key, "invalid_value", "Invalid value for '%s': expected a number from %g to %g.", key, min, max);
         return LX_ERR;
     }
     return LX_OK;
@@ -73,7 +60,7 @@ static int translate_mcp_tool(json_t *tool, const char *param, json_t *chat_tool
 {
     (void)tool;
     (void)chat_tools;
-    bad(err, param, "unsupported_tool_type",
+    lx_error_bad_request(err, param, "unsupported_tool_type",
         "MCP tools are not supported by llmux yet: define the server's tools as function tools and call them from "
         "your code.");
     return LX_ERR;
@@ -93,7 +80,7 @@ static int translate_tools(json_t *tools, json_t *chat_tools, struct lx_error *e
         const char *type = json_string_value(json_object_get(t, "type"));
         snprintf(p, sizeof p, "tools[%zu].type", i);
         if (!type) {
-            bad(err, p, "missing_required_parameter", "Missing required parameter: '%s'.", p);
+            lx_error_bad_request(err, p, "missing_required_parameter", "Missing required parameter: '%s'.", p);
             return LX_ERR;
         }
         if (strcmp(type, "mcp") == 0) {
@@ -102,7 +89,7 @@ static int translate_tools(json_t *tools, json_t *chat_tools, struct lx_error *e
             continue;
         }
         if (strcmp(type, "function") != 0) {
-            bad(err, p, "unsupported_tool_type",
+            lx_error_bad_request(err, p, "unsupported_tool_type",
                 "Tool type '%s' is not supported by llmux: it runs function tools (type 'function') against every "
                 "provider; OpenAI's built-in tools run only on OpenAI's servers.",
                 type);
@@ -111,7 +98,7 @@ static int translate_tools(json_t *tools, json_t *chat_tools, struct lx_error *e
         json_t *name = json_object_get(t, "name");
         snprintf(p, sizeof p, "tools[%zu].name", i);
         if (!json_is_string(name) || json_string_length(name) == 0) {
-            bad(err, p, name ? "invalid_type" : "missing_required_parameter",
+            lx_error_bad_request(err, p, name ? "invalid_type" : "missing_required_parameter",
                 name ? "Invalid type for '%s': expected a non-empty string." : "Missing required parameter: '%s'.", p);
             return LX_ERR;
         }
@@ -156,7 +143,7 @@ static json_t *translate_tool_choice(json_t *tc, json_t *chat_tools, struct lx_e
     const char *s = json_string_value(tc);
     if (s) {
         if (strcmp(s, "none") && strcmp(s, "auto") && strcmp(s, "required")) {
-            bad(err, "tool_choice", "invalid_value",
+            lx_error_bad_request(err, "tool_choice", "invalid_value",
                 "Invalid value for 'tool_choice': '%s'; expected 'none', 'auto', 'required' or a tool object.", s);
             return NULL;
         }
@@ -170,7 +157,7 @@ static json_t *translate_tool_choice(json_t *tc, json_t *chat_tools, struct lx_e
     if (type && strcmp(type, "function") == 0) {
         const char *name = json_string_value(json_object_get(tc, "name"));
         if (!name || !has_tool(chat_tools, name)) {
-            bad(err, "tool_choice.name", "invalid_value",
+            lx_error_bad_request(err, "tool_choice.name", "invalid_value",
                 "Invalid value for 'tool_choice.name': '%s' is not one of the function tools given.", name ? name : "");
             return NULL;
         }
@@ -180,7 +167,7 @@ static json_t *translate_tool_choice(json_t *tc, json_t *chat_tools, struct lx_e
         const char *mode = json_string_value(json_object_get(tc, "mode"));
         json_t *allowed = json_object_get(tc, "tools");
         if (!mode || (strcmp(mode, "auto") && strcmp(mode, "required")) || !json_is_array(allowed)) {
-            bad(err, "tool_choice", "invalid_value",
+            lx_error_bad_request(err, "tool_choice", "invalid_value",
                 "Invalid 'tool_choice': allowed_tools needs a mode ('auto' or 'required') and a list of tools.");
             return NULL;
         }
@@ -201,10 +188,10 @@ static json_t *translate_tool_choice(json_t *tc, json_t *chat_tools, struct lx_e
         return json_string(mode);
     }
     if (type && strcmp(type, "mcp") == 0) {
-        bad(err, "tool_choice.type", "unsupported_tool_type", "MCP tools are not supported by llmux yet.");
+        lx_error_bad_request(err, "tool_choice.type", "unsupported_tool_type", "MCP tools are not supported by llmux yet.");
         return NULL;
     }
-    bad(err, "tool_choice.type", "unsupported_tool_type",
+    lx_error_bad_request(err, "tool_choice.type", "unsupported_tool_type",
         "tool_choice type '%s' is not supported by llmux: use 'none', 'auto', 'required', a function or allowed_tools.",
         type ? type : "");
     return NULL;
@@ -231,12 +218,12 @@ static int translate_text(json_t *text, json_t **response_format, struct lx_erro
     if (type && strcmp(type, "json_schema") == 0) {
         json_t *name = json_object_get(format, "name"), *schema = json_object_get(format, "schema");
         if (!json_is_string(name)) {
-            bad(err, "text.format.name", name ? "invalid_type" : "missing_required_parameter",
+            lx_error_bad_request(err, "text.format.name", name ? "invalid_type" : "missing_required_parameter",
                 "text.format json_schema needs a 'name' string.");
             return LX_ERR;
         }
         if (!json_is_object(schema)) {
-            bad(err, "text.format.schema", schema ? "invalid_type" : "missing_required_parameter",
+            lx_error_bad_request(err, "text.format.schema", schema ? "invalid_type" : "missing_required_parameter",
                 "text.format json_schema needs a 'schema' object.");
             return LX_ERR;
         }
@@ -249,7 +236,7 @@ static int translate_text(json_t *text, json_t **response_format, struct lx_erro
         *response_format = json_pack("{s:s,s:o}", "type", "json_schema", "json_schema", js);
         return LX_OK;
     }
-    bad(err, "text.format.type", "invalid_value",
+    lx_error_bad_request(err, "text.format.type", "invalid_value",
         "Invalid value for 'text.format.type': '%s'; expected 'text', 'json_object' or 'json_schema'.", type ? type : "");
     return LX_ERR;
 }
@@ -260,14 +247,14 @@ int lx_responses_check_metadata(json_t *meta, struct lx_error *err)
     if (!json_is_object(meta))
         return type_error(err, "metadata", "an object of string values");
     if (json_object_size(meta) > 16) {
-        bad(err, "metadata", "invalid_value", "'metadata' may hold at most 16 key-value pairs.");
+        lx_error_bad_request(err, "metadata", "invalid_value", "'metadata' may hold at most 16 key-value pairs.");
         return LX_ERR;
     }
     const char *k;
     json_t *v;
     json_object_foreach(meta, k, v) {
         if (strlen(k) > 64 || !json_is_string(v) || json_string_length(v) > 512) {
-            bad(err, "metadata", "invalid_value",
+            lx_error_bad_request(err, "metadata", "invalid_value",
                 "Invalid 'metadata' entry '%.64s': keys are up to 64 characters, values strings up to 512.", k);
             return LX_ERR;
         }
@@ -329,12 +316,12 @@ static int check_fields(json_t *root, struct lx_error *err)
 {
     json_t *bg = json_object_get(root, "background");
     if (json_is_true(bg)) {
-        bad(err, "background", "unsupported_parameter",
+        lx_error_bad_request(err, "background", "unsupported_parameter",
             "Background responses are not supported by llmux: leave 'background' unset and stream instead.");
         return LX_ERR;
     }
     if (present(root, "prompt")) {
-        bad(err, "prompt", "unsupported_parameter",
+        lx_error_bad_request(err, "prompt", "unsupported_parameter",
             "Prompt templates live on OpenAI's servers and are not supported by llmux: send 'instructions' and 'input'.");
         return LX_ERR;
     }
@@ -346,13 +333,13 @@ static int check_fields(json_t *root, struct lx_error *err)
         return LX_ERR;
     json_t *mot = json_object_get(root, "max_output_tokens");
     if (mot && !json_is_null(mot) && (!json_is_integer(mot) || json_integer_value(mot) < 1)) {
-        bad(err, "max_output_tokens", "invalid_value", "Invalid value for 'max_output_tokens': expected a positive integer.");
+        lx_error_bad_request(err, "max_output_tokens", "invalid_value", "Invalid value for 'max_output_tokens': expected a positive integer.");
         return LX_ERR;
     }
     json_t *tr = json_object_get(root, "truncation");
     const char *t = json_string_value(tr);
     if (tr && !json_is_null(tr) && (!t || (strcmp(t, "auto") && strcmp(t, "disabled")))) {
-        bad(err, "truncation", "invalid_value", "Invalid value for 'truncation': expected 'auto' or 'disabled'.");
+        lx_error_bad_request(err, "truncation", "invalid_value", "Invalid value for 'truncation': expected 'auto' or 'disabled'.");
         return LX_ERR;
     }
     json_t *inc = json_object_get(root, "include");
@@ -386,7 +373,7 @@ static json_t *rs_translate(json_t *root, struct lx_dialect_req *rq, struct lx_e
 {
     json_t *model = json_object_get(root, "model");
     if (!json_is_string(model) || json_string_length(model) == 0) {
-        bad(err, "model", model ? "invalid_type" : "missing_required_parameter",
+        lx_error_bad_request(err, "model", model ? "invalid_type" : "missing_required_parameter",
             model ? "Invalid type for 'model': expected a non-empty string." : "Missing required parameter: 'model'.");
         return NULL;
     }
@@ -396,7 +383,7 @@ static json_t *rs_translate(json_t *root, struct lx_dialect_req *rq, struct lx_e
     if (conversation_id(root, &conv, err) != LX_OK)
         return NULL;
     if (prev && conv) {
-        bad(err, "conversation", "invalid_request",
+        lx_error_bad_request(err, "conversation", "invalid_request",
             "'previous_response_id' cannot be used together with 'conversation': pick one way to continue.");
         return NULL;
     }
@@ -412,7 +399,7 @@ static json_t *rs_translate(json_t *root, struct lx_dialect_req *rq, struct lx_e
         items = json_array();
     }
     if (json_array_size(items) == 0 && !prev && !conv) {
-        bad(err, "input", input ? "empty_array" : "missing_required_parameter",
+        lx_error_bad_request(err, "input", input ? "empty_array" : "missing_required_parameter",
             input ? "'input' must contain at least one item." : "Missing required parameter: 'input'.");
         json_decref(items);
         return NULL;
@@ -553,7 +540,7 @@ int lx_responses_set_history(const struct lx_dialect_req *rq, json_t *pivot, jso
     size_t n = json_array_size(messages);
     json_object_set_new(pivot, "messages", messages);
     if (n == 0 || (n == 1 && instructions && *instructions)) {
-        bad(err, "input", "empty_array", "There is nothing to answer: the input and the stored history are empty.");
+        lx_error_bad_request(err, "input", "empty_array", "There is nothing to answer: the input and the stored history are empty.");
         return LX_ERR;
     }
     return LX_OK;
@@ -593,17 +580,12 @@ static json_t *rs_completion(const struct lx_dialect_req *rq, json_t *completion
     return resp;
 }
 
-static json_t *rs_error_body(const struct lx_error *err, int *status)
-{
-    *status = err->status;
-    return lx_error_json(err);
-}
 
 const struct lx_dialect lx_dialect_openai_responses = {
     .name = "openai_responses",
     .parse = rs_parse,
     .completion = rs_completion,
-    .error_body = rs_error_body,
+    .error_body = lx_openai_error_body, /* OpenAI's shape, as for chat */
     .stream_content_type = "text/event-stream",
     .stream_open = lx_responses_stream_open,
     .stream_chunk = lx_responses_stream_chunk,

@@ -11,14 +11,6 @@
 #include <stdio.h>
 #include <string.h>
 
-static void bad(struct lx_error *err, const char *param, const char *code, const char *fmt, const char *a,
-                const char *b)
-{
-    char msg[512];
-    snprintf(msg, sizeof msg, fmt, a ? a : "", b ? b : "");
-    lx_error_set(err, 400, "invalid_request_error", param, code, "%s", msg);
-}
-
 static bool is_str(json_t *v)
 {
     return json_is_string(v);
@@ -62,21 +54,21 @@ static json_t *norm_part(json_t *part, const char *role, const char *param, stru
     char p[256];
     bool assistant = strcmp(role, "assistant") == 0;
     if (!json_is_object(part)) {
-        bad(err, param, "invalid_type", "Invalid type for '%s': expected a content part object.", param, NULL);
+        lx_error_bad_request(err, param, "invalid_type", "Invalid type for '%s': expected a content part object.", param);
         return NULL;
     }
     const char *type = str(part, "type");
     snprintf(p, sizeof p, "%.200s.type", param);
     if (!type) {
-        bad(err, p, "missing_required_parameter", "Missing required parameter: '%s'.", p, NULL);
+        lx_error_bad_request(err, p, "missing_required_parameter", "Missing required parameter: '%s'.", p);
         return NULL;
     }
     if (strcmp(type, "input_text") == 0 || strcmp(type, "output_text") == 0 || strcmp(type, "text") == 0) {
         json_t *text = json_object_get(part, "text");
         if (!is_str(text)) {
             snprintf(p, sizeof p, "%.200s.text", param);
-            bad(err, p, text ? "invalid_type" : "missing_required_parameter",
-                text ? "Invalid type for '%s': expected a string." : "Missing required parameter: '%s'.", p, NULL);
+            lx_error_bad_request(err, p, text ? "invalid_type" : "missing_required_parameter",
+                text ? "Invalid type for '%s': expected a string." : "Missing required parameter: '%s'.", p);
             return NULL;
         }
         return text_part(assistant ? "output_text" : "input_text", json_string_value(text));
@@ -85,7 +77,7 @@ static json_t *norm_part(json_t *part, const char *role, const char *param, stru
         json_t *r = json_object_get(part, "refusal");
         if (!is_str(r)) {
             snprintf(p, sizeof p, "%.200s.refusal", param);
-            bad(err, p, "invalid_type", "Invalid type for '%s': expected a string.", p, NULL);
+            lx_error_bad_request(err, p, "invalid_type", "Invalid type for '%s': expected a string.", p);
             return NULL;
         }
         return json_pack("{s:s,s:O}", "type", "refusal", "refusal", r);
@@ -95,19 +87,19 @@ static json_t *norm_part(json_t *part, const char *role, const char *param, stru
         if (!is_str(url)) {
             snprintf(p, sizeof p, "%.200s.image_url", param);
             if (json_object_get(part, "file_id") && !json_is_null(json_object_get(part, "file_id")))
-                bad(err, p, "unsupported_parameter",
+                lx_error_bad_request(err, p, "unsupported_parameter",
                     "Images by file_id need OpenAI's Files API, which llmux does not have: send '%s' (an https or "
                     "data: URL).",
-                    p, NULL);
+                    p);
             else
-                bad(err, p, url ? "invalid_type" : "missing_required_parameter",
-                    url ? "Invalid type for '%s': expected a string." : "Missing required parameter: '%s'.", p, NULL);
+                lx_error_bad_request(err, p, url ? "invalid_type" : "missing_required_parameter",
+                    url ? "Invalid type for '%s': expected a string." : "Missing required parameter: '%s'.", p);
             return NULL;
         }
         const char *detail = str(part, "detail");
         return json_pack("{s:s,s:O,s:s}", "type", "input_image", "image_url", url, "detail", detail ? detail : "auto");
     }
-    bad(err, p, "unsupported_content_type",
+    lx_error_bad_request(err, p, "unsupported_content_type",
         "Content part type '%s' is not supported here by llmux (messages carry input_text and input_image parts, "
         "assistant messages output_text and refusal): see '%s'.",
         type, p);
@@ -120,13 +112,13 @@ static json_t *norm_message(json_t *item, const char *param, struct lx_error *er
     const char *role = str(item, "role");
     snprintf(p, sizeof p, "%.200s.role", param);
     if (!role) {
-        bad(err, p, json_object_get(item, "role") ? "invalid_type" : "missing_required_parameter",
+        lx_error_bad_request(err, p, json_object_get(item, "role") ? "invalid_type" : "missing_required_parameter",
             json_object_get(item, "role") ? "Invalid type for '%s': expected a string." : "Missing required parameter: '%s'.",
-            p, NULL);
+            p);
         return NULL;
     }
     if (strcmp(role, "user") && strcmp(role, "assistant") && strcmp(role, "system") && strcmp(role, "developer")) {
-        bad(err, p, "invalid_value",
+        lx_error_bad_request(err, p, "invalid_value",
             "Invalid value for '%s': '%s'; expected 'user', 'assistant', 'system' or 'developer'.", p, role);
         return NULL;
     }
@@ -151,10 +143,10 @@ static json_t *norm_message(json_t *item, const char *param, struct lx_error *er
         }
     } else {
         json_decref(parts);
-        bad(err, p, content ? "invalid_type" : "missing_required_parameter",
+        lx_error_bad_request(err, p, content ? "invalid_type" : "missing_required_parameter",
             content ? "Invalid type for '%s': expected a string or an array of content parts."
                     : "Missing required parameter: '%s'.",
-            p, NULL);
+            p);
         return NULL;
     }
     return json_pack("{s:o,s:s,s:s,s:o,s:o}", "id", id_for(item, "msg"), "type", "message", "role", role, "status",
@@ -169,8 +161,8 @@ static json_t *need_str(json_t *item, const char *key, const char *param, struct
         return v;
     char p[256];
     snprintf(p, sizeof p, "%.200s.%s", param, key);
-    bad(err, p, v ? "invalid_type" : "missing_required_parameter",
-        v ? "Invalid type for '%s': expected a string." : "Missing required parameter: '%s'.", p, NULL);
+    lx_error_bad_request(err, p, v ? "invalid_type" : "missing_required_parameter",
+        v ? "Invalid type for '%s': expected a string." : "Missing required parameter: '%s'.", p);
     return NULL;
 }
 
@@ -178,7 +170,7 @@ static json_t *norm_item(json_t *item, const char *param, struct lx_error *err, 
 {
     *skip = false;
     if (!json_is_object(item)) {
-        bad(err, param, "invalid_type", "Invalid type for '%s': expected an item object.", param, NULL);
+        lx_error_bad_request(err, param, "invalid_type", "Invalid type for '%s': expected an item object.", param);
         return NULL;
     }
     json_t *tv = json_object_get(item, "type");
@@ -186,7 +178,7 @@ static json_t *norm_item(json_t *item, const char *param, struct lx_error *err, 
     char p[256];
     snprintf(p, sizeof p, "%.200s.type", param);
     if (tv && !type) {
-        bad(err, p, "invalid_type", "Invalid type for '%s': expected a string.", p, NULL);
+        lx_error_bad_request(err, p, "invalid_type", "Invalid type for '%s': expected a string.", p);
         return NULL;
     }
     if (!type || strcmp(type, "message") == 0)
@@ -206,10 +198,10 @@ static json_t *norm_item(json_t *item, const char *param, struct lx_error *err, 
         json_t *out = json_object_get(item, "output");
         if (!is_str(out) && !json_is_array(out)) {
             snprintf(p, sizeof p, "%.200s.output", param);
-            bad(err, p, out ? "invalid_type" : "missing_required_parameter",
+            lx_error_bad_request(err, p, out ? "invalid_type" : "missing_required_parameter",
                 out ? "Invalid type for '%s': expected a string or an array of content parts."
                     : "Missing required parameter: '%s'.",
-                p, NULL);
+                p);
             return NULL;
         }
         return json_pack("{s:o,s:s,s:o,s:O,s:O}", "id", id_for(item, "fco"), "type", "function_call_output", "status",
@@ -220,13 +212,13 @@ static json_t *norm_item(json_t *item, const char *param, struct lx_error *err, 
         return NULL;
     }
     if (strcmp(type, "item_reference") == 0) {
-        bad(err, p, "unsupported_item_type",
+        lx_error_bad_request(err, p, "unsupported_item_type",
             "Item references are not supported by llmux: send the item itself, or continue with "
             "previous_response_id or conversation (see '%s').",
-            p, NULL);
+            p);
         return NULL;
     }
-    bad(err, p, "unsupported_item_type",
+    lx_error_bad_request(err, p, "unsupported_item_type",
         "Input item type '%s' is not supported by llmux: it carries messages, function_call and "
         "function_call_output items (see '%s').",
         type, p);
@@ -244,7 +236,7 @@ json_t *lx_responses_items_normalize(json_t *input, const char *prefix, struct l
         return one;
     }
     if (!json_is_array(input)) {
-        bad(err, prefix, "invalid_type", "Invalid type for '%s': expected a string or an array of items.", prefix, NULL);
+        lx_error_bad_request(err, prefix, "invalid_type", "Invalid type for '%s': expected a string or an array of items.", prefix);
         return NULL;
     }
     json_t *out = json_array();
@@ -319,7 +311,7 @@ int lx_responses_items_to_messages(json_t *items, const char *prefix, json_t *me
             const char *role = str(item, "role");
             json_t *content = json_object_get(item, "content");
             if (!role || !content) {
-                bad(err, p, "invalid_value", "Invalid item '%s': a message needs a role and content.", p, NULL);
+                lx_error_bad_request(err, p, "invalid_value", "Invalid item '%s': a message needs a role and content.", p);
                 return LX_ERR;
             }
             json_t *m;
@@ -366,7 +358,7 @@ int lx_responses_items_to_messages(json_t *items, const char *prefix, json_t *me
             lx_buf_free(&b);
             assistant = NULL;
         } else if (strcmp(type, "reasoning") != 0) {
-            bad(err, p, "unsupported_item_type", "Item type '%s' cannot be sent to a chat model (see '%s').", type, p);
+            lx_error_bad_request(err, p, "unsupported_item_type", "Item type '%s' cannot be sent to a chat model (see '%s').", type, p);
             return LX_ERR;
         }
     }
@@ -492,10 +484,10 @@ json_t *lx_responses_fit(json_t *history, json_t *input, long budget, bool trunc
     if (!truncate) {
         char a[160];
         snprintf(a, sizeof a, "%ld tokens (estimated) against a budget of %ld", total, budget);
-        bad(err, "truncation", "context_length_exceeded",
+        lx_error_bad_request(err, "truncation", "context_length_exceeded",
             "The conversation's history and input come to %s, and truncation is 'disabled'. Set truncation to "
             "'auto' to drop the oldest turns, or start a new conversation.",
-            a, NULL);
+            a);
         return NULL;
     }
     /* Drop whole turns from the oldest, keeping instructions (system and developer messages). */

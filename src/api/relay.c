@@ -28,12 +28,17 @@ static void relay_end(struct relay *r)
     lx_req_release(req);
 }
 
+void lx_relay_commit(struct lx_req *req, const char *label, const char *dropped)
+{
+    lx_req_add_header(req, "X-Llmux-Model", label);
+    if (dropped)
+        lx_req_add_header(req, "X-Llmux-Dropped-Params", dropped);
+}
+
 static void exec_commit(void *owner, const char *label, const char *dropped)
 {
     struct relay *r = owner;
-    lx_req_add_header(r->req, "X-Llmux-Model", label);
-    if (dropped)
-        lx_req_add_header(r->req, "X-Llmux-Dropped-Params", dropped);
+    lx_relay_commit(r->req, label, dropped);
 }
 
 static void exec_chunk(void *owner, json_t *chunk)

@@ -143,9 +143,7 @@ static void finish(struct turn *tu)
 static void exec_commit(void *owner, const char *label, const char *dropped)
 {
     struct turn *tu = owner;
-    lx_req_add_header(tu->req, "X-Llmux-Model", label);
-    if (dropped)
-        lx_req_add_header(tu->req, "X-Llmux-Dropped-Params", dropped);
+    lx_relay_commit(tu->req, label, dropped);
 }
 
 static void exec_chunk(void *owner, json_t *chunk)

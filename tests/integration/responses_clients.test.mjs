@@ -6,12 +6,12 @@
 // project's mock upstream.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { z } from 'zod';
 import OpenAI from 'openai';
 import { createOpenAI } from '@ai-sdk/openai';
 import { generateText, streamText, tool as aiTool, stepCountIs } from 'ai';
-import { Agent, run, tool as agentTool, setDefaultOpenAIClient, setOpenAIAPI, setTracingDisabled } from '@openai/agents';
+import { run, setOpenAIAPI } from '@openai/agents';
 import { startLlmux, startMock } from './lib.mjs';
+import { weatherArgs, weatherOf, forecaster } from './flows.mjs';
 
 globalThis.AI_SDK_LOG_WARNINGS = false; // the AI SDK's console notices, not test output
 
@@ -31,9 +31,6 @@ after(async () => {
   assert.equal((await gw.stop()).code, 0);
   await mock.stop();
 });
-
-const weatherArgs = z.object({ city: z.string(), unit: z.enum(['celsius', 'fahrenheit']) });
-const weatherOf = ({ city, unit }) => ({ city, unit, temperature: 21 });
 
 for (const model of ['mock/echo', 'anth/claude-x']) {
   test(`openai-node ${model}: responses.create twice with previous_response_id, retrieve, inputItems`, async () => {
@@ -97,17 +94,9 @@ test('openai-node: conversations.create / retrieve / update / items.* / delete, 
 });
 
 test('OpenAI Agents SDK (Responses mode): an agent with one function tool, two turns', async () => {
-  setDefaultOpenAIClient(new OpenAI({ baseURL, apiKey: 'unused' }));
-  setOpenAIAPI('responses');
-  setTracingDisabled(true);
   const calls = [];
-  const agent = new Agent({
-    name: 'Forecaster',
-    instructions: 'Answer weather questions with the tool.',
-    model: 'mock/echo',
-    tools: [agentTool({ name: 'get_weather', description: 'Weather for a city', parameters: weatherArgs,
-      execute: async (a) => { calls.push(a); return JSON.stringify(weatherOf(a)); } })],
-  });
+  const agent = forecaster(baseURL, calls);
+  setOpenAIAPI('responses');
   const first = await run(agent, 'What is the weather in Oslo? Use get_weather.');
   assert.equal(calls.length, 1);
   assert.deepEqual(weatherArgs.parse(calls[0]), calls[0]);
