@@ -354,8 +354,8 @@ seed_history() { # writes $TMP/history.chat.json and $TMP/history.responses.json
     >"$TMP/history.responses.json"
 }
 
-run_history() { # run_history chat|responses
-  local kind=$1 out="history.$1.llmux" path=/v1/chat/completions
+run_history() { # run_history chat|responses CONNS
+  local kind=$1 conns=$2 out="history$2.$1.llmux" path=/v1/chat/completions
   [ "$kind" = responses ] && path=/v1/responses
   wait_quiet
   start_mock
@@ -363,7 +363,7 @@ run_history() { # run_history chat|responses
   seed_history
   log "$out"
   timeout 180 "$LOADGEN" rps --port "$TARGET_PORT" --path "$path" --body-file "$TMP/history.$kind.json" --probe 1 \
-    --conns "$RPS_CONNS" --duration "$RPS_SECONDS" --timeout $((RPS_SECONDS + 20)) --mock-pid "$MOCK_PID" \
+    --conns "$conns" --duration "$RPS_SECONDS" --timeout $((RPS_SECONDS + 20)) --mock-pid "$MOCK_PID" \
     --mock-port "$MOCK_PORT" --proxy-pids "$PROXY_PIDS" >"$TMP/res/$out" 2>"$TMP/res/$out.err" ||
     log "loadgen failed for $out: $(tail -3 "$TMP/res/$out.err")"
   grep -E ' (warn|error) ' "$TMP/llmux.log" | head -5 >"$TMP/res/$out.log"
@@ -402,9 +402,12 @@ if want fanout; then
   for i in $(seq 1 "$REPEAT"); do run_llmux_endpoint fanout /v1/fanout "$TMP/fanout.json" "$i"; done
   endpoint_median fanout
 fi
+HISTORY_LIGHT_CONNS=${HISTORY_LIGHT_CONNS:-4}
 if want history; then
-  run_history chat
-  run_history responses
+  for c in "$RPS_CONNS" "$HISTORY_LIGHT_CONNS"; do
+    run_history chat "$c"
+    run_history responses "$c"
+  done
 fi
 if want cancel; then
   for t in "${TARGETS[@]}"; do
@@ -513,17 +516,22 @@ row "$SECTION" "winner; slower upstream calls already aborted when the answer ar
   "$(get fanout llmux winner); $(get fanout llmux mock_aborted_at_answer)/2" "—"
 
 SECTION="7 stored history"
-hist() { # hist KEY FORMAT: "chat / responses"
-  echo "$(fmt "$(get history.chat llmux "$1")" "$2") / $(fmt "$(get history.responses llmux "$1")" "$2")"
+H=history$RPS_CONNS
+L=history$HISTORY_LIGHT_CONNS
+pair2() { # pair2 ROW KEY1 KEY2 FORMAT: "a / b" of chat · "a / b" of responses
+  echo "$(fmt "$(get "$1.chat" llmux "$2")" "$4") / $(fmt "$(get "$1.chat" llmux "$3")" "$4") · $(fmt "$(get "$1.responses" llmux "$2")" "$4") / $(fmt "$(get "$1.responses" llmux "$3")" "$4")"
 }
-row "$SECTION" "requests/s, $HISTORY_TURNS prior turns: chat with them in the body / /v1/responses continuing them from the store ($RPS_CONNS conns, ${RPS_SECONDS} s)" "—" "—" "$(hist rps "%.0f")" "—"
-row "$SECTION" "latency p50 / p99 (ms): chat · responses" "—" "—" \
-  "$(fmt "$(get history.chat llmux p50_ms)" "%.2f") / $(fmt "$(get history.chat llmux p99_ms)" "%.2f") · $(fmt "$(get history.responses llmux p50_ms)" "%.2f") / $(fmt "$(get history.responses llmux p99_ms)" "%.2f")" "—"
-row "$SECTION" "event loop: GET /healthz every 20 ms under the load, p99 / max (ms): chat · responses" "—" "—" \
-  "$(fmt "$(get history.chat llmux probe_p99_ms)" "%.2f") / $(fmt "$(get history.chat llmux probe_max_ms)" "%.2f") · $(fmt "$(get history.responses llmux probe_p99_ms)" "%.2f") / $(fmt "$(get history.responses llmux probe_max_ms)" "%.2f")" "—"
-row "$SECTION" "proxy CPU s per 10k requests: chat / responses" "—" "—" "$(hist proxy_cpu_s_per_10k "%.3f")" "—"
-row "$SECTION" "store operations / transactions (largest) during the responses run" "—" "—" \
-  "$(get history.responses llmux store_ops) / $(get history.responses llmux store_txns) ($(get history.responses llmux store_largest_txn))" "—"
+row "$SECTION" "requests/s, $HISTORY_TURNS prior turns: chat with them in the body / /v1/responses continuing them from the store ($RPS_CONNS conns, ${RPS_SECONDS} s)" "—" "—" \
+  "$(fmt "$(get "$H.chat" llmux rps)" "%.0f") / $(fmt "$(get "$H.responses" llmux rps)" "%.0f")" "—"
+row "$SECTION" "latency p50 / p99 (ms): chat · responses" "—" "—" "$(pair2 "$H" p50_ms p99_ms "%.2f")" "—"
+row "$SECTION" "proxy CPU s per 10k requests: chat / responses" "—" "—" \
+  "$(fmt "$(get "$H.chat" llmux proxy_cpu_s_per_10k)" "%.3f") / $(fmt "$(get "$H.responses" llmux proxy_cpu_s_per_10k)" "%.3f")" "—"
+row "$SECTION" "event loop, saturated ($RPS_CONNS conns): GET /healthz every 20 ms, p99 / max (ms): chat · responses" "—" "—" \
+  "$(pair2 "$H" probe_p99_ms probe_max_ms "%.2f")" "—"
+row "$SECTION" "event loop, light load ($HISTORY_LIGHT_CONNS conns: $(fmt "$(get "$L.chat" llmux rps)" "%.0f") / $(fmt "$(get "$L.responses" llmux rps)" "%.0f") requests/s): /healthz p99 / max (ms): chat · responses" "—" "—" \
+  "$(pair2 "$L" probe_p99_ms probe_max_ms "%.2f")" "—"
+row "$SECTION" "store operations / transactions (largest) during the saturated responses run" "—" "—" \
+  "$(get "$H.responses" llmux store_ops) / $(get "$H.responses" llmux store_txns) ($(get "$H.responses" llmux store_largest_txn))" "—"
 
 NGINX_VERSION=$("$NGINX" -v 2>&1 | sed 's|.*nginx/||')
 LLMUX_VERSION=$("$LLMUX" --version 2>/dev/null | awk '{ print $2 }')

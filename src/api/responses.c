@@ -36,7 +36,6 @@ struct turn {
     char *owner;                   /* owned */
     struct lx_store_op *op;        /* the store operation in flight, or NULL */
     bool used_store;               /* TURN_BEGIN was sent: the end is TURN_FINISH or TURN_ABORT */
-    bool finished;                 /* TURN_FINISH was sent */
     struct lx_plan plan;           /* until the exec takes it */
     json_t *pivot;                 /* owned until the exec starts */
     struct lx_exec *exec;          /* NULL once done or cancelled */
@@ -134,7 +133,6 @@ static void finish(struct turn *tu)
         .conversation_id = tu->t.conversation_id,
         .store = keep,
     };
-    tu->finished = true;
     tu->op = lx_store_submit(tu->store, &rq, finish_cb, tu);
 }
 
