@@ -656,6 +656,13 @@ static void test_burst_and_limits(void **state)
 static void test_bad_requests(void **state)
 {
     (void)state;
+    /* The names logs use. */
+    assert_string_equal(lx_store_verb_name(LX_STORE_TURN_BEGIN), "turn_begin");
+    assert_string_equal(lx_store_verb_name(LX_STORE_ITEM_DELETE), "item_delete");
+    assert_string_equal(lx_store_verb_name(LX_STORE_VERB_COUNT), "unknown");
+    const char *st_names[] = {"ok", "not_found", "busy", "unavailable", "error"};
+    for (int i = LX_STORE_OK; i <= LX_STORE_ERROR; i++)
+        assert_string_equal(lx_store_status_name((enum lx_store_status)i), st_names[i]);
     struct lx_store *st = store_open(0, 0, 0);
     expect(st, &(struct lx_store_req){.verb = LX_STORE_RESPONSE_GET}, LX_STORE_ERROR);
     expect(st, &(struct lx_store_req){.verb = LX_STORE_ITEMS_LIST}, LX_STORE_ERROR);
