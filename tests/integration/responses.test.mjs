@@ -176,6 +176,59 @@ test('tool round trip: function_call out, function_call_output in, the answer us
   assert.equal(sent[2][1], 'tool_result:42');
 });
 
+test('a streamed tool call: argument deltas after its item, the done events, the call in response.completed; its output goes back streamed', async () => {
+  const tools = [{ type: 'function', name: 'lookup', parameters: { type: 'object', properties: { q: { type: 'string' } } } }];
+  const evs = events(await create({ model: 'anth/m;tool=1', input: 'weather in Oslo', tools, stream: true }));
+  const added = evs.find((e) => e.type === 'response.output_item.added' && e.item.type === 'function_call');
+  assert.ok(added, evs.map((e) => e.type).join(' '));
+  assert.equal(added.item.name, 'lookup');
+  assert.equal(added.item.status, 'in_progress');
+  const mine = (type) => evs.filter((e) => e.type === type && e.item_id === added.item.id);
+  const deltas = mine('response.function_call_arguments.delta');
+  assert.ok(deltas.length >= 2, 'the arguments arrive in pieces');
+  assert.ok(evs.indexOf(deltas[0]) > evs.indexOf(added), 'every delta follows its item');
+  const [argsDone] = mine('response.function_call_arguments.done');
+  assert.equal(argsDone.arguments, deltas.map((d) => d.delta).join(''));
+  assert.deepEqual(JSON.parse(argsDone.arguments), { q: 'weather in Oslo' });
+  const itemDone = evs.find((e) => e.type === 'response.output_item.done' && e.item.id === added.item.id);
+  assert.ok(evs.indexOf(itemDone) > evs.indexOf(argsDone));
+  assert.equal(itemDone.item.status, 'completed');
+  const done = evs.at(-1);
+  assert.equal(done.type, 'response.completed');
+  const call1 = done.response.output.find((o) => o.type === 'function_call');
+  assert.deepEqual(call1, itemDone.item);
+  // The stored response is what the client saw; the next turn sends the call's output back.
+  assert.deepEqual((await call('GET', `/v1/responses/${done.response.id}`)).json.output, done.response.output);
+  const next = events(await create({ model: 'anth/m;chunks=3', tools, stream: true, previous_response_id: done.response.id,
+    input: [{ type: 'function_call_output', call_id: call1.call_id, output: 'sunny, 21' }] }));
+  assert.equal(text(next.at(-1).response), 'tool said: sunny, 21');
+  const sent = await upstreamTurns();
+  assert.deepEqual(sent.map(([role]) => role), ['user', 'assistant', 'user']);
+  assert.match(sent[1][1], /tool_use:lookup/);
+  assert.equal(sent[2][1], 'tool_result:sunny, 21');
+});
+
+test('an answer cut by max_output_tokens is incomplete: the reason, the item, response.incomplete at the end of a stream', async () => {
+  const body = { model: 'anth/m', input: 'one two three four five', max_output_tokens: 2 };
+  const r = await create(body);
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.status, 'incomplete');
+  assert.deepEqual(r.json.incomplete_details, { reason: 'max_output_tokens' });
+  assert.equal(r.json.max_output_tokens, 2);
+  assert.equal(r.json.output[0].status, 'incomplete');
+  assert.equal(text(r.json), 'echo: one');
+  assert.equal((await mock.last()).body.max_tokens, 2);
+  const evs = events(await create({ ...body, stream: true }));
+  const last = evs.at(-1);
+  assert.equal(last.type, 'response.incomplete');
+  assert.ok(!evs.some((e) => e.type === 'response.completed'));
+  assert.equal(last.response.status, 'incomplete');
+  assert.deepEqual(last.response.incomplete_details, { reason: 'max_output_tokens' });
+  assert.equal(evs.find((e) => e.type === 'response.output_item.done').item.status, 'incomplete');
+  const got = await call('GET', `/v1/responses/${last.response.id}`);
+  assert.equal(got.json.status, 'incomplete');
+});
+
 test('truncation: past the history budget, disabled answers 400 and auto drops the oldest turns', async () => {
   const small = await startLlmux(config({ store: { max_history_tokens: 150 } }));
   try {

@@ -109,6 +109,24 @@ test('OpenAI Agents SDK (Responses mode): an agent with one function tool, two t
   assert.ok(stored.previous_response_id, 'the second turn was chained on the server');
 });
 
+test('OpenAI Agents SDK (Responses mode) on an Anthropic-type upstream: the tool reaches it, two turns chained on the server', async () => {
+  const calls = [];
+  const agent = forecaster(baseURL, calls, 'anth/claude-x');
+  setOpenAIAPI('responses');
+  const first = await run(agent, 'Hello from Oslo.');
+  assert.equal(first.finalOutput, 'echo: Hello from Oslo.');
+  const sent1 = (await mock.last()).body;
+  assert.equal(sent1.system, 'Answer weather questions with the tool.');
+  assert.deepEqual(sent1.tools.map((t) => t.name), ['get_weather']);
+  assert.deepEqual(Object.keys(sent1.tools[0].input_schema.properties), ['city', 'unit']);
+  const second = await run(agent, 'Goodbye.', { previousResponseId: first.lastResponseId });
+  assert.equal(second.finalOutput, 'echo: Goodbye.');
+  // The upstream got the first turn from llmux's store, not from the SDK.
+  assert.deepEqual((await mock.last()).body.messages.map((m) => m.role), ['user', 'assistant', 'user']);
+  assert.equal((await client.responses.retrieve(second.lastResponseId)).previous_response_id, first.lastResponseId);
+  assert.equal(calls.length, 0);
+});
+
 for (const model of ['mock/echo', 'anth/claude-x']) {
   test(`Vercel AI SDK default provider (${model}): generateText and streamText over the Responses API`, async () => {
     const openai = createOpenAI({ baseURL, apiKey: 'unused' });
