@@ -510,6 +510,38 @@ static void test_conversations(void **state)
     lx_store_close(st);
 }
 
+/* Retention for conversations: a change moves the expiry on; an expired conversation is gone at once with
+ * its items, and purged with them at the next open, while the responses of its turns keep their own. */
+static void test_conversation_expiry(void **state)
+{
+    (void)state;
+    struct lx_store *st = store_open(30, 0, 0);
+    json_t *items = json_pack("[o]", msg("user", "hello"));
+    char *c = conv_create(st, "k1", items, NULL);
+    char *r = turn(st, "k1", NULL, c, "q1", "a1");
+    long long left = db_scalar("SELECT expires_at - updated_at FROM conversations");
+    assert_true(left >= 30 * 86400 - 5 && left <= 30 * 86400);
+    db_exec("UPDATE conversations SET expires_at = 1");
+    expect(st, &(struct lx_store_req){.verb = LX_STORE_CONVERSATION_GET, .owner = "k1", .conversation_id = c},
+           LX_STORE_NOT_FOUND);
+    expect(st, &(struct lx_store_req){.verb = LX_STORE_ITEMS_LIST, .owner = "k1", .conversation_id = c,
+                                      .page = {.limit = 20}},
+           LX_STORE_NOT_FOUND);
+    lx_store_close(st);
+    st = store_open(30, 0, 0);
+    expect(st, &(struct lx_store_req){.verb = LX_STORE_TURN_BEGIN, .owner = "k1", .conversation_id = c,
+                                      .response_id = "resp_late"},
+           LX_STORE_NOT_FOUND);
+    json_decref(value_of(st, &(struct lx_store_req){.verb = LX_STORE_RESPONSE_GET, .owner = "k1", .response_id = r}));
+    lx_store_close(st);
+    assert_int_equal(db_scalar("SELECT count(*) FROM conversations"), 0);
+    assert_int_equal(db_scalar("SELECT count(*) FROM conversation_items"), 0);
+    assert_int_equal(db_scalar("SELECT count(*) FROM responses"), 1);
+    json_decref(items);
+    free(c);
+    free(r);
+}
+
 /* A conversation keeps its newest max_items_per_conversation items. */
 static void test_trim(void **state)
 {
@@ -687,6 +719,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_response_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reserve, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conversations, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_conversation_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trim, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_matches_db, setup, teardown),
         cmocka_unit_test_setup_teardown(test_burst_and_limits, setup, teardown),
