@@ -229,6 +229,45 @@ test('an answer cut by max_output_tokens is incomplete: the reason, the item, re
   assert.equal(got.json.status, 'incomplete');
 });
 
+test('a turn runs through the chat engine: retries, a fallback list given the history, the deadline (a turn failed before its answer keeps nothing, one failed mid-stream is kept failed)', async () => {
+  const { upstreamProvider } = await import('./lib.mjs');
+  const g = await startLlmux(config({
+    retries: { max: 2, base_delay_ms: 5 },
+    providers: { up: upstreamProvider(mock), once: upstreamProvider(mock, { retries: { max: 0 } }) },
+    aliases: { smart: ['once/a;status=503', 'up/b'] },
+  }));
+  try {
+    await mock.reset();
+    const r1 = await create({ model: 'up/x;fail=2', input: 'first' }, { g });
+    assert.equal(r1.status, 200, r1.text);
+    assert.equal((await mock.stats()).requests, 3, 'two failures retried, the third answered');
+    assert.equal(text(r1.json), 'echo: first');
+    // The fallback target gets the whole history, and says who answered.
+    const r2 = await create({ model: 'smart', input: 'second', previous_response_id: r1.json.id }, { g });
+    assert.equal(r2.status, 200, r2.text);
+    assert.equal(r2.headers['x-llmux-model'], 'up/b');
+    const last = (await mock.last()).body;
+    assert.equal(last.model, 'b');
+    assert.deepEqual(last.messages.map((m) => [m.role, m.content]), [['user', 'first'], ['assistant', 'echo: first'], ['user', 'second']]);
+    // A deadline that passes: 504 in OpenAI's shape, the conversation free and unchanged after.
+    const c = await call('POST', '/v1/conversations', { items: [{ role: 'user', content: 'kept' }] }, { g });
+    const late = await create({ model: 'up/x;latency=30000', input: 'too slow', conversation: c.json.id }, { g, headers: { 'x-llmux-timeout-ms': '200' } });
+    assert.equal(late.status, 504, late.text);
+    assert.equal(late.json.error.code, 'deadline_exceeded');
+    await eventually(() => mock.stats(), (s) => s.active === 0, GUARD_MS, 'the slow call to be cancelled');
+    assert.deepEqual((await call('GET', `/v1/conversations/${c.json.id}/items`, undefined, { g })).json.data.map((i) => i.content[0].text), ['kept']);
+    assert.equal((await create({ model: 'up/x', input: 'in time', conversation: c.json.id }, { g })).status, 200);
+    // The deadline during a stream: an error event and response.failed, the response stored failed.
+    const evs = events(await create({ model: 'up/x;chunks=50;interval=100', input: 'long', stream: true }, { g, headers: { 'x-llmux-timeout-ms': '400' } }));
+    assert.ok(evs.some((e) => e.type === 'response.output_text.delta'));
+    assert.deepEqual(evs.slice(-2).map((e) => e.type), ['error', 'response.failed']);
+    assert.equal(evs.at(-2).code, 'deadline_exceeded');
+    assert.equal((await call('GET', `/v1/responses/${evs[0].response.id}`, undefined, { g })).json.status, 'failed');
+  } finally {
+    assert.equal((await g.stop()).code, 0);
+  }
+});
+
 test('truncation: past the history budget, disabled answers 400 and auto drops the oldest turns', async () => {
   const small = await startLlmux(config({ store: { max_history_tokens: 150 } }));
   try {
