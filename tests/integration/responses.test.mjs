@@ -258,7 +258,7 @@ test('a turn runs through the chat engine: retries, a fallback list given the hi
     assert.deepEqual((await call('GET', `/v1/conversations/${c.json.id}/items`, undefined, { g })).json.data.map((i) => i.content[0].text), ['kept']);
     assert.equal((await create({ model: 'up/x', input: 'in time', conversation: c.json.id }, { g })).status, 200);
     // The deadline during a stream: an error event and response.failed, the response stored failed.
-    const evs = events(await create({ model: 'up/x;chunks=50;interval=100', input: 'long', stream: true }, { g, headers: { 'x-llmux-timeout-ms': '400' } }));
+    const evs = events(await create({ model: 'up/x;chunks=50;interval=100', input: 'long', stream: true }, { g, headers: { 'x-llmux-timeout-ms': '1000' } }));
     assert.ok(evs.some((e) => e.type === 'response.output_text.delta'));
     assert.deepEqual(evs.slice(-2).map((e) => e.type), ['error', 'response.failed']);
     assert.equal(evs.at(-2).code, 'deadline_exceeded');
