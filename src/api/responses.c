@@ -311,7 +311,7 @@ void lx_responses_create(struct lx_req *req)
     tu->req = lx_req_hold(req);
     lx_reply_init(&tu->reply, req, D, &rq);
     lx_responses_turn(&tu->reply.rq, &tu->t);
-        tu->store = store;
+    tu->store = store;
     tu->owner = lx_strdup(lx_state_owner(req));
     tu->plan = plan;
     tu->pivot = pivot;
