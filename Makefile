@@ -2,7 +2,7 @@
 # the gateway on conf/llmux.json; `make test` runs the whole test suite.
 CC ?= cc
 BUILD ?= build
-PKGS := libevent libmicrohttpd libcurl jansson libcrypto sqlite3
+PKGS := libevent libmicrohttpd libcurl jansson libcrypto sqlite3 hiredis
 CFLAGS ?= -O2 -g
 override CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -fno-strict-aliasing -pthread \
           $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -11,6 +11,10 @@ override LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -pthread
 # The layers (src/core, io, server, engine, api), the wire formats (providers/, dialects/) and the
 # composition root's config.c; main.c alone makes the binary.
 CORE_SRCS := $(filter-out src/main.c,$(wildcard src/*.c src/*/*.c)) $(wildcard providers/*.c dialects/*.c)
+
+# Generated files (the same for every build): src/io/fleet.lua, the Redis function library, as a C string.
+GEN := build/gen
+override CFLAGS += -I$(GEN)
 CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o)
 DEPS := $(CORE_OBJS:.o=.d) $(BUILD)/src/main.d
 
@@ -19,7 +23,7 @@ DEPS := $(CORE_OBJS:.o=.d) $(BUILD)/src/main.d
 # on the PATH (a NodeSource node already ships npm, and Debian's npm would conflict with it).
 DEB_PKGS := build-essential pkg-config libevent-dev libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev libssl-dev \
             libcmocka-dev libsqlite3-dev sqlite3 curl jq clang libclang-rt-14-dev valgrind gcovr systemd \
-            python3-fastapi python3-uvicorn python3-httpx
+            python3-fastapi python3-uvicorn python3-httpx libhiredis-dev redis-server
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install
@@ -29,6 +33,11 @@ all: $(BUILD)/llmux
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(GEN)/fleet.lua.h: src/io/fleet.lua
+	@mkdir -p $(dir $@)
+	sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $< >$@
+$(BUILD)/src/io/fleet.o: $(GEN)/fleet.lua.h
 
 $(BUILD)/llmux: $(CORE_OBJS) $(BUILD)/src/main.o
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -59,7 +68,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
 # Unit tests link against an archive of every object, so each takes in only what its subject reaches,
 # and without libmicrohttpd: below the MHD glue (src/server/mhd.c) nothing may need it, so a test that
 # drives an endpoint through a fake transport proves the handlers run without it.
-UNIT_LDLIBS = $(shell pkg-config --libs libevent libcurl jansson libcrypto sqlite3 cmocka 2>/dev/null) -lm -pthread
+UNIT_LDLIBS = $(shell pkg-config --libs libevent libcurl jansson libcrypto sqlite3 hiredis cmocka 2>/dev/null) -lm -pthread
 
 $(BUILD)/libllmux.a: $(CORE_OBJS)
 	@rm -f $@
@@ -70,21 +79,33 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libllmux.a
 	$(CC) $(TEST_CFLAGS) -MMD -MP -o $@ $< $(BUILD)/libllmux.a $(UNIT_LDLIBS)
 
 MOCK_SRCS := $(wildcard tests/mock_upstream/*.c)
+# The MCP client alone on a loop, driven by JSON lines (tests/integration/mcp_*.test.mjs, the conformance suite).
+$(BUILD)/tests/mcp-probe: tests/tools/mcp_probe.c $(CORE_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(CORE_OBJS) $(LDLIBS)
+
 $(BUILD)/tests/notify-recv: tests/tools/notify_recv.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $<
+
+# The config an installed llmux (make install, the container image) starts with: the shipped one without its
+# MCP demo server, which runs `npx` (Node and npm are on a developer's machine, not in the image or under a
+# hardened systemd unit).
+$(BUILD)/llmux.installed.json: conf/llmux.json
+	@mkdir -p $(dir $@)
+	jq 'del(.mcp_servers) | del(.aliases.agent)' $< >$@
 
 # `make install` (PREFIX=/usr/local, DESTDIR for staging): the binary, the systemd unit (ExecStart pointed
 # at this PREFIX) and, unless one exists, a starting config in /etc/llmux.
 PREFIX ?= /usr/local
 SYSTEMD_UNIT_DIR ?= /lib/systemd/system
-install: $(BUILD)/llmux
+install: $(BUILD)/llmux $(BUILD)/llmux.installed.json
 	install -D -m 0755 $(BUILD)/llmux $(DESTDIR)$(PREFIX)/bin/llmux
 	install -d $(DESTDIR)$(SYSTEMD_UNIT_DIR) $(DESTDIR)/etc/llmux
 	sed 's|^ExecStart=/usr/local/bin/llmux|ExecStart=$(PREFIX)/bin/llmux|' systemd/llmux.service \
 	  >$(DESTDIR)$(SYSTEMD_UNIT_DIR)/llmux.service
 	chmod 0644 $(DESTDIR)$(SYSTEMD_UNIT_DIR)/llmux.service
-	[ -e $(DESTDIR)/etc/llmux/llmux.json ] || install -m 0644 conf/llmux.json $(DESTDIR)/etc/llmux/llmux.json
+	[ -e $(DESTDIR)/etc/llmux/llmux.json ] || install -m 0644 $(BUILD)/llmux.installed.json $(DESTDIR)/etc/llmux/llmux.json
 
 $(BUILD)/tests/mock-upstream: $(MOCK_SRCS) $(wildcard tests/mock_upstream/*.h)
 	@mkdir -p $(dir $@)
@@ -109,8 +130,9 @@ tests/node_modules/.installed: tests/package.json tests/package-lock.json
 # and the suites run on it (Debian's node and npm only install the packages). Elsewhere: node on the PATH.
 TEST_NODE = $(or $(firstword $(wildcard $(abspath tests/node_modules/node-linux-*/bin/node))),node)
 
-integration: $(BUILD)/llmux $(BUILD)/tests/mock-upstream tests/node_modules/.installed $(BUILD)/tests/notify-recv
+integration: $(BUILD)/llmux $(BUILD)/tests/mock-upstream tests/node_modules/.installed $(BUILD)/tests/notify-recv $(BUILD)/tests/mcp-probe
 	cd tests && LLMUX_BIN=$(abspath $(BUILD)/llmux) MOCK_UPSTREAM_BIN=$(abspath $(BUILD)/tests/mock-upstream) NOTIFY_RECV_BIN=$(abspath $(BUILD)/tests/notify-recv) \
+	  MCP_PROBE_BIN=$(abspath $(BUILD)/tests/mcp-probe) \
 	  $(TEST_NODE) --test --test-concurrency=1 integration/*.test.mjs
 
 # The integration suite once more against an AddressSanitizer + UndefinedBehaviorSanitizer build (its own
@@ -118,17 +140,19 @@ integration: $(BUILD)/llmux $(BUILD)/tests/mock-upstream tests/node_modules/.ins
 # memory that ASan's quarantine holds freed memory.
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 integration-asan: $(BUILD)/tests/mock-upstream tests/node_modules/.installed $(BUILD)/tests/notify-recv
-	$(MAKE) BUILD=build-asan CFLAGS="$(SAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined" build-asan/llmux
+	$(MAKE) BUILD=build-asan CFLAGS="$(SAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined" build-asan/llmux build-asan/tests/mcp-probe
 	cd tests && LLMUX_BIN=$(abspath build-asan/llmux) MOCK_UPSTREAM_BIN=$(abspath $(BUILD)/tests/mock-upstream) NOTIFY_RECV_BIN=$(abspath $(BUILD)/tests/notify-recv) \
+	  MCP_PROBE_BIN=$(abspath build-asan/tests/mcp-probe) \
 	  ASAN_OPTIONS=detect_leaks=1:exitcode=99 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 LLMUX_SANITIZED=1 \
 	  $(TEST_NODE) --test --test-concurrency=1 integration/*.test.mjs
 
 # The integration suite with llmux under valgrind memcheck: any leak or error fails the run.
 VALGRIND := valgrind --error-exitcode=99 --leak-check=full --show-leak-kinds=definite,indirect \
             --errors-for-leak-kinds=definite,indirect --track-fds=no --quiet
-valgrind: $(BUILD)/llmux $(BUILD)/tests/mock-upstream tests/node_modules/.installed $(BUILD)/tests/notify-recv
+valgrind: $(BUILD)/llmux $(BUILD)/tests/mock-upstream tests/node_modules/.installed $(BUILD)/tests/notify-recv $(BUILD)/tests/mcp-probe
 	@command -v valgrind >/dev/null || $(SUDO) apt-get install -y -qq valgrind
 	cd tests && LLMUX_BIN=$(abspath $(BUILD)/llmux) MOCK_UPSTREAM_BIN=$(abspath $(BUILD)/tests/mock-upstream) NOTIFY_RECV_BIN=$(abspath $(BUILD)/tests/notify-recv) \
+	  MCP_PROBE_BIN=$(abspath $(BUILD)/tests/mcp-probe) \
 	  LLMUX_WRAP="$(VALGRIND)" LLMUX_SLOW=1 $(TEST_NODE) --test --test-concurrency=1 integration/*.test.mjs
 
 # Line and branch coverage of src/, providers/ and dialects/ from the unit and integration tests. The run fails
@@ -137,9 +161,10 @@ COVERAGE_MIN ?= 92
 coverage: $(BUILD)/tests/mock-upstream tests/node_modules/.installed $(BUILD)/tests/notify-recv
 	@command -v gcovr >/dev/null || $(SUDO) apt-get install -y -qq gcovr
 	rm -rf build-cov
-	$(MAKE) BUILD=build-cov CFLAGS="-O0 -g --coverage" LDFLAGS="--coverage" build-cov/llmux unit-bins
+	$(MAKE) BUILD=build-cov CFLAGS="-O0 -g --coverage" LDFLAGS="--coverage" build-cov/llmux build-cov/tests/mcp-probe unit-bins
 	@set -e; for t in $(UNIT_BINS:$(BUILD)/%=build-cov/%); do $$t >/dev/null; done
 	cd tests && LLMUX_BIN=$(abspath build-cov/llmux) MOCK_UPSTREAM_BIN=$(abspath $(BUILD)/tests/mock-upstream) NOTIFY_RECV_BIN=$(abspath $(BUILD)/tests/notify-recv) \
+	  MCP_PROBE_BIN=$(abspath build-cov/tests/mcp-probe) \
 	  $(TEST_NODE) --test --test-concurrency=1 integration/*.test.mjs >/dev/null
 	gcovr -r . --object-directory build-cov --filter 'src/' --filter 'providers/' --filter 'dialects/' --print-summary \
 	  --fail-under-line $(COVERAGE_MIN) -o build-cov/coverage.txt

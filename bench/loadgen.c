@@ -272,6 +272,7 @@ static struct {
     const char *path;       /* rps: POST to this path (default /v1/chat/completions) */
     const char *body_file;  /* rps: the body to POST instead of the generated chat request */
     int probe;              /* rps: GET /healthz every 20 ms on its own connection */
+    const char *header;     /* one more request header line ("Name: value", --header), e.g. a client key */
 } O = { .conns = 64, .duration_s = 10, .timeout_s = 60, .n = 1000, .chunks = 20, .interval_ms = 50,
         .latency_ms = 0, .ramp_ms = 0, .model = "x" };
 
@@ -308,32 +309,30 @@ static void note_error(const char *what)
 
 static void build_request(int stream, const char *model)
 {
+    char *body;
+    size_t blen;
     if (O.body_file) {
-        size_t blen;
-        char *b = read_file(O.body_file, &blen);
-        G.request = xrealloc(NULL, blen + 512);
-        int n = snprintf(G.request, blen + 512,
-                         "POST %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\n"
-                         "Accept: */*\r\nContent-Length: %zu\r\n\r\n",
-                         O.path ? O.path : "/v1/chat/completions", O.port, blen);
-        memcpy(G.request + n, b, blen);
-        G.request_len = (size_t)n + blen;
-        free(b);
-        return;
+        body = read_file(O.body_file, &blen);
+    } else {
+        body = xrealloc(NULL, 1024);
+        int n = snprintf(body, 1024,
+                         "{\"model\":\"%s\",\"stream\":%s,\"messages\":[{\"role\":\"user\",\"content\":\"" USER_TEXT
+                         "\"}]}",
+                         model, stream ? "true" : "false");
+        if (n < 0 || n >= 1024)
+            die("model too long");
+        blen = (size_t)n;
     }
-    char body[1024];
-    int blen = snprintf(body, sizeof body,
-                        "{\"model\":\"%s\",\"stream\":%s,\"messages\":[{\"role\":\"user\",\"content\":\"" USER_TEXT
-                        "\"}]}",
-                        model, stream ? "true" : "false");
-    if (blen < 0 || (size_t)blen >= sizeof body)
-        die("model too long");
-    G.request = xrealloc(NULL, (size_t)blen + 256);
-    int n = snprintf(G.request, (size_t)blen + 256,
+    size_t cap = blen + 512 + (O.header ? strlen(O.header) + 2 : 0);
+    G.request = xrealloc(NULL, cap);
+    int n = snprintf(G.request, cap,
                      "POST %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\n"
-                     "Accept: */*\r\nContent-Length: %d\r\n\r\n%s",
-                     O.path ? O.path : "/v1/chat/completions", O.port, blen, body);
-    G.request_len = (size_t)n;
+                     "Accept: */*\r\n%s%sContent-Length: %zu\r\n\r\n",
+                     O.path ? O.path : "/v1/chat/completions", O.port, O.header ? O.header : "",
+                     O.header ? "\r\n" : "", blen);
+    memcpy(G.request + n, body, blen);
+    G.request_len = (size_t)n + blen;
+    free(body);
 }
 
 /* ---- one HTTP/1.1 client connection ---- */
@@ -922,7 +921,7 @@ static void usage(void)
     fputs("usage: loadgen rps|streams|burst|cancel|freeport [--port P] [--model M] [--conns C] [--duration S]\n"
           "       [--streams N | --requests N] [--chunks K] [--interval MS] [--latency MS] [--ramp-ms R]\n"
           "       [--mock-port P] [--proxy-pids A,B] [--mock-pid M] [--timeout S] [--dump FILE]\n"
-          "       [--path P] [--body-file F] [--probe 1]\n",
+          "       [--path P] [--body-file F] [--probe 1] [--header 'Name: value']\n",
           stderr);
     exit(2);
 }
@@ -1002,6 +1001,8 @@ int main(int argc, char **argv)
             O.body_file = v;
         else if (strcmp(k, "--probe") == 0)
             O.probe = atoi(v);
+        else if (strcmp(k, "--header") == 0)
+            O.header = v;
         else if (strcmp(k, "--dump") == 0) {
             if (!(O.dump = fopen(v, "w")))
                 die("cannot open the --dump file");

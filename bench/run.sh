@@ -30,7 +30,7 @@ BATCH_LATENCY_MS=1500
 CANCEL_STREAMS=${CANCEL_STREAMS:-1000}
 REPEAT=${REPEAT:-3} # stream and batch cells: runs per cell; the table shows the median run
 HISTORY_TURNS=${HISTORY_TURNS:-20}
-BENCH_ROWS=${BENCH_ROWS:-rps streams batch cancel batchapi fanout history} # a subset for a quick look; the table shows — for the rest
+BENCH_ROWS=${BENCH_ROWS:-rps streams batch cancel batchapi fanout events limits history} # a subset for a quick look; the table shows — for the rest
 
 die() { echo "bench: $*" >&2; exit 1; }
 log() { echo "bench: $*" >&2; }
@@ -107,18 +107,27 @@ wait_port() {
   return 1
 }
 
-start_mock() {
-  "$MOCK" --port 0 >"$TMP/mock.out" 2>"$TMP/mock.err" &
-  MOCK_PID=$!
-  STARTED+=("$MOCK_PID")
-  local i
+# start_reporting NAME PROG ARGS...: a program that prints PORT=N on stdout once it listens; sets LAST_PID
+# and PORT_OF.
+start_reporting() {
+  local name=$1 i
+  shift
+  "$@" >"$TMP/$name.out" 2>"$TMP/$name.err" &
+  LAST_PID=$!
+  STARTED+=("$LAST_PID")
   for i in $(seq 1 100); do
-    MOCK_PORT=$(sed -n 's/^PORT=//p' "$TMP/mock.out")
-    [ -n "$MOCK_PORT" ] && return 0
+    PORT_OF=$(sed -n 's/^PORT=//p' "$TMP/$name.out")
+    [ -n "$PORT_OF" ] && return 0
     sleep 0.05
   done
-  cat "$TMP/mock.err" >&2
-  die "mock-upstream did not start"
+  cat "$TMP/$name.err" >&2
+  die "$name did not start"
+}
+
+start_mock() {
+  start_reporting mock "$MOCK" --port 0
+  MOCK_PID=$LAST_PID
+  MOCK_PORT=$PORT_OF
 }
 
 start_nginx() {
@@ -175,13 +184,27 @@ EOF
   MODEL=x
 }
 
+# Row 7's sinks for llmux: none, sse (one observer reading /v1/events) or otlp (every request traced, to a
+# stand-in collector, bench/otlp_sink.py).
+LLMUX_SINKS=none
+
+start_otlp_sink() {
+  start_reporting otlp-sink python3 "$BENCH_DIR/otlp_sink.py"
+  OTLP_PORT=$PORT_OF
+}
+
 start_llmux() {
   rm -rf "$TMP/state" # every cell starts with an empty store
+  local sinks=""
+  if [ "$LLMUX_SINKS" = otlp ]; then
+    start_otlp_sink
+    sinks=", \"otlp\": { \"endpoint\": \"http://127.0.0.1:$OTLP_PORT\", \"sample\": 1.0 }"
+  fi
   cat >"$TMP/llmux.json" <<EOF
 {
   "listen": "127.0.0.1:0",
   "state_dir": "$TMP/state",
-  "providers": { "up": { "type": "openai", "base_url": "http://127.0.0.1:$MOCK_PORT/v1" } }
+  "providers": { "up": { "type": "openai", "base_url": "http://127.0.0.1:$MOCK_PORT/v1" } }$sinks${LLMUX_EXTRA:-}
 }
 EOF
   : >"$TMP/llmux.log"
@@ -198,6 +221,10 @@ EOF
   PROXY_PIDS=$PROXY_PID
   TARGET_PORT=$port
   MODEL=up/x
+  if [ "$LLMUX_SINKS" = sse ]; then
+    curl -sN "http://127.0.0.1:$port/v1/events" >"$TMP/observer.out" 2>/dev/null &
+    STARTED+=("$!")
+  fi
 }
 
 # Starts the mock and the target's proxy, and warms them up.
@@ -332,7 +359,58 @@ endpoint_median() { # endpoint_median ROW: copy the median-wall run to ROW.llmux
   echo "median_of=run$best of $REPEAT by wall_s" >>"$TMP/res/$row.llmux"
 }
 
-# Row 7: one turn that continues $HISTORY_TURNS turns, stored in llmux (POST /v1/responses with
+# Row 8: row 1's run through a client key with rpm, tpm and an in-flight limit (none of them reached),
+# decided on this replica ("local") or in Redis ("redis": Debian's redis-server on a unix socket, as
+# docs/scale-out.md sets it up). The difference is what the shared limits cost: Redis's own CPU is read from
+# /proc like the others'.
+BENCH_KEY=sk-bench-key-0123456789
+start_redis() {
+  command -v redis-server >/dev/null || die "redis-server is missing (make deps installs Debian's)"
+  rm -f "$TMP/redis.sock"
+  redis-server --port 0 --unixsocket "$TMP/redis.sock" --save "" --appendonly no --dir "$TMP" \
+    --logfile "$TMP/redis.log" --daemonize no &
+  REDIS_PID=$!
+  STARTED+=("$REDIS_PID")
+  local i
+  for i in $(seq 1 100); do
+    redis-cli -s "$TMP/redis.sock" ping >/dev/null 2>&1 && return 0
+    sleep 0.05
+  done
+  die "redis-server did not start"
+}
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+run_limits() { # run_limits CELL: local | redis
+  local cell=$1 out="limits.$1" hdr="Authorization: Bearer $BENCH_KEY" r0=0 r1=0
+  wait_quiet
+  start_mock
+  LLMUX_EXTRA=",
+  \"auth\": { \"keys\": [{ \"name\": \"bench\", \"key\": \"$BENCH_KEY\", \"rpm\": 100000000, \"tpm\": 1000000000000 }] },
+  \"limits\": { \"max_inflight_per_key\": 100000 }"
+  if [ "$cell" = redis ]; then
+    start_redis
+    LLMUX_EXTRA="$LLMUX_EXTRA,
+  \"redis\": { \"url\": \"unix:$TMP/redis.sock\" }"
+  fi
+  start_llmux
+  LLMUX_EXTRA=""
+  [ "$cell" = redis ] && { grep -q 'redis: connected' "$TMP/llmux.log" || sleep 0.5; }
+  timeout 10 "$LOADGEN" rps --port "$TARGET_PORT" --model "$MODEL" --conns 8 --duration 0.5 --timeout 5 \
+    --header "$hdr" >"$TMP/warmup.out" 2>&1 || log "warm-up of $out failed: $(cat "$TMP/warmup.out")"
+  [ "$cell" = redis ] && r0=$(cpu_ticks "$REDIS_PID")
+  log "$out"
+  timeout 180 "$LOADGEN" rps --conns "$RPS_CONNS" --duration "$RPS_SECONDS" --timeout $((RPS_SECONDS + 20)) \
+    --header "$hdr" --port "$TARGET_PORT" --model "$MODEL" --mock-pid "$MOCK_PID" --mock-port "$MOCK_PORT" \
+    --proxy-pids "$PROXY_PIDS" >"$TMP/res/$out" 2>"$TMP/res/$out.err"
+  if [ "$cell" = redis ]; then
+    r1=$(cpu_ticks "$REDIS_PID")
+    awk -v d=$((r1 - r0)) -v hz="$(getconf CLK_TCK)" -v n="$(sed -n 's/^completed=//p' "$TMP/res/$out")" \
+      'BEGIN { if (n > 0) printf "redis_cpu_s_per_10k=%.3f\n", d / hz / n * 10000 }' >>"$TMP/res/$out"
+  fi
+  grep -E ' (warn|error) ' "$TMP/llmux.log" | head -5 >"$TMP/res/$out.log"
+  stop_all
+}
+
+# Row 9: one turn that continues $HISTORY_TURNS turns, stored in llmux (POST /v1/responses with
 # previous_response_id: the history is read from the store, the new turn written to it), beside the same
 # turn sent stateless with the history in the body (POST /v1/chat/completions, 2×$HISTORY_TURNS+1
 # messages). Both on a fresh llmux whose store holds the same seeded conversation; the loadgen's probe
@@ -401,6 +479,17 @@ if want fanout; then
     messages: [{role: "user", content: "which is fastest?"}]}' >"$TMP/fanout.json"
   for i in $(seq 1 "$REPEAT"); do run_llmux_endpoint fanout /v1/fanout "$TMP/fanout.json" "$i"; done
   endpoint_median fanout
+fi
+if want events; then
+  for mode in none sse otlp; do
+    LLMUX_SINKS=$mode
+    run_one events llmux "events.$mode" rps --conns "$RPS_CONNS" --duration "$RPS_SECONDS" --timeout $((RPS_SECONDS + 20))
+  done
+  LLMUX_SINKS=none
+fi
+if want limits; then
+  run_limits local
+  run_limits redis
 fi
 HISTORY_LIGHT_CONNS=${HISTORY_LIGHT_CONNS:-4}
 if want history; then
@@ -515,7 +604,36 @@ row "$SECTION" "wall time (s; upstreams of 0.1 / 0.5 / 1.0 s, ideal 0.1)" "—" 
 row "$SECTION" "winner; slower upstream calls already aborted when the answer arrived" "—" "—" \
   "$(get fanout llmux winner); $(get fanout llmux mock_aborted_at_answer)/2" "—"
 
-SECTION="7 stored history"
+SECTION="7 events (llmux only)"
+triple() { # triple KEY FORMAT: no sinks / observed / OTLP
+  echo "$(fmt "$(get events none "$1")" "$2") / $(fmt "$(get events sse "$1")" "$2") / $(fmt "$(get events otlp "$1")" "$2")"
+}
+cost() { # cost MODE: CPU per request against no sinks, in percent
+  local a b
+  a=$(get events none proxy_cpu_s_per_10k)
+  b=$(get events "$1" proxy_cpu_s_per_10k)
+  num "$a" && num "$b" && awk -v a="$a" -v b="$b" 'BEGIN { if (a + 0 == 0) print "—"; else printf "%+.0f%%\n", (b - a) * 100 / a }' || echo "—"
+}
+row "$SECTION" "requests/s: no sinks / one /v1/events observer / OTLP on (sample 1.0) ($RPS_CONNS conns, ${RPS_SECONDS} s)" \
+  "—" "—" "$(triple rps "%.0f")" "—"
+row "$SECTION" "latency p99 (ms): no sinks / observed / OTLP" "—" "—" "$(triple p99_ms "%.2f")" "—"
+row "$SECTION" "**proxy CPU s per 10k requests**: no sinks / observed / OTLP" "—" "—" \
+  "$(triple proxy_cpu_s_per_10k "%.3f")" "—"
+row "$SECTION" "CPU per request added by the sink (vs no sinks): observed / OTLP" "—" "—" "$(cost sse) / $(cost otlp)" "—"
+SECTION="8 client-key limits"
+lim() { fmt "$(get limits "$1" "$2")" "$3"; }
+minus3() { num "$1" && num "$2" && awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.3f\n", a - b }' || echo "—"; }
+row "$SECTION" "requests/s, local / Redis-backed limits ($RPS_CONNS conns, ${RPS_SECONDS} s)" "—" "—" \
+  "$(lim local rps %.0f) / $(lim redis rps %.0f)" "$(ratio "$(get limits local rps)" "$(get limits redis rps)")"
+row "$SECTION" "latency p50 / p99 (ms), local limits" "—" "—" "$(lim local p50_ms %.2f) / $(lim local p99_ms %.2f)" "—"
+row "$SECTION" "latency p50 / p99 (ms), Redis-backed limits" "—" "—" "$(lim redis p50_ms %.2f) / $(lim redis p99_ms %.2f)" "—"
+row "$SECTION" "added per request by Redis, p50 / p99 (ms)" "—" "—" \
+  "$(minus3 "$(get limits redis p50_ms)" "$(get limits local p50_ms)") / $(minus3 "$(get limits redis p99_ms)" "$(get limits local p99_ms)")" "—"
+row "$SECTION" "llmux CPU s per 10k requests, local / Redis-backed" "—" "—" \
+  "$(lim local proxy_cpu_s_per_10k %.3f) / $(lim redis proxy_cpu_s_per_10k %.3f)" \
+  "$(ratio "$(get limits local proxy_cpu_s_per_10k)" "$(get limits redis proxy_cpu_s_per_10k)")"
+row "$SECTION" "redis-server CPU s per 10k requests" "—" "—" "$(lim redis redis_cpu_s_per_10k %.3f)" "—"
+SECTION="9 stored history (llmux only)"
 H=history$RPS_CONNS
 L=history$HISTORY_LIGHT_CONNS
 pair2() { # pair2 ROW KEY1 KEY2 FORMAT: "a / b" of chat · "a / b" of responses

@@ -68,6 +68,12 @@ struct lx_dialect {
     long keepalive_ms;
     /* Free the state (NULL is fine). */
     void (*stream_close)(void *st);
+
+    /* x-llmux-dropped-params in this dialect's terms: `dropped` (the parameters the provider dropped,
+     * comma-separated pivot names, never NULL) renamed to the client's own (Anthropic: user is
+     * metadata.user_id, stop is stop_sequences, ...); a new string, or NULL for none. NULL slot: the
+     * pivot's names are the client's. */
+    char *(*dropped)(const struct lx_dialect_req *rq, const char *dropped);
 };
 
 /* The registry (dialects/registry.c): every dialect, by name, or NULL. */
@@ -76,7 +82,7 @@ const struct lx_dialect *lx_dialect_find(const char *name);
 const struct lx_dialect *lx_dialect_at(size_t i);
 
 extern const struct lx_dialect lx_dialect_openai_chat;
+extern const struct lx_dialect lx_dialect_anthropic_messages;
 extern const struct lx_dialect lx_dialect_openai_responses;
-/* later: lx_dialect_anthropic_messages (issue 16) */
 
 #endif

@@ -7,6 +7,7 @@
 
 static const struct lx_dialect *const lx_dialects[] = {
     &lx_dialect_openai_chat,
+    &lx_dialect_anthropic_messages,
     &lx_dialect_openai_responses,
 };
 

@@ -1,10 +1,16 @@
 /* Provider type "anthropic": the Messages API (POST {base_url}/v1/messages), translated both ways.
  * Request: system/developer messages → top-level system; consecutive same-role turns merged; tool
- * calls → tool_use blocks, tool results → tool_result blocks in a user turn; images → image blocks;
- * tools/tool_choice/stop/max_tokens/user mapped; response_format becomes a system instruction (there is
- * no JSON mode); n > 1 is refused; parameters with no Anthropic meaning are dropped and listed in
- * x-llmux-dropped-params. Response and stream: content blocks → message/deltas, tool_use → tool_calls,
- * stop_reason → finish_reason, usage (with cache tokens) → OpenAI usage. */
+ * calls → tool_use blocks, tool results → tool_result blocks in a user turn; images → image blocks, PDF
+ * file parts → document blocks; tools/tool_choice/stop/max_tokens/user mapped; response_format becomes a
+ * system instruction (there is no JSON mode); n > 1 is refused; parameters with no Anthropic meaning are
+ * dropped and listed in x-llmux-dropped-params. Response and stream: content blocks → message/deltas,
+ * tool_use → tool_calls, thinking → reasoning_details, stop_reason → finish_reason (the matched stop
+ * sequence in the choice's stop_reason, as vLLM puts it), usage (with cache tokens) → OpenAI usage. The
+ * maps themselves are in anthropic_map.c, shared with the anthropic_messages dialect.
+ * A client that speaks the Messages API itself (lx_chat.native) is relayed: its body goes up as it came,
+ * the model renamed, with its anthropic-version and anthropic-beta, and the answer's own events (or
+ * message) ride along with the pivot chunks for its dialect to write as they came. */
+#include "anthropic_map.h"
 #include "openai.h"
 #include "provider.h"
 #include "../src/core/buf.h"
@@ -35,94 +41,55 @@ static void anthropic_free_state(void *state)
     free(state);
 }
 
-static void add_headers(const struct lx_provider_conf *p, struct lx_http_request *out)
+#define LX_ANTHROPIC_API "anthropic_messages" /* the inbound dialect that speaks this type's API */
+
+/* The key, the API version (the client's own when it spoke Anthropic), its betas, the config's headers. */
+static void add_headers(const struct lx_provider_conf *p, struct lx_http_request *out, json_t *client)
 {
     if (p->api_key)
         lx_http_request_add_header(out, "x-api-key: %s", p->api_key);
-    lx_http_request_add_header(out, "anthropic-version: 2023-06-01");
+    const char *version = json_string_value(json_object_get(client, "anthropic-version"));
+    const char *beta = json_string_value(json_object_get(client, "anthropic-beta"));
+    lx_http_request_add_header(out, "anthropic-version: %s", version ? version : "2023-06-01");
+    if (beta)
+        lx_http_request_add_header(out, "anthropic-beta: %s", beta);
     for (size_t i = 0; i < p->n_headers; i++)
         lx_http_request_add_header(out, "%s", p->headers[i]);
+}
+
+/* The client's own body (new reference), the model renamed; top-level nulls (fields the client left
+ * unset, which Anthropic refuses when it does not know them) left out. */
+static json_t *native_body(json_t *native, const char *model)
+{
+    json_t *body = json_object();
+    const char *key;
+    json_t *v;
+    json_object_foreach(json_object_get(native, "body"), key, v) {
+        if (!json_is_null(v))
+            json_object_set(body, key, v);
+    }
+    json_object_set_new(body, "model", json_string(model));
+    return body;
+}
+
+/* A client of the Messages API itself: its own body and headers. */
+static int native_request(const struct lx_provider_conf *p, const struct lx_chat *chat, json_t *native,
+                          struct lx_http_request *out)
+{
+    json_t *body = native_body(native, chat->model);
+    if (chat->stream)
+        json_object_set_new(body, "stream", json_true());
+    else
+        json_object_del(body, "stream");
+    lx_http_request_post_json(out, lx_sprintf("%s/v1/messages", p->base_url), body);
+    lx_http_request_add_header(out, "Accept: %s", chat->stream ? "text/event-stream" : "application/json");
+    add_headers(p, out, json_object_get(native, "headers"));
+    return LX_OK;
 }
 
 static void bad_param(struct lx_error *err, const char *param, const char *why)
 {
     lx_error_bad_request(err, param, "unsupported_parameter", "%s", why);
-}
-
-/* An OpenAI image_url part → an Anthropic image block, or NULL (err set). */
-static json_t *image_block(json_t *part, const char *param, struct lx_error *err)
-{
-    json_t *iu = json_object_get(part, "image_url");
-    const char *url = json_string_value(json_is_object(iu) ? json_object_get(iu, "url") : iu);
-    if (!url) {
-        bad_param(err, param, "image_url.url must be a string.");
-        return NULL;
-    }
-    if (strncmp(url, "data:", 5) == 0) {
-        const char *semi = strchr(url, ';');
-        const char *comma = strchr(url, ',');
-        if (!semi || !comma || semi > comma || strncmp(semi, ";base64,", 8) != 0) {
-            bad_param(err, param, "Image data URLs must be base64: data:<media type>;base64,<data>.");
-            return NULL;
-        }
-        return json_pack("{s:s,s:{s:s,s:s%,s:s}}", "type", "image", "source", "type", "base64", "media_type",
-                         url + 5, (size_t)(semi - url - 5), "data", comma + 1);
-    }
-    if (strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0)
-        return json_pack("{s:s,s:{s:s,s:s}}", "type", "image", "source", "type", "url", "url", url);
-    bad_param(err, param, "Images must be data: or http(s) URLs.");
-    return NULL;
-}
-
-/* OpenAI message content → an array of Anthropic blocks (new reference), or NULL with err. */
-static json_t *content_blocks(json_t *content, size_t mi, struct lx_error *err)
-{
-    json_t *blocks = json_array();
-    if (json_is_string(content)) {
-        if (json_string_length(content) > 0)
-            json_array_append_new(blocks, json_pack("{s:s,s:O}", "type", "text", "text", content));
-        return blocks;
-    }
-    if (!content || json_is_null(content))
-        return blocks;
-    if (!json_is_array(content)) {
-        char param[64];
-        snprintf(param, sizeof param, "messages[%zu].content", mi);
-        bad_param(err, param, "Message content must be a string or an array of parts.");
-        json_decref(blocks);
-        return NULL;
-    }
-    size_t i;
-    json_t *part;
-    json_array_foreach(content, i, part) {
-        char param[96];
-        snprintf(param, sizeof param, "messages[%zu].content[%zu]", mi, i);
-        const char *type = json_string_value(json_object_get(part, "type"));
-        if (type && strcmp(type, "text") == 0) {
-            json_t *text = json_object_get(part, "text");
-            if (!json_is_string(text)) {
-                bad_param(err, param, "A text part needs a string 'text'.");
-                json_decref(blocks);
-                return NULL;
-            }
-            json_array_append_new(blocks, json_pack("{s:s,s:O}", "type", "text", "text", text));
-        } else if (type && strcmp(type, "image_url") == 0) {
-            json_t *b = image_block(part, param, err);
-            if (!b) {
-                json_decref(blocks);
-                return NULL;
-            }
-            json_array_append_new(blocks, b);
-        } else {
-            char why[160];
-            snprintf(why, sizeof why, "Content part type '%s' is not supported by Anthropic models.",
-                     type ? type : "(none)");
-            bad_param(err, param, why);
-            json_decref(blocks);
-            return NULL;
-        }
-    }
-    return blocks;
 }
 
 /* Append blocks to the last turn when it has the same role (Anthropic wants alternating turns). */
@@ -136,30 +103,6 @@ static void push_turn(json_t *messages, const char *role, json_t *blocks)
         return;
     }
     json_array_append_new(messages, json_pack("{s:s,s:o}", "role", role, "content", blocks));
-}
-
-static json_t *tool_choice(json_t *tc, bool no_parallel, struct lx_error *err)
-{
-    json_t *out = NULL;
-    const char *s = json_string_value(tc);
-    if (s && strcmp(s, "auto") == 0)
-        out = json_pack("{s:s}", "type", "auto");
-    else if (s && strcmp(s, "none") == 0)
-        out = json_pack("{s:s}", "type", "none");
-    else if (s && strcmp(s, "required") == 0)
-        out = json_pack("{s:s}", "type", "any");
-    else if (json_is_object(tc)) {
-        const char *name = json_string_value(json_object_get(json_object_get(tc, "function"), "name"));
-        if (name)
-            out = json_pack("{s:s,s:s}", "type", "tool", "name", name);
-    }
-    if (!out) {
-        bad_param(err, "tool_choice", "tool_choice must be auto, none, required or a named function.");
-        return NULL;
-    }
-    if (no_parallel && strcmp(json_string_value(json_object_get(out, "type")), "none") != 0)
-        json_object_set_new(out, "disable_parallel_tool_use", json_true());
-    return out;
 }
 
 /* Parameters this translation reads. Every other one (frequency_penalty, presence_penalty, logit_bias,
@@ -179,6 +122,9 @@ static bool in_list(const char *const *list, const char *key)
 static int anthropic_chat_request(const struct lx_provider_conf *p, const struct lx_chat *chat,
                                   struct lx_http_request *out, struct lx_error *err)
 {
+    json_t *native = lx_chat_native(chat, LX_ANTHROPIC_API);
+    if (native)
+        return native_request(p, chat, native, out);
     const struct anthropic_conf *ac = p->state;
     json_t *in = chat->body;
     json_t *n = json_object_get(in, "n");
@@ -200,26 +146,22 @@ static int anthropic_chat_request(const struct lx_provider_conf *p, const struct
                 lx_buf_puts(&system, "\n\n");
             lx_content_text(content, &system);
         } else if (strcmp(role, "user") == 0 || strcmp(role, "assistant") == 0) {
-            json_t *blocks = content_blocks(content, mi, err);
+            char param[96];
+            snprintf(param, sizeof param, "messages[%zu].content", mi);
+            json_t *blocks = lx_anthropic_blocks_from_openai(content, param, err);
             if (!blocks)
                 goto fail;
             size_t k;
             json_t *tc;
             json_array_foreach(json_object_get(m, "tool_calls"), k, tc) {
-                json_t *fn = json_object_get(tc, "function");
-                const char *args = json_string_value(json_object_get(fn, "arguments"));
-                json_t *input = args && *args ? json_loads(args, JSON_DECODE_ANY, NULL) : json_object();
-                if (!json_is_object(input)) {
-                    json_decref(input);
+                json_t *use = lx_anthropic_tool_use_from_openai(tc);
+                if (!use) {
                     json_decref(blocks);
-                    char param[96];
                     snprintf(param, sizeof param, "messages[%zu].tool_calls[%zu].function.arguments", mi, k);
                     bad_param(err, param, "Tool call arguments must be a JSON object.");
                     goto fail;
                 }
-                json_array_append_new(blocks, json_pack("{s:s,s:O?,s:O?,s:o}", "type", "tool_use", "id",
-                                                        json_object_get(tc, "id"), "name",
-                                                        json_object_get(fn, "name"), "input", input));
+                json_array_append_new(blocks, use);
             }
             if (json_array_size(blocks) == 0) /* Anthropic refuses empty turns */
                 json_array_append_new(blocks, json_pack("{s:s,s:s}", "type", "text", "text", "(empty)"));
@@ -267,21 +209,14 @@ static int anthropic_chat_request(const struct lx_provider_conf *p, const struct
         json_t *at = json_array();
         size_t i;
         json_t *t;
-        json_array_foreach(tools, i, t) {
-            json_t *fn = json_object_get(t, "function");
-            json_t *params = json_object_get(fn, "parameters");
-            json_t *schema = json_is_object(params) ? json_incref(params) : json_pack("{s:s}", "type", "object");
-            json_t *tool = json_pack("{s:O?,s:o}", "name", json_object_get(fn, "name"), "input_schema", schema);
-            if (json_is_string(json_object_get(fn, "description")))
-                json_object_set(tool, "description", json_object_get(fn, "description"));
-            json_array_append_new(at, tool);
-        }
+        json_array_foreach(tools, i, t)
+            json_array_append_new(at, lx_anthropic_tool_from_openai(t));
         json_object_set_new(body, "tools", at);
     }
     json_t *tc = json_object_get(in, "tool_choice");
     bool no_parallel = json_is_false(json_object_get(in, "parallel_tool_calls"));
     if (tc && !json_is_null(tc)) {
-        json_t *atc = tool_choice(tc, no_parallel, err);
+        json_t *atc = lx_anthropic_tool_choice_from_openai(tc, no_parallel, err);
         if (!atc)
             goto fail;
         json_object_set_new(body, "tool_choice", atc);
@@ -308,37 +243,13 @@ static int anthropic_chat_request(const struct lx_provider_conf *p, const struct
     lx_buf_free(&system);
     lx_http_request_add_header(out, "Content-Type: application/json");
     lx_http_request_add_header(out, "Accept: %s", chat->stream ? "text/event-stream" : "application/json");
-    add_headers(p, out);
+    add_headers(p, out, NULL);
     return LX_OK;
 fail:
     json_decref(messages);
     json_decref(body);
     lx_buf_free(&system);
     return LX_ERR;
-}
-
-static const char *finish_reason(const char *stop_reason)
-{
-    if (!stop_reason)
-        return NULL;
-    if (strcmp(stop_reason, "max_tokens") == 0)
-        return "length";
-    if (strcmp(stop_reason, "tool_use") == 0)
-        return "tool_calls";
-    if (strcmp(stop_reason, "refusal") == 0)
-        return "content_filter";
-    return "stop"; /* end_turn, stop_sequence, pause_turn */
-}
-
-static json_t *usage_json(json_t *u)
-{
-    json_int_t in = json_integer_value(json_object_get(u, "input_tokens"));
-    json_int_t cw = json_integer_value(json_object_get(u, "cache_creation_input_tokens"));
-    json_int_t cr = json_integer_value(json_object_get(u, "cache_read_input_tokens"));
-    json_int_t outt = json_integer_value(json_object_get(u, "output_tokens"));
-    json_int_t prompt = in + cw + cr;
-    return json_pack("{s:I,s:I,s:I,s:{s:I}}", "prompt_tokens", prompt, "completion_tokens", outt, "total_tokens",
-                     prompt + outt, "prompt_tokens_details", "cached_tokens", cr);
 }
 
 static void not_protocol(const struct lx_provider_conf *p, struct lx_error *err, const char *what)
@@ -357,39 +268,22 @@ static json_t *anthropic_chat_response(const struct lx_provider_conf *p, const s
         not_protocol(p, err, "a body that is not an Anthropic message");
         return NULL;
     }
-    struct lx_buf text = {0};
-    json_t *calls = json_array();
-    size_t i;
-    json_t *b;
-    json_array_foreach(content, i, b) {
-        const char *type = json_string_value(json_object_get(b, "type"));
-        if (!type)
-            continue;
-        if (strcmp(type, "text") == 0) {
-            json_t *t = json_object_get(b, "text");
-            lx_buf_append(&text, json_string_value(t) ? json_string_value(t) : "", json_string_length(t));
-        } else if (strcmp(type, "tool_use") == 0) {
-            char *args = json_dumps(json_object_get(b, "input"), JSON_COMPACT | JSON_ENCODE_ANY);
-            json_array_append_new(calls, json_pack("{s:O?,s:s,s:{s:O?,s:s}}", "id", json_object_get(b, "id"), "type",
-                                                   "function", "function", "name", json_object_get(b, "name"),
-                                                   "arguments", args ? args : "{}"));
-            free(args);
-        }
-    }
     json_t *msg = json_pack("{s:s}", "role", "assistant");
-    json_object_set_new(msg, "content", text.len || !json_array_size(calls) ? json_stringn(text.data ? text.data : "", text.len)
-                                                                            : json_null());
-    if (json_array_size(calls))
-        json_object_set_new(msg, "tool_calls", calls);
-    else
-        json_decref(calls);
-    lx_buf_free(&text);
-    const char *fr = finish_reason(json_string_value(json_object_get(root, "stop_reason")));
-    json_t *out = json_pack("{s:O?,s:s,s:I,s:O?,s:[{s:i,s:o,s:s?}],s:o}", "id", json_object_get(root, "id"),
-                            "object", "chat.completion", "created", (json_int_t)lx_wall_s(), "model",
-                            json_object_get(root, "model"), "choices", "index", 0, "message", msg, "finish_reason",
-                            fr ? fr : "stop", "usage", usage_json(json_object_get(root, "usage")));
+    lx_anthropic_blocks_to_openai(content, msg, true);
+    const char *stop_reason = json_string_value(json_object_get(root, "stop_reason"));
+    const char *fr = lx_anthropic_finish_reason(stop_reason);
+    json_t *choice = json_pack("{s:i,s:o,s:s}", "index", 0, "message", msg, "finish_reason", fr ? fr : "stop");
+    /* Which stop sequence matched, where vLLM says it: the choice's stop_reason. */
+    json_t *seq = json_object_get(root, "stop_sequence");
+    if (stop_reason && strcmp(stop_reason, "stop_sequence") == 0 && json_is_string(seq))
+        json_object_set(choice, "stop_reason", seq);
+    json_t *out = json_pack("{s:O?,s:s,s:I,s:O?,s:[o],s:o}", "id", json_object_get(root, "id"), "object",
+                            "chat.completion", "created", (json_int_t)lx_wall_s(), "model",
+                            json_object_get(root, "model"), "choices", choice, "usage",
+                            lx_anthropic_usage_to_openai(json_object_get(root, "usage")));
     lx_openai_fill(out, chat, "chat.completion", lx_wall_s());
+    if (lx_chat_native(chat, LX_ANTHROPIC_API))
+        json_object_set(out, "llmux_native", root); /* the message as it came, for a client of the same API */
     json_decref(root);
     return out;
 }
@@ -405,9 +299,12 @@ struct anthropic_stream {
     json_int_t created;
     json_t *usage;               /* owned: the latest usage seen */
     int tool_index[64];          /* content block index → OpenAI tool call index (-1: not a tool) */
-    int n_tools;
+    int thinking_index[64];      /* content block index → reasoning_details index (-1: not thinking) */
+    int n_tools, n_thinking;
     const char *finish;          /* static string, from message_delta */
     bool started, stopped;
+    bool relay;                  /* the client speaks Anthropic: each event rides along with the chunks */
+    json_t *event;               /* owned: the event being decoded, {"event","data"}, until a chunk took it */
     lx_chunk_fn emit;
     void *emit_ctx;
     struct lx_error *err;
@@ -419,26 +316,68 @@ static void *anthropic_stream_open(const struct lx_provider_conf *p, const struc
     st->p = p;
     st->chat = chat;
     st->created = lx_wall_s();
+    st->relay = lx_chat_native(chat, LX_ANTHROPIC_API) != NULL;
     for (size_t i = 0; i < LX_ARRAY_LEN(st->tool_index); i++)
-        st->tool_index[i] = -1;
+        st->tool_index[i] = st->thinking_index[i] = -1;
     return st;
 }
 
-/* Emit one chunk whose choices[0] has this delta (stolen) and finish_reason. */
-static void emit_delta(struct anthropic_stream *st, json_t *delta, const char *finish)
+/* Hand chunk c over (and drop it): the first chunk made of an event carries that event when relaying. */
+static void hand_over(struct anthropic_stream *st, json_t *c)
+{
+    if (st->event) {
+        json_object_set_new(c, "llmux_native", st->event);
+        st->event = NULL;
+    }
+    st->emit(st->emit_ctx, c);
+    json_decref(c);
+}
+
+/* An event no chunk took (ping, content_block_stop, a block type with no pivot form ...): a chunk of its
+ * own, without choices. */
+static void emit_event_alone(struct anthropic_stream *st)
+{
+    if (!st->event)
+        return;
+    json_t *c = json_pack("{s:s?,s:s,s:I,s:s?,s:[]}", "id", st->id, "object", "chat.completion.chunk", "created",
+                          st->created, "model", st->model, "choices");
+    lx_openai_fill(c, st->chat, "chat.completion.chunk", st->created);
+    hand_over(st, c);
+}
+
+/* Emit one chunk whose choices[0] has this delta (stolen) and finish_reason, and the stop sequence that
+ * matched (vLLM's choices[].stop_reason) or NULL. */
+static void emit_delta(struct anthropic_stream *st, json_t *delta, const char *finish, json_t *stop_seq)
 {
     if (!delta)
         return;
-    json_t *c = json_pack("{s:s?,s:s,s:I,s:s?,s:[{s:i,s:o,s:s?}]}", "id", st->id, "object", "chat.completion.chunk",
-                          "created", st->created, "model", st->model, "choices", "index", 0, "delta", delta,
-                          "finish_reason", finish);
+    json_t *choice = json_pack("{s:i,s:o,s:s?}", "index", 0, "delta", delta, "finish_reason", finish);
+    if (json_is_string(stop_seq))
+        json_object_set(choice, "stop_reason", stop_seq);
+    json_t *c = json_pack("{s:s?,s:s,s:I,s:s?,s:[o]}", "id", st->id, "object", "chat.completion.chunk", "created",
+                          st->created, "model", st->model, "choices", choice);
     if (!c)
         return;
     lx_openai_fill(c, st->chat, "chat.completion.chunk", st->created);
     if (st->chat->include_usage)
         json_object_set_new(c, "usage", json_null());
-    st->emit(st->emit_ctx, c);
-    json_decref(c);
+    hand_over(st, c);
+}
+
+static bool in_range(const struct anthropic_stream *st, json_int_t idx)
+{
+    return idx >= 0 && idx < (json_int_t)LX_ARRAY_LEN(st->thinking_index);
+}
+
+/* A thinking block's text, signature or (redacted) data as the pivot carries it: one reasoning_details
+ * entry whose index is the block's ordinal among the thinking blocks (see anthropic_map.h). */
+static void emit_reasoning(struct anthropic_stream *st, json_int_t idx, const char *field, json_t *value)
+{
+    if (!json_is_string(value))
+        return;
+    json_t *d = json_pack("{s:s,s:O,s:i}", "type", strcmp(field, "data") == 0 ? "reasoning.encrypted" : "reasoning.text",
+                          field, value, "index", st->thinking_index[idx]);
+    emit_delta(st, json_pack("{s:[o]}", "reasoning_details", d), NULL, NULL);
 }
 
 static void merge_usage(struct anthropic_stream *st, json_t *u)
@@ -478,8 +417,13 @@ static int anthropic_event(void *ctx, const char *event, const char *data, size_
         not_protocol(st->p, st->err, "a stream event that is not an Anthropic event");
         return LX_ERR;
     }
-    (void)event; /* the data's "type" is authoritative; event: names repeat it */
+    /* the data's "type" is authoritative; event: names repeat it (and are relayed as they came) */
     int rc = LX_OK;
+    if (st->relay && strcmp(type, "error") != 0) {
+        /* its event name as it came ("" when it had none, or one that is not UTF-8: then none) */
+        json_t *name = json_string(event);
+        st->event = json_pack("{s:o,s:s%}", "event", name ? name : json_string(""), "data", data, len);
+    }
     if (strcmp(type, "message_start") == 0) {
         json_t *msg = json_object_get(ev, "message");
         free(st->id);
@@ -488,7 +432,7 @@ static int anthropic_event(void *ctx, const char *event, const char *data, size_
         st->model = json_is_string(json_object_get(msg, "model")) ? lx_strdup(json_string_value(json_object_get(msg, "model"))) : NULL;
         merge_usage(st, json_object_get(msg, "usage"));
         st->started = true;
-        emit_delta(st, json_pack("{s:s,s:s}", "role", "assistant", "content", ""), NULL);
+        emit_delta(st, json_pack("{s:s,s:s}", "role", "assistant", "content", ""), NULL, NULL);
     } else if (strcmp(type, "content_block_start") == 0) {
         json_t *block = json_object_get(ev, "content_block");
         json_int_t idx = json_integer_value(json_object_get(ev, "index"));
@@ -498,9 +442,16 @@ static int anthropic_event(void *ctx, const char *event, const char *data, size_
             st->tool_index[idx] = k;
             emit_delta(st, json_pack("{s:[{s:i,s:O?,s:s,s:{s:O?,s:s}}]}", "tool_calls", "index", k, "id",
                                      json_object_get(block, "id"), "type", "function", "function", "name",
-                                     json_object_get(block, "name"), "arguments", ""), NULL);
+                                     json_object_get(block, "name"), "arguments", ""), NULL, NULL);
         } else if (btype && strcmp(btype, "text") == 0 && json_string_length(json_object_get(block, "text"))) {
-            emit_delta(st, json_pack("{s:O}", "content", json_object_get(block, "text")), NULL);
+            emit_delta(st, json_pack("{s:O}", "content", json_object_get(block, "text")), NULL, NULL);
+        } else if (btype && strcmp(btype, "thinking") == 0 && in_range(st, idx)) {
+            st->thinking_index[idx] = st->n_thinking++;
+            if (json_string_length(json_object_get(block, "thinking")))
+                emit_reasoning(st, idx, "text", json_object_get(block, "thinking"));
+        } else if (btype && strcmp(btype, "redacted_thinking") == 0 && in_range(st, idx)) {
+            st->thinking_index[idx] = st->n_thinking++;
+            emit_reasoning(st, idx, "data", json_object_get(block, "data"));
         }
     } else if (strcmp(type, "content_block_delta") == 0) {
         json_t *d = json_object_get(ev, "delta");
@@ -508,34 +459,44 @@ static int anthropic_event(void *ctx, const char *event, const char *data, size_
         json_int_t idx = json_integer_value(json_object_get(ev, "index"));
         if (dtype && strcmp(dtype, "text_delta") == 0) {
             if (json_string_length(json_object_get(d, "text")))
-                emit_delta(st, json_pack("{s:O}", "content", json_object_get(d, "text")), NULL);
+                emit_delta(st, json_pack("{s:O}", "content", json_object_get(d, "text")), NULL, NULL);
         } else if (dtype && strcmp(dtype, "input_json_delta") == 0 && idx >= 0 &&
                    idx < (json_int_t)LX_ARRAY_LEN(st->tool_index) && st->tool_index[idx] >= 0) {
             json_t *pj = json_object_get(d, "partial_json");
             if (json_string_length(pj))
                 emit_delta(st, json_pack("{s:[{s:i,s:{s:O}}]}", "tool_calls", "index", st->tool_index[idx],
-                                         "function", "arguments", pj), NULL);
+                                         "function", "arguments", pj), NULL, NULL);
+        } else if (dtype && strcmp(dtype, "thinking_delta") == 0 && in_range(st, idx) && st->thinking_index[idx] >= 0) {
+            if (json_string_length(json_object_get(d, "thinking")))
+                emit_reasoning(st, idx, "text", json_object_get(d, "thinking"));
+        } else if (dtype && strcmp(dtype, "signature_delta") == 0 && in_range(st, idx) && st->thinking_index[idx] >= 0) {
+            emit_reasoning(st, idx, "signature", json_object_get(d, "signature"));
         }
-        /* thinking_delta and signature_delta have no OpenAI chat equivalent: not relayed. */
     } else if (strcmp(type, "message_delta") == 0) {
         merge_usage(st, json_object_get(ev, "usage"));
-        st->finish = finish_reason(json_string_value(json_object_get(json_object_get(ev, "delta"), "stop_reason")));
+        json_t *delta = json_object_get(ev, "delta");
+        const char *stop_reason = json_string_value(json_object_get(delta, "stop_reason"));
+        st->finish = lx_anthropic_finish_reason(stop_reason);
         if (st->finish)
-            emit_delta(st, json_object(), st->finish);
+            emit_delta(st, json_object(), st->finish,
+                       strcmp(stop_reason, "stop_sequence") == 0 ? json_object_get(delta, "stop_sequence") : NULL);
     } else if (strcmp(type, "message_stop") == 0) {
         st->stopped = true;
         if (st->chat->include_usage) {
             json_t *c = json_pack("{s:s?,s:s,s:I,s:s?,s:[],s:o}", "id", st->id, "object", "chat.completion.chunk",
                                   "created", st->created, "model", st->model, "choices", "usage",
-                                  usage_json(st->usage));
+                                  lx_anthropic_usage_to_openai(st->usage));
             lx_openai_fill(c, st->chat, "chat.completion.chunk", st->created);
-            st->emit(st->emit_ctx, c);
-            json_decref(c);
+            hand_over(st, c);
         }
     } else if (strcmp(type, "error") == 0) {
         rc = stream_error(st, ev);
     }
-    /* ping and unknown future events: nothing to relay */
+    /* ping and unknown future events: nothing to translate (relayed as they are) */
+    if (rc == LX_OK)
+        emit_event_alone(st);
+    json_decref(st->event);
+    st->event = NULL;
     json_decref(ev);
     return rc;
 }
@@ -589,6 +550,7 @@ static void anthropic_stream_close(void *state)
     struct anthropic_stream *st = state;
     lx_sse_decoder_free(&st->sse);
     json_decref(st->usage);
+    json_decref(st->event);
     free(st->id);
     free(st->model);
     free(st);
@@ -602,17 +564,51 @@ static void anthropic_error_response(const struct lx_provider_conf *p, int statu
     code_from_type(err);
 }
 
+/* POST /v1/messages/count_tokens with the client's own count request (native_body). */
+static int anthropic_count_tokens_request(const struct lx_provider_conf *p, const struct lx_chat *chat,
+                                          struct lx_http_request *out, struct lx_error *err)
+{
+    json_t *native = lx_chat_native(chat, LX_ANTHROPIC_API);
+    if (!native) {
+        lx_error_set(err, 400, "invalid_request_error", NULL, "unsupported_parameter",
+                     "Token counts are asked in the Messages API (POST /v1/messages/count_tokens).");
+        return LX_ERR;
+    }
+    lx_http_request_post_json(out, lx_sprintf("%s/v1/messages/count_tokens", p->base_url),
+                              native_body(native, chat->model));
+    lx_http_request_add_header(out, "Accept: application/json");
+    add_headers(p, out, json_object_get(native, "headers"));
+    return LX_OK;
+}
+
+static json_t *anthropic_count_tokens_response(const struct lx_provider_conf *p, const struct lx_chat *chat,
+                                               const char *body, size_t len, struct lx_error *err)
+{
+    (void)chat;
+    json_t *root = json_loadb(body ? body : "", len, 0, NULL);
+    json_t *n = json_object_get(root, "input_tokens");
+    if (!json_is_integer(n)) {
+        json_decref(root);
+        not_protocol(p, err, "a body that is not a token count");
+        return NULL;
+    }
+    json_t *out = json_pack("{s:O}", "input_tokens", n);
+    json_decref(root);
+    return out;
+}
+
 static int anthropic_models_request(const struct lx_provider_conf *p, struct lx_http_request *out)
 {
     out->method = "GET";
     out->url = lx_sprintf("%s/v1/models?limit=1000", p->base_url);
-    add_headers(p, out);
+    add_headers(p, out, NULL);
     return LX_OK;
 }
 
 const struct lx_provider_type lx_provider_anthropic = {
     .name = "anthropic",
-    .caps = {.chat = true, .streaming = true, .tools = true, .vision = true, .json_mode = true},
+    .native_api = LX_ANTHROPIC_API,
+    .caps = {.chat = true, .streaming = true, .tools = true, .vision = true, .json_mode = true, .documents = true},
     .config_keys = anthropic_keys,
     .default_base_url = "https://api.anthropic.com",
     .configure = anthropic_configure,
@@ -626,5 +622,7 @@ const struct lx_provider_type lx_provider_anthropic = {
     .stream_close = anthropic_stream_close,
     .error_response = anthropic_error_response,
     .models_request = anthropic_models_request,
+    .count_tokens_request = anthropic_count_tokens_request,
+    .count_tokens_response = anthropic_count_tokens_response,
     .models_response = lx_openai_models_response,
 };

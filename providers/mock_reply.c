@@ -213,7 +213,10 @@ static int choose_tools(json_t *body, const struct convo *c, size_t **picked, si
         const char *name = json_string_value(json_object_get(json_object_get(t, "function"), "name"));
         if (!name)
             continue;
-        if (named ? strcmp(name, named) == 0 : mentions(c->last_user.data, name))
+        /* An MCP tool llmux offers as SERVER__TOOL is named by its own name too. */
+        const char *own = strstr(name, "__");
+        if (named ? strcmp(name, named) == 0
+                  : mentions(c->last_user.data, name) || (own && own[2] && mentions(c->last_user.data, own + 2)))
             (*picked)[(*n_picked)++] = i;
         if (named && *n_picked)
             break;
@@ -348,6 +351,42 @@ static int read_n(json_t *body, size_t *n, struct lx_error *err)
     return LX_OK;
 }
 
+static bool in_bounds(json_t *prop, double v)
+{
+    json_t *lo = json_object_get(prop, "minimum"), *hi = json_object_get(prop, "maximum");
+    return (!json_is_number(lo) || v >= json_number_value(lo)) && (!json_is_number(hi) || v <= json_number_value(hi));
+}
+
+/* The numbers the user wrote, in order, go to the tool's number parameters, as a model reads "add 2 and
+ * 3" (when they fit the schema; the generated values stay otherwise). */
+static void use_numbers(json_t *params, json_t *args, const char *text)
+{
+    double nums[16];
+    size_t n = 0, k = 0;
+    for (const char *p = text; p && *p && n < LX_ARRAY_LEN(nums);) {
+        bool starts = isdigit((unsigned char)*p) || (*p == '-' && isdigit((unsigned char)p[1]));
+        if (starts && (p == text || !is_word_char(p[-1]))) {
+            char *end;
+            nums[n++] = strtod(p, &end);
+            p = end;
+        } else {
+            p++;
+        }
+    }
+    const char *key;
+    json_t *prop;
+    json_object_foreach(json_object_get(params, "properties"), key, prop) {
+        const char *type = json_string_value(json_object_get(prop, "type"));
+        if (k >= n || !type || !json_object_get(args, key) || !in_bounds(prop, nums[k]))
+            continue;
+        bool whole = nums[k] == (double)(json_int_t)nums[k];
+        if (strcmp(type, "integer") == 0 && whole)
+            json_object_set_new(args, key, json_integer((json_int_t)nums[k++]));
+        else if (strcmp(type, "number") == 0)
+            json_object_set_new(args, key, whole ? json_integer((json_int_t)nums[k]) : json_real(nums[k])), k++;
+    }
+}
+
 static char *tool_arguments(json_t *tool, const char *text)
 {
     json_t *params = json_object_get(json_object_get(tool, "function"), "parameters");
@@ -355,6 +394,8 @@ static char *tool_arguments(json_t *tool, const char *text)
     if (!json_is_object(args)) {
         json_decref(args);
         args = json_object(); /* a tool without parameters takes {} */
+    } else {
+        use_numbers(params, args, text);
     }
     char *s = json_dumps(args, JSON_COMPACT | JSON_REAL_PRECISION(15));
     json_decref(args);

@@ -252,7 +252,8 @@ json_t *lx_openai_embeddings_response(const struct lx_provider_conf *p, const st
 
 const struct lx_provider_type lx_provider_openai = {
     .name = "openai",
-    .caps = LX_OPENAI_CAPS,
+    .caps = {.chat = true, .streaming = true, .tools = true, .vision = true, .embeddings = true, .json_mode = true,
+             .documents = true}, /* OpenAI reads PDFs as file parts; the compatible servers below mostly do not */
     .config_keys = lx_openai_keys,
     .default_base_url = "https://api.openai.com/v1",
     .chat_request = lx_openai_chat_request,

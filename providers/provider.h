@@ -66,6 +66,7 @@ typedef void (*lx_chunk_fn)(void *ctx, json_t *chunk);
 /* What a provider type can do, shown by GET /v1/providers. */
 struct lx_provider_caps {
     bool chat, streaming, tools, vision, embeddings, json_mode;
+    bool documents; /* reads PDF documents (OpenAI file parts, Anthropic document blocks) */
 };
 
 struct lx_provider_type {
@@ -73,6 +74,9 @@ struct lx_provider_type {
     const char *name;
     /* Capabilities of this type. */
     struct lx_provider_caps caps;
+    /* The inbound dialect whose requests this type sends upstream as they are (lx_chat.native), or NULL:
+     * "anthropic_messages" for the anthropic type. */
+    const char *native_api;
     /* Environment variable read for api_key when the config gives none (e.g. HF_TOKEN), or NULL. */
     const char *api_key_env;
     /* Keys a provider of this type accepts in its config object (NULL-terminated); others are refused. */
@@ -118,6 +122,13 @@ struct lx_provider_type {
                               struct lx_http_request *out, struct lx_error *err);
     json_t *(*embeddings_response)(const struct lx_provider_conf *p, const struct lx_chat *req, const char *body,
                                    size_t len, struct lx_error *err);
+    /* An API's own token count (NULL: none): build the request from chat->native (the client's count
+     * request in this type's API), and read the answer into {"input_tokens": N} (NULL with err when it is
+     * not one). */
+    int (*count_tokens_request)(const struct lx_provider_conf *p, const struct lx_chat *chat,
+                                struct lx_http_request *out, struct lx_error *err);
+    json_t *(*count_tokens_response)(const struct lx_provider_conf *p, const struct lx_chat *chat, const char *body,
+                                     size_t len, struct lx_error *err);
 
     /* --- local providers (no network): the engine drives them on its own timers ---
      * local_start decides the answer (or a refusal); local_next hands it out one piece at a time, each

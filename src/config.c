@@ -4,12 +4,17 @@
  * wrong, like `nginx -t`; values are never echoed (they may be secrets). */
 #include "config.h"
 #include "api/conf.h"
+#include "api/events.h"
 #include "core/buf.h"
 #include "core/common.h"
 #include "core/conf.h"
 #include "core/confread.h"
 #include "engine/conf.h"
 #include "engine/store_conf.h"
+#include "engine/mcp.h"
+#include "io/otlp.h"
+#include "io/webhook.h"
+#include "io/redis.h"
 #include "server/auth.h"
 #include "server/conf.h"
 
@@ -37,6 +42,11 @@ static const struct lx_conf_section lx_sections[] = {
     {lx_engine_conf_keys, lx_engine_conf_raw_keys, lx_engine_conf_parse, lx_engine_conf_free},
     {lx_api_conf_keys, NULL, lx_api_conf_parse, lx_api_conf_free},
     {lx_state_conf_keys, NULL, lx_state_conf_parse, lx_state_conf_free},
+    {lx_mcp_section_keys, lx_mcp_section_raw_keys, lx_mcp_section_parse, lx_mcp_section_free},
+    {lx_events_conf_keys, NULL, lx_events_conf_parse, lx_events_conf_free},
+    {lx_webhooks_conf_keys, NULL, lx_webhooks_conf_parse, lx_webhooks_conf_free},
+    {lx_otlp_conf_keys, NULL, lx_otlp_conf_parse, lx_otlp_conf_free},
+    {lx_redis_conf_keys, NULL, lx_redis_conf_section_parse, lx_redis_conf_section_free},
 };
 
 static void free_sections(struct lx_config *c)

@@ -1,5 +1,7 @@
 /* llmux: command line, start-up, and the drain-then-exit shutdown. */
 #include "config.h"
+#include "api/admin.h"
+#include "api/events.h"
 #include "api/routes.h"
 #include "api/state.h"
 #include "core/buf.h"
@@ -10,15 +12,22 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "engine/capacity.h"
+#include "engine/mcp.h"
+#include "io/child.h"
 #include "engine/conf.h"
 #include "engine/store_conf.h"
 #include "io/loop.h"
+#include "io/fleet.h"
 #include "io/notify.h"
+#include "io/otlp.h"
+#include "io/redis.h"
 #include "io/upstream.h"
+#include "io/webhook.h"
 #include "server/accesslog.h"
 #include "server/auth.h"
 #include "server/conf.h"
 #include "server/mhd.h"
+#include "server/ratelimit.h"
 
 #include <getopt.h>
 #include <signal.h>
@@ -46,15 +55,18 @@ static const char lx_usage[] =
     "  -v, --version         print the version and exit\n"
     "  -h, --help            print this help and exit\n"
     "\n"
-    "Endpoints: POST /v1/chat/completions, /v1/responses, /v1/conversations, /v1/embeddings, /v1/fanout,\n"
-    "           /v1/batch; GET|DELETE /v1/responses/{id}, GET /v1/responses/{id}/input_items;\n"
+    "Endpoints: POST /v1/chat/completions, /v1/messages, /v1/messages/count_tokens, /v1/responses,\n"
+    "           /v1/conversations, /v1/embeddings, /v1/fanout, /v1/batch;\n"
+    "           GET|DELETE /v1/responses/{id}, GET /v1/responses/{id}/input_items;\n"
     "           GET|POST|DELETE /v1/conversations/{id}, GET|POST /v1/conversations/{id}/items,\n"
-    "           GET|DELETE /v1/conversations/{id}/items/{item_id}; GET /v1/models, /v1/models/{id},\n"
-    "           /v1/providers, /healthz, /metrics (Prometheus). (The /v1 prefix is optional.)\n"
+    "           GET|DELETE /v1/conversations/{id}/items/{item_id};\n"
+    "           GET /v1/models, /v1/models/{id}, /v1/providers, /v1/mcp/servers, /v1/mcp/tools, /v1/events\n"
+    "           (SSE), /healthz, /metrics (Prometheus). (The /v1 prefix is optional.)\n"
     "           With admin_listen set, /healthz and /metrics are served on that address only.\n"
     "Request headers: Authorization: Bearer KEY or x-api-key (when auth.keys is set), x-llmux-timeout-ms\n"
     "           (end-to-end deadline), X-Request-Id (kept if sane, else generated; sent upstream too).\n"
-    "Response headers: X-Request-Id, x-llmux-model (who answered), x-llmux-dropped-params.\n"
+    "Response headers: X-Request-Id, x-llmux-model (who answered), x-llmux-dropped-params, x-ratelimit-* (a\n"
+    "           key's rpm and tpm: what is left, fleet-wide with a redis section).\n"
     "Signals: SIGTERM/SIGINT stop accepting, let in-flight requests finish (shutdown_timeout_ms), exit 0;\n"
     "           a second one stops at once. SIGHUP reloads the configuration: new requests use it,\n"
     "           requests in flight finish under the old one; a bad file is logged and ignored.\n"
@@ -63,17 +75,20 @@ static const char lx_usage[] =
     "Environment: ${VAR} in any config string is read from the environment. STATE_DIRECTORY (set by\n"
     "           systemd's StateDirectory=) is the default state_dir; else ./var.\n"
     "Docs: README.md, docs/configuration.md, docs/api.md, docs/conversations.md, docs/concurrency.md,\n"
-    "           docs/async-guide.md, docs/providers.md, docs/deploy.md.\n";
+    "           docs/async-guide.md, docs/tools.md, docs/providers.md, docs/deploy.md, docs/events.md,\n"
+    "           docs/anthropic.md, docs/scale-out.md.\n";
 
 static struct {
     struct lx_timer *drain_timer;
     struct lx_timer *hard_timer;
+    struct lx_timer *sinks_timer; /* the drain's end waits for the sinks to deliver what they hold */
     bool stopping;
     struct lx_config *cfg;   /* ref held: the running configuration */
     const char *config_path; /* borrowed from argv, or default_config */
     char *default_config;    /* owned: the config path found without --config, or NULL */
     bool bound_open;         /* listening beyond loopback by the config's word (it had auth.keys) */
     char file_listen[320];   /* "listen" as the file said at start, to notice a real change on reload */
+    struct lx_fleet *fleet;  /* owned: the Redis the replicas share, when the config has a "redis" section */
 } M;
 
 static bool is_loopback(const char *listen)
@@ -110,9 +125,22 @@ static void secure_listen(struct lx_config *cfg, bool explicit_listen)
     sc->listen = lo;
 }
 
+static void sinks_idle_cb(void *arg)
+{
+    (void)arg;
+    if (lx_webhooks_pending() + lx_otlp_pending() == 0)
+        lx_loop_stop();
+    else
+        lx_timer_start(M.sinks_timer, 20);
+}
+
+/* Every request is done: the sinks send what they hold (no more retries), then the loop stops (the drain
+ * timer still bounds the wait). */
 static void finish_cb(void)
 {
-    lx_loop_stop();
+    lx_webhooks_flush();
+    lx_otlp_flush();
+    sinks_idle_cb(NULL);
 }
 
 static void hard_stop_cb(void *arg)
@@ -130,6 +158,40 @@ static void drain_expired_cb(void *arg)
     lx_timer_start(M.hard_timer, 1000);
 }
 
+static void publish_config(enum lx_event_type type, const char *reason, const struct lx_config *cfg)
+{
+    if (!lx_bus_wanted(type))
+        return;
+    struct lx_event ev = {.type = type,
+                          .config = {.path = M.config_path, .reason = reason,
+                                     .providers = cfg ? (long)cfg->engine->n_providers : 0,
+                                     .aliases = cfg ? (long)cfg->engine->n_aliases : 0}};
+    lx_bus_publish(&ev);
+}
+
+/* The configuration's sinks and their live state take it (start-up and reload). */
+static void apply_sinks(const struct lx_config *cfg)
+{
+    lx_events_apply(cfg->events);
+    lx_webhooks_apply(cfg->webhooks);
+    lx_otlp_apply(cfg->otlp);
+}
+
+/* The providers whose fleet-wide state the heartbeat reads (those with a limit), for /v1/providers. */
+static void watch_providers(const struct lx_config *cfg)
+{
+    if (!M.fleet)
+        return;
+    const struct lx_engine_conf *ec = cfg->engine;
+    const char **names = lx_calloc(ec->n_providers + 1, sizeof *names);
+    size_t n = 0;
+    for (size_t i = 0; i < ec->n_providers; i++)
+        if (ec->providers[i].max_concurrency > 0 || ec->providers[i].cooldown.failures > 0)
+            names[n++] = ec->providers[i].name;
+    lx_fleet_watch_providers(M.fleet, names, n);
+    free(names);
+}
+
 /* SIGHUP: load the file again; swap it in only if it is valid. The listening socket stays. */
 static void reload_cb(int signo, void *arg)
 {
@@ -142,6 +204,7 @@ static void reload_cb(int signo, void *arg)
     struct lx_config *cfg = lx_config_load_file(M.config_path, err, sizeof err);
     if (!cfg) {
         lx_error("reload: %s: %s; keeping the running configuration", M.config_path, err);
+        publish_config(LX_EV_CONFIG_REJECTED, err, NULL);
         lx_notify("READY=1\nSTATUS=reload failed; running the previous configuration");
         return;
     }
@@ -150,6 +213,8 @@ static void reload_cb(int signo, void *arg)
         lx_error("reload: %s has no auth.keys but llmux listens on %s, beyond loopback; keeping the running "
                  "configuration (restart to change the address)", M.config_path, now->listen);
         lx_config_unref(cfg);
+        publish_config(LX_EV_CONFIG_REJECTED, "the new configuration has no auth.keys but llmux listens beyond "
+                                              "loopback", NULL);
         lx_notify("READY=1\nSTATUS=reload refused; running the previous configuration");
         return;
     }
@@ -158,6 +223,8 @@ static void reload_cb(int signo, void *arg)
     if ((next->admin_listen != NULL) != (now->admin_listen != NULL) ||
         (next->admin_listen && strcmp(next->admin_listen, now->admin_listen) != 0))
         lx_warn("reload: admin_listen changed; it takes effect at the next restart");
+    if (!lx_redis_conf_same(cfg->redis, M.cfg->redis))
+        lx_warn("reload: the redis section changed; it takes effect at the next restart");
     free(next->listen);
     next->listen = lx_strdup(now->listen);
     next->listen_explicit = now->listen_explicit;
@@ -167,11 +234,15 @@ static void reload_cb(int signo, void *arg)
         lx_warn("%s", cfg->warnings[i]);
     lx_engine_conf_apply(cfg->engine); /* the providers' live state (by name) takes the new limits */
     lx_state_reload(cfg->state);
+    watch_providers(cfg);
+    lx_mcp_apply(&cfg->mcp->servers);  /* MCP clients by name: unchanged servers keep their connection */
+    apply_sinks(cfg);
     lx_http_set_config(cfg);
     lx_config_unref(M.cfg);
     M.cfg = cfg;
     lx_info("reload: configuration %s applied (%zu provider(s), %zu alias(es)); requests in flight keep the old one",
             M.config_path, cfg->engine->n_providers, cfg->engine->n_aliases);
+    publish_config(LX_EV_CONFIG_RELOADED, NULL, cfg);
     lx_notify("READY=1\nSTATUS=configuration reloaded");
 }
 
@@ -194,10 +265,55 @@ static void signal_cb(int signo, void *arg)
     }
     M.stopping = true;
     lx_notify("STOPPING=1");
+    if (lx_bus_wanted(LX_EV_SERVER_DRAINING)) {
+        char name[16];
+        snprintf(name, sizeof name, "SIG%s", sigabbrev_np(signo));
+        struct lx_event ev = {.type = LX_EV_SERVER_DRAINING,
+                              .draining = {.signal = name, .inflight = (long)lx_http_live(),
+                                           .timeout_ms = cfg->server->shutdown_timeout_ms}};
+        lx_bus_publish(&ev);
+    }
     lx_info("%s: draining %zu in-flight request(s), up to %ld ms", strsignal(signo), lx_http_live(),
             cfg->server->shutdown_timeout_ms);
     lx_timer_start(M.drain_timer, cfg->server->shutdown_timeout_ms);
     lx_http_quiesce(finish_cb);
+}
+
+/* The "redis" section: one connection shared by the client-key limits and the providers' state. */
+static void share_start(const struct lx_config *cfg)
+{
+    if (!cfg->redis->url)
+        return;
+    M.fleet = lx_fleet_new(cfg->redis, NULL);
+    lx_ratelimit_share(M.fleet);
+    lx_capacity_share(M.fleet);
+    lx_admin_share(M.fleet);
+    watch_providers(cfg);
+    char *url = lx_redis_url_redacted(cfg->redis);
+    lx_info("redis: limits and provider state are shared through %s (replica %s, fail_mode %s)", url,
+            lx_fleet_replica(M.fleet), cfg->redis->fail_closed ? "closed" : "open");
+    free(url);
+}
+
+static void left_cb(void *arg)
+{
+    (void)arg;
+    lx_loop_stop();
+}
+
+/* Drained: tell the fleet this replica is gone (its lease and counts), then close the connection. The
+ * answer is awaited at most redis.connect_timeout_ms (the command's own timeout). */
+static void share_stop(void)
+{
+    if (!M.fleet)
+        return;
+    lx_fleet_leave(M.fleet, left_cb, NULL);
+    lx_loop_run();
+    lx_ratelimit_share(NULL);
+    lx_capacity_share(NULL);
+    lx_admin_share(NULL);
+    lx_fleet_free(M.fleet);
+    M.fleet = NULL;
 }
 
 static void raise_fd_limit(void)
@@ -336,11 +452,11 @@ int main(int argc, char **argv)
         lx_config_unref(cfg);
         return 1;
     }
-    /* The "request finished" subscribers, in the order they run: the HTTP counters, the client key's
-     * accounting (its access-log line names the key), the access log. */
-    lx_bus_subscribe(LX_EV_REQUEST_FINISHED, lx_metrics_finished_cb, NULL);
-    lx_bus_subscribe(LX_EV_REQUEST_FINISHED, lx_auth_finished_cb, NULL);
-    lx_bus_subscribe(LX_EV_REQUEST_FINISHED, lx_access_log_finished_cb, NULL);
+    /* The subscribers of a request's end (finished, failed or cancelled), in the order they run: the HTTP
+     * counters, the client key's accounting (its access-log line names the key), the access log. */
+    lx_bus_subscribe_mask(LX_EV_REQUEST_END, lx_metrics_finished_cb, NULL);
+    lx_bus_subscribe_mask(LX_EV_REQUEST_END, lx_auth_finished_cb, NULL);
+    lx_bus_subscribe_mask(LX_EV_REQUEST_END, lx_access_log_finished_cb, NULL);
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit();
     if (lx_loop_init() != LX_OK || lx_upstream_init() != LX_OK) {
@@ -354,21 +470,29 @@ int main(int argc, char **argv)
     lx_loop_on_signal(SIGHUP, reload_cb, NULL);
     lx_loop_on_signal(SIGUSR1, reopen_cb, NULL);
     lx_engine_conf_apply(cfg->engine);
+    lx_mcp_apply(&cfg->mcp->servers);
+    share_start(cfg);
     if (lx_state_open(cfg->state, err, sizeof err) != LX_OK ||
         lx_http_start(cfg, lx_routes_dispatch, err, sizeof err) != LX_OK) {
         lx_error("%s", err);
         lx_http_stop();
         lx_state_close();
+        share_stop();
         lx_access_log_close();
+        lx_mcp_shutdown();
         lx_upstream_shutdown();
+        lx_loop_drain();
+        lx_child_shutdown();
         lx_config_unref(cfg);
         lx_capacity_shutdown();
         lx_loop_free();
         lx_bus_shutdown();
         return 1;
     }
+    apply_sinks(cfg); /* before the loop runs, so the first request's events reach them */
     M.drain_timer = lx_timer_new(drain_expired_cb, NULL);
     M.hard_timer = lx_timer_new(hard_stop_cb, NULL);
+    M.sinks_timer = lx_timer_new(sinks_idle_cb, NULL);
     M.cfg = cfg;
     M.config_path = config_path;
     M.bound_open = !is_loopback(cfg->server->listen) && cfg->auth->n_keys > 0 && !cfg->server->listen_explicit;
@@ -380,9 +504,16 @@ int main(int argc, char **argv)
     lx_http_stop();
     lx_timer_free(M.drain_timer);
     lx_timer_free(M.hard_timer);
+    lx_mcp_shutdown(); /* MCP clients: sessions are not ended (the loop is over), children are stopped below */
+    lx_timer_free(M.sinks_timer);
+    lx_events_shutdown();
+    lx_webhooks_shutdown();
+    lx_otlp_shutdown();
     lx_upstream_shutdown();
     lx_state_close(); /* the store's worker finishes its queue; before the loop goes */
     lx_loop_drain();
+    share_stop();
+    lx_child_shutdown();
     lx_config_unref(M.cfg);
     lx_capacity_shutdown(); /* the providers' live state owns timers: it goes before the loop */
     lx_loop_free();

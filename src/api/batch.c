@@ -153,7 +153,7 @@ static void pump(struct batch *b)
                    lx_route_plan(b->req->cfg->engine, json_string_value(json_object_get(it->body, "model")), &plan, &err) ==
                        LX_OK) {
             struct lx_chat tmpl = {.kind = LX_CALL_CHAT, .body = it->body, .req_id = b->req->id,
-                                   .request_id = b->req->request_id};
+                                   .request_id = b->req->request_id, .origin = &b->req->origin};
             it->exec = lx_exec_start(&plan, &tmpl, b->deadline_at, b->deadline_ms, &lx_batch_item_ops, it);
             lx_exec_set_tally(it->exec, &b->req->tally);
             b->running++;
@@ -275,6 +275,7 @@ void lx_batch_handle(struct lx_req *req)
     b->results = json_array();
     b->items = lx_calloc(b->n, sizeof *b->items);
     req->model = lx_sprintf("batch:%zu", b->n);
+    lx_req_announce(req);
     lx_reply_init(&b->reply, req, &lx_dialect_openai_chat, NULL);
     b->handler = lx_batch_handler;
     lx_req_set_handler(req, &b->handler);

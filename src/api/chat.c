@@ -3,6 +3,7 @@
 #include "chat.h"
 #include "relay.h"
 #include "reply.h"
+#include "tools.h"
 #include "../core/common.h"
 #include "../core/pivot.h"
 #include "../engine/router.h"
@@ -21,6 +22,22 @@ void lx_chat_handle(struct lx_req *req, const struct lx_dialect *d)
         lx_dialect_req_clear(&rq);
         return;
     }
+    /* MCP tools (the request's or its alias's): the tool loop answers instead of one model call. */
+    struct lx_toolset_spec spec;
+    if (lx_tools_parse(req, rq.model, body, &spec, &err) != LX_OK) {
+        lx_plan_free(&plan);
+        lx_reply_fail(req, d, &err);
+        lx_error_clear(&err);
+        json_decref(body);
+        lx_dialect_req_clear(&rq);
+        return;
+    }
+    if (spec.n_servers) {
+        lx_plan_free(&plan);
+        lx_tools_start(req, d, &rq, body, &spec);
+        return;
+    }
+    lx_toolset_spec_free(&spec);
     struct lx_chat chat = {
         .kind = LX_CALL_CHAT,
         .body = body,
@@ -28,6 +45,7 @@ void lx_chat_handle(struct lx_req *req, const struct lx_dialect *d)
         .include_usage = rq.include_usage,
         .req_id = req->id,
         .request_id = req->request_id,
+        .origin = &req->origin,
     };
     lx_relay_start(req, d, &rq, &plan, &chat);
 }

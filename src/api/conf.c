@@ -1,4 +1,4 @@
-/* Parsing the API layer's section: fanout and batch limits, and the model listing budget. */
+/* Parsing the API layer's section: fanout and batch limits, the model listing budget, the keep-alive. */
 #include "../core/conf.h"
 #include "conf.h"
 #include "../core/common.h"
@@ -6,7 +6,7 @@
 
 #include <stdlib.h>
 
-const char *const lx_api_conf_keys[] = {"fanout", "batch", "models_timeout_ms", NULL};
+const char *const lx_api_conf_keys[] = {"fanout", "batch", "models_timeout_ms", "keepalive_ms", NULL};
 
 static int parse_fanout_batch(struct lx_api_conf *c, json_t *root, char *err, size_t errlen)
 {
@@ -44,7 +44,8 @@ int lx_api_conf_parse(struct lx_config *cfg, json_t *root, char *err, size_t err
     c->batch_max_concurrency = 1000;
     c->models_timeout_ms = 3000;
     if (parse_fanout_batch(c, root, err, errlen) != LX_OK ||
-        lx_conf_long(root, "models_timeout_ms", "", 1, 600000, &c->models_timeout_ms, err, errlen) != LX_OK)
+        lx_conf_long(root, "models_timeout_ms", "", 1, 600000, &c->models_timeout_ms, err, errlen) != LX_OK ||
+        lx_conf_long(root, "keepalive_ms", "", 0, 3600000, &c->keepalive_ms, err, errlen) != LX_OK)
         return LX_ERR;
     return LX_OK;
 }

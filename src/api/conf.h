@@ -1,5 +1,6 @@
-/* The API layer's section of the configuration: limits of /v1/fanout and /v1/batch, and the budget of
- * the model listing probes. Parsed from "fanout", "batch" and "models_timeout_ms". */
+/* The API layer's section of the configuration: limits of /v1/fanout and /v1/batch, the budget of the
+ * model listing probes, and the keep-alive of silent streams. Parsed from "fanout", "batch",
+ * "models_timeout_ms" and "keepalive_ms". */
 #ifndef LX_API_CONF_H
 #define LX_API_CONF_H
 
@@ -14,6 +15,7 @@ struct lx_api_conf {
     long batch_default_concurrency;
     long batch_max_concurrency;
     long models_timeout_ms;     /* budget for fetching upstream model lists in GET /v1/models */
+    long keepalive_ms;          /* silence before a begun stream gets a keep-alive (0: each dialect's own) */
 };
 
 /* The keys this section reads (see src/config.c's table). */

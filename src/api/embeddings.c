@@ -77,6 +77,7 @@ void lx_embeddings_handle(struct lx_req *req)
             return;
         }
     }
-    struct lx_chat call = {.kind = LX_CALL_EMBEDDINGS, .body = body, .req_id = req->id, .request_id = req->request_id};
+    struct lx_chat call = {.kind = LX_CALL_EMBEDDINGS, .body = body, .req_id = req->id, .request_id = req->request_id,
+                            .origin = &req->origin};
     lx_relay_start(req, d, NULL, &plan, &call);
 }

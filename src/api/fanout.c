@@ -250,6 +250,7 @@ void lx_fanout_handle(struct lx_req *req)
         .include_usage = json_is_true(json_object_get(json_object_get(body, "stream_options"), "include_usage")),
         .req_id = req->id,
         .request_id = req->request_id,
+        .origin = &req->origin,
     };
     if (first) {
         /* One call racing the models: it answers like a chat completion, with x-llmux-model. */
@@ -284,6 +285,7 @@ void lx_fanout_handle(struct lx_req *req)
     lx_reply_init(&f->reply, req, &lx_dialect_openai_chat, NULL);
     f->handler = lx_fanout_handler;
     lx_req_set_handler(req, &f->handler);
+    lx_req_announce(req);
     /* Members that cannot be routed are answered now; the rest run. pending counts both, so the answer
      * goes out only after the loop below has finished. */
     f->pending = n + 1;

@@ -2,8 +2,10 @@
  * listing at once and
  * answer when all are in or models_timeout_ms passes, whichever is first. The model list is the union
  * (a provider that is down, slow or answers garbage contributes only its configured models); the
- * provider list shows each provider's capabilities and the probe's outcome as its health. */
+ * provider list shows each provider's capabilities and the probe's outcome as its health, and with Redis
+ * the fleet-wide state of the limited ones and the Redis connection itself. */
 #include "models.h"
+#include "admin.h"
 #include "conf.h"
 #include "../../providers/provider.h"
 #include "../core/buf.h"
@@ -12,13 +14,16 @@
 #include "../core/log.h"
 #include "../engine/conf.h"
 #include "../engine/router.h"
+#include "../io/fleet.h"
 #include "../io/loop.h"
+#include "../io/redis.h"
 #include "../io/upstream.h"
 #include "../server/auth.h"
 #include "../server/req.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct lx_models_ctx;
 
@@ -125,6 +130,32 @@ static void models_respond(struct lx_models_ctx *ctx)
     lx_req_respond_json(ctx->req, 200, json_pack("{s:s,s:o}", "object", "list", "data", models_list(ctx)));
 }
 
+/* The same list in the Anthropic API's shape, for clients that send anthropic-version (the Anthropic SDKs'
+ * models.list, Claude Code's gateway model discovery): {id, type, display_name, created_at} entries, one
+ * page. */
+static void models_respond_anthropic(struct lx_models_ctx *ctx)
+{
+    json_t *list = models_list(ctx);
+    json_t *data = json_array();
+    size_t i;
+    json_t *m;
+    json_array_foreach(list, i, m) {
+        time_t created = (time_t)json_integer_value(json_object_get(m, "created"));
+        struct tm tm;
+        char at[32];
+        gmtime_r(&created, &tm);
+        strftime(at, sizeof at, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        json_array_append_new(data, json_pack("{s:O,s:s,s:O,s:s}", "id", json_object_get(m, "id"), "type", "model",
+                                              "display_name", json_object_get(m, "id"), "created_at", at));
+    }
+    size_t n = json_array_size(data);
+    json_t *first = n ? json_object_get(json_array_get(data, 0), "id") : json_null();
+    json_t *last = n ? json_object_get(json_array_get(data, n - 1), "id") : json_null();
+    lx_req_respond_json(ctx->req, 200, json_pack("{s:o,s:b,s:O,s:O}", "data", data, "has_more", 0, "first_id", first,
+                                                 "last_id", last));
+    json_decref(list);
+}
+
 /* GET /v1/models/{id}: the entry /v1/models would list, or a 404 that says why there is none. */
 static void model_respond(struct lx_models_ctx *ctx)
 {
@@ -158,13 +189,41 @@ static void model_respond(struct lx_models_ctx *ctx)
 
 static json_t *caps_json(const struct lx_provider_caps *caps)
 {
-    return json_pack("{s:b,s:b,s:b,s:b,s:b,s:b}", "chat", caps->chat, "streaming", caps->streaming, "tools",
+    return json_pack("{s:b,s:b,s:b,s:b,s:b,s:b,s:b}", "chat", caps->chat, "streaming", caps->streaming, "tools",
                      caps->tools, "vision", caps->vision, "embeddings", caps->embeddings, "json_mode",
-                     caps->json_mode);
+                     caps->json_mode, "documents", caps->documents);
+}
+
+/* What this replica knows of the Redis it shares: enough to see at once whether limits are fleet-wide. */
+static json_t *redis_json(struct lx_fleet *f)
+{
+    struct lx_redis *r = lx_fleet_redis(f);
+    const struct lx_redis_conf *conf = lx_redis_conf(r);
+    struct lx_redis_stats st;
+    lx_redis_stats(r, &st);
+    char *url = lx_redis_url_redacted(conf);
+    json_t *o = json_pack("{s:s,s:s,s:b,s:I,s:s,s:I,s:s,s:s?,s:I}", "url", url, "state", lx_redis_state_name(st.state),
+                          "up", st.state == LX_REDIS_READY, "state_ms", (json_int_t)(lx_now_ms() - st.state_since_ms),
+                          "replica", lx_fleet_replica(f), "replicas", (json_int_t)lx_fleet_replicas(f), "fail_mode",
+                          conf->fail_closed ? "closed" : "open", "last_error", st.last_error,
+                          "connects", (json_int_t)st.connects);
+    free(url);
+    return o;
+}
+
+/* A limited provider's state across the fleet, as last seen (null before anything was seen). */
+static json_t *fleet_json(struct lx_fleet *f, const struct lx_provider_conf *p)
+{
+    struct lx_fleet_provider_state st;
+    if ((p->max_concurrency <= 0 && p->cooldown.failures <= 0) || !lx_fleet_provider_seen(f, p->name, &st))
+        return json_null();
+    return json_pack("{s:I,s:I,s:I,s:I}", "inflight", (json_int_t)st.inflight, "cooling_ms", (json_int_t)st.cooling_ms,
+                     "failures", (json_int_t)st.failures, "seen_ms_ago", (json_int_t)(lx_now_ms() - st.seen_ms));
 }
 
 static void providers_respond(struct lx_models_ctx *ctx)
 {
+    struct lx_fleet *fleet = lx_admin_fleet();
     const struct lx_engine_conf *c = ctx->req->cfg->engine;
     json_t *data = json_array();
     for (size_t i = 0; i < c->n_providers; i++) {
@@ -188,9 +247,14 @@ static void providers_respond(struct lx_models_ctx *ctx)
         json_t *entry = json_pack("{s:s,s:s,s:s?,s:b,s:o,s:o}", "name", p->name, "type", p->type->name, "base_url",
                                   p->base_url, "enabled", p->disabled_reason == NULL, "capabilities",
                                   caps_json(&p->type->caps), "health", health);
+        if (fleet)
+            json_object_set_new(entry, "fleet", fleet_json(fleet, p));
         json_array_append_new(data, entry);
     }
-    lx_req_respond_json(ctx->req, 200, json_pack("{s:s,s:o}", "object", "list", "data", data));
+    json_t *answer = json_pack("{s:s,s:o}", "object", "list", "data", data);
+    if (fleet)
+        json_object_set_new(answer, "redis", redis_json(fleet));
+    lx_req_respond_json(ctx->req, 200, answer);
 }
 
 static void fetch_headers(void *arg, int status, const char *content_type, const char *retry_after)
@@ -303,7 +367,7 @@ static void probe_start(struct lx_req *req, void (*respond)(struct lx_models_ctx
 
 void lx_models_handle(struct lx_req *req)
 {
-    probe_start(req, models_respond, NULL);
+    probe_start(req, lx_req_header(req, "anthropic-version") ? models_respond_anthropic : models_respond, NULL);
 }
 
 /* An alias or a model the config names is answered at once (UIs check their model at start-up); any

@@ -28,17 +28,21 @@ static void relay_end(struct relay *r)
     lx_req_release(req);
 }
 
-void lx_relay_commit(struct lx_req *req, const char *label, const char *dropped)
+void lx_relay_commit(struct lx_req *req, const struct lx_reply *reply, const char *label, const char *dropped)
 {
     lx_req_add_header(req, "X-Llmux-Model", label);
-    if (dropped)
-        lx_req_add_header(req, "X-Llmux-Dropped-Params", dropped);
+    lx_req_first_token(req, label);
+    const struct lx_dialect *d = reply->dialect;
+    char *named = dropped && d->dropped ? d->dropped(&reply->rq, dropped) : NULL;
+    if (named || (dropped && !d->dropped))
+        lx_req_add_header(req, "X-Llmux-Dropped-Params", named ? named : dropped);
+    free(named);
 }
 
 static void exec_commit(void *owner, const char *label, const char *dropped)
 {
     struct relay *r = owner;
-    lx_relay_commit(r->req, label, dropped);
+    lx_relay_commit(r->req, &r->reply, label, dropped);
 }
 
 static void exec_chunk(void *owner, json_t *chunk)
@@ -150,6 +154,7 @@ void lx_relay_start(struct lx_req *req, const struct lx_dialect *d, struct lx_di
     lx_reply_init(&r->reply, req, d, rq);
     r->handler = lx_relay_handler;
     lx_req_set_handler(req, &r->handler);
+    lx_req_announce(req);
     r->exec = lx_exec_start(plan, chat, at, ms, &lx_relay_exec_ops, r);
     lx_exec_set_tally(r->exec, &req->tally);
     json_decref(chat->body);

@@ -1,9 +1,12 @@
 /* Writing an answer through a dialect's slots (dialects/dialect.h). */
 #include "reply.h"
+#include "conf.h"
 #include "../core/common.h"
+#include "../core/conf.h"
 #include "../io/loop.h"
 #include "../server/req.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static void keepalive_cb(void *arg);
@@ -38,7 +41,7 @@ static void flush(struct lx_reply *r)
     lx_req_stream_write(r->req, lx_buf_head(&r->out), lx_buf_avail(&r->out));
     lx_buf_reset(&r->out);
     if (r->keepalive)
-        lx_timer_start(r->keepalive, r->dialect->keepalive_ms);
+        lx_timer_start(r->keepalive, r->keepalive_ms);
 }
 
 void lx_reply_begin(struct lx_reply *r)
@@ -50,8 +53,22 @@ void lx_reply_begin(struct lx_reply *r)
     lx_req_add_header(r->req, "X-Accel-Buffering", "no");
     lx_req_stream_begin(r->req, 200, r->dialect->stream_content_type);
     r->stream = r->dialect->stream_open(&r->rq);
-    if (r->dialect->stream_keepalive && r->dialect->keepalive_ms > 0)
+    const struct lx_config *cfg = r->req->cfg;
+    r->keepalive_ms = cfg && cfg->api && cfg->api->keepalive_ms ? cfg->api->keepalive_ms : r->dialect->keepalive_ms;
+    if (r->dialect->stream_keepalive && r->keepalive_ms > 0)
         r->keepalive = lx_timer_new(keepalive_cb, r);
+}
+
+void lx_reply_keepalive(struct lx_reply *r)
+{
+    if (!r->begun || r->ended)
+        return;
+    lx_buf_reset(&r->out);
+    if (r->dialect->stream_keepalive)
+        r->dialect->stream_keepalive(r->stream, &r->out);
+    else
+        lx_buf_puts(&r->out, ": keep-alive\n\n"); /* an SSE comment: every client skips it */
+    flush(r);
 }
 
 static void keepalive_cb(void *arg)
@@ -63,7 +80,7 @@ static void keepalive_cb(void *arg)
     if (r->out.len)
         flush(r);
     else
-        lx_timer_start(r->keepalive, r->dialect->keepalive_ms);
+        lx_timer_start(r->keepalive, r->keepalive_ms);
 }
 
 void lx_reply_chunk(struct lx_reply *r, json_t *chunk)
@@ -108,6 +125,10 @@ void lx_reply_error(struct lx_reply *r, const struct lx_error *err)
         lx_reply_fail(r->req, r->dialect, err);
         return;
     }
+    /* The status went out as 200; the log and the request's end event still say it failed. */
+    struct lx_req *req = r->req;
+    free(req->error_code);
+    req->error_code = err->code ? lx_strdup(err->code) : lx_sprintf("http_%d", err->status);
     r->dialect->stream_error(r->stream, err, &r->out);
     flush(r);
     close_stream(r);

@@ -22,6 +22,7 @@ struct lx_reply {
     bool begun;                       /* the stream's head is committed */
     bool ended;
     struct lx_timer *keepalive;       /* owned: runs while a begun stream is silent, when the dialect wants */
+    long keepalive_ms;                /* its period: the config's keepalive_ms, else the dialect's */
     struct lx_buf out;                /* owned: the events being encoded, reused */
 };
 
@@ -33,6 +34,8 @@ void lx_reply_clear(struct lx_reply *r);
 void lx_reply_begin(struct lx_reply *r);
 /* One pivot chunk (borrowed) as the dialect's events; begins the stream first. May run inside libcurl. */
 void lx_reply_chunk(struct lx_reply *r, json_t *chunk);
+/* A begun stream has been silent a while (tools running): the dialect's keep-alive, or an SSE comment. */
+void lx_reply_keepalive(struct lx_reply *r);
 /* The stream ended well: the dialect's closing events, and the end (begun first if nothing came). */
 void lx_reply_end(struct lx_reply *r);
 /* err: as the dialect's error event ending the stream when it has begun, else as its error answer. */

@@ -141,7 +141,7 @@ static void finish(struct turn *tu)
 static void exec_commit(void *owner, const char *label, const char *dropped)
 {
     struct turn *tu = owner;
-    lx_relay_commit(tu->req, label, dropped);
+    lx_relay_commit(tu->req, &tu->reply, label, dropped);
 }
 
 static void exec_chunk(void *owner, json_t *chunk)

@@ -1,11 +1,14 @@
-/* Allocation wrappers that abort on exhaustion, and the clocks every module reads. */
+/* Allocation wrappers that abort on exhaustion, the clocks every module reads, and the random numbers
+ * and backoff of every retry loop. */
 #include "common.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 static void lx_oom(size_t n)
 {
@@ -78,6 +81,15 @@ void lx_strs_push(char ***list, size_t *n, char *s)
     (*list)[(*n)++] = s;
 }
 
+void lx_strs_free(char ***list, size_t *n)
+{
+    for (size_t i = 0; i < *n; i++)
+        free((*list)[i]);
+    free(*list);
+    *list = NULL;
+    *n = 0;
+}
+
 uint64_t lx_now_ms(void)
 {
     struct timespec ts;
@@ -95,4 +107,40 @@ double lx_now_ms_f(void)
 int64_t lx_wall_s(void)
 {
     return (int64_t)time(NULL);
+}
+
+uint64_t lx_random64(void)
+{
+    static uint64_t s;
+    if (!s && (getrandom(&s, sizeof s, GRND_NONBLOCK) != (ssize_t)sizeof s || !s))
+        s = (lx_now_ms() * 6364136223846793005ULL) ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ULL;
+    s ^= s << 13;
+    s ^= s >> 7;
+    s ^= s << 17;
+    return s;
+}
+
+static long parse_retry_after_ms(const char *v)
+{
+    if (!v)
+        return 0;
+    char *end;
+    double s = strtod(v, &end);
+    if (end == v || s < 0 || s > 86400)
+        return 0; /* an HTTP date or garbage: ignored, the backoff applies */
+    return (long)(s * 1000.0);
+}
+
+long lx_backoff_ms(long n, long base_ms, long max_ms, const char *retry_after, uint64_t rnd)
+{
+    long ceiling = base_ms;
+    for (long i = 0; i < n && ceiling < max_ms; i++)
+        ceiling *= 2;
+    if (ceiling > max_ms)
+        ceiling = max_ms;
+    long delay = (long)(rnd % (uint64_t)(ceiling + 1));
+    long ra = parse_retry_after_ms(retry_after);
+    if (ra > delay)
+        delay = ra;
+    return delay > max_ms ? max_ms : delay;
 }

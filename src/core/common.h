@@ -30,11 +30,19 @@ char *lx_sprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 char *lx_vsprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 /* Append s (taken over) to the growable array *list of *n strings. */
 void lx_strs_push(char ***list, size_t *n, char *s);
+/* Free such an array and its strings; *list and *n become empty. */
+void lx_strs_free(char ***list, size_t *n);
 
 /* Milliseconds on the monotonic clock (durations), and on the wall clock (timestamps). */
 uint64_t lx_now_ms(void);
 double lx_now_ms_f(void);
 int64_t lx_wall_s(void);
+
+/* A fast random number (xorshift, seeded once from the kernel): for jitter and ids, not for secrets. */
+uint64_t lx_random64(void);
+/* The delay before retry number n (0-based): full jitter over min(max, base·2^n), at least Retry-After
+ * (seconds) when given, never above max. rnd is a uniform random 64-bit value. */
+long lx_backoff_ms(long n, long base_ms, long max_ms, const char *retry_after, uint64_t rnd);
 
 #define LX_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 /* The struct of type `type` whose member `member` is at ptr. */

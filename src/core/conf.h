@@ -13,6 +13,11 @@ struct lx_server_conf; /* server/conf.h: listen addresses, client limits, the dr
 struct lx_auth_conf;   /* server/auth.h: client keys */
 struct lx_engine_conf; /* engine/conf.h: providers, aliases, timeouts, retries */
 struct lx_api_conf;    /* api/conf.h: fanout, batch, model listing */
+struct lx_mcp_section; /* engine/mcp.h: MCP servers and the tool loop's limits */
+struct lx_events_conf; /* api/events.h: the observers' ring and queue */
+struct lx_webhooks_conf; /* io/webhook.h: webhook sinks */
+struct lx_otlp_conf;   /* io/otlp.h: the OpenTelemetry trace exporter */
+struct lx_redis_conf;  /* io/redis.h: the Redis that replicas share (url NULL: none) */
 struct lx_state_conf;  /* engine/store_conf.h: state_dir and the conversation store */
 
 struct lx_config {
@@ -21,6 +26,11 @@ struct lx_config {
     struct lx_auth_conf *auth;
     struct lx_engine_conf *engine;
     struct lx_api_conf *api;
+    struct lx_mcp_section *mcp;
+    struct lx_events_conf *events;
+    struct lx_webhooks_conf *webhooks;
+    struct lx_otlp_conf *otlp;
+    struct lx_redis_conf *redis;
     struct lx_state_conf *state;
     char **warnings;               /* owned: the config is valid but likely not what was meant */
     size_t n_warnings;

@@ -176,3 +176,15 @@ int lx_conf_strings(json_t *obj, const char *key, const char *path, char ***out,
     *n = json_array_size(v);
     return LX_OK;
 }
+
+bool lx_conf_header_part(const char *s, bool name)
+{
+    if (name && !*s)
+        return false;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '\r' || c == '\n' || (name && (c == ':' || c <= ' ')))
+            return false;
+    }
+    return true;
+}

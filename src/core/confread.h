@@ -5,6 +5,7 @@
 #define LX_CONFREAD_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 /* err = the formatted message (truncated to errlen). */
@@ -28,5 +29,8 @@ int lx_conf_object(json_t *obj, const char *key, const char *path, json_t **out,
 /* An array of non-empty strings (owned copies, *n of them). */
 int lx_conf_strings(json_t *obj, const char *key, const char *path, char ***out, size_t *n, char *err,
                     size_t errlen);
+
+/* A header name (name: non-empty, no ':' or spaces) or value that is safe to send: no line breaks. */
+bool lx_conf_header_part(const char *s, bool name);
 
 #endif

@@ -52,8 +52,19 @@ static struct family f_dropped = {"llmux_connections_dropped_total",
                                   "Client connections refused (max_connections) or cut (read_timeout).",
                                   FAMILY_COUNTER, NULL};
 
-static struct family *const lx_families[] = {&f_http, &f_requests, &f_duration, &f_ttft, &f_tokens,
-                                             &f_uperr, &f_retries, &f_fallbacks, &f_dropped};
+static struct family f_tools = {"llmux_tool_calls_total", "MCP tool calls made by the tool loop, by server, tool "
+                               "and outcome.", FAMILY_COUNTER, NULL};
+static struct family f_tool_duration = {"llmux_tool_call_duration_seconds", "MCP tool call duration.",
+                                        FAMILY_HISTOGRAM, NULL};
+
+static struct family f_evdropped = {"llmux_events_dropped_total",
+                                    "Events a sink (sse observers, webhook, otlp) dropped: a full queue, a cut "
+                                    "observer, or an export that failed for good.",
+                                    FAMILY_COUNTER, NULL};
+
+static struct family *const lx_families[] = {&f_http,    &f_requests,  &f_duration, &f_ttft,
+                                             &f_tokens,  &f_uperr,     &f_retries,  &f_fallbacks,
+                                             &f_dropped, &f_evdropped, &f_tools,    &f_tool_duration};
 
 static void put_label(struct lx_buf *b, const char *name, const char *value)
 {
@@ -123,6 +134,12 @@ void lx_metrics_call(const char *provider, const char *model, int status, double
             ->value += (double)completion_tokens;
 }
 
+void lx_metrics_tool_call(const char *server, const char *tool, const char *outcome, double duration_s)
+{
+    find(&f_tools, (const char *const[]){"server", server, "tool", tool, "outcome", outcome, NULL})->value++;
+    observe(find(&f_tool_duration, (const char *const[]){"server", server, "tool", tool, NULL}), duration_s);
+}
+
 void lx_metrics_upstream_error(const char *provider, const char *reason)
 {
     find(&f_uperr, (const char *const[]){"provider", provider, "reason", reason, NULL})->value++;
@@ -142,13 +159,29 @@ void lx_metrics_finished_cb(const struct lx_event *ev, void *arg)
 {
     (void)arg;
     char st[16];
-    snprintf(st, sizeof st, "%d", ev->request_finished.status);
-    find(&f_http, (const char *const[]){"route", ev->request_finished.route, "status", st, NULL})->value++;
+    snprintf(st, sizeof st, "%d", ev->request.status);
+    find(&f_http, (const char *const[]){"route", ev->request.route, "status", st, NULL})->value++;
+}
+
+void lx_metrics_events_dropped(const char *sink, long n)
+{
+    find(&f_evdropped, (const char *const[]){"sink", sink, NULL})->value += (double)n;
 }
 
 void lx_metrics_conn_dropped(const char *reason)
 {
     find(&f_dropped, (const char *const[]){"reason", reason, NULL})->value++;
+}
+
+/* One histogram's lines; labels is the rendered 'a="x",b="y"' text, or "". */
+static void histogram_lines(struct lx_buf *b, const char *name, const char *labels, const double *bounds,
+                            const unsigned long long *cumulative, size_t n, unsigned long long count, double sum)
+{
+    const char *sep = *labels ? "," : "";
+    for (size_t i = 0; i < n; i++)
+        lx_buf_printf(b, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep, bounds[i], cumulative[i]);
+    lx_buf_printf(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep, count);
+    lx_buf_printf(b, "%s_sum{%s} %.17g\n%s_count{%s} %llu\n", name, labels, sum, name, labels, count);
 }
 
 static void render_family(struct lx_buf *b, const struct family *f)
@@ -161,7 +194,6 @@ static void render_family(struct lx_buf *b, const struct family *f)
         return;
     }
     for (const struct series *s = f->head; s; s = s->next) {
-        const char *sep = *s->labels ? "," : "";
         if (f->kind == FAMILY_COUNTER) {
             if (*s->labels)
                 lx_buf_printf(b, "%s{%s} %.17g\n", f->name, s->labels, s->value);
@@ -169,18 +201,57 @@ static void render_family(struct lx_buf *b, const struct family *f)
                 lx_buf_printf(b, "%s %.17g\n", f->name, s->value);
             continue;
         }
-        for (size_t i = 0; i < LX_NBUCKETS; i++)
-            lx_buf_printf(b, "%s_bucket{%s%sle=\"%g\"} %llu\n", f->name, s->labels, sep, lx_latency_buckets[i],
-                          s->buckets[i]);
-        lx_buf_printf(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", f->name, s->labels, sep, s->count);
-        lx_buf_printf(b, "%s_sum{%s} %.17g\n%s_count{%s} %llu\n", f->name, s->labels, s->value, f->name, s->labels,
-                      s->count);
+        histogram_lines(b, f->name, s->labels, lx_latency_buckets, s->buckets, LX_NBUCKETS, s->count, s->value);
     }
+}
+
+static void head(struct lx_buf *b, const char *name, const char *type, const char *help)
+{
+    lx_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 void lx_metrics_gauge_head(struct lx_buf *b, const char *name, const char *help)
 {
-    lx_buf_printf(b, "# HELP %s %s\n# TYPE %s gauge\n", name, help, name);
+    head(b, name, "gauge", help);
+}
+
+void lx_metrics_counter_head(struct lx_buf *b, const char *name, const char *help)
+{
+    head(b, name, "counter", help);
+}
+
+void lx_metrics_histogram_head(struct lx_buf *b, const char *name, const char *help)
+{
+    head(b, name, "histogram", help);
+}
+
+/* 'name="value"' (escaped), or "" without a label. Caller frees l. */
+static const char *label_text(struct lx_buf *l, const char *label, const char *value)
+{
+    if (label)
+        put_label(l, label, value);
+    return l->data ? l->data : "";
+}
+
+void lx_metrics_counter(struct lx_buf *b, const char *name, const char *label, const char *value,
+                        unsigned long long v)
+{
+    struct lx_buf l = {0};
+    const char *text = label_text(&l, label, value);
+    if (*text)
+        lx_buf_printf(b, "%s{%s} %llu\n", name, text, v);
+    else
+        lx_buf_printf(b, "%s %llu\n", name, v);
+    lx_buf_free(&l);
+}
+
+void lx_metrics_histogram(struct lx_buf *b, const char *name, const char *label, const char *value,
+                          const double *bounds, const unsigned long long *cumulative, unsigned n,
+                          unsigned long long count, double sum)
+{
+    struct lx_buf l = {0};
+    histogram_lines(b, name, label_text(&l, label, value), bounds, cumulative, n, count, sum);
+    lx_buf_free(&l);
 }
 
 void lx_metrics_gauge(struct lx_buf *b, const char *name, const char *label, const char *value, long v)

@@ -53,8 +53,21 @@ static int sse_line(struct lx_sse_decoder *d, const char *line, size_t len, lx_s
         size_t n = vlen < sizeof d->event - 1 ? vlen : sizeof d->event - 1;
         memcpy(d->event, val, n);
         d->event[n] = '\0';
+    } else if (flen == 2 && memcmp(line, "id", 2) == 0) {
+        /* An id holding NUL is ignored (WHATWG); one too long to keep whole is dropped, not cut. */
+        if (!memchr(val, '\0', vlen) && vlen < sizeof d->last_id) {
+            memcpy(d->last_id, val, vlen);
+            d->last_id[vlen] = '\0';
+        }
+    } else if (flen == 5 && memcmp(line, "retry", 5) == 0) {
+        long ms = 0;
+        size_t k = 0;
+        while (k < vlen && val[k] >= '0' && val[k] <= '9' && ms < 100000000)
+            ms = ms * 10 + (val[k++] - '0');
+        if (vlen > 0 && k == vlen)
+            d->retry_ms = ms; /* only ASCII digits count */
     }
-    /* id:, retry: and unknown fields carry nothing llmux uses. */
+    /* Unknown fields carry nothing. */
     return LX_OK;
 }
 
@@ -116,6 +129,12 @@ int lx_sse_flush(struct lx_sse_decoder *d, lx_sse_event_cb cb, void *ctx, int *c
             return rc;
     }
     return sse_line(d, "", 0, cb, ctx, cb_rc);
+}
+
+void lx_sse_decoder_init(struct lx_sse_decoder *d)
+{
+    memset(d, 0, sizeof *d);
+    d->retry_ms = -1;
 }
 
 bool lx_sse_pending(const struct lx_sse_decoder *d)

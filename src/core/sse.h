@@ -20,7 +20,15 @@ struct lx_sse_decoder {
     bool skip_lf;         /* the last byte was '\r': a following '\n' belongs to the same line end */
     size_t max_event;     /* limit on one line or event's data, bytes (0 = 1 MiB default) */
     size_t events;        /* events dispatched so far */
+    /* The WHATWG "last event ID" and reconnection time, for streams that are resumed (MCP's
+     * Last-Event-ID polling): set from id: and retry: fields as they are read. */
+    char last_id[128];    /* "" until an id: field (longer ids are dropped, not truncated) */
+    long retry_ms;        /* the last valid retry: value; -1 until one (set by lx_sse_decoder_init) */
 };
+
+/* Zero d and mark retry_ms unset. A merely zeroed decoder decodes the same; only its retry_ms cannot
+ * tell "none given" from "retry: 0". */
+void lx_sse_decoder_init(struct lx_sse_decoder *d);
 
 /* Feed bytes. Returns LX_OK, or LX_ERR when an event exceeds max_event or cb stopped the feed
  * (then *cb_rc holds cb's return when cb_rc is not NULL). */

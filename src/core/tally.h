@@ -10,6 +10,7 @@
 struct lx_tally {
     long prompt_tokens, completion_tokens;
     int calls, retries, fallbacks;
+    int tool_calls, tool_errors; /* MCP tool calls the tool loop made, and those that did not answer "ok" */
     char *answered_by; /* owned: the "PROVIDER/MODEL" that answered last, or NULL */
 };
 

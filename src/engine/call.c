@@ -6,6 +6,7 @@
 #include "call.h"
 #include "../../providers/provider.h"
 #include "../core/buf.h"
+#include "../core/bus.h"
 #include "../core/common.h"
 #include "../core/log.h"
 #include "../io/loop.h"
@@ -15,7 +16,9 @@
 #include <string.h>
 
 struct lx_call {
-    const struct lx_provider_conf *p; /* borrowed: the owner keeps the config alive */
+    const struct lx_provider_conf *p; /* borrowed: the owner keeps the config alive until the call ends */
+    const struct lx_provider_type *type; /* p's type (static): the deferred free may run after the config
+                                          * that holds p is gone (its last request ended meanwhile) */
     struct lx_chat chat;              /* owned: body and model */
     const struct lx_call_ops *ops;
     void *owner;                      /* borrowed */
@@ -40,14 +43,15 @@ static void call_free(void *arg)
     if (c->up)
         lx_upstream_cancel(c->up);
     if (c->local)
-        c->p->type->local_free(c->local);
+        c->type->local_free(c->local);
     lx_timer_free(c->t_local);
     if (c->stream)
-        c->p->type->stream_close(c->stream);
+        c->type->stream_close(c->stream);
     lx_timer_free(c->t_first);
     lx_timer_free(c->t_idle);
     lx_timer_free(c->t_total);
     json_decref(c->chat.body);
+    json_decref(c->chat.native);
     free(c->chat.model);
     free(c->retry_after);
     free(c->dropped);
@@ -236,6 +240,8 @@ static void up_done(void *ctx, enum lx_upstream_result r, const char *detail)
         c->p->type->stream_finish(c->stream, emit_cb, c, &e);
     } else if (c->chat.kind == LX_CALL_EMBEDDINGS) {
         completion = c->p->type->embeddings_response(c->p, &c->chat, c->body.data, c->body.len, &e);
+    } else if (c->chat.kind == LX_CALL_COUNT_TOKENS) {
+        completion = c->p->type->count_tokens_response(c->p, &c->chat, c->body.data, c->body.len, &e);
     } else {
         completion = c->p->type->chat_response(c->p, &c->chat, c->body.data, c->body.len, &e);
     }
@@ -251,14 +257,32 @@ static const struct lx_upstream_ops lx_call_upstream_ops = {
     .on_done = up_done,
 };
 
+/* What the pivot could not carry of a client's own API (chat.native's "lost") is dropped too, unless this
+ * provider sends the client's own body. */
+static void add_lost(struct lx_call *c)
+{
+    if (!c->chat.native || lx_chat_native(&c->chat, c->p->type->native_api))
+        return;
+    struct lx_http_request names = {.dropped = c->dropped};
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(c->chat.native, "lost"), i, v) {
+        if (json_is_string(v))
+            lx_http_request_drop(&names, json_string_value(v));
+    }
+    c->dropped = names.dropped;
+}
+
 struct lx_call *lx_call_start(const struct lx_provider_conf *p, struct lx_chat *chat, const struct lx_call_ops *ops,
                               void *owner, struct lx_error *err)
 {
     struct lx_call *c = lx_calloc(1, sizeof *c);
     c->p = p;
+    c->type = p->type;
     c->chat = *chat;
     chat->body = NULL;
     chat->model = NULL;
+    chat->native = NULL;
     c->ops = ops;
     c->owner = owner;
     if (p->type->local_start) {
@@ -266,14 +290,16 @@ struct lx_call *lx_call_start(const struct lx_provider_conf *p, struct lx_chat *
         const char *dropped = NULL;
         c->local = p->type->local_start(p, &c->chat, &delay, &dropped);
         c->dropped = dropped ? lx_strdup(dropped) : NULL;
+        add_lost(c);
         /* Even a refusal comes from the loop: no callback runs before lx_call_start returns. */
         c->t_local = lx_timer_new(local_step_cb, c);
         lx_timer_start(c->t_local, delay);
         return c;
     }
     struct lx_http_request hr = {0};
-    int rc = c->chat.kind == LX_CALL_EMBEDDINGS ? p->type->embeddings_request(p, &c->chat, &hr, err)
-                                                : p->type->chat_request(p, &c->chat, &hr, err);
+    int rc = c->chat.kind == LX_CALL_EMBEDDINGS     ? p->type->embeddings_request(p, &c->chat, &hr, err)
+             : c->chat.kind == LX_CALL_COUNT_TOKENS ? p->type->count_tokens_request(p, &c->chat, &hr, err)
+                                                    : p->type->chat_request(p, &c->chat, &hr, err);
     if (rc != LX_OK) {
         lx_http_request_free(&hr);
         call_free(c);
@@ -281,8 +307,14 @@ struct lx_call *lx_call_start(const struct lx_provider_conf *p, struct lx_chat *
     }
     c->dropped = hr.dropped;
     hr.dropped = NULL;
+    add_lost(c);
     if (c->chat.request_id)
         lx_http_request_add_header(&hr, "X-Request-Id: %s", c->chat.request_id);
+    if (c->chat.traceparent[0]) {
+        lx_http_request_add_header(&hr, "traceparent: %s", c->chat.traceparent);
+        if (c->chat.origin && c->chat.origin->tracestate)
+            lx_http_request_add_header(&hr, "tracestate: %s", c->chat.origin->tracestate);
+    }
     if (c->chat.stream)
         c->stream = p->type->stream_open(p, &c->chat);
     c->t_first = lx_timer_new(first_byte_timeout_cb, c);

@@ -45,5 +45,51 @@ long lx_capacity_limit(const struct lx_capacity *cap);
  * completes the call counts as success. Returns the milliseconds the provider stays cooled down (0 = usable). */
 void lx_capacity_record(struct lx_capacity *cap, bool failed);
 long lx_capacity_cooling_ms(const struct lx_capacity *cap);
+/* The provider's name, and its cooldown threshold in force (for messages). */
+const char *lx_capacity_name(const struct lx_capacity *cap);
+long lx_capacity_cooldown_failures(const struct lx_capacity *cap);
+
+/* ---- fleet-wide, through Redis (io/fleet.h) ----
+ * With a fleet, a provider that has a max_concurrency or a cooldown is limited across every replica: a
+ * call claims its slot (and learns of a cooldown) in Redis, and reports how it went when it ends, so the
+ * breaker counts failures in a row across the fleet. This replica's own count (lx_capacity_inflight)
+ * still follows its calls. A claim that must wait for a slot asks again whenever a call of this replica
+ * ends, and otherwise every 10 to 100 ms (waiters of different replicas are not served in order). */
+struct lx_fleet;
+struct lx_cap_claim;
+
+/* Decide through f from now on (NULL: on this replica alone). main.c wires it. */
+void lx_capacity_share(struct lx_fleet *f);
+/* Does cap's provider claim its calls in Redis? (A fleet is set and the provider has a limit.) */
+bool lx_capacity_shared(const struct lx_capacity *cap);
+/* With redis.fail_mode "closed": claims that Redis cannot answer fail instead of going local. */
+bool lx_capacity_fail_closed(void);
+
+enum lx_cap_verdict {
+    LX_CAP_GRANTED,     /* a slot is taken, fleet-wide and in this replica's count: release the local one
+                           with lx_capacity_release when the call ends */
+    LX_CAP_COOLING,     /* the provider cools down (cooling_ms) */
+    LX_CAP_FULL,        /* max_concurrency calls in flight fleet-wide, and none ended within wait_ms */
+    LX_CAP_UNAVAILABLE, /* Redis did not answer: fail closed, or go local (lx_capacity_claim_local) */
+};
+
+struct lx_cap_answer {
+    enum lx_cap_verdict verdict;
+    long cooling_ms;
+    long inflight;      /* calls in flight fleet-wide (-1: not counted) */
+};
+
+/* Claim a slot for one call, waiting at most wait_ms for one (0: answer at once). cb runs once, from the
+ * loop, unless the claim is ended first. Every claim is ended with lx_capacity_claim_end, whatever the
+ * answer. */
+struct lx_cap_claim *lx_capacity_claim(struct lx_capacity *cap, long wait_ms,
+                                       void (*cb)(void *arg, struct lx_cap_claim *c, const struct lx_cap_answer *a),
+                                       void *arg);
+/* After UNAVAILABLE with fail mode open: the caller took a local slot itself (lx_capacity_try, or a
+ * granted lx_capacity_wait); it counts in this replica's share, and its outcome feeds the local breaker.
+ * c may be NULL (no claim: nothing to do). */
+void lx_capacity_claim_local(struct lx_cap_claim *c);
+/* The call ended (failed: for the breaker), or never ran. No callback follows; c is gone. */
+void lx_capacity_claim_end(struct lx_cap_claim *c, bool ran, bool failed);
 
 #endif

@@ -109,18 +109,6 @@ static int provider_unknown_keys(json_t *obj, const struct lx_provider_type *t, 
     return LX_OK;
 }
 
-static bool valid_header_part(const char *s, bool name)
-{
-    if (name && !*s)
-        return false;
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '\r' || c == '\n' || (name && (c == ':' || c <= ' ')))
-            return false;
-    }
-    return true;
-}
-
 /* Keep p, disabled, with a reason that names the fix: the variable to set and the key that needs it. */
 static void disable_provider(struct lx_config *cfg, struct lx_provider_conf *p, const char *var, const char *where)
 {
@@ -214,7 +202,7 @@ static int parse_provider(struct lx_config *cfg, struct lx_provider_conf *p, con
         while (n > 0 && p->base_url[n - 1] == '/')
             p->base_url[--n] = '\0';
     }
-    if (p->api_key && !valid_header_part(p->api_key, false)) {
+    if (p->api_key && !lx_conf_header_part(p->api_key, false)) {
         lx_conf_err(err, errlen, "%s.api_key: must not contain line breaks", path);
         return LX_ERR;
     }
@@ -226,7 +214,7 @@ static int parse_provider(struct lx_config *cfg, struct lx_provider_conf *p, con
         json_t *hv;
         p->headers = lx_calloc(json_object_size(headers), sizeof *p->headers);
         json_object_foreach(headers, hk, hv) {
-            if (!json_is_string(hv) || !valid_header_part(hk, true) || !valid_header_part(json_string_value(hv), false)) {
+            if (!json_is_string(hv) || !lx_conf_header_part(hk, true) || !lx_conf_header_part(json_string_value(hv), false)) {
                 lx_conf_err(err, errlen, "%s.headers.%s: expected a header name and a string value without line breaks",
                         path, hk);
                 return LX_ERR;
@@ -271,7 +259,8 @@ static int check_target(const struct lx_engine_conf *c, json_t *v, const char *p
     return LX_OK;
 }
 
-/* An alias is "P/M", ["P/M", ...] (fallbacks in order) or {"models": [...], "hedge_ms": N}. */
+/* An alias is "P/M", ["P/M", ...] (fallbacks in order) or {"models": [...], "hedge_ms": N, "mcp": [...]}
+ * (the MCP servers whose tools its requests get; checked against mcp_servers by that section). */
 static int parse_alias(const struct lx_engine_conf *c, struct lx_alias *a, json_t *v, char *err, size_t errlen)
 {
     char path[300];
@@ -279,9 +268,10 @@ static int parse_alias(const struct lx_engine_conf *c, struct lx_alias *a, json_
     a->hedge_ms = -1;
     json_t *list = v;
     if (json_is_object(v)) {
-        static const char *const keys[] = {"models", "hedge_ms", NULL};
+        static const char *const keys[] = {"models", "hedge_ms", "mcp", NULL};
         if (lx_conf_unknown_keys(v, keys, path, err, errlen) != LX_OK ||
-            lx_conf_long(v, "hedge_ms", path, 0, 3600000, &a->hedge_ms, err, errlen) != LX_OK)
+            lx_conf_long(v, "hedge_ms", path, 0, 3600000, &a->hedge_ms, err, errlen) != LX_OK ||
+            lx_conf_strings(v, "mcp", path, &a->mcp, &a->n_mcp, err, errlen) != LX_OK)
             return LX_ERR;
         list = json_object_get(v, "models");
         snprintf(path, sizeof path, "aliases.%s.models", a->name);
@@ -405,6 +395,9 @@ void lx_engine_conf_free(struct lx_config *cfg)
         for (size_t j = 0; j < c->aliases[i].n_targets; j++)
             free(c->aliases[i].targets[j]);
         free(c->aliases[i].targets);
+        for (size_t j = 0; j < c->aliases[i].n_mcp; j++)
+            free(c->aliases[i].mcp[j]);
+        free(c->aliases[i].mcp);
     }
     free(c->aliases);
     free(c);

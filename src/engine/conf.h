@@ -18,6 +18,8 @@ struct lx_alias {
     char **targets;  /* owned: "PROVIDER/MODEL" each, validated against the providers */
     size_t n_targets;
     long hedge_ms;   /* -1: a plain fallback list */
+    char **mcp;      /* owned: MCP servers whose tools the alias's requests get (mcp_servers names) */
+    size_t n_mcp;
 };
 
 struct lx_engine_conf {

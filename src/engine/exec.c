@@ -13,14 +13,15 @@
 #include "capacity.h"
 #include "router.h"
 #include "../../providers/provider.h"
+#include "../core/bus.h"
 #include "../core/common.h"
 #include "../core/log.h"
 #include "../core/metrics.h"
 #include "../io/loop.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 enum lane_state {
     LANE_IDLE,    /* not started */
@@ -40,8 +41,13 @@ struct lane {
     struct lx_call *call;       /* owned until its on_done; NULL otherwise */
     struct lx_cap_wait *wait;   /* owned while LANE_WAITING */
     struct lx_capacity *slot;   /* the live capacity whose slot the lane holds (its target's provider), or NULL */
+    struct lx_cap_claim *claim; /* owned: the fleet-wide claim of the current attempt (Redis), or NULL */
     struct lx_timer *backoff;   /* owned */
     json_t *pending;            /* owned: stream chunks held back until this lane commits */
+    /* the attempt in flight, for call.finished */
+    uint8_t span[8];            /* its span id (zero when nothing traces it) */
+    int64_t call_start_ns;
+    char response_model[96];    /* the model its answer named, once seen */
 };
 
 struct lx_exec {
@@ -70,6 +76,7 @@ struct lx_exec {
 
 static void lane_attempt(struct lane *L);
 static void lane_failed(struct lane *L, const struct lx_error *err);
+static void publish_call_end(struct lane *L, const char *outcome, const struct lx_error *err);
 
 static const struct lx_target *lane_target(const struct lane *L)
 {
@@ -122,56 +129,37 @@ static bool provider_failure(const struct lx_error *err)
            !code_is(err, "deadline_exceeded") && (err->status >= 500 || code_is(err, "upstream_timeout"));
 }
 
-static long parse_retry_after_ms(const char *v)
-{
-    if (!v)
-        return 0;
-    char *end;
-    double s = strtod(v, &end);
-    if (end == v || s < 0 || s > 86400)
-        return 0; /* an HTTP date or garbage: ignored, the backoff applies */
-    return (long)(s * 1000.0);
-}
-
 long lx_exec_backoff_ms(long n, long base_ms, long max_ms, const char *retry_after, uint64_t rnd)
 {
-    long ceiling = base_ms;
-    for (long i = 0; i < n && ceiling < max_ms; i++)
-        ceiling *= 2;
-    if (ceiling > max_ms)
-        ceiling = max_ms;
-    long delay = (long)(rnd % (uint64_t)(ceiling + 1));
-    long ra = parse_retry_after_ms(retry_after);
-    if (ra > delay)
-        delay = ra;
-    return delay > max_ms ? max_ms : delay;
-}
-
-static uint64_t next_random(void)
-{
-    static uint64_t s;
-    if (!s)
-        s = lx_now_ms() * 6364136223846793005ULL ^ (uint64_t)getpid() << 32 ^ 0x9e3779b97f4a7c15ULL;
-    s ^= s << 13;
-    s ^= s >> 7;
-    s ^= s << 17;
-    return s;
+    return lx_backoff_ms(n, base_ms, max_ms, retry_after, rnd);
 }
 
 /* ---- lanes ---- */
 
-static void lane_release_slot(struct lane *L)
+/* ran: the call ran (its outcome, failed or not, goes to the fleet's breaker). */
+static void lane_release_slot_after(struct lane *L, bool ran, bool failed)
 {
     if (L->slot) {
         lx_capacity_release(L->slot);
         L->slot = NULL;
     }
+    if (L->claim) {
+        lx_capacity_claim_end(L->claim, ran, failed);
+        L->claim = NULL;
+    }
 }
 
-/* Stop whatever the lane is doing; no callback of it follows. */
-static void lane_stop(struct lane *L)
+static void lane_release_slot(struct lane *L)
+{
+    lane_release_slot_after(L, false, false);
+}
+
+/* Stop whatever the lane is doing; no callback of it follows. why: the exec's failure that stops it, or
+ * NULL (it lost, or the owner cancelled). */
+static void lane_stop(struct lane *L, const struct lx_error *why)
 {
     if (L->call) {
+        publish_call_end(L, why ? "error" : "cancelled", why);
         lx_call_cancel(L->call);
         L->call = NULL;
     }
@@ -196,7 +184,7 @@ static void exec_free(void *arg)
 {
     struct lx_exec *x = arg;
     for (size_t i = 0; i < x->plan.n_lanes; i++) {
-        lane_stop(&x->lanes[i]);
+        lane_stop(&x->lanes[i], NULL);
         lx_timer_free(x->lanes[i].backoff);
     }
     free(x->lanes);
@@ -205,6 +193,7 @@ static void exec_free(void *arg)
     lx_timer_free(x->deadline);
     lx_plan_free(&x->plan);
     json_decref(x->tmpl.body);
+    json_decref(x->tmpl.native);
     lx_error_clear(&x->last);
     free(x->request_id);
     free(x);
@@ -237,6 +226,68 @@ static const char *error_reason(const struct lx_error *e)
     if (e->status == 429)
         return "rate_limited";
     return e->status >= 500 ? "server_error" : "client_error";
+}
+
+/* ---- events (core/bus.h): each built only when someone listens ---- */
+
+static void call_event(struct lane *L, struct lx_event *ev, enum lx_event_type type)
+{
+    const struct lx_target *t = lane_target(L);
+    *ev = (struct lx_event){
+        .type = type,
+        .origin = L->x->tmpl.origin,
+        .call = {.provider = t->provider->name, .provider_type = t->provider->type->name, .model = t->model,
+                 .label = t->label, .operation = L->x->tmpl.kind == LX_CALL_EMBEDDINGS ? "embeddings" : "chat",
+                 .lane = (int)L->idx, .target = (int)L->t, .attempt = (int)L->attempt, .stream = L->x->tmpl.stream,
+                 .start_ns = L->call_start_ns},
+    };
+    memcpy(ev->call.span_id, L->span, 8);
+}
+
+/* The attempt L made ended: outcome "ok", "error" (err) or "cancelled" (err, when the exec gave up). */
+static void publish_call_end(struct lane *L, const char *outcome, const struct lx_error *err)
+{
+    if (!L->call_start_ns)
+        return; /* no attempt in flight */
+    struct lx_event ev;
+    call_event(L, &ev, LX_EV_CALL_FINISHED);
+    L->call_start_ns = 0;
+    if (!lx_bus_wanted(LX_EV_CALL_FINISHED))
+        return;
+    struct lx_exec *x = L->x;
+    ev.call.duration_ms = (double)(lx_wall_ns() - ev.call.start_ns) / 1e6;
+    ev.call.outcome = outcome;
+    ev.call.status = err ? err->status : strcmp(outcome, "cancelled") == 0 ? 499 : 200;
+    ev.call.error = err ? err->code : NULL;
+    ev.call.error_type = err ? err->type : NULL;
+    ev.call.response_model = L->response_model[0] ? L->response_model : NULL;
+    ev.call.won = x->winner == (long)L->idx;
+    if (ev.call.won) {
+        ev.call.prompt_tokens = x->prompt_tokens;
+        ev.call.completion_tokens = x->completion_tokens;
+    }
+    lx_bus_publish(&ev);
+}
+
+/* The model an answer (a completion or a chunk) names, kept once per attempt. */
+static void note_model(struct lane *L, json_t *answer)
+{
+    const char *m = json_string_value(json_object_get(answer, "model"));
+    if (m && !L->response_model[0])
+        snprintf(L->response_model, sizeof L->response_model, "%s", m);
+}
+
+static void publish_queue(struct lane *L, enum lx_event_type type)
+{
+    if (!lx_bus_wanted(type))
+        return;
+    const struct lx_target *t = lane_target(L);
+    struct lx_capacity *cap = lx_capacity_of(t->provider);
+    struct lx_event ev = {.type = type, .origin = L->x->tmpl.origin,
+                          .queue = {.provider = t->provider->name, .label = t->label,
+                                    .depth = lx_capacity_queued(cap) + (type == LX_EV_QUEUE_TIMEOUT),
+                                    .limit = lx_capacity_limit(cap), .timeout_ms = t->provider->queue_timeout_ms}};
+    lx_bus_publish(&ev);
 }
 
 /* Count the call in the metrics and the owner's tally. status 499: the owner cancelled it. */
@@ -279,7 +330,7 @@ static void exec_finish(struct lx_exec *x, json_t *completion, const struct lx_e
     lx_timer_stop(x->hedge);
     lx_timer_stop(x->deadline);
     for (size_t i = 0; i < x->plan.n_lanes; i++)
-        lane_stop(&x->lanes[i]);
+        lane_stop(&x->lanes[i], err);
     x->ops->on_done(x->owner, completion, err);
     lx_defer(exec_free, x);
 }
@@ -308,7 +359,7 @@ static void commit(struct lane *L, const char *dropped)
     lx_timer_stop(x->hedge);
     for (size_t i = 0; i < x->plan.n_lanes; i++)
         if (i != L->idx)
-            lane_stop(&x->lanes[i]);
+            lane_stop(&x->lanes[i], NULL);
     if (x->ops->on_commit)
         x->ops->on_commit(x->owner, lane_target(L)->label, dropped);
     if (L->pending) {
@@ -382,6 +433,7 @@ static void lane_chunk(void *owner, json_t *chunk)
     }
     if (x->winner >= 0)
         return;
+    note_model(L, chunk);
     if (is_preamble(chunk)) {
         if (!L->pending)
             L->pending = json_array();
@@ -399,16 +451,25 @@ static void lane_done(void *owner, json_t *completion, const struct lx_error *er
     const struct lx_target *t = lane_target(L);
     char *dropped = L->call && lx_call_dropped(L->call) ? lx_strdup(lx_call_dropped(L->call)) : NULL;
     L->call = NULL;
-    lane_release_slot(L);
-    lx_capacity_record(lx_capacity_of(t->provider), provider_failure(err));
+    bool failed = provider_failure(err);
+    /* A call claimed fleet-wide reports to the fleet's breaker (the claim does); the others to this one. */
+    if (!L->claim)
+        lx_capacity_record(lx_capacity_of(t->provider), failed);
+    lane_release_slot_after(L, true, failed);
     if (err) {
         free(dropped);
+        publish_call_end(L, "error", err);
         lane_failed(L, err);
         return;
+    }
+    if (completion) {
+        take_usage(x, json_object_get(completion, "usage"));
+        note_model(L, completion);
     }
     if (x->winner < 0)
         commit(L, dropped);
     free(dropped);
+    publish_call_end(L, "ok", NULL);
     L->st = LANE_ENDED;
     exec_finish(x, completion, NULL);
 }
@@ -432,73 +493,152 @@ static void lane_launch(struct lane *L)
     const struct lx_target *t = lane_target(L);
     struct lx_chat chat = x->tmpl;
     chat.body = json_incref(x->tmpl.body);
+    chat.native = json_incref(x->tmpl.native);
     chat.model = lx_strdup(t->model);
+    /* Each attempt is a span of the request's trace, and the provider gets it as its parent. */
+    const struct lx_ev_origin *o = x->tmpl.origin;
+    memset(L->span, 0, sizeof L->span);
+    if (o && o->trace.sampled)
+        lx_trace_span_id(L->span);
+    if (!o || !lx_trace_upstream(&o->trace, o->trace.sampled ? L->span : NULL, chat.traceparent))
+        chat.traceparent[0] = '\0';
+    L->call_start_ns = lx_wall_ns();
+    L->response_model[0] = '\0';
+    if (lx_bus_wanted(LX_EV_CALL_STARTED)) {
+        struct lx_event ev;
+        call_event(L, &ev, LX_EV_CALL_STARTED);
+        lx_bus_publish(&ev);
+    }
     struct lx_error err = {0};
     L->st = LANE_RUNNING;
     L->call = lx_call_start(t->provider, &chat, &lx_exec_lane_ops, L, &err);
     if (!L->call) {
         lane_release_slot(L);
+        publish_call_end(L, "error", &err);
         lane_failed(L, &err);
         lx_error_clear(&err);
     }
 }
 
-static void wait_cb(void *arg, bool granted)
+static void cooling_error(struct lane *L, struct lx_capacity *cap, long cooling)
 {
-    struct lane *L = arg;
-    const struct lx_provider_conf *p = lane_target(L)->provider;
-    struct lx_capacity *cap = lx_capacity_of(p);
-    L->wait = NULL;
-    if (granted) {
-        L->slot = cap;
-        lane_launch(L);
-        return;
-    }
     struct lx_error e = {0};
-    lx_error_set(&e, 429, "rate_limit_error", NULL, "provider_at_capacity",
-                 "Provider '%s' is at its max_concurrency (%ld) and no slot freed within %ld ms; try again later.",
-                 p->name, lx_capacity_limit(cap), p->queue_timeout_ms);
+    lx_error_set(&e, 503, "service_unavailable", NULL, "provider_cooldown",
+                 "Provider '%s' failed %ld times in a row and is skipped for another %ld ms.", lx_capacity_name(cap),
+                 lx_capacity_cooldown_failures(cap), cooling);
+    e.retry_after = lx_sprintf("%ld", (cooling + 999) / 1000);
+    lane_failed(L, &e);
+    lx_error_clear(&e);
+}
+
+static void full_error(struct lane *L, struct lx_capacity *cap, long waited_ms)
+{
+    struct lx_error e = {0};
+    if (waited_ms > 0)
+        lx_error_set(&e, 429, "rate_limit_error", NULL, "provider_at_capacity",
+                     "Provider '%s' is at its max_concurrency (%ld) and no slot freed within %ld ms; try again later.",
+                     lx_capacity_name(cap), lx_capacity_limit(cap), waited_ms);
+    else
+        lx_error_set(&e, 429, "rate_limit_error", NULL, "provider_at_capacity",
+                     "Provider '%s' is at its max_concurrency (%ld); try again later.", lx_capacity_name(cap),
+                     lx_capacity_limit(cap));
     e.retry_after = lx_strdup("1");
     lane_failed(L, &e);
     lx_error_clear(&e);
 }
 
-static void lane_attempt(struct lane *L)
+/* How long the lane may wait for a slot of its target's provider: a fallback is better than a queue;
+ * with none, wait unless waiting is switched off (0). */
+static long lane_wait_ms(const struct lane *L)
 {
-    const struct lx_target *t = lane_target(L);
-    const struct lx_provider_conf *p = t->provider;
-    struct lx_capacity *cap = lx_capacity_of(p);
+    return L->t + 1 < L->plan->n ? 0 : lane_target(L)->provider->queue_timeout_ms;
+}
+
+static void wait_cb(void *arg, bool granted)
+{
+    struct lane *L = arg;
+    struct lx_capacity *cap = lx_capacity_of(lane_target(L)->provider);
+    L->wait = NULL;
+    if (granted) {
+        L->slot = cap;
+        lx_capacity_claim_local(L->claim);
+        lane_launch(L);
+        return;
+    }
+    publish_queue(L, LX_EV_QUEUE_TIMEOUT);
+    full_error(L, cap, lane_target(L)->provider->queue_timeout_ms);
+}
+
+/* The provider's state on this replica alone: no fleet, or Redis away with fail mode open. */
+static void lane_attempt_local(struct lane *L)
+{
+    struct lx_capacity *cap = lx_capacity_of(lane_target(L)->provider);
     long cooling = lx_capacity_cooling_ms(cap);
     if (cooling > 0) {
-        struct lx_error e = {0};
-        lx_error_set(&e, 503, "service_unavailable", NULL, "provider_cooldown",
-                     "Provider '%s' failed %ld times in a row and is skipped for another %ld ms.", p->name,
-                     p->cooldown.failures, cooling);
-        e.retry_after = lx_sprintf("%ld", (cooling + 999) / 1000);
-        lane_failed(L, &e);
-        lx_error_clear(&e);
+        cooling_error(L, cap, cooling);
         return;
     }
     if (lx_capacity_try(cap)) {
         L->slot = cap;
+        lx_capacity_claim_local(L->claim);
         lane_launch(L);
         return;
     }
-    bool more = L->t + 1 < L->plan->n;
-    if (more || p->queue_timeout_ms == 0) {
-        /* Full: a fallback is better than a queue; with none, wait unless waiting is switched off. */
+    long wait_ms = lane_wait_ms(L);
+    if (wait_ms == 0) {
+        full_error(L, cap, 0);
+        return;
+    }
+    /* The deadline, if any, ends the wait by cancelling the whole exec. */
+    L->st = LANE_WAITING;
+    L->wait = lx_capacity_wait(cap, wait_ms, wait_cb, L);
+    publish_queue(L, LX_EV_QUEUE_WAITING);
+}
+
+static void claim_cb(void *arg, struct lx_cap_claim *c, const struct lx_cap_answer *a)
+{
+    struct lane *L = arg;
+    struct lx_capacity *cap = lx_capacity_of(lane_target(L)->provider);
+    (void)c;
+    switch (a->verdict) {
+    case LX_CAP_GRANTED:
+        L->slot = cap;
+        lane_launch(L);
+        return;
+    case LX_CAP_COOLING:
+        lane_release_slot(L);
+        cooling_error(L, cap, a->cooling_ms);
+        return;
+    case LX_CAP_FULL:
+        lane_release_slot(L);
+        full_error(L, cap, lane_wait_ms(L));
+        return;
+    case LX_CAP_UNAVAILABLE:
+        if (!lx_capacity_fail_closed()) {
+            lane_attempt_local(L); /* fail open: this replica's own count and breaker decide */
+            return;
+        }
+        lane_release_slot(L);
         struct lx_error e = {0};
-        lx_error_set(&e, 429, "rate_limit_error", NULL, "provider_at_capacity",
-                     "Provider '%s' is at its max_concurrency (%ld); try again later.", p->name,
-                     lx_capacity_limit(cap));
+        lx_error_set(&e, 503, "service_unavailable", NULL, "provider_state_unavailable",
+                     "Provider '%s' is limited fleet-wide and its shared state (Redis) cannot be checked right now "
+                     "(redis.fail_mode is \"closed\"); try again shortly.", lx_capacity_name(cap));
         e.retry_after = lx_strdup("1");
         lane_failed(L, &e);
         lx_error_clear(&e);
         return;
     }
-    /* The deadline, if any, ends the wait by cancelling the whole exec. */
-    L->st = LANE_WAITING;
-    L->wait = lx_capacity_wait(cap, p->queue_timeout_ms, wait_cb, L);
+}
+
+static void lane_attempt(struct lane *L)
+{
+    struct lx_capacity *cap = lx_capacity_of(lane_target(L)->provider);
+    if (lx_capacity_shared(cap)) {
+        L->st = LANE_WAITING;
+        L->claim = lx_capacity_claim(cap, lane_wait_ms(L), claim_cb, L);
+        return;
+    }
+    lane_attempt_local(L);
 }
 
 static void backoff_cb(void *arg)
@@ -528,7 +668,7 @@ static void lane_failed(struct lane *L, const struct lx_error *err)
     lx_metrics_upstream_error(p->name, error_reason(err));
     if (lx_exec_retryable(err) && L->attempt < p->retries.max) {
         long delay = lx_exec_backoff_ms(L->attempt, p->retries.base_delay_ms, p->retries.max_delay_ms,
-                                        err->retry_after, next_random());
+                                        err->retry_after, lx_random64());
         /* A retry that could only start after the deadline is not worth waiting for. */
         bool fits = !x->deadline_at || lx_now_ms() + (uint64_t)delay < x->deadline_at;
         if (fits) {
@@ -537,6 +677,14 @@ static void lane_failed(struct lane *L, const struct lx_error *err)
             lx_metrics_retry();
             lx_info("req=%llu: retry %ld/%ld of %s in %ld ms after %d: %s", (unsigned long long)x->tmpl.req_id,
                     L->attempt, p->retries.max, t->label, delay, err->status, err->message);
+            if (lx_bus_wanted(LX_EV_CALL_RETRY)) {
+                struct lx_event ev = {.type = LX_EV_CALL_RETRY, .origin = x->tmpl.origin,
+                                      .retry = {.provider = p->name, .label = t->label, .lane = (int)L->idx,
+                                                .attempt = (int)L->attempt, .max = (int)p->retries.max,
+                                                .reason = error_reason(err), .status = err->status,
+                                                .error = err->code, .delay_ms = delay}};
+                lx_bus_publish(&ev);
+            }
             L->st = LANE_BACKOFF;
             lx_timer_start(L->backoff, delay);
             return;
@@ -549,6 +697,15 @@ static void lane_failed(struct lane *L, const struct lx_error *err)
         lx_metrics_fallback();
         lx_info("req=%llu: falling back from %s to %s after %d: %s", (unsigned long long)x->tmpl.req_id, t->label,
                 lane_target(L)->label, err->status, err->message);
+        if (lx_bus_wanted(LX_EV_CALL_FALLBACK)) {
+            const struct lx_target *to = lane_target(L);
+            struct lx_event ev = {.type = LX_EV_CALL_FALLBACK, .origin = x->tmpl.origin,
+                                  .fallback = {.from = t->label, .to = to->label, .from_provider = p->name,
+                                               .to_provider = to->provider->name, .lane = (int)L->idx,
+                                               .reason = error_reason(err), .status = err->status,
+                                               .error = err->code}};
+            lx_bus_publish(&ev);
+        }
         L->st = LANE_BACKOFF;
         lane_attempt(L);
         return;
@@ -564,8 +721,15 @@ static void hedge_cb(void *arg)
     struct lx_exec *x = arg;
     if (x->done || x->winner >= 0 || x->started >= x->plan.n_lanes)
         return;
+    const struct lx_target *first = &x->plan.lanes[x->started].targets[0];
     lx_info("req=%llu: no answer within hedge_ms=%ld, also starting %s", (unsigned long long)x->tmpl.req_id,
-            x->plan.hedge_ms, x->plan.lanes[x->started].targets[0].label);
+            x->plan.hedge_ms, first->label);
+    if (lx_bus_wanted(LX_EV_CALL_HEDGE)) {
+        struct lx_event ev = {.type = LX_EV_CALL_HEDGE, .origin = x->tmpl.origin,
+                              .hedge = {.label = first->label, .provider = first->provider->name,
+                                        .lane = (int)x->started, .hedge_ms = x->plan.hedge_ms}};
+        lx_bus_publish(&ev);
+    }
     start_lane(x);
     if (!x->done && x->winner < 0 && x->started < x->plan.n_lanes)
         lx_timer_start(x->hedge, x->plan.hedge_ms);
@@ -603,6 +767,7 @@ struct lx_exec *lx_exec_start(struct lx_plan *plan, const struct lx_chat *tmpl, 
     memset(plan, 0, sizeof *plan);
     x->tmpl = *tmpl;
     x->tmpl.body = json_incref(tmpl->body);
+    x->tmpl.native = json_incref(tmpl->native);
     x->tmpl.model = NULL;
     x->request_id = tmpl->request_id ? lx_strdup(tmpl->request_id) : NULL;
     x->tmpl.request_id = x->request_id;
@@ -645,7 +810,7 @@ void lx_exec_cancel(struct lx_exec *x)
     lx_timer_stop(x->hedge);
     lx_timer_stop(x->deadline);
     for (size_t i = 0; i < x->plan.n_lanes; i++)
-        lane_stop(&x->lanes[i]);
+        lane_stop(&x->lanes[i], NULL);
     lx_defer(exec_free, x);
 }
 

@@ -1,9 +1,10 @@
 /* The one libevent event_base every llmux module runs on, with descriptor watches, timers, deferred
  * calls and signals for the modules that must not see libevent.
  *
- * The io/ layer: the only files that include event2/, curl/, pthread.h (and later hiredis/). They may
- * include src/core/ and each other, nothing above: the loop (this file), the libcurl multi glue
- * (upstream), sd_notify (notify); later the worker thread and the Redis client. */
+ * The io/ layer: the only files that include event2/, curl/, pthread.h and hiredis/. They may include
+ * src/core/ and each other, nothing above: the loop (this file), the libcurl multi glue (upstream),
+ * sd_notify (notify), the Redis client (redis, its config section redis_conf) and the fleet-wide state
+ * kept through it (fleet); later the worker thread. */
 #ifndef LX_LOOP_H
 #define LX_LOOP_H
 

@@ -361,6 +361,8 @@ struct lx_upstream *lx_upstream_start(const struct lx_http_request *req, long co
     /* No 100-continue round trip before the body. */
     u->headers = curl_slist_append(u->headers, "Expect:");
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, u->headers);
+    if (strcmp(req->method, "DELETE") == 0)
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, "DELETE");
     if (strcmp(req->method, "POST") == 0) {
         u->body = lx_malloc(req->body_len + 1);
         memcpy(u->body, req->body, req->body_len);
@@ -374,6 +376,14 @@ struct lx_upstream *lx_upstream_start(const struct lx_http_request *req, long co
     u->in_multi = true;
     lx_active++;
     return u;
+}
+
+const char *lx_upstream_header(struct lx_upstream *u, const char *name)
+{
+    struct curl_header *h = NULL;
+    if (!u || curl_easy_header(u->easy, name, 0, CURLH_HEADER, -1, &h) != CURLHE_OK || !h)
+        return NULL;
+    return h->value;
 }
 
 static void deferred_settle_cb(void *arg)

@@ -36,12 +36,15 @@ int lx_upstream_init(void);
 int lx_upstream_check_url(const char *url, long timeout_ms, char *err, size_t errlen);
 void lx_upstream_shutdown(void);
 
-/* Start a transfer. The request is copied; NULL when libcurl refused it. */
+/* Start a transfer (method "GET", "POST" or "DELETE"). The request is copied; NULL when libcurl refused it. */
 struct lx_upstream *lx_upstream_start(const struct lx_http_request *req, long connect_timeout_ms,
                                       const struct lx_upstream_ops *ops, void *ctx);
 /* Stop at once: no callback follows, and the connection is closed (unless on_body already said LX_DONE:
  * then the transfer keeps its short drain, see upstream.c). Any context. */
 void lx_upstream_cancel(struct lx_upstream *u);
+/* A response header of the final answer (the first one of that name), for on_headers: valid until on_headers
+ * returns, NULL when absent. For protocols that carry state in headers (MCP's Mcp-Session-Id). */
+const char *lx_upstream_header(struct lx_upstream *u, const char *name);
 /* Undo an LX_AGAIN pause. Any context (deferred to the loop). */
 void lx_upstream_resume(struct lx_upstream *u);
 /* Transfers in flight, draining ones included (for tests and shutdown). */

@@ -83,8 +83,8 @@ static json_t *str_or_null(const char *s)
 void lx_access_log_finished_cb(const struct lx_event *ev, void *arg)
 {
     (void)arg;
-    const struct lx_req *req = ev->request_finished.req;
-    int status = ev->request_finished.status;
+    const struct lx_req *req = ev->request.req;
+    int status = ev->request.status;
     struct timeval tv;
     gettimeofday(&tv, NULL);
     struct tm tm;
@@ -113,6 +113,10 @@ void lx_access_log_finished_cb(const struct lx_event *ev, void *arg)
     json_object_set_new(o, "bytes_out", json_integer((json_int_t)req->bytes_out));
     json_object_set_new(o, "retries", json_integer(req->tally.retries));
     json_object_set_new(o, "fallbacks", json_integer(req->tally.fallbacks));
+    if (req->tally.tool_calls) {
+        json_object_set_new(o, "tool_calls", json_integer(req->tally.tool_calls));
+        json_object_set_new(o, "tool_errors", json_integer(req->tally.tool_errors));
+    }
     json_object_set_new(o, "error", str_or_null(req->error_code));
     json_object_set_new(o, "client_gone", json_boolean(req->client_gone));
     char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(12));

@@ -1,8 +1,9 @@
-/* Client keys: parsing auth.keys, finding a request's key by its SHA-256 digest in constant time, the
- * per-key model patterns, token buckets for rpm and tpm, and the in-flight count. The secret never
- * reaches a log line, an error message or a metric: only the key's name does. */
+/* Client keys: parsing auth.keys, finding a request's key by its SHA-256 digest in constant time, and the
+ * per-key model patterns; the key's limits are ratelimit.c's. The secret never reaches a log line, an
+ * error message or a metric: only the key's name does. */
 #include "auth.h"
 #include "conf.h"
+#include "ratelimit.h"
 #include "req.h"
 #include "../core/bus.h"
 #include "../core/common.h"
@@ -17,41 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-/* The live side of a key, found by name. Never freed before lx_auth_shutdown, so requests may point at
- * it across reloads. The nameless one counts anonymous clients (no auth.keys) for max_inflight_per_key. */
-struct lx_key_state {
-    char *name;             /* owned */
-    double req_tokens;      /* rpm bucket */
-    double tok_tokens;      /* tpm bucket; may go below zero after a large answer */
-    double t_req, t_tok;    /* lx_now_ms_f of the last refill; 0 = never (the bucket starts full) */
-    long inflight;
-    struct lx_key_state *next;
-};
-
-static struct lx_key_state *lx_key_states;
-
-static struct lx_key_state *key_state(const char *name)
-{
-    for (struct lx_key_state *s = lx_key_states; s; s = s->next)
-        if (strcmp(s->name, name) == 0)
-            return s;
-    struct lx_key_state *s = lx_calloc(1, sizeof *s);
-    s->name = lx_strdup(name);
-    s->next = lx_key_states;
-    lx_key_states = s;
-    return s;
-}
-
-void lx_auth_shutdown(void)
-{
-    while (lx_key_states) {
-        struct lx_key_state *s = lx_key_states;
-        lx_key_states = s->next;
-        free(s->name);
-        free(s);
-    }
-}
 
 static void digest(const char *text, size_t len, unsigned char out[32])
 {
@@ -100,7 +66,7 @@ static bool valid_name(const char *s)
 
 static int parse_key(struct lx_auth_key *k, json_t *v, const char *path, char *err, size_t errlen)
 {
-    static const char *const keys[] = {"name", "key", "sha256", "models", "rpm", "tpm", NULL};
+    static const char *const keys[] = {"name", "key", "sha256", "models", "rpm", "tpm", "admin", NULL};
     if (!json_is_object(v)) {
         snprintf(err, errlen, "%s: expected an object with \"name\" and \"key\" or \"sha256\"", path);
         return LX_ERR;
@@ -157,6 +123,12 @@ static int parse_key(struct lx_auth_key *k, json_t *v, const char *path, char *e
             k->models[k->n_models++] = lx_strdup(json_string_value(m));
         }
     }
+    json_t *admin = json_object_get(v, "admin");
+    if (admin && !json_is_boolean(admin)) {
+        snprintf(err, errlen, "%s.admin: expected true or false", path);
+        return LX_ERR;
+    }
+    k->admin = json_is_true(admin);
     if (lx_conf_long(v, "rpm", path, 0, 100000000, &k->rpm, err, errlen) != LX_OK ||
         lx_conf_long(v, "tpm", path, 0, 1000000000000L, &k->tpm, err, errlen) != LX_OK)
         return LX_ERR;
@@ -165,8 +137,9 @@ static int parse_key(struct lx_auth_key *k, json_t *v, const char *path, char *e
 
 int lx_auth_conf_parse(struct lx_config *cfg, json_t *root, char *err, size_t errlen)
 {
-    static const char *const keys[] = {"keys", NULL};
+    static const char *const keys[] = {"keys", "tpm_default_max_tokens", NULL};
     struct lx_auth_conf *c = cfg->auth = lx_calloc(1, sizeof *c);
+    c->tpm_default_max_tokens = 1024;
     json_t *auth = json_object_get(root, "auth");
     if (!auth)
         return LX_OK;
@@ -174,7 +147,9 @@ int lx_auth_conf_parse(struct lx_config *cfg, json_t *root, char *err, size_t er
         snprintf(err, errlen, "auth: expected an object");
         return LX_ERR;
     }
-    if (lx_conf_unknown_keys(auth, keys, "auth", err, errlen) != LX_OK)
+    if (lx_conf_unknown_keys(auth, keys, "auth", err, errlen) != LX_OK ||
+        lx_conf_long(auth, "tpm_default_max_tokens", "auth", 0, 10000000, &c->tpm_default_max_tokens, err, errlen) !=
+            LX_OK)
         return LX_ERR;
     json_t *list = json_object_get(auth, "keys");
     if (!list)
@@ -239,34 +214,10 @@ static const struct lx_auth_key *find_key(const struct lx_auth_conf *c, const ch
     return found;
 }
 
-static void refill(double *tokens, double *t, long per_minute, double now)
-{
-    if (*t == 0) {
-        *tokens = (double)per_minute;
-    } else {
-        *tokens += (now - *t) * (double)per_minute / 60000.0;
-        if (*tokens > (double)per_minute)
-            *tokens = (double)per_minute;
-    }
-    *t = now;
-}
-
-static void rate_error(struct lx_error *err, const char *name, const char *what, long limit, double wait_ms)
-{
-    long s = (long)(wait_ms / 1000.0);
-    if ((double)s * 1000.0 < wait_ms)
-        s++; /* round up: a client that waits Retry-After seconds gets in */
-    if (s < 1)
-        s = 1;
-    lx_error_set(err, 429, "rate_limit_error", NULL, "rate_limit_exceeded",
-                 "Rate limit reached for key '%s': %ld %s per minute. Try again in %ld s.", name, limit, what, s);
-    err->retry_after = lx_sprintf("%ld", s);
-}
-
-int lx_auth_admit(struct lx_req *req, struct lx_error *err)
+int lx_auth_admit(struct lx_req *req, struct lx_error *err,
+                  void (*then)(struct lx_req *req, const struct lx_error *refusal))
 {
     const struct lx_auth_conf *c = req->cfg->auth;
-    const struct lx_limits *limits = &req->cfg->server->limits;
     const struct lx_auth_key *k = NULL;
     if (c->n_keys) {
         const char *presented = presented_key(req);
@@ -277,45 +228,14 @@ int lx_auth_admit(struct lx_req *req, struct lx_error *err)
         }
         k = find_key(c, presented);
         req->auth_key = k; /* named in the log line even when refused below */
+        req->origin.key = k ? k->name : NULL;
         if (!k) {
             lx_error_set(err, 401, "invalid_request_error", NULL, "invalid_api_key",
                          "Incorrect API key provided.");
             return LX_ERR;
         }
-    } else if (limits->max_inflight_per_key == 0) {
-        return LX_OK; /* nothing to count */
     }
-    struct lx_key_state *s = key_state(k ? k->name : "");
-    if (limits->max_inflight_per_key && s->inflight >= limits->max_inflight_per_key) {
-        lx_error_set(err, 429, "rate_limit_error", NULL, "too_many_inflight",
-                     "Key '%s' already has %ld requests in progress (limits.max_inflight_per_key); try again when "
-                     "one finishes.", k ? k->name : "(anonymous)", s->inflight);
-        err->retry_after = lx_strdup("1");
-        return LX_ERR;
-    }
-    if (k) {
-        double now = lx_now_ms_f();
-        if (k->rpm) {
-            refill(&s->req_tokens, &s->t_req, k->rpm, now);
-            if (s->req_tokens < 1.0) {
-                rate_error(err, k->name, "requests", k->rpm, (1.0 - s->req_tokens) * 60000.0 / (double)k->rpm);
-                return LX_ERR;
-            }
-        }
-        if (k->tpm) {
-            refill(&s->tok_tokens, &s->t_tok, k->tpm, now);
-            if (s->tok_tokens <= 0.0) {
-                rate_error(err, k->name, "tokens", k->tpm, (1.0 - s->tok_tokens) * 60000.0 / (double)k->tpm);
-                return LX_ERR;
-            }
-        }
-        if (k->rpm)
-            s->req_tokens -= 1.0;
-    }
-    s->inflight++;
-    req->auth_key = k;
-    req->key_state = s;
-    return LX_OK;
+    return lx_ratelimit_admit(req, k, c->tpm_default_max_tokens, err, then);
 }
 
 bool lx_auth_model_ok(const struct lx_req *req, const char *model)
@@ -344,18 +264,19 @@ int lx_auth_model(const struct lx_req *req, const char *model, struct lx_error *
 void lx_auth_finished_cb(const struct lx_event *ev, void *arg)
 {
     (void)arg;
-    struct lx_req *req = ev->request_finished.req;
-    long tokens = req->tally.prompt_tokens + req->tally.completion_tokens;
-    struct lx_key_state *s = req->key_state;
-    if (!s)
-        return;
-    req->key_state = NULL;
-    s->inflight--;
-    const struct lx_auth_key *k = req->auth_key;
-    if (k && k->tpm && tokens > 0) {
-        refill(&s->tok_tokens, &s->t_tok, k->tpm, lx_now_ms_f());
-        s->tok_tokens -= (double)tokens;
-    }
+    lx_ratelimit_finished(ev->request.req);
+}
+
+void lx_auth_shutdown(void)
+{
+    lx_ratelimit_shutdown();
+}
+
+bool lx_auth_is_admin(const struct lx_req *req)
+{
+    if (req->on_admin || req->cfg->auth->n_keys == 0)
+        return true;
+    return req->auth_key && req->auth_key->admin;
 }
 
 const char *lx_auth_key_name(const struct lx_req *req)

@@ -61,6 +61,7 @@ void lx_req_init(struct lx_req *req, const struct lx_transport *t, struct lx_con
     snprintf(req->method, sizeof req->method, "%s", method);
     req->path = lx_strdup(path);
     req->t_start = lx_now_ms_f();
+    req->origin.request_id = req->request_id;
 }
 
 struct lx_req *lx_req_new(struct lx_config *cfg, const char *method, const char *path)
@@ -117,6 +118,7 @@ void lx_req_release(struct lx_req *req)
     lx_buf_free(&req->out);
     free(req->model);
     free(req->error_code);
+    free(req->tracestate);
     lx_tally_clear(&req->tally);
     if (req->transport)
         req->transport->dispose(req);
@@ -163,9 +165,21 @@ static void deadline_cb(void *arg)
     lx_req_release(req);
 }
 
+/* The client's trace context, continued (or a new one when tracing is on). */
+static void begin_trace(struct lx_req *req)
+{
+    lx_trace_begin(&req->origin.trace, lx_req_header(req, "traceparent"));
+    const char *ts = lx_req_header(req, "tracestate");
+    if (req->origin.trace.has_parent && ts && *ts && strlen(ts) <= 512) {
+        req->tracestate = lx_strdup(ts);
+        req->origin.tracestate = req->tracestate;
+    }
+}
+
 void lx_req_dispatch(struct lx_req *req, void (*route)(struct lx_req *req))
 {
     lx_req_set_state(req, LX_REQ_HANDLING);
+    begin_trace(req);
     long ms = req->cfg->server->limits.max_request_ms;
     if (ms > 0) {
         req->deadline = lx_timer_new(deadline_cb, req);
@@ -183,6 +197,48 @@ void lx_req_client_gone(struct lx_req *req)
     lx_req_release(req);
 }
 
+/* The event's request fields, from req. */
+static void request_event(struct lx_req *req, struct lx_event *ev, enum lx_event_type type)
+{
+    req->origin.model = req->model;
+    double now = lx_now_ms_f();
+    *ev = (struct lx_event){
+        .type = type,
+        .origin = &req->origin,
+        .request = {.req = req, .method = req->method, .path = req->path,
+                    .route = req->route ? req->route : "other", .answered_by = req->tally.answered_by,
+                    .error = req->error_code, .prompt_tokens = req->tally.prompt_tokens,
+                    .completion_tokens = req->tally.completion_tokens, .calls = req->tally.calls,
+                    .retries = req->tally.retries, .fallbacks = req->tally.fallbacks,
+                    .duration_ms = now - req->t_start,
+                    .ttfb_ms = req->t_first_byte > 0 ? req->t_first_byte - req->t_start : -1,
+                    .bytes_in = req->bytes_in, .bytes_out = req->bytes_out,
+                    .start_ns = lx_wall_ns() - (int64_t)((now - req->t_start) * 1e6)},
+    };
+}
+
+void lx_req_announce(struct lx_req *req)
+{
+    if (req->announced)
+        return;
+    req->announced = true;
+    if (!lx_bus_wanted(LX_EV_REQUEST_STARTED))
+        return;
+    struct lx_event ev;
+    request_event(req, &ev, LX_EV_REQUEST_STARTED);
+    lx_bus_publish(&ev);
+}
+
+void lx_req_first_token(struct lx_req *req, const char *answered_by)
+{
+    if (!lx_bus_wanted(LX_EV_REQUEST_FIRST_TOKEN))
+        return;
+    struct lx_event ev;
+    request_event(req, &ev, LX_EV_REQUEST_FIRST_TOKEN);
+    ev.request.answered_by = answered_by;
+    lx_bus_publish(&ev);
+}
+
 void lx_req_finish(struct lx_req *req, bool completed)
 {
     if (!completed)
@@ -198,8 +254,12 @@ void lx_req_finish(struct lx_req *req, bool completed)
         status = 499; /* the client left before the answer was complete */
     else if (status == 0)
         status = 499;
-    struct lx_event ev = {.type = LX_EV_REQUEST_FINISHED,
-                          .request_finished = {.req = req, .route = req->route ? req->route : "other", .status = status}};
+    enum lx_event_type type = status == 499                      ? LX_EV_REQUEST_CANCELLED
+                              : status >= 400 || req->error_code ? LX_EV_REQUEST_FAILED
+                                                                 : LX_EV_REQUEST_FINISHED;
+    struct lx_event ev;
+    request_event(req, &ev, type);
+    ev.request.status = status;
     lx_bus_publish(&ev);
 }
 

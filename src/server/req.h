@@ -17,6 +17,7 @@
 #define LX_REQ_H
 
 #include "../core/buf.h"
+#include "../core/bus.h"
 #include "../core/errors.h"
 #include "../core/tally.h"
 
@@ -28,6 +29,7 @@
 struct lx_config;
 struct lx_auth_key;
 struct lx_key_state;
+struct lx_fleet_hold;
 struct lx_timer;
 
 enum lx_req_state {
@@ -45,7 +47,7 @@ struct lx_req;
 struct lx_transport {
     /* A request header, or NULL. */
     const char *(*header)(struct lx_req *req, const char *name);
-    /* A query parameter of the request's URL (decoded), or NULL. May be NULL: the transport has none. */
+    /* A query parameter of the target, decoded, or NULL. May be NULL (no query parameters). */
     const char *(*query)(struct lx_req *req, const char *name);
     /* The response changed (begun, bytes queued, ended, cut): get it moving to the client. Never called
      * from inside the transport's own callbacks about this request. */
@@ -94,9 +96,15 @@ struct lx_req {
 
     struct lx_req_handler *handler; /* borrowed: the handler's, until it answers; NULL when none */
 
+    struct lx_ev_origin origin;  /* who its events are about (core/bus.h): its id, key name, model, trace */
+    bool announced;              /* request.started was published */
+    char *tracestate;            /* owned: the client's tracestate (origin.tracestate), or NULL */
+
     /* access control (auth.c) */
     const struct lx_auth_key *auth_key; /* borrowed from cfg: the client's key, or NULL */
-    struct lx_key_state *key_state;     /* borrowed from auth.c (lives until exit): set while counted in flight */
+    struct lx_key_state *key_state;     /* borrowed from ratelimit.c (lives until exit): set while counted in flight */
+    struct lx_fleet_hold *fleet_hold;   /* owned by ratelimit.c: the request's place in the fleet's counts, or NULL */
+    long tpm_reserve;                   /* tokens reserved at admission, settled when it finishes */
 
     /* log fields */
     const char *route;           /* static: the endpoint matched, for metrics; NULL = none */
@@ -124,10 +132,14 @@ struct lx_req *lx_req_new(struct lx_config *cfg, const char *method, const char 
 void lx_req_dispatch(struct lx_req *req, void (*route)(struct lx_req *req));
 /* The client is gone (or the server stops): the handler is told, and output stops. */
 void lx_req_client_gone(struct lx_req *req);
-/* The transport is done with it: completed says the whole answer went out. "Request finished" is
- * published on the bus (core/bus.h: the access log, metrics and key accounting listen); the transport
- * then releases its reference. */
+/* The transport is done with it: completed says the whole answer went out. request.finished, .failed or
+ * .cancelled is published on the bus (core/bus.h: the access log, metrics and key accounting listen);
+ * the transport then releases its reference. */
 void lx_req_finish(struct lx_req *req, bool completed);
+/* Publish request.started (once; the route, key and model are known by now), or request.first_token
+ * with the answerer's label: for the handlers that run model calls. */
+void lx_req_announce(struct lx_req *req);
+void lx_req_first_token(struct lx_req *req, const char *answered_by);
 /* The whole (non-stream) response body, handed over (owned by the caller). */
 char *lx_req_take_body(struct lx_req *req, size_t *len);
 /* Up to max bytes of a streamed response. Returns the count, or 0 when nothing is queued yet (wait for
@@ -147,7 +159,7 @@ void lx_req_release(struct lx_req *req);
 void lx_req_set_handler(struct lx_req *req, struct lx_req_handler *h);
 /* A request header, or NULL. Valid only while the client is connected; copy what you keep. */
 const char *lx_req_header(struct lx_req *req, const char *name);
-/* A query parameter ("?after=...&limit=..."), decoded, or NULL; valid as lx_req_header's answer. */
+/* A query parameter ("?types=..."), decoded, or NULL; valid like lx_req_header's. */
 const char *lx_req_query(struct lx_req *req, const char *name);
 void lx_req_add_header(struct lx_req *req, const char *name, const char *value);
 void lx_req_respond(struct lx_req *req, int status, const char *content_type, const char *body, size_t len);

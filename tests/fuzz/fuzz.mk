@@ -4,13 +4,13 @@
 FUZZ_BUILD ?= build-fuzz
 FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 60
-FUZZ_PKGS := libevent libmicrohttpd libcurl jansson libcrypto sqlite3
+FUZZ_PKGS := libevent libmicrohttpd libcurl jansson libcrypto sqlite3 hiredis
 # The core and the targets share one sanitizer build: libFuzzer coverage, ASan, UBSan (UB aborts, so
 # libFuzzer reports it as a crash). No -Werror: the core is written against gcc's warnings.
 FUZZ_CFLAGS ?= -O1 -g -fno-omit-frame-pointer
 override FUZZ_CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter \
     -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -pthread \
-    $(shell pkg-config --cflags $(FUZZ_PKGS) 2>/dev/null)
+    $(shell pkg-config --cflags $(FUZZ_PKGS) 2>/dev/null) -I$(GEN)
 FUZZ_LDFLAGS := -fsanitize=fuzzer,address,undefined
 FUZZ_LDLIBS := $(shell pkg-config --libs $(FUZZ_PKGS) 2>/dev/null) -lm -pthread
 FUZZ_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
@@ -28,6 +28,8 @@ FUZZ_SAVED_GOAL := $(.DEFAULT_GOAL)
 $(FUZZ_BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -MMD -MP -c $< -o $@
+
+$(FUZZ_BUILD)/src/io/fleet.o: $(GEN)/fleet.lua.h
 
 $(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/tests/fuzz/fuzz_%.o $(FUZZ_CORE_OBJS)
 	$(FUZZ_CC) $(FUZZ_LDFLAGS) -o $@ $^ $(FUZZ_LDLIBS)

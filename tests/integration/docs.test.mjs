@@ -65,7 +65,8 @@ function runTo(cmd, args, opts = {}) {
     p.stdout.on('data', (d) => { stdout += d; });
     p.stderr.on('data', (d) => { stderr += d; });
     const guard = setTimeout(() => p.kill('SIGKILL'), 120000);
-    p.on('exit', (code, signal) => { clearTimeout(guard); resolve({ code, signal, stdout, stderr }); });
+    // 'close', not 'exit': output still in the pipe when the process exits would be lost.
+    p.on('close', (code, signal) => { clearTimeout(guard); resolve({ code, signal, stdout, stderr }); });
   });
 }
 
@@ -96,6 +97,9 @@ before(async () => {
   mkdirSync(SCRATCH, { recursive: true });
   // The shipped file, unchanged; only the address comes from the command line.
   gw = await startLlmux(readFileSync(`${ROOT}conf/llmux.json`, 'utf8'), { env: { OPENAI_API_KEY: '' } });
+  // The shipped MCP server (npx fetches it the first time): the tool examples need its tools.
+  await eventually(async () => (await (await fetch(`${gw.base}/v1/mcp/servers`)).json()).data,
+    (d) => d.every((s) => s.healthy), 180000, 'the MCP servers of conf/llmux.json');
 });
 after(async () => {
   for (const s of servers) if (s.exitCode === null) s.kill('SIGTERM');

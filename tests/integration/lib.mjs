@@ -82,7 +82,8 @@ export async function startLlmux(cfg, { env = {}, args = [], listen = true } = {
   let log = '';
   proc.stdout.on('data', (d) => { log += d; });
   proc.stderr.on('data', (d) => { log += d; });
-  const exited = new Promise((r) => proc.once('exit', (code, sig) => r({ code, sig })));
+  // 'close' comes after the output pipes drained ('exit' may come first): stop() reads the whole log.
+  const exited = new Promise((r) => proc.once('close', (code, sig) => r({ code, sig })));
   const m = await waitFor(() => log, (t) => t.match(/ info listening on http:\/\/(\S+):(\d+)/), 30000, 'llmux to listen');
   const port = Number(m[2]);
   if (typeof cfg === 'object' && cfg.admin_listen) await waitFor(() => log, (t) => t.includes(' ready ('), 30000, 'llmux to be ready');
@@ -119,6 +120,17 @@ export function checkSanitizers(text) {
 // A mock upstream provider entry pointing at a mock server.
 export function upstreamProvider(mock, extra = {}) {
   return { type: 'openai', base_url: `${mock.url}/v1`, ...extra };
+}
+
+// One provider of each upstream API on a mock server, plus the built-in mock: the targets an Anthropic
+// client is tested against (oai/..., ol/..., ant/..., local/...).
+export function everyTargetType(mock) {
+  return {
+    oai: { type: 'openai', base_url: `${mock.url}/v1` },
+    ol: { type: 'ollama', base_url: mock.url },
+    ant: { type: 'anthropic', base_url: mock.url, api_key: 'sk-ant-upstream' },
+    local: { type: 'mock' },
+  };
 }
 
 export async function postChat(base, body, headers = {}) {

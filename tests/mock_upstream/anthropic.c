@@ -16,6 +16,8 @@
 #define TOOL_PREAMBLE "Let me check."
 #define TOOL_USE_ID "toolu_mock_1"
 #define JSON_FRAGMENTS 4 /* input_json_delta pieces after the empty first one, as in recorded streams */
+#define THINKING_EVENTS 4 /* content_block_start, thinking_delta, signature_delta, content_block_stop */
+#define SIGNATURE "sig_mock_thinking"
 
 /* The reply to one Messages request, used for the JSON body and as the SSE event source. */
 struct message {
@@ -27,7 +29,10 @@ struct message {
     size_t text_len;
     size_t *cuts;             /* owned: text delta i is text[cuts[i] .. cuts[i+1]) */
     size_t npieces;
-    char *tool_name;          /* owned; NULL unless a tool_use block follows the text */
+    char *tool_name;          /* owned; NULL unless tool_use blocks follow the text */
+    char *tool_names[MAX_TOOL_CALLS]; /* owned: every tool_use block's name (tool_names[0] == tool_name's) */
+    int ntools;               /* tool_use blocks after the text, all with the same input */
+    char *thinking;           /* owned; NULL unless the request enabled thinking: a thinking block first */
     char *tool_input;         /* owned: the tool_use input as Anthropic streams it: {"q": "..."} */
     size_t json_cuts[JSON_FRAGMENTS + 1]; /* fragment i is tool_input[json_cuts[i] .. json_cuts[i+1]) */
     const char *stop_reason;  /* static string */
@@ -188,6 +193,9 @@ static void message_free(struct message *m)
     free(m->text);
     free(m->cuts);
     free(m->tool_name);
+    for (int k = 0; k < MAX_TOOL_CALLS; k++)
+        free(m->tool_names[k]);
+    free(m->thinking);
     free(m->tool_input);
     free(m->stop_sequence);
     free(m);
@@ -268,11 +276,16 @@ static struct message *message_new(json_t *body, const struct script *sc)
     if (sc->tool && json_array_size(tools) > 0) {
         json_t *name = json_object_get(json_array_get(tools, 0), "name");
         m->tool_name = xstrdup(json_is_string(name) ? json_string_value(name) : "tool");
+        m->ntools = sc->tool;
+        for (int k = 0; k < m->ntools; k++) {
+            json_t *nk = json_object_get(json_array_get(tools, (size_t)k < json_array_size(tools) ? (size_t)k : 0), "name");
+            m->tool_names[k] = xstrdup(json_is_string(nk) ? json_string_value(nk) : "tool");
+        }
         set_tool_input(m, user.s ? user.s : "", user.len);
         m->text = xstrdup(TOOL_PREAMBLE);
         m->text_len = strlen(m->text);
         m->stop_reason = "tool_use";
-        m->output_tokens = count_words(m->text, m->text_len) + count_words(m->tool_input, strlen(m->tool_input));
+        m->output_tokens = count_words(m->text, m->text_len) + m->ntools * count_words(m->tool_input, strlen(m->tool_input));
     } else {
         struct strbuf reply = { 0 };
         sb_add(&reply, nresults ? "tool said: " : "echo: ", nresults ? 11 : 6);
@@ -292,16 +305,34 @@ static struct message *message_new(json_t *body, const struct script *sc)
         m->stop_sequence = stop ? xstrdup(stop) : NULL;
         m->output_tokens = count_words(m->text, m->text_len);
     }
+    const char *think = json_string_value(json_object_get(json_object_get(body, "thinking"), "type"));
+    if (think && (strcmp(think, "enabled") == 0 || strcmp(think, "adaptive") == 0) && !m->stream_error) {
+        struct strbuf t = { 0 };
+        sb_add(&t, "The user wrote: ", 16);
+        sb_add(&t, user.s ? user.s : "", user.len);
+        m->thinking = t.s ? t.s : xstrdup("");
+    }
     free(user.s);
     free(results.s);
     m->cuts = cut_utf8(m->text, m->text_len, (size_t)sc->chunks, &m->npieces);
-    /* message_start, content_block_start, ping, text deltas, content_block_stop, [tool_use block start, the
-     * input_json_deltas, stop], message_delta, message_stop; or, for stream_error, the first four then error. */
+    /* message_start, [the thinking block: start, thinking_delta, signature_delta, stop], content_block_start,
+     * ping, text deltas, content_block_stop, [per tool_use block: start, the input_json_deltas, stop],
+     * message_delta, message_stop; or, for stream_error, the first four then error. */
     if (m->stream_error)
         m->src.count = 5;
     else
-        m->src.count = 3 + m->npieces + 1 + (m->tool_name ? JSON_FRAGMENTS + 3 : 0) + 2;
+        m->src.count = 1 + (m->thinking ? THINKING_EVENTS : 0) + 2 + m->npieces + 1 +
+                       (size_t)m->ntools * (JSON_FRAGMENTS + 3) + 2;
     return m;
+}
+
+/* toolu_mock_1, toolu_mock_2, ... */
+static void tool_use_id(int k, char *buf, size_t len)
+{
+    if (k == 0)
+        snprintf(buf, len, "%s", TOOL_USE_ID);
+    else
+        snprintf(buf, len, "toolu_mock_%d", k + 1);
 }
 
 static json_t *message_usage(const struct message *m)
@@ -314,10 +345,16 @@ static json_t *message_usage(const struct message *m)
 static json_t *message_body(const struct message *m)
 {
     json_t *content = must(json_pack("[{s:s,s:s%}]", "type", "text", "text", m->text, m->text_len));
-    if (m->tool_name)
-        json_array_append_new(content, must(json_pack("{s:s,s:s,s:s,s:o}", "type", "tool_use", "id", TOOL_USE_ID,
-                                                      "name", m->tool_name, "input",
+    if (m->thinking)
+        json_array_insert_new(content, 0, must(json_pack("{s:s,s:s,s:s}", "type", "thinking", "thinking", m->thinking,
+                                                         "signature", SIGNATURE)));
+    for (int k = 0; k < m->ntools; k++) {
+        char id[32];
+        tool_use_id(k, id, sizeof id);
+        json_array_append_new(content, must(json_pack("{s:s,s:s,s:s,s:o}", "type", "tool_use", "id", id, "name",
+                                                      m->tool_names[k], "input",
                                                       must(json_loads(m->tool_input, 0, NULL)))));
+    }
     /* Recorded 2025 bodies open with the model, unlike message_start's message. */
     return must(json_pack("{s:s,s:s,s:s,s:s,s:o,s:s,s:s?,s:o}", "model", m->model, "id", m->id, "type", "message",
                           "role", "assistant", "content", content, "stop_reason", m->stop_reason, "stop_sequence",
@@ -343,12 +380,18 @@ static json_t *delta_event(int index, json_t *delta /* stolen */)
     return must(json_pack("{s:s,s:i,s:o}", "type", "content_block_delta", "index", index, "delta", delta));
 }
 
-static json_t *text_delta(const struct message *m, size_t piece)
+static json_t *text_delta(const struct message *m, int index, size_t piece)
 {
     size_t from = piece < m->npieces ? m->cuts[piece] : 0, to = piece < m->npieces ? m->cuts[piece + 1] : 0;
-    return delta_event(0, must(json_pack("{s:s,s:s%}", "type", "text_delta", "text", m->text + from, to - from)));
+    return delta_event(index, must(json_pack("{s:s,s:s%}", "type", "text_delta", "text", m->text + from, to - from)));
 }
 
+static json_t *block_stop(int index)
+{
+    return must(json_pack("{s:s,s:i}", "type", "content_block_stop", "index", index));
+}
+
+/* Event `step` of the stream; the blocks are the thinking block (when asked for), the text, the tool uses. */
 static void message_emit(struct event_source *src, size_t step, struct evbuffer *dst)
 {
     struct message *m = (struct message *)src;
@@ -362,55 +405,75 @@ static void message_emit(struct event_source *src, size_t step, struct evbuffer 
                                  "cache_read_input_tokens", 0, "output_tokens", 1)));
         return;
     }
-    if (step == 1) {
+    step--;
+    int index = 0;
+    if (m->thinking) {
+        if (step == 0)
+            add_event(dst, "content_block_start",
+                      must(json_pack("{s:s,s:i,s:{s:s,s:s,s:s}}", "type", "content_block_start", "index", 0,
+                                     "content_block", "type", "thinking", "thinking", "", "signature", "")));
+        else if (step == 1)
+            add_event(dst, "content_block_delta",
+                      delta_event(0, must(json_pack("{s:s,s:s}", "type", "thinking_delta", "thinking", m->thinking))));
+        else if (step == 2)
+            add_event(dst, "content_block_delta",
+                      delta_event(0, must(json_pack("{s:s,s:s}", "type", "signature_delta", "signature", SIGNATURE))));
+        else if (step == 3)
+            add_event(dst, "content_block_stop", block_stop(0));
+        if (step < THINKING_EVENTS)
+            return;
+        step -= THINKING_EVENTS;
+        index = 1;
+    }
+    if (step == 0) {
         add_event(dst, "content_block_start",
-                  must(json_pack("{s:s,s:i,s:{s:s,s:s}}", "type", "content_block_start", "index", 0,
+                  must(json_pack("{s:s,s:i,s:{s:s,s:s}}", "type", "content_block_start", "index", index,
                                  "content_block", "type", "text", "text", "")));
         return;
     }
-    if (step == 2) {
+    if (step == 1) {
         add_raw_event(dst, "ping", PING_DATA);
         return;
     }
     if (m->stream_error) {
-        if (step == 3)
-            add_event(dst, "content_block_delta", text_delta(m, 0));
+        if (step == 2)
+            add_event(dst, "content_block_delta", text_delta(m, index, 0));
         else
             add_raw_event(dst, "error", OVERLOADED_DATA);
         return;
     }
-    if (step < 3 + n) {
-        add_event(dst, "content_block_delta", text_delta(m, step - 3));
+    if (step < 2 + n) {
+        add_event(dst, "content_block_delta", text_delta(m, index, step - 2));
         return;
     }
-    if (step == 3 + n) {
-        add_event(dst, "content_block_stop", must(json_pack("{s:s,s:i}", "type", "content_block_stop", "index", 0)));
+    if (step == 2 + n) {
+        add_event(dst, "content_block_stop", block_stop(index));
         return;
     }
-    size_t t = step - (4 + n);
-    if (m->tool_name) {
+    size_t t = step - (3 + n);
+    if (t < (size_t)m->ntools * (JSON_FRAGMENTS + 3)) {
+        int k = (int)(t / (JSON_FRAGMENTS + 3));
+        int bi = index + 1 + k;
+        t %= JSON_FRAGMENTS + 3;
         if (t == 0) {
+            char id[32];
+            tool_use_id(k, id, sizeof id);
             add_event(dst, "content_block_start",
-                      must(json_pack("{s:s,s:i,s:{s:s,s:s,s:s,s:{}}}", "type", "content_block_start", "index", 1,
-                                     "content_block", "type", "tool_use", "id", TOOL_USE_ID, "name", m->tool_name,
+                      must(json_pack("{s:s,s:i,s:{s:s,s:s,s:s,s:{}}}", "type", "content_block_start", "index", bi,
+                                     "content_block", "type", "tool_use", "id", id, "name", m->tool_names[k],
                                      "input")));
-            return;
-        }
-        if (t <= JSON_FRAGMENTS + 1) {
+        } else if (t <= JSON_FRAGMENTS + 1) {
             /* An empty fragment first, as the API sends, then the input's pieces. */
             size_t from = t == 1 ? 0 : m->json_cuts[t - 2], to = t == 1 ? 0 : m->json_cuts[t - 1];
             add_event(dst, "content_block_delta",
-                      delta_event(1, must(json_pack("{s:s,s:s%}", "type", "input_json_delta", "partial_json",
-                                                    m->tool_input + from, to - from))));
-            return;
+                      delta_event(bi, must(json_pack("{s:s,s:s%}", "type", "input_json_delta", "partial_json",
+                                                     m->tool_input + from, to - from))));
+        } else {
+            add_event(dst, "content_block_stop", block_stop(bi));
         }
-        if (t == JSON_FRAGMENTS + 2) {
-            add_event(dst, "content_block_stop",
-                      must(json_pack("{s:s,s:i}", "type", "content_block_stop", "index", 1)));
-            return;
-        }
-        t -= JSON_FRAGMENTS + 3;
+        return;
     }
+    t -= (size_t)m->ntools * (JSON_FRAGMENTS + 3);
     if (t == 0)
         add_event(dst, "message_delta",
                   must(json_pack("{s:s,s:{s:s,s:s?},s:{s:I}}", "type", "message_delta", "delta", "stop_reason",
@@ -456,4 +519,37 @@ const struct dialect anthropic_messages_dialect = {
     .error = anthropic_error,
     .wants_stream = anthropic_wants_stream,
     .answer = messages_answer,
+};
+
+/* POST /v1/messages/count_tokens: the words of the system prompt and the messages, as message_start's
+ * input_tokens counts them. */
+static void count_answer(struct conn *c, json_t *body, const struct script *sc, int stream)
+{
+    (void)stream;
+    if (!json_is_string(json_object_get(body, "model")))
+        return reply_anthropic_error(c, 400, "model: Field required");
+    if (!json_is_array(json_object_get(body, "messages")))
+        return reply_anthropic_error(c, 400, "messages: Field required");
+    struct script plain = *sc;
+    plain.tool = 0;
+    struct message *m = message_new(body, &plain);
+    reply_json(c, 200, must(json_pack("{s:I}", "input_tokens", (json_int_t)m->input_tokens)), NULL);
+    message_free(m);
+}
+
+static int never_streams(json_t *body)
+{
+    (void)body;
+    return 0;
+}
+
+const struct dialect anthropic_count_dialect = {
+    .name = "POST /v1/messages/count_tokens",
+    .directives = DIRECTIVE_LATENCY | DIRECTIVE_STATUS | DIRECTIVE_FAULT | DIRECTIVE_FAIL,
+    .faults = TRANSPORT_FAULTS,
+    .stream_type = NULL,
+    .authorized = anthropic_authorized,
+    .error = anthropic_error,
+    .wants_stream = never_streams,
+    .answer = count_answer,
 };

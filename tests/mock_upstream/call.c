@@ -28,7 +28,7 @@ static const struct {
     { "status", DIRECTIVE_STATUS },   { "split", DIRECTIVE_SPLIT },       { "tool", DIRECTIVE_TOOL },
     { "fault", DIRECTIVE_FAULT },     { "sparse", DIRECTIVE_SPARSE },     { "fail", DIRECTIVE_FAIL },
     { "retry_after", DIRECTIVE_RETRY_AFTER }, { "ok_error", DIRECTIVE_OK_ERROR },
-    { "content_bytes", DIRECTIVE_CONTENT_BYTES },
+    { "content_bytes", DIRECTIVE_CONTENT_BYTES }, { "calls", DIRECTIVE_CALLS }, { "rounds", DIRECTIVE_ROUNDS },
 };
 
 int parse_number(const char *s, long min, long max, long *out)
@@ -75,11 +75,25 @@ static int parse_directive(const char *item, const char *value, const struct dia
     case DIRECTIVE_CHUNKS: rc = parse_number(value, 1, 1000000, &sc->chunks); break;
     case DIRECTIVE_STATUS: rc = parse_number(value, 400, 599, &sc->status); break;
     case DIRECTIVE_SPLIT: rc = parse_number(value, 1, MAX_BODY_BYTES, &sc->split); break;
-    case DIRECTIVE_TOOL: rc = parse_flag(value, &sc->tool); break;
+    case DIRECTIVE_TOOL: {
+        long n;
+        rc = parse_number(value, 0, MAX_TOOL_CALLS, &n);
+        sc->tool = (int)n;
+        break;
+    }
     case DIRECTIVE_SPARSE: rc = parse_flag(value, &sc->sparse); break;
     case DIRECTIVE_FAIL: rc = parse_number(value, 1, 1000000, &sc->fail); break;
     case DIRECTIVE_RETRY_AFTER: rc = parse_number(value, 1, 86400, &sc->retry_after); break;
     case DIRECTIVE_CONTENT_BYTES: rc = parse_number(value, 1, MAX_BODY_BYTES, &sc->content_bytes); break;
+    case DIRECTIVE_ROUNDS: rc = parse_number(value, 1, 100, &sc->rounds); break;
+    case DIRECTIVE_CALLS:
+        rc = *value && strlen(value) < sizeof sc->calls &&
+                     strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.+") == strlen(value)
+                 ? 0
+                 : -1;
+        if (rc == 0)
+            strcpy(sc->calls, value);
+        break;
     case DIRECTIVE_OK_ERROR:
         /* The dialect knows the names (an unknown one is its 400); here only the shape is checked. */
         rc = *value && strlen(value) < sizeof sc->ok_error && strspn(value, "abcdefghijklmnopqrstuvwxyz_") == strlen(value)
@@ -270,6 +284,8 @@ void call_handle(struct conn *c, const struct dialect *d)
 
     srv.stats.requests++;
     srv.stats.active++;
+    if (srv.stats.active > srv.stats.max_active)
+        srv.stats.max_active = srv.stats.active;
     c->chat_active = 1;
     remember_call(q, body);
     if (srv.require_key && !d->authorized(q)) {

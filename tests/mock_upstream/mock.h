@@ -15,6 +15,7 @@
 #define MAX_DIRECTIVE_MS (24L * 3600 * 1000)
 #define SPLIT_PACE_MS 1
 #define EMBED_DIMS 4
+#define MAX_TOOL_CALLS 3 /* tool=N: that many calls at once, of the first N tools (the first again when fewer) */
 
 /* ---- allocation and buffers (util.c): out of memory aborts ---- */
 
@@ -155,6 +156,7 @@ struct server {
     unsigned long long next_id;
     struct {
         long long requests, active, aborted, last_abort_ms, connections_total, connections_open;
+        long long max_active; /* the most model calls in progress at once since the last reset */
     } stats;
 };
 
@@ -198,6 +200,8 @@ enum directive {
     DIRECTIVE_RETRY_AFTER = 1u << 9,
     DIRECTIVE_OK_ERROR = 1u << 10,
     DIRECTIVE_CONTENT_BYTES = 1u << 11,
+    DIRECTIVE_CALLS = 1u << 12,
+    DIRECTIVE_ROUNDS = 1u << 13,
 };
 
 #define CHAT_DIRECTIVES                                                                                      \
@@ -214,13 +218,16 @@ struct script {
     long chunks;
     long status; /* 0 = answer normally */
     enum fault fault;
-    int tool;
+    int tool;   /* tool=N: answer with N tool calls (0: text) */
     int sparse;
     long split; /* body piece size in bytes; 0 = no splitting */
     long fail;        /* > 0: only the first `fail` calls with this model string get status/fault */
     long retry_after; /* > 0: error replies carry Retry-After: N */
     char ok_error[32];  /* ok_error=NAME: HTTP 200 whose body (or first stream event) is that error; "" = none */
     long content_bytes; /* > 0: the reply's content is this many bytes of 'a' instead of the echo */
+    char calls[256];    /* calls=A+B: call the tools named A and B at once (a tool named X or ending in
+                         * "__X"), for `rounds` rounds, then answer with the results; "" = none */
+    long rounds;        /* rounds=N: how many rounds of calls= (default 1) */
 };
 
 enum call_error {
@@ -262,6 +269,7 @@ unsigned long long next_id(void);
 extern const struct dialect openai_chat_dialect;       /* POST /v1/chat/completions (openai.c) */
 extern const struct dialect openai_embeddings_dialect; /* POST /v1/embeddings (openai.c) */
 extern const struct dialect anthropic_messages_dialect; /* POST /v1/messages (anthropic.c) */
+extern const struct dialect anthropic_count_dialect;    /* POST /v1/messages/count_tokens (anthropic.c) */
 extern const struct dialect ollama_chat_dialect;       /* POST /api/chat (ollama.c) */
 extern const struct dialect ollama_embed_dialect;      /* POST /api/embed (ollama.c) */
 

@@ -403,18 +403,21 @@ static void reply_start(struct conn *c)
 static void handle_stats(struct conn *c)
 {
     reply_json(c, 200,
-               must(json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "requests", (json_int_t)srv.stats.requests, "active",
-                              (json_int_t)srv.stats.active, "aborted", (json_int_t)srv.stats.aborted,
+               must(json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "requests", (json_int_t)srv.stats.requests, "active",
+                              (json_int_t)srv.stats.active, "max_active", (json_int_t)srv.stats.max_active,
+                              "aborted", (json_int_t)srv.stats.aborted,
                               "last_abort_ms", (json_int_t)srv.stats.last_abort_ms, "connections_total",
                               (json_int_t)srv.stats.connections_total, "connections_open",
                               (json_int_t)srv.stats.connections_open)),
                NULL);
 }
 
-/* active and connections_open describe what is open right now, so a reset leaves them alone. */
+/* active and connections_open describe what is open right now, so a reset leaves them alone (and the
+ * peak starts again from what is active). */
 static void handle_reset(struct conn *c)
 {
     srv.stats.requests = srv.stats.aborted = srv.stats.last_abort_ms = srv.stats.connections_total = 0;
+    srv.stats.max_active = srv.stats.active;
     json_decref(srv.last_call);
     srv.last_call = NULL;
     json_decref(srv.fail_counts);
@@ -439,6 +442,7 @@ static const struct route {
     { "POST", "/v1/embeddings", &openai_embeddings_dialect, NULL },
     { "GET", "/v1/models", NULL, openai_models },
     { "POST", "/v1/messages", &anthropic_messages_dialect, NULL },
+    { "POST", "/v1/messages/count_tokens", &anthropic_count_dialect, NULL },
     { "POST", "/api/chat", &ollama_chat_dialect, NULL },
     { "POST", "/api/embed", &ollama_embed_dialect, NULL },
     { "GET", "/api/tags", NULL, ollama_tags },
@@ -827,12 +831,16 @@ static void usage(FILE *to)
     fputs("usage: mock-upstream [--port N] [--host ADDR] [--require-key KEY] [--models-delay MS]\n"
           "Prints PORT=<n> once listening. --require-key checks Authorization: Bearer KEY (OpenAI, Ollama)\n"
           "and x-api-key: KEY (Anthropic).\n"
-          "Endpoints: POST /v1/chat/completions, /v1/embeddings, /v1/messages, /api/chat, /api/embed;\n"
+          "Endpoints: POST /v1/chat/completions, /v1/embeddings, /v1/messages, /v1/messages/count_tokens,\n"
+          "  /api/chat, /api/embed;\n"
           "  GET /v1/models, /api/tags, /debug/last, /debug/stats; POST /debug/reset\n"
           "Directives go in the request's model: base;name=value;...\n"
-          "  chats:      latency=MS chunks=N interval=MS status=CODE tool=1 split=K fault=F\n"
+          "  chats:      latency=MS chunks=N interval=MS status=CODE tool=N (0-3 calls) split=K fault=F\n"
           "              sparse=1 (/v1/chat/completions only: no id, created, object or usage)\n"
           "              content_bytes=N (/v1/chat/completions only: the content is N bytes of 'a')\n"
+          "              calls=A+B (/v1/chat/completions only: call the tools named A and B, or named\n"
+          "              SERVER__A, in one turn, arguments made from their schemas: numbers 2, 3, ...;\n"
+          "              after rounds=N such turns (default 1) answer \"tool said: R1 | R2\")\n"
           "  embeddings: latency=MS interval=MS status=CODE split=K fault=F\n"
           "  both:       fail=N (only the first N calls with this model string get status (503 by\n"
           "              default) or fault; later ones answer), retry_after=S (errors carry Retry-After)\n"

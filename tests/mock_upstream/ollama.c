@@ -142,8 +142,16 @@ static struct chat_reply *chat_reply_new(json_t *body, const struct script *sc)
         r->eval_count = count_words(dumped, strlen(dumped));
         free(dumped);
         /* Arguments are an object and calls carry no id, as Ollama sends them. */
-        r->tool_calls = must(json_pack("[{s:{s:s,s:o}}]", "function", "name",
+        r->tool_calls = must(json_pack("[{s:{s:s,s:O}}]", "function", "name",
                                        json_is_string(name) ? json_string_value(name) : "tool", "arguments", args));
+        for (int k = 1; k < sc->tool; k++) {
+            json_t *t = json_array_get(tools, (size_t)k < json_array_size(tools) ? (size_t)k : 0);
+            json_t *nk = json_object_get(json_object_get(t, "function"), "name");
+            json_array_append_new(r->tool_calls, must(json_pack("{s:{s:s,s:O}}", "function", "name",
+                                                                json_is_string(nk) ? json_string_value(nk) : "tool",
+                                                                "arguments", args)));
+        }
+        json_decref(args);
         sb_add(&reply, "", 0);
         r->done_reason = "stop";
     } else {

@@ -16,6 +16,15 @@
 
 static char big_fill[64 * 1024]; /* 'a' bytes that big bodies reference instead of copying */
 
+/* One of several tool calls asked for at once (calls=). */
+struct mock_call {
+    char id[48];
+    char *name;    /* owned */
+    char *args;    /* owned: the arguments as JSON text */
+    size_t *cuts;  /* owned: argument fragment i is args[cuts[i] .. cuts[i+1]) */
+    size_t npieces;
+};
+
 /* The reply to one chat request, used for the JSON body and as the SSE event source. */
 struct answer {
     struct event_source src; /* first: the core streams through it */
@@ -25,6 +34,8 @@ struct answer {
     char *text;      /* owned: the reply text, or the tool call's arguments */
     size_t text_len;
     char *tool_name; /* owned; NULL unless the answer is a tool call */
+    char *more_tools[MAX_TOOL_CALLS]; /* owned: the names of calls 2..ntools */
+    int ntools;      /* tool calls in the answer (their arguments are all text) */
     int big;         /* content is big_bytes of 'a' taken from big_fill, text is unused */
     size_t big_bytes; /* fault=big: BIG_CONTENT_BYTES; content_bytes=N: N */
     int sparse;      /* leave out id, object, created and usage, as some local servers do */
@@ -32,6 +43,8 @@ struct answer {
     long long prompt_tokens, completion_tokens;
     size_t *cuts;    /* owned: content piece i is text[cuts[i] .. cuts[i+1]) */
     size_t npieces;
+    struct mock_call *calls; /* owned: calls= answers (tool_name is then NULL) */
+    size_t ncalls;
 };
 
 static void openai_error(struct conn *c, int status, enum call_error why, const char *message)
@@ -158,8 +171,79 @@ static void answer_free(struct answer *a)
     free(a->model);
     free(a->text);
     free(a->tool_name);
+    for (int k = 0; k < MAX_TOOL_CALLS; k++)
+        free(a->more_tools[k]);
     free(a->cuts);
+    for (size_t i = 0; i < a->ncalls; i++) {
+        free(a->calls[i].name);
+        free(a->calls[i].args);
+        free(a->calls[i].cuts);
+    }
+    free(a->calls);
     free(a);
+}
+
+/* Arguments for a tool's parameters schema: numbers 2, 3, 4... in property order, strings the user's
+ * text, booleans true (so calls=add asks for 2 + 3). */
+static char *sample_arguments(json_t *parameters, const struct strbuf *user)
+{
+    json_t *args = must(json_object());
+    long next = 2;
+    const char *key;
+    json_t *prop;
+    json_object_foreach(json_object_get(parameters, "properties"), key, prop) {
+        const char *type = json_string_value(json_object_get(prop, "type"));
+        if (!type)
+            continue;
+        if (strcmp(type, "number") == 0 || strcmp(type, "integer") == 0)
+            json_object_set_new(args, key, json_integer(next++));
+        else if (strcmp(type, "string") == 0)
+            json_object_set_new(args, key, must(json_stringn(user->s, user->len)));
+        else if (strcmp(type, "boolean") == 0)
+            json_object_set_new(args, key, json_true());
+    }
+    char *s = dump_json(args, JSON_COMPACT);
+    json_decref(args);
+    return s;
+}
+
+/* The function tool that calls= names: the name itself, or a name ending in "__NAME" (llmux's MCP tools). */
+static json_t *find_tool(json_t *tools, const char *name, size_t len)
+{
+    size_t i;
+    json_t *t;
+    json_array_foreach(tools, i, t) {
+        const char *n = json_string_value(json_object_get(json_object_get(t, "function"), "name"));
+        size_t nl = n ? strlen(n) : 0;
+        if (n && ((nl == len && memcmp(n, name, len) == 0) ||
+                  (nl > len + 2 && memcmp(n + nl - len, name, len) == 0 && memcmp(n + nl - len - 2, "__", 2) == 0)))
+            return t;
+    }
+    return NULL;
+}
+
+/* calls=A+B: one call of each named tool (a name no tool has is skipped). */
+static void plan_calls(struct answer *a, json_t *tools, const char *spec, long round, const struct strbuf *user)
+{
+    const char *p = spec;
+    while (*p) {
+        size_t len = strcspn(p, "+");
+        json_t *t = find_tool(tools, p, len);
+        if (t) {
+            a->calls = xrealloc(a->calls, (a->ncalls + 1) * sizeof *a->calls);
+            struct mock_call *mc = &a->calls[a->ncalls];
+            memset(mc, 0, sizeof *mc);
+            snprintf(mc->id, sizeof mc->id, "call_mock_%ld_%zu", round, a->ncalls);
+            mc->name = xstrdup(json_string_value(json_object_get(json_object_get(t, "function"), "name")));
+            mc->args = sample_arguments(json_object_get(json_object_get(t, "function"), "parameters"), user);
+            mc->cuts = cut_utf8(mc->args, strlen(mc->args), 3, &mc->npieces);
+            a->completion_tokens += count_words(mc->args, strlen(mc->args));
+            a->ncalls++;
+        }
+        p += len;
+        if (*p == '+')
+            p++;
+    }
 }
 
 static void answer_emit(struct event_source *src, size_t step, struct evbuffer *dst);
@@ -187,6 +271,7 @@ static struct answer *answer_new(json_t *body, const struct script *sc)
     struct strbuf last = { 0 }, tool = { 0 };
     sb_add(&last, "", 0);
     int tool_last = 0;
+    long rounds_done = 0; /* assistant turns that called tools since the last user message */
     size_t i;
     json_t *msg;
     json_array_foreach(json_object_get(body, "messages"), i, msg) {
@@ -195,14 +280,23 @@ static struct answer *answer_new(json_t *body, const struct script *sc)
         content_text(json_object_get(msg, "content"), &text);
         a->prompt_tokens += count_words(text.s, text.len);
         const char *role = json_string_value(json_object_get(msg, "role"));
+        int was_tool = tool_last;
         tool_last = role && strcmp(role, "tool") == 0;
         if (role && strcmp(role, "user") == 0) {
             free(last.s);
             last = text;
+            rounds_done = 0;
+        } else if (tool_last && was_tool) {
+            /* Results of one turn's calls come one after another: the answer quotes them all. */
+            sb_add(&tool, " | ", 3);
+            sb_add(&tool, text.s, text.len);
+            free(text.s);
         } else if (tool_last) {
             free(tool.s);
             tool = text;
         } else {
+            if (role && strcmp(role, "assistant") == 0 && json_array_size(json_object_get(msg, "tool_calls")) > 0)
+                rounds_done++;
             free(text.s);
         }
     }
@@ -216,9 +310,21 @@ static struct answer *answer_new(json_t *body, const struct script *sc)
         a->completion_tokens = 1;
         if (!big_fill[0])
             memset(big_fill, 'a', sizeof big_fill);
+    } else if (sc->calls[0] && json_array_size(tools) > 0 && rounds_done < (sc->rounds ? sc->rounds : 1) &&
+               (plan_calls(a, tools, sc->calls, rounds_done + 1, &last), a->ncalls > 0)) {
+        a->text = xstrdup("");
+        /* Events: role, then per call a header and its argument fragments. */
+        for (size_t k = 0; k < a->ncalls; k++)
+            a->npieces += 1 + a->calls[k].npieces;
     } else if (sc->tool && json_array_size(tools) > 0) {
         json_t *name = json_object_get(json_object_get(json_array_get(tools, 0), "function"), "name");
         a->tool_name = xstrdup(json_is_string(name) ? json_string_value(name) : "tool");
+        a->ntools = sc->tool;
+        for (int k = 1; k < a->ntools; k++) {
+            json_t *t = json_array_get(tools, (size_t)k < json_array_size(tools) ? (size_t)k : 0);
+            json_t *nk = json_object_get(json_object_get(t, "function"), "name");
+            a->more_tools[k - 1] = xstrdup(json_is_string(nk) ? json_string_value(nk) : "tool");
+        }
         json_t *args = must(json_pack("{s:s%}", "q", last.s, last.len));
         a->text = dump_json(args, JSON_COMPACT);
         json_decref(args);
@@ -239,8 +345,9 @@ static struct answer *answer_new(json_t *body, const struct script *sc)
         a->cuts = cut_utf8(a->text, a->text_len, (size_t)sc->chunks, &a->npieces);
         a->completion_tokens = count_words(a->text, a->text_len);
     }
-    /* Events: role, content (or tool-call) pieces, finish, usage if asked for, [DONE]. */
-    a->src.count = a->npieces + 3 + (size_t)a->include_usage;
+    /* Events: role, content (or first tool call) pieces, the other tool calls, finish, usage if asked for,
+     * [DONE]. */
+    a->src.count = a->npieces + 3 + (size_t)a->include_usage + (size_t)(a->ntools > 1 ? a->ntools - 1 : 0);
     free(last.s);
     free(tool.s);
     return a;
@@ -262,13 +369,46 @@ static json_t *answer_envelope(const struct answer *a, const char *object)
                           "model", a->model));
 }
 
+static json_t *calls_json(const struct answer *a)
+{
+    json_t *list = must(json_array());
+    for (size_t k = 0; k < a->ncalls; k++)
+        json_array_append_new(list, must(json_pack("{s:s,s:s,s:{s:s,s:s}}", "id", a->calls[k].id, "type", "function",
+                                                   "function", "name", a->calls[k].name, "arguments",
+                                                   a->calls[k].args)));
+    return list;
+}
+
+static const char *answer_finish(const struct answer *a)
+{
+    return a->tool_name || a->ncalls ? "tool_calls" : "stop";
+}
+
+/* Call k (1-based past the first) of a parallel answer: the same arguments under its own id and name;
+ * `index` set for stream deltas. */
+static json_t *more_tool_call(const struct answer *a, int k, int with_index)
+{
+    char id[32];
+    snprintf(id, sizeof id, "call_mock_%d", k + 1);
+    json_t *call = must(json_pack("{s:s,s:s,s:{s:s,s:s%}}", "id", id, "type", "function", "function", "name",
+                                  a->more_tools[k - 1], "arguments", a->text, a->text_len));
+    if (with_index)
+        json_object_set_new(call, "index", json_integer(k));
+    return call;
+}
+
 static json_t *answer_completion(const struct answer *a)
 {
     json_t *message;
-    if (a->tool_name)
+    if (a->ncalls) {
+        message = must(json_pack("{s:s,s:n,s:o}", "role", "assistant", "content", "tool_calls", calls_json(a)));
+    } else if (a->tool_name) {
         message = must(json_pack("{s:s,s:n,s:[{s:s,s:s,s:{s:s,s:s%}}]}", "role", "assistant", "content",
                                  "tool_calls", "id", "call_mock_1", "type", "function", "function", "name",
                                  a->tool_name, "arguments", a->text, a->text_len));
+        for (int k = 1; k < a->ntools; k++)
+            json_array_append_new(json_object_get(message, "tool_calls"), more_tool_call(a, k, 0));
+    }
     else if (a->big)
         message = must(json_pack("{s:s,s:s}", "role", "assistant", "content", BIG_MARKER));
     else
@@ -276,7 +416,7 @@ static json_t *answer_completion(const struct answer *a)
     json_t *obj = answer_envelope(a, "chat.completion");
     json_object_set_new(obj, "choices",
                         must(json_pack("[{s:i,s:o,s:n,s:s}]", "index", 0, "message", message, "logprobs",
-                                       "finish_reason", a->tool_name ? "tool_calls" : "stop")));
+                                       "finish_reason", answer_finish(a))));
     if (!a->sparse)
         json_object_set_new(obj, "usage", answer_usage(a));
     return obj;
@@ -331,12 +471,33 @@ static json_t *chunk_event(const struct answer *a, json_t *delta /* stolen */, c
     return obj;
 }
 
+/* Step 1..npieces of a calls= stream: call k's header, then its argument fragments. */
+static json_t *call_delta(const struct answer *a, size_t step)
+{
+    size_t s = step - 1;
+    for (size_t k = 0; k < a->ncalls; k++) {
+        const struct mock_call *mc = &a->calls[k];
+        if (s == 0)
+            return must(json_pack("{s:[{s:i,s:s,s:s,s:{s:s,s:s}}]}", "tool_calls", "index", (int)k, "id", mc->id,
+                                  "type", "function", "function", "name", mc->name, "arguments", ""));
+        if (s <= mc->npieces)
+            return must(json_pack("{s:[{s:i,s:{s:s%}}]}", "tool_calls", "index", (int)k, "function", "arguments",
+                                  mc->args + mc->cuts[s - 1], mc->cuts[s] - mc->cuts[s - 1]));
+        s -= 1 + mc->npieces;
+    }
+    return must(json_object());
+}
+
 static void answer_emit(struct event_source *src, size_t step, struct evbuffer *dst)
 {
     struct answer *a = (struct answer *)src;
     size_t n = a->npieces;
     json_t *delta;
-    if (step == 0) {
+    if (step == 0 && a->ncalls) {
+        add_event(dst, chunk_event(a, must(json_pack("{s:s,s:n}", "role", "assistant", "content")), NULL));
+    } else if (step > 0 && step <= n && a->ncalls) {
+        add_event(dst, chunk_event(a, call_delta(a, step), NULL));
+    } else if (step == 0) {
         if (a->tool_name)
             delta = must(json_pack("{s:s,s:n,s:[{s:i,s:s,s:s,s:{s:s,s:s}}]}", "role", "assistant", "content",
                                    "tool_calls", "index", 0, "id", "call_mock_1", "type", "function",
@@ -354,9 +515,12 @@ static void answer_emit(struct event_source *src, size_t step, struct evbuffer *
         else
             delta = must(json_pack("{s:s%}", "content", p, len));
         add_event(dst, chunk_event(a, delta, NULL));
-    } else if (step == n + 1) {
-        add_event(dst, chunk_event(a, must(json_object()), a->tool_name ? "tool_calls" : "stop"));
-    } else if (step == n + 2 && a->include_usage) {
+    } else if (a->ntools > 1 && step <= n + (size_t)a->ntools - 1) {
+        int k = (int)(step - n);
+        add_event(dst, chunk_event(a, must(json_pack("{s:[o]}", "tool_calls", more_tool_call(a, k, 1))), NULL));
+    } else if (step == n + (a->ntools > 1 ? (size_t)a->ntools : 1)) {
+        add_event(dst, chunk_event(a, must(json_object()), answer_finish(a)));
+    } else if (step == n + (a->ntools > 1 ? (size_t)a->ntools : 1) + 1 && a->include_usage) {
         json_t *obj = answer_envelope(a, "chat.completion.chunk");
         json_object_set_new(obj, "choices", must(json_array()));
         json_object_set_new(obj, "usage", answer_usage(a));
@@ -389,7 +553,8 @@ static void chat_answer(struct conn *c, json_t *body, const struct script *sc, i
 
 const struct dialect openai_chat_dialect = {
     .name = "POST /v1/chat/completions",
-    .directives = CHAT_DIRECTIVES | DIRECTIVE_SPARSE | DIRECTIVE_OK_ERROR | DIRECTIVE_CONTENT_BYTES,
+    .directives = CHAT_DIRECTIVES | DIRECTIVE_SPARSE | DIRECTIVE_OK_ERROR | DIRECTIVE_CONTENT_BYTES | DIRECTIVE_CALLS |
+                  DIRECTIVE_ROUNDS,
     .faults = TRANSPORT_FAULTS | (1u << FAULT_BIG) | (1u << FAULT_HOLD_OPEN),
     .stream_type = "text/event-stream",
     .stream_garbage = "garbage garbage\n\n",

@@ -10,6 +10,11 @@ make -s install DESTDIR="$stage" PREFIX=/opt/llmux >/dev/null
 for f in opt/llmux/bin/llmux lib/systemd/system/llmux.service etc/llmux/llmux.json; do
   [ -e "$stage/$f" ] || { echo "FAIL: make install did not write $f"; exit 1; }
 done
+# The installed config is valid and starts no MCP demo server (it needs npx, which a server may not have).
+"$stage/opt/llmux/bin/llmux" --check-config --config "$stage/etc/llmux/llmux.json" >/dev/null 2>&1 ||
+  { echo "FAIL: the installed config does not pass --check-config"; exit 1; }
+[ "$(jq -c '.mcp_servers // null' "$stage/etc/llmux/llmux.json")" = null ] ||
+  { echo "FAIL: the installed config starts the MCP demo server"; exit 1; }
 grep -q '^ExecStart=/opt/llmux/bin/llmux ' "$stage/lib/systemd/system/llmux.service" ||
   { echo "FAIL: ExecStart does not follow PREFIX"; exit 1; }
 # verify checks that ExecStart exists: point it at the staged binary, the rest of the unit unchanged.

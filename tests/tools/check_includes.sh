@@ -8,7 +8,8 @@
 #   src/server/   src/core/, src/io/, src/server/
 #   src/engine/   src/core/, src/io/, src/engine/, providers/
 #   src/api/      anything but the composition root (src/*.c, src/*.h)
-#   providers/    src/core/ and providers/        dialects/  src/core/ and dialects/
+#   providers/    src/core/ and providers/        dialects/  src/core/, dialects/, providers/*_map.h
+#   providers/*_map.[ch] (the maps a provider and a dialect of the same API share): src/core/ only
 #   src/main.c, src/config.c: anything (the composition root)
 # and for library headers: event2/, curl/, pthread.h and hiredis/ only in src/io/; microhttpd.h only in
 # one file, and that one in src/server/.
@@ -59,6 +60,14 @@ while IFS= read -r f; do
     fi
     target=$(realpath -m --relative-to="$ROOT" "$dir/$inc")
     to=$(layer_of "$target")
+    case "$f" in
+      providers/*_map.[ch])
+        [ "$to" = core ] || [ "$target" = "${f%.c}.h" ] || complain "$f" "$inc" "a shared map may include src/core/ only ($target)"
+        continue ;;
+    esac
+    if [ "$from" = dialects ] && [[ "$target" == providers/*_map.h ]]; then
+      continue # the maps a dialect shares with the provider of its API
+    fi
     allowed "$from" "$to" || complain "$f" "$inc" "$from may not include $to ($target)"
   done < <(grep -E '^[[:space:]]*#[[:space:]]*include[[:space:]]*[<"]' "$f")
 done < <(find src providers dialects -name '*.[ch]' 2>/dev/null | sort)

@@ -48,4 +48,7 @@ plant src/api/chat.c '#include "../config.h"' "the API layer including the compo
 plant providers/mock.c '#include "../src/io/loop.h"' "a provider including io"
 plant dialects/openai_chat.c '#include "../src/server/req.h"' "a dialect including the server"
 plant dialects/openai_chat.c '#include "../providers/provider.h"' "a dialect including a provider header"
+plant dialects/anthropic_stream.c '#include "../providers/openai.h"' "a dialect including a provider header that is not a shared map"
+plant providers/anthropic_map.c '#include "provider.h"' "a shared map including the provider interface"
+plant providers/anthropic_map.h '#include "../src/io/loop.h"' "a shared map including io"
 exit "$fail"

@@ -42,16 +42,24 @@ static int teardown(void **state)
 
 static const char *const with_key[] = {"Authorization", "Bearer sk-chat-test-key", NULL};
 
+static void chat_admitted(struct lx_req *req, const struct lx_error *refusal)
+{
+    assert_null(refusal);
+    lx_chat_handle(req, &lx_dialect_openai_chat);
+}
+
 static void openai_chat(struct lx_req *req)
 {
     struct lx_error err = {0};
-    /* as the route table does: admit the key first */
-    if (lx_auth_admit(req, &err) != LX_OK) {
+    /* as the route table does: admit the key first (decided at once: no Redis here) */
+    int rc = lx_auth_admit(req, &err, chat_admitted);
+    assert_int_not_equal(rc, LX_AGAIN);
+    if (rc != LX_OK) {
         lx_req_respond_error(req, &err);
         lx_error_clear(&err);
         return;
     }
-    lx_chat_handle(req, &lx_dialect_openai_chat);
+    chat_admitted(req, NULL);
 }
 
 static struct fake_req *chat(struct lx_config *c, const char *body, const char *const *headers)

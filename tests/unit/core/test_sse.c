@@ -160,6 +160,39 @@ static void test_callback_stops(void **state)
     lx_buf_free(&c.all);
 }
 
+/* MCP's resumable streams: the priming event (an id and empty data), retry:, and ids that must be ignored. */
+static void test_id_and_retry(void **state)
+{
+    (void)state;
+    struct lx_sse_decoder d;
+    lx_sse_decoder_init(&d);
+    struct collected c = {0};
+    assert_int_equal(d.retry_ms, -1);
+    assert_string_equal(d.last_id, "");
+    const char *in = "id: ev-1\nretry: 500\ndata: \n\n";
+    assert_int_equal(lx_sse_feed(&d, in, strlen(in), collect_cb, &c, NULL), LX_OK);
+    assert_int_equal(c.n, 1); /* empty data is still an event */
+    assert_string_equal(d.last_id, "ev-1");
+    assert_int_equal(d.retry_ms, 500);
+    /* retry: with anything but digits is ignored; a later id replaces the earlier one. */
+    in = "retry: 5s\nretry:\nid:ev-2\ndata: x\n\n";
+    assert_int_equal(lx_sse_feed(&d, in, strlen(in), collect_cb, &c, NULL), LX_OK);
+    assert_int_equal(d.retry_ms, 500);
+    assert_string_equal(d.last_id, "ev-2");
+    /* An id too long to keep whole leaves the previous one. */
+    struct lx_buf big = {0};
+    lx_buf_puts(&big, "id: ");
+    for (int i = 0; i < 200; i++)
+        lx_buf_puts(&big, "x");
+    lx_buf_puts(&big, "\ndata: y\n\nid\ndata: z\n\n");
+    assert_int_equal(lx_sse_feed(&d, big.data, big.len, collect_cb, &c, NULL), LX_OK);
+    assert_int_equal(c.n, 4);
+    assert_string_equal(d.last_id, ""); /* a bare "id" resets it */
+    lx_buf_free(&big);
+    lx_buf_free(&c.all);
+    lx_sse_decoder_free(&d);
+}
+
 static void test_encode(void **state)
 {
     (void)state;
@@ -177,6 +210,7 @@ int main(void)
         cmocka_unit_test(test_split_positions),  cmocka_unit_test(test_split_fixture),
         cmocka_unit_test(test_byte_at_a_time),   cmocka_unit_test(test_limit),
         cmocka_unit_test(test_callback_stops),   cmocka_unit_test(test_encode),
+        cmocka_unit_test(test_id_and_retry),
     };
     return cmocka_run_group_tests_name("sse", tests, NULL, NULL);
 }

@@ -1,6 +1,7 @@
 /* Unit tests for providers/anthropic.c: request translation, and responses, streams and errors from
  * recorded Anthropic wire data in ../shared/fixtures. */
 #include "../unit.h"
+#include "../anthropic_thinking_sse.h"
 #include "../../../providers/provider.h"
 #include "../../../src/core/common.h"
 
@@ -343,6 +344,185 @@ static void test_stream_ended_at_message_stop(void **state)
     free(body);
 }
 
+/* Thinking in a stream (anthropic_thinking_sse.h): each thinking block becomes reasoning_details entries
+ * with its own index, signature included; a redacted block its data. A stop sequence that matched is
+ * named in the choice's stop_reason. */
+static void test_stream_thinking_and_stop_sequence(void **state)
+{
+    (void)state;
+    struct lx_chat chat = {.stream = true, .model = "m"};
+    void *st = lx_provider_anthropic.stream_open(&conf, &chat);
+    json_t *chunks = json_array();
+    struct lx_error e = {0};
+    size_t len = strlen(lx_test_thinking_sse);
+    for (size_t off = 0; off < len; off += 29)
+        assert_int_equal(lx_provider_anthropic.stream_feed(st, lx_test_thinking_sse + off, len - off < 29 ? len - off : 29,
+                                                           collect, chunks, &e), LX_OK);
+    assert_int_equal(lx_provider_anthropic.stream_finish(st, collect, chunks, &e), LX_OK);
+    lx_provider_anthropic.stream_close(st);
+    struct lx_buf thought = {0}, text = {0};
+    const char *sig = NULL, *redacted = NULL, *seq = NULL;
+    size_t i;
+    json_t *c;
+    json_array_foreach(chunks, i, c) {
+        json_t *ch = json_array_get(json_object_get(c, "choices"), 0);
+        json_t *delta = json_object_get(ch, "delta");
+        json_t *d = json_array_get(json_object_get(delta, "reasoning_details"), 0);
+        if (d) {
+            const char *type = json_string_value(json_object_get(d, "type"));
+            json_int_t index = json_integer_value(json_object_get(d, "index"));
+            if (strcmp(type, "reasoning.encrypted") == 0) {
+                assert_int_equal(index, 1);
+                redacted = json_string_value(json_object_get(d, "data"));
+            } else {
+                assert_string_equal(type, "reasoning.text");
+                assert_int_equal(index, 0);
+                if (json_object_get(d, "text"))
+                    lx_buf_puts(&thought, json_string_value(json_object_get(d, "text")));
+                if (json_object_get(d, "signature"))
+                    sig = json_string_value(json_object_get(d, "signature"));
+            }
+        }
+        if (json_is_string(json_object_get(delta, "content")))
+            lx_buf_puts(&text, json_string_value(json_object_get(delta, "content")));
+        if (json_is_string(json_object_get(ch, "finish_reason"))) {
+            assert_string_equal(json_string_value(json_object_get(ch, "finish_reason")), "stop");
+            seq = json_string_value(json_object_get(ch, "stop_reason"));
+        }
+    }
+    assert_string_equal(thought.data, "Two plus two.");
+    assert_string_equal(sig, "EqQB");
+    assert_string_equal(redacted, "EmwK");
+    assert_string_equal(text.data, "4");
+    assert_string_equal(seq, "END");
+    lx_buf_free(&thought);
+    lx_buf_free(&text);
+    json_decref(chunks);
+}
+
+/* A non-stream answer with thinking and a matched stop sequence; a PDF file part goes up as a document. */
+static void test_thinking_answer_and_pdf_part(void **state)
+{
+    (void)state;
+    const char *body = "{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-x\",\"content\":["
+                       "{\"type\":\"thinking\",\"thinking\":\"Hm.\",\"signature\":\"sg\"},{\"type\":\"text\",\"text\":\"Done\"}],"
+                       "\"stop_reason\":\"stop_sequence\",\"stop_sequence\":\"###\",\"usage\":{\"input_tokens\":3,\"output_tokens\":2}}";
+    struct lx_error e = {0};
+    struct lx_chat chat = {.model = "m"};
+    json_t *c = lx_provider_anthropic.chat_response(&conf, &chat, body, strlen(body), &e);
+    json_t *choice = json_array_get(json_object_get(c, "choices"), 0);
+    assert_string_equal(json_string_value(json_object_get(choice, "finish_reason")), "stop");
+    assert_string_equal(json_string_value(json_object_get(choice, "stop_reason")), "###");
+    json_t *msg = json_object_get(choice, "message");
+    assert_string_equal(json_string_value(json_object_get(msg, "content")), "Done");
+    assert_string_equal(json_string_value(json_object_get(msg, "reasoning_content")), "Hm.");
+    json_t *d = json_array_get(json_object_get(msg, "reasoning_details"), 0);
+    assert_string_equal(json_string_value(json_object_get(d, "signature")), "sg");
+    json_decref(c);
+
+    int rc;
+    struct lx_http_request r = {0};
+    json_t *out = translate("{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"Sum it up\"},"
+                            "{\"type\":\"file\",\"file\":{\"filename\":\"q3.pdf\",\"file_data\":\"data:application/pdf;base64,JVBERi0x\"}}]}]}",
+                            &rc, &e, &r);
+    assert_int_equal(rc, LX_OK);
+    json_t *doc = json_array_get(json_object_get(json_array_get(json_object_get(out, "messages"), 0), "content"), 1);
+    assert_string_equal(json_string_value(json_object_get(doc, "type")), "document");
+    assert_string_equal(json_string_value(json_object_get(doc, "title")), "q3.pdf");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(doc, "source"), "data")), "JVBERi0x");
+    json_decref(out);
+    lx_http_request_free(&r);
+}
+
+/* A client that speaks the Messages API: its own body goes up (model renamed, top-level nulls left out)
+ * with its anthropic-version and anthropic-beta, nothing is reported dropped, and every event of the
+ * answer rides along with the chunks, in order, as it came: events with no pivot form in chunks of
+ * their own. count_tokens goes to the upstream's own endpoint. */
+static void test_native_relay(void **state)
+{
+    (void)state;
+    json_t *native = json_loads("{\"api\":\"anthropic_messages\",\"body\":{\"model\":\"claude-sonnet-4-5\",\"max_tokens\":9,"
+                                "\"top_k\":3,\"provider_specific_fields\":null,\"stream\":true,\"messages\":[{\"role\":\"user\","
+                                "\"content\":[{\"type\":\"text\",\"text\":\"hi\",\"cache_control\":{\"type\":\"ephemeral\"}}]}]},"
+                                "\"headers\":{\"anthropic-version\":\"2023-06-01\",\"anthropic-beta\":\"b1\"},\"lost\":[\"top_k\"]}",
+                                0, NULL);
+    json_t *pivot = json_loads("{\"model\":\"claude-sonnet-4-5\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", 0, NULL);
+    struct lx_chat chat = {.body = pivot, .model = "claude-x", .stream = true, .include_usage = true, .native = native};
+    struct lx_http_request r = {0};
+    struct lx_error e = {0};
+    assert_int_equal(lx_provider_anthropic.chat_request(&conf, &chat, &r, &e), LX_OK);
+    assert_null(r.dropped);
+    json_t *up = json_loadb(r.body, r.body_len, 0, NULL);
+    json_t *want = json_deep_copy(json_object_get(native, "body"));
+    json_object_set_new(want, "model", json_string("claude-x"));
+    json_object_del(want, "provider_specific_fields");
+    assert_true(json_equal(up, want));
+    bool version = false, beta = false;
+    for (size_t i = 0; i < r.n_headers; i++) {
+        version |= strcmp(r.headers[i], "anthropic-version: 2023-06-01") == 0;
+        beta |= strcmp(r.headers[i], "anthropic-beta: b1") == 0;
+    }
+    assert_true(version && beta);
+    json_decref(up);
+    json_decref(want);
+    lx_http_request_free(&r);
+
+    /* the stream: every event, in order, exactly as it came */
+    size_t len;
+    char *body = read_fixture("anthropic_messages_stream_tool_use.sse", &len);
+    void *st = lx_provider_anthropic.stream_open(&conf, &chat);
+    json_t *chunks = json_array();
+    for (size_t off = 0; off < len; off += 23)
+        assert_int_equal(lx_provider_anthropic.stream_feed(st, body + off, len - off < 23 ? len - off : 23, collect, chunks, &e),
+                         LX_OK);
+    assert_int_equal(lx_provider_anthropic.stream_finish(st, collect, chunks, &e), LX_OK);
+    lx_provider_anthropic.stream_close(st);
+    struct lx_buf relayed = {0};
+    size_t i;
+    json_t *c;
+    json_array_foreach(chunks, i, c) {
+        json_t *n = json_object_get(c, "llmux_native");
+        if (n)
+            lx_buf_printf(&relayed, "event: %s\ndata: %s\n\n", json_string_value(json_object_get(n, "event")),
+                          json_string_value(json_object_get(n, "data")));
+    }
+    assert_int_equal(relayed.len, len + 2); /* the recording lacks the last blank line */
+    assert_memory_equal(relayed.data, body, len);
+    lx_buf_free(&relayed);
+    json_decref(chunks);
+    free(body);
+
+    /* non-stream: the message as it came, beside the pivot completion */
+    const char *msg = "{\"id\":\"msg_1\",\"type\":\"message\",\"model\":\"claude-x\",\"content\":[{\"type\":\"text\",\"text\":\"ok\","
+                      "\"citations\":[]}],\"stop_reason\":\"end_turn\",\"usage\":{\"input_tokens\":1,\"output_tokens\":1}}";
+    chat.stream = false;
+    json_t *completion = lx_provider_anthropic.chat_response(&conf, &chat, msg, strlen(msg), &e);
+    json_t *as_came = json_loads(msg, 0, NULL);
+    assert_true(json_equal(json_object_get(completion, "llmux_native"), as_came));
+    json_decref(as_came);
+    json_decref(completion);
+
+    /* count_tokens: the client's count request at the upstream's own endpoint */
+    chat.kind = LX_CALL_COUNT_TOKENS;
+    assert_int_equal(lx_provider_anthropic.count_tokens_request(&conf, &chat, &r, &e), LX_OK);
+    assert_string_equal(r.url, "https://api.anthropic.test/v1/messages/count_tokens");
+    lx_http_request_free(&r);
+    json_t *n = lx_provider_anthropic.count_tokens_response(&conf, &chat, "{\"input_tokens\":42}", 19, &e);
+    assert_int_equal(json_integer_value(json_object_get(n, "input_tokens")), 42);
+    json_decref(n);
+    assert_null(lx_provider_anthropic.count_tokens_response(&conf, &chat, "{}", 2, &e));
+    assert_int_equal(e.status, 502);
+    lx_error_clear(&e);
+    /* a pivot without a native request has nothing to count with */
+    chat.native = NULL;
+    assert_int_equal(lx_provider_anthropic.count_tokens_request(&conf, &chat, &r, &e), LX_ERR);
+    assert_int_equal(e.status, 400);
+    lx_http_request_free(&r);
+    lx_error_clear(&e);
+    json_decref(pivot);
+    json_decref(native);
+}
+
 static void test_error_fixtures(void **state)
 {
     (void)state;
@@ -375,6 +555,9 @@ int main(void)
         cmocka_unit_test(test_stream_tool_use_fixture),
         cmocka_unit_test(test_stream_error_fixture),
         cmocka_unit_test(test_stream_ended_at_message_stop),
+        cmocka_unit_test(test_stream_thinking_and_stop_sequence),
+        cmocka_unit_test(test_thinking_answer_and_pdf_part),
+        cmocka_unit_test(test_native_relay),
         cmocka_unit_test(test_error_fixtures),
     };
     return cmocka_run_group_tests_name("anthropic", tests, NULL, NULL);

@@ -143,6 +143,29 @@ static void test_dropped(void **state)
     lx_mock_reply_free(&r);
 }
 
+/* llmux offers MCP tools as SERVER__TOOL: the tool's own name names it, and the user's numbers fill its
+ * number parameters in order (within their bounds). */
+static void test_mcp_tools_and_numbers(void **state)
+{
+    (void)state;
+    struct lx_mock_reply r;
+    struct lx_error e = {0};
+    assert_int_equal(build("{\"messages\":[{\"role\":\"user\",\"content\":\"Use get-sum to add 2 and 3.5, please\"}],"
+                           "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"everything__echo\"}},"
+                           "{\"type\":\"function\",\"function\":{\"name\":\"everything__get-sum\",\"parameters\":{"
+                           "\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"number\"},\"b\":{\"type\":\"number\"},"
+                           "\"n\":{\"type\":\"integer\",\"maximum\":1}},\"required\":[\"a\",\"b\",\"n\"]}}}]}", &r, &e),
+                     LX_OK);
+    assert_int_equal(r.choices[0].n_calls, 1);
+    assert_string_equal(r.choices[0].calls[0].name, "everything__get-sum");
+    json_t *args = json_loads(r.choices[0].calls[0].arguments, 0, NULL);
+    assert_int_equal(json_integer_value(json_object_get(args, "a")), 2);
+    assert_true(json_real_value(json_object_get(args, "b")) == 3.5);
+    assert_true(json_integer_value(json_object_get(args, "n")) <= 1); /* no number left that fits */
+    json_decref(args);
+    lx_mock_reply_free(&r);
+}
+
 static void test_refusals(void **state)
 {
     (void)state;
@@ -177,7 +200,7 @@ int main(void)
         cmocka_unit_test(test_text_echo_and_tokens),    cmocka_unit_test(test_auto_calls_named_tools),
         cmocka_unit_test(test_required_named_none_parallel), cmocka_unit_test(test_tool_results_quoted),
         cmocka_unit_test(test_json_formats_stop_and_length), cmocka_unit_test(test_dropped),
-        cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_refusals),          cmocka_unit_test(test_mcp_tools_and_numbers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

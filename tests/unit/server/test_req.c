@@ -40,8 +40,8 @@ static void finished_cb(const struct lx_event *ev, void *arg)
 {
     (void)arg;
     finished.n++;
-    finished.status = ev->request_finished.status;
-    finished.route = ev->request_finished.route;
+    finished.status = ev->request.status;
+    finished.route = ev->request.route;
 }
 
 static void respond_now(struct lx_req *req)
@@ -55,7 +55,7 @@ static void test_whole_answer_and_finish(void **state)
 {
     (void)state;
     struct lx_config *cfg = load("{}");
-    lx_bus_subscribe(LX_EV_REQUEST_FINISHED, finished_cb, NULL);
+    lx_bus_subscribe_mask(LX_EV_REQUEST_END, finished_cb, NULL);
     memset(&finished, 0, sizeof finished);
     static const char *const headers[] = {"X-In", "yes", "X-Request-Id", "abc-123", NULL};
     struct fake_req *f = fake_req_new(cfg, "POST", "/x", "hello", headers);
@@ -76,7 +76,7 @@ static void test_whole_answer_and_finish(void **state)
     assert_null(lx_req_header(&f->req, "X-In")); /* finished: the transport's headers are gone */
     lx_req_release(&f->req);
     assert_true(disposed);
-    lx_bus_unsubscribe(LX_EV_REQUEST_FINISHED, finished_cb, NULL);
+    lx_bus_unsubscribe_mask(LX_EV_REQUEST_END, finished_cb, NULL);
     lx_config_unref(cfg);
 }
 
@@ -171,7 +171,7 @@ static void test_client_gone(void **state)
 {
     (void)state;
     struct lx_config *cfg = load("{}");
-    lx_bus_subscribe(LX_EV_REQUEST_FINISHED, finished_cb, NULL);
+    lx_bus_subscribe_mask(LX_EV_REQUEST_END, finished_cb, NULL);
     memset(&finished, 0, sizeof finished);
     memset(&S, 0, sizeof S);
     struct fake_req *f = fake_req_new(cfg, "POST", "/x", "{}", NULL);
@@ -186,7 +186,7 @@ static void test_client_gone(void **state)
     assert_int_equal(finished.status, 499);
     assert_string_equal(finished.route, "other");
     lx_req_release(&f->req);
-    lx_bus_unsubscribe(LX_EV_REQUEST_FINISHED, finished_cb, NULL);
+    lx_bus_unsubscribe_mask(LX_EV_REQUEST_END, finished_cb, NULL);
     lx_config_unref(cfg);
 }
 
