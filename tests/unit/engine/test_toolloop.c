@@ -67,8 +67,10 @@ static void settled_cb(void *ctx)
     lx_loop_stop();
 }
 
-static bool known(const char *name)
+/* The fake server is a stdio child: it has no URL. */
+static bool known(const char *name, const char **url)
 {
+    *url = NULL;
     return lx_mcp_find(name) != NULL;
 }
 
