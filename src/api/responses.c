@@ -42,6 +42,7 @@ struct turn {
     uint64_t deadline_at;
     long deadline_ms;
     json_t *response;              /* owned: the answer being committed */
+    double saving_since;           /* when TURN_FINISH was submitted (lx_now_ms_f) */
     struct lx_error failure;       /* owned: the call's failure, answered once its response is saved */
 };
 
@@ -112,6 +113,9 @@ static void finish_cb(void *arg, const struct lx_store_result *res)
         lx_error_clear(&err);
         return;
     }
+    lx_state_saved(tu->req, tu->t.conversation_id ? tu->t.conversation_id : tu->t.id,
+                   (long)(json_array_size(tu->t.input) + json_array_size(json_object_get(tu->response, "output"))),
+                   tu->saving_since);
     write_answer(tu);
 }
 
@@ -133,6 +137,7 @@ static void finish(struct turn *tu)
         .conversation_id = tu->t.conversation_id,
         .store = keep,
     };
+    tu->saving_since = lx_now_ms_f();
     tu->op = lx_store_submit(tu->store, &rq, finish_cb, tu);
 }
 

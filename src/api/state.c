@@ -1,5 +1,6 @@
 /* The live store and what the stateful endpoints share (see state.h). */
 #include "state.h"
+#include "../core/bus.h"
 #include "../core/common.h"
 #include "../core/log.h"
 #include "../engine/store_conf.h"
@@ -154,6 +155,11 @@ void lx_state_disabled(struct lx_error *err, const char *param)
                  "\"store\": false and the whole history in 'input' instead.");
 }
 
+void lx_state_saved(struct lx_req *req, const char *id, long items, double since_ms)
+{
+    lx_ev_conversation_saved(&req->origin, id, items, lx_now_ms_f() - since_ms);
+}
+
 /* One pending answer. */
 struct answer {
     struct lx_req_handler handler;
@@ -163,6 +169,8 @@ struct answer {
     char *ids[3];                /* owned: response, conversation and item id */
     char *param;                 /* owned */
     json_t *(*shape)(const struct lx_store_req *rq, json_t *value);
+    long saved_items;            /* a write of items (a conversation made, items added): how many */
+    double since_ms;             /* when it was submitted */
 };
 
 static void answer_end(struct answer *a)
@@ -181,6 +189,10 @@ static void answer_cb(void *arg, const struct lx_store_result *res)
     struct answer *a = arg;
     a->op = NULL;
     if (res->status == LX_STORE_OK) {
+        if (a->rq.verb == LX_STORE_CONVERSATION_CREATE || a->rq.verb == LX_STORE_ITEMS_ADD)
+            lx_state_saved(a->req, a->rq.conversation_id ? a->rq.conversation_id
+                                                         : json_string_value(json_object_get(res->value, "id")),
+                           a->saved_items, a->since_ms);
         json_t *body = a->shape ? a->shape(&a->rq, res->value) : json_incref(res->value);
         lx_req_respond_json(a->req, 200, body ? body : json_object());
     } else {
@@ -213,6 +225,8 @@ void lx_state_answer(struct lx_req *req, const struct lx_store_req *rq, const ch
     a->param = param ? lx_strdup(param) : NULL;
     a->shape = shape;
     a->handler = lx_answer_handler;
+    a->saved_items = (long)json_array_size(rq->items);
+    a->since_ms = lx_now_ms_f();
     lx_req_set_handler(req, &a->handler);
     a->op = lx_store_submit(S.store, rq, answer_cb, a);
     /* What shape may read after this: the ids, copied; the inputs were copied by the store. */

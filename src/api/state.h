@@ -28,6 +28,11 @@ void lx_state_error(struct lx_error *err, const struct lx_store_result *res, con
 /* The 400 for a request that needs storage while it is off. */
 void lx_state_disabled(struct lx_error *err, const char *param);
 
+/* Tell observers the store saved a conversation's items (the conversation.saved event): id is the
+ * conversation's, or the response's for a turn outside one; items how many were saved; since_ms when the
+ * write was submitted (lx_now_ms_f), for the store's time. Costs nothing when nobody listens. */
+void lx_state_saved(struct lx_req *req, const char *id, long items, double since_ms);
+
 /* Submit rq for req and answer the value as JSON 200 (or the error); `shape` may rewrite the value
  * (borrowed) into the body (new reference); NULL: the value itself. param names the id in a 404. The
  * request is held until the answer; a client that leaves cancels the operation. */

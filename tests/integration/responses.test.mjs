@@ -422,6 +422,35 @@ test('/metrics shows the store: operations, transactions, the history cache, wha
   assert.equal(value(/^llmux_store_in_flight (\d+)$/m), 0);
 });
 
+test('GET /v1/events: each write of the store is a conversation.saved with its id, how many items, the store\'s time', async () => {
+  const { observe } = await import('./observe.mjs');
+  const g = await startLlmux(config({ auth: undefined }));
+  try {
+    const o = await observe(g.port, { path: '/v1/events?types=conversation.saved' });
+    assert.equal(o.status, 200);
+    const rid = { 'x-request-id': 'saved-1' };
+    const c = await call('POST', '/v1/conversations', { items: [{ role: 'user', content: 'a' }, { role: 'user', content: 'b' }] }, { g, headers: rid });
+    const turn = await create({ model: 'mock/echo', input: 'c', conversation: c.json.id }, { g, headers: { 'x-request-id': 'saved-2' } });
+    await call('POST', `/v1/conversations/${c.json.id}/items`, { items: [{ role: 'user', content: 'd' }] }, { g, headers: { 'x-request-id': 'saved-3' } });
+    // A store: false turn saves nothing: no event of its own comes before the next write's.
+    await create({ model: 'mock/echo', input: 'not kept', store: false }, { g, headers: { 'x-request-id': 'unsaved' } });
+    const lone = await create({ model: 'mock/echo', input: [{ role: 'user', content: 'e' }, { role: 'user', content: 'f' }] }, { g, headers: { 'x-request-id': 'saved-4' } });
+    await o.until((evs) => evs.some((e) => e.data.request_id === 'saved-4'), GUARD_MS, 'the last conversation.saved');
+    o.close();
+    assert.equal(turn.status, 200);
+    // Input and output items: a turn's one input and its answer; the lone response's two and its answer.
+    assert.deepEqual(o.events.map((e) => [e.data.request_id, e.data.conversation, e.data.items]),
+      [['saved-1', c.json.id, 2], ['saved-2', c.json.id, 2], ['saved-3', c.json.id, 1], ['saved-4', lone.json.id, 3]]);
+    for (const e of o.events) {
+      assert.equal(e.event, 'conversation.saved');
+      assert.ok(e.data.duration_ms >= 0);
+    }
+    assert.equal(o.events[1].data.model, 'mock/echo');
+  } finally {
+    assert.equal((await g.stop()).code, 0);
+  }
+});
+
 test('restart: stored responses and conversations survive, and continue', async () => {
   const g1 = await startLlmux(config());
   const r = await create({ model: 'oll/m', input: 'remember me' }, { g: g1 });
