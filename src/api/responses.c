@@ -201,6 +201,7 @@ static void start_call(struct turn *tu)
         .include_usage = true,
         .req_id = tu->req->id,
         .request_id = tu->req->request_id,
+        .origin = &tu->req->origin,
     };
     tu->exec = lx_exec_start(&tu->plan, &chat, tu->deadline_at, tu->deadline_ms, &lx_turn_exec_ops, tu);
     lx_exec_set_tally(tu->exec, &tu->req->tally);
@@ -312,6 +313,7 @@ void lx_responses_create(struct lx_req *req)
     }
     if (!store)
         lx_responses_unstored(&rq);
+    lx_req_announce(req);
     struct turn *tu = lx_calloc(1, sizeof *tu);
     tu->req = lx_req_hold(req);
     lx_reply_init(&tu->reply, req, D, &rq);

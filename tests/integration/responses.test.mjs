@@ -427,6 +427,7 @@ test('GET /v1/events: each write of the store is a conversation.saved with its i
   const g = await startLlmux(config({ auth: undefined }));
   try {
     const o = await observe(g.port, { path: '/v1/events?types=conversation.saved' });
+    const all = await observe(g.port);
     assert.equal(o.status, 200);
     const rid = { 'x-request-id': 'saved-1' };
     const c = await call('POST', '/v1/conversations', { items: [{ role: 'user', content: 'a' }, { role: 'user', content: 'b' }] }, { g, headers: rid });
@@ -446,6 +447,14 @@ test('GET /v1/events: each write of the store is a conversation.saved with its i
       assert.ok(e.data.duration_ms >= 0);
     }
     assert.equal(o.events[1].data.model, 'mock/echo');
+    // A turn is a request like a chat completion: its model call belongs to it, and it is saved before it ends.
+    await all.until((evs) => evs.some((e) => e.data.request_id === 'saved-4' && e.event === 'request.finished'), GUARD_MS, 'the last turn to end');
+    all.close();
+    for (const rid of ['saved-2', 'saved-4'])
+      assert.deepEqual(all.ofRequest(rid).map((e) => e.event), ['request.started', 'call.started', 'request.first_token',
+        'call.finished', 'conversation.saved', 'request.finished'], rid);
+    assert.deepEqual(all.ofRequest('unsaved').map((e) => e.event), ['request.started', 'call.started', 'request.first_token',
+      'call.finished', 'request.finished']);
   } finally {
     assert.equal((await g.stop()).code, 0);
   }
