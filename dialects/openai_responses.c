@@ -53,16 +53,16 @@ static int opt_number(json_t *root, const char *key, double min, double max, str
 
 /* ---- tools ---- */
 
-/* MCP tools belong to issue 17 (an MCP client and a tool loop in the engine). When it lands, this turns
- * {"type":"mcp","server_label",...} into that server's function tools and keeps the label for the loop;
- * until then the request gets a clear 400. */
+/* MCP tools: llmux's tool loop (docs/tools.md) runs them for /v1/chat/completions; running it for a
+ * Responses turn (mcp_call items, their stream events, what a stored turn keeps of the rounds) is not
+ * built yet, so such a request gets a clear 400 rather than an answer without its tools. */
 static int translate_mcp_tool(json_t *tool, const char *param, json_t *chat_tools, struct lx_error *err)
 {
     (void)tool;
     (void)chat_tools;
-    lx_error_bad_request(err, param, "unsupported_tool_type",
-        "MCP tools are not supported by llmux yet: define the server's tools as function tools and call them from "
-        "your code.");
+    lx_error_bad_request(err, param, "unsupported_tool_type", "%s",
+        "MCP tools do not run on /v1/responses yet: llmux's tool loop serves /v1/chat/completions (docs/tools.md); "
+        "or define the server's tools as function tools and call them from your code.");
     return LX_ERR;
 }
 
@@ -188,7 +188,8 @@ static json_t *translate_tool_choice(json_t *tc, json_t *chat_tools, struct lx_e
         return json_string(mode);
     }
     if (type && strcmp(type, "mcp") == 0) {
-        lx_error_bad_request(err, "tool_choice.type", "unsupported_tool_type", "MCP tools are not supported by llmux yet.");
+        lx_error_bad_request(err, "tool_choice.type", "unsupported_tool_type",
+                             "MCP tools do not run on /v1/responses yet (llmux's tool loop serves /v1/chat/completions).");
         return NULL;
     }
     lx_error_bad_request(err, "tool_choice.type", "unsupported_tool_type",

@@ -16,6 +16,7 @@
 #include "../core/common.h"
 #include "../core/conf.h"
 #include "../core/pivot.h"
+#include "../engine/conf.h"
 #include "../engine/exec.h"
 #include "../engine/router.h"
 #include "../engine/store_conf.h"
@@ -290,6 +291,21 @@ static int check_storage(const struct lx_responses_turn *t, struct lx_error *err
     return lx_error_isset(err) ? LX_ERR : LX_OK;
 }
 
+/* A model that is an alias with MCP servers: its chat requests run in the tool loop, which does not run
+ * Responses turns yet; a clear 400 rather than an answer without the tools the alias promises. */
+static int check_tools(struct lx_req *req, const char *model, struct lx_error *err)
+{
+    const struct lx_alias *a = lx_engine_alias(req->cfg->engine, model);
+    if (!a || !a->n_mcp)
+        return LX_OK;
+    lx_error_bad_request(err, "model", "unsupported_model",
+                         "Model '%s' is an alias with MCP servers (aliases.%s.mcp): llmux runs their tools on "
+                         "/v1/chat/completions, not yet on /v1/responses. Send this turn to /v1/chat/completions, or "
+                         "use a model without MCP servers here.",
+                         model, model);
+    return LX_ERR;
+}
+
 void lx_responses_create(struct lx_req *req)
 {
     struct lx_error err = {0};
@@ -303,7 +319,8 @@ void lx_responses_create(struct lx_req *req)
     uint64_t at = 0;
     long ms = 0;
     if (!pivot || (!store && check_storage(&t, &err) != LX_OK) ||
-        lx_relay_route(req, rq.model, &plan, &err) != LX_OK || lx_relay_deadline(req, &at, &ms, &err) != LX_OK) {
+        lx_relay_route(req, rq.model, &plan, &err) != LX_OK || check_tools(req, rq.model, &err) != LX_OK ||
+        lx_relay_deadline(req, &at, &ms, &err) != LX_OK) {
         lx_reply_fail(req, D, &err);
         lx_error_clear(&err);
         json_decref(pivot);

@@ -268,6 +268,26 @@ test('a turn runs through the chat engine: retries, a fallback list given the hi
   }
 });
 
+test('MCP tools, which the tool loop runs on chat only: an mcp tool or an alias with MCP servers is a clear 400, not an answer without them', async () => {
+  const g = await startLlmux(config({
+    mcp_servers: { nowhere: { url: 'http://127.0.0.1:9/mcp' } },
+    aliases: { tooled: { models: ['mock/echo'], mcp: ['nowhere'] } },
+  }));
+  try {
+    const alias = await create({ model: 'tooled', input: 'x' }, { g });
+    assert.equal(alias.status, 400, alias.text);
+    assert.equal(alias.json.error.param, 'model');
+    assert.match(alias.json.error.message, /aliases\.tooled\.mcp.*\/v1\/chat\/completions/);
+    const tool = await create({ model: 'mock/echo', input: 'x', tools: [{ type: 'mcp', server_label: 'nowhere' }] }, { g });
+    assert.equal(tool.status, 400, tool.text);
+    assert.equal(tool.json.error.param, 'tools[0].type');
+    assert.match(tool.json.error.message, /\/v1\/chat\/completions/);
+    assert.equal((await create({ model: 'mock/echo', input: 'x' }, { g })).status, 200);
+  } finally {
+    assert.equal((await g.stop()).code, 0);
+  }
+});
+
 test('truncation: past the history budget, disabled answers 400 and auto drops the oldest turns', async () => {
   const small = await startLlmux(config({ store: { max_history_tokens: 150 } }));
   try {
