@@ -900,8 +900,10 @@ void lx_mcp_apply(const struct lx_mcp_conf *conf)
 
 void lx_mcp_shutdown(void)
 {
-    for (size_t i = 0; i < lx_n_servers; i++)
+    for (size_t i = 0; i < lx_n_servers; i++) {
+        lx_servers[i]->final = true;
         server_stop(lx_servers[i]);
+    }
     free(lx_servers);
     lx_servers = NULL;
     lx_n_servers = 0;

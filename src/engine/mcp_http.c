@@ -497,8 +497,9 @@ static void http_stop(struct lx_mcp_server *s)
     struct http_state *st = state(s);
     if (!st)
         return;
-    if (s->stopping && s->session_id && s->era == MCP_ERA_LEGACY) {
-        /* End the session (best effort: nobody waits for the answer). */
+    if (s->stopping && !s->final && s->session_id && s->era == MCP_ERA_LEGACY) {
+        /* End the session (best effort: nobody waits for the answer). Not at exit: the loop is over, so
+         * the DELETE would never be sent, only leaked; the server expires the session itself. */
         struct xfer *x = xfer_new(s, X_NOTIFY);
         struct lx_http_request r = {.method = "DELETE", .url = lx_strdup(s->conf.url)};
         common_headers(s, &r, false, NULL);

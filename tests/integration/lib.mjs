@@ -1,6 +1,7 @@
 // Helpers for llmux's black-box tests: start the real daemon and the project's mock upstream on free
 // loopback ports, talk to them through real sockets, and stop them cleanly.
 import { spawn } from 'node:child_process';
+import { beforeEach, afterEach } from 'node:test';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,12 +13,25 @@ export const MOCK_BIN = process.env.MOCK_UPSTREAM_BIN || new URL('../../build/te
 // Extra command words to run llmux under (e.g. "valgrind --error-exitcode=99 ..."), from the Makefile.
 const WRAP = (process.env.LLMUX_WRAP || '').split(' ').filter(Boolean);
 
-// Every process a test starts is killed when the test file's process exits, even after a failure.
+// Every process a test starts is killed when the test file's process exits, even after a failure. A
+// process started inside a test (not in a before hook) and still running when that test is over is
+// killed then: a test that failed before stopping its gateways would otherwise keep the file's process
+// alive on their pipes, and the suite would hang instead of reporting the failure.
 const children = new Set();
-process.on('exit', () => { for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL'); });
+const alive = (c) => c.exitCode === null && c.signalCode === null;
+process.on('exit', () => { for (const c of children) if (alive(c)) c.kill('SIGKILL'); });
+let inTest = false;
+const testChildren = new Set();
+beforeEach(() => { inTest = true; });
+afterEach(() => {
+  inTest = false;
+  for (const c of testChildren) if (alive(c)) c.kill('SIGKILL');
+  testChildren.clear();
+});
 function track(proc) {
   children.add(proc);
-  proc.once('exit', () => children.delete(proc));
+  if (inTest) testChildren.add(proc);
+  proc.once('exit', () => { children.delete(proc); testChildren.delete(proc); });
   return proc;
 }
 
@@ -98,8 +112,10 @@ export async function startLlmux(cfg, { env = {}, args = [], listen = true } = {
     access: () => accessLines(log),
     // Wait for an access-log line that pred accepts; resolves to it.
     waitAccess: (pred, ms = 10000) => waitFor(() => log, (t) => accessLines(t).find(pred), ms, 'an access log line'),
-    async stop() {
-      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+    // SIGTERM (unless signal is false: the test signalled it already, and a second SIGTERM would stop it
+    // at once), then wait for the exit and check the memory checkers' output.
+    async stop({ signal = 'SIGTERM' } = {}) {
+      if (signal && proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
       const r = await exited;
       checkSanitizers(log);
       return r;

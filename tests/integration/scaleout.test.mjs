@@ -132,9 +132,12 @@ test('tpm from real usage: the fleet admits what the settled answers leave room 
   const last = answers[answers.length - 1];
   assert.equal(last.status, 429);
   assert.match(errOf(last).message, /tokens per minute/);
-  // The tokens left, as the last admitted answer said, are the fleet's: T minus every earlier answer's usage minus this reserve.
+  // The tokens left, as the last admitted answer said, are the fleet's: T minus every earlier answer's usage
+  // minus this reserve. An answer's settlement goes to Redis just after the answer (without waiting), so
+  // the one before may still count as its reserve R rather than its usage U when the next is admitted on
+  // the other replica (seen under the sanitizers): the lower bound allows that one.
   const rem = Number(ok[ok.length - 1].headers['x-ratelimit-remaining-tokens']);
-  assert.ok(rem >= T - (ok.length - 1) * U - R && rem <= T - (ok.length - 1) * U - R + 1 + refill * U, `remaining ${rem}`);
+  assert.ok(rem >= T - (ok.length - 1) * U - R - Math.max(0, R - U) && rem <= T - (ok.length - 1) * U - R + 1 + refill * U, `remaining ${rem}`);
   await stopAll(a, b);
 });
 

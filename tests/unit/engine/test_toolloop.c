@@ -67,7 +67,6 @@ static void settled_cb(void *ctx)
     lx_loop_stop();
 }
 
-/* The fake server is a stdio child: it has no URL. */
 static bool known(const char *name, const char **url)
 {
     *url = NULL;
