@@ -479,7 +479,7 @@ int main(int argc, char **argv)
         lx_state_close();
         share_stop();
         lx_access_log_close();
-        lx_mcp_shutdown();
+        lx_mcp_shutdown(true);
         lx_upstream_shutdown();
         lx_loop_drain();
         lx_child_shutdown();
@@ -504,7 +504,7 @@ int main(int argc, char **argv)
     lx_http_stop();
     lx_timer_free(M.drain_timer);
     lx_timer_free(M.hard_timer);
-    lx_mcp_shutdown(); /* MCP clients: sessions are not ended (the loop is over), children are stopped below */
+    lx_mcp_shutdown(true); /* MCP clients: sessions are not ended (the loop is over), children are stopped below */
     lx_timer_free(M.sinks_timer);
     lx_events_shutdown();
     lx_webhooks_shutdown();

@@ -898,10 +898,10 @@ void lx_mcp_apply(const struct lx_mcp_conf *conf)
     free(fresh);
 }
 
-void lx_mcp_shutdown(void)
+void lx_mcp_shutdown(bool loop_over)
 {
     for (size_t i = 0; i < lx_n_servers; i++) {
-        lx_servers[i]->final = true;
+        lx_servers[i]->final = loop_over;
         server_stop(lx_servers[i]);
     }
     free(lx_servers);

@@ -110,8 +110,10 @@ typedef void (*lx_mcp_call_cb)(void *ctx, const struct lx_mcp_result *r);
  * keep their connection, session and tool list. conf is copied. */
 void lx_mcp_apply(const struct lx_mcp_conf *conf);
 /* Stop every client: end sessions (best effort), stop child processes. In-flight calls get
- * LX_MCP_UNAVAILABLE. */
-void lx_mcp_shutdown(void);
+ * LX_MCP_UNAVAILABLE. loop_over: the caller runs the loop no more (llmux at exit), so no session's DELETE
+ * is started (it would never be sent, only leaked); a caller that runs the loop on until the transfers are
+ * done (the probe, tests) passes false and the sessions are ended. */
+void lx_mcp_shutdown(bool loop_over);
 
 size_t lx_mcp_count(void);
 struct lx_mcp_server *lx_mcp_at(size_t i);

@@ -97,7 +97,7 @@ static void quit(void)
         free(p->id);
         free(p);
     }
-    lx_mcp_shutdown();
+    lx_mcp_shutdown(false);
     if (P.stdin_ev)
         event_del(P.stdin_ev);
     lx_timer_start(P.quit_timer, 10);

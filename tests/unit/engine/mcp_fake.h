@@ -127,7 +127,7 @@ static void mcp_let_go_cb(void *arg)
 /* Stop the MCP clients and let their children go (stdin closed, SIGTERM), the servers be freed. */
 static void mcp_stop_all(void)
 {
-    lx_mcp_shutdown();
+    lx_mcp_shutdown(false);
     struct lx_timer *poll = lx_timer_new(mcp_let_go_cb, NULL);
     for (int i = 0; i < 300 && lx_child_count(); i++) {
         lx_timer_start(poll, 10);

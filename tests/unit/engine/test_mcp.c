@@ -182,7 +182,7 @@ static void test_modern_input_required(void **state)
     assert_non_null(strstr(g.detail, "asked for input"));
     got_free(&g);
     /* Pinned to 2025-11-25, the same server gets the handshake without a probe. */
-    lx_mcp_shutdown();
+    lx_mcp_shutdown(false);
     s = start("legacy", LX_MCP_PROTO_2025, 5000);
     assert_int_equal(s->era, MCP_ERA_LEGACY);
 }
