@@ -109,10 +109,8 @@ typedef void (*lx_mcp_call_cb)(void *ctx, const struct lx_mcp_result *r);
 /* Start the clients of conf's servers, stop those no longer named, restart changed ones; unchanged ones
  * keep their connection, session and tool list. conf is copied. */
 void lx_mcp_apply(const struct lx_mcp_conf *conf);
-/* Stop every client: end sessions (best effort), stop child processes. In-flight calls get
- * LX_MCP_UNAVAILABLE. loop_over: the caller runs the loop no more (llmux at exit), so no session's DELETE
- * is started (it would never be sent, only leaked); a caller that runs the loop on until the transfers are
- * done (the probe, tests) passes false and the sessions are ended. */
+/* Stop every client: end sessions (best effort, unless loop_over: the loop will not run again, so nothing
+ * could be sent), stop child processes. In-flight calls get LX_MCP_UNAVAILABLE. */
 void lx_mcp_shutdown(bool loop_over);
 
 size_t lx_mcp_count(void);

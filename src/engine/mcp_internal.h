@@ -121,7 +121,7 @@ struct lx_mcp_server {
     char *last_error;                 /* owned, or NULL */
     unsigned restarts;
     bool stopping;
-    bool final;                /* stopping because llmux is: the loop has run its last turn */
+    bool final;                /* stopped after the loop's last turn: nothing more can be sent */
 };
 
 /* The counters lx_mcp_stats shows. */
