@@ -8,7 +8,7 @@ FROM debian:bookworm-slim AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential pkg-config libevent-dev libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev libssl-dev \
-      libhiredis-dev jq \
+      libsqlite3-dev libhiredis-dev jq \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Only what `make` reads (the Makefile includes tests/fuzz/fuzz.mk); `make` alone builds build/llmux.
@@ -27,19 +27,26 @@ RUN make -j"$(nproc)" all build/llmux.installed.json \
 # ---- runtime ----
 FROM debian:bookworm-slim
 # The binary's own NEEDED libraries (libevent, libmicrohttpd, libcurl with OpenSSL, jansson, OpenSSL's
-# libcrypto, hiredis for a shared Redis); apt brings what those load (gnutls, nghttp2, ...).
-# ca-certificates: TLS to the providers.
+# libcrypto, SQLite for the conversation store, hiredis for a shared Redis); apt brings what those load
+# (gnutls, nghttp2, ...). ca-certificates: TLS to the providers.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libevent-2.1-7 libmicrohttpd12 libcurl4 libjansson4 libssl3 libhiredis0.14 ca-certificates \
+      libevent-2.1-7 libmicrohttpd12 libcurl4 libjansson4 libssl3 libsqlite3-0 libhiredis0.14 ca-certificates \
  && apt-get clean && rm -rf /var/lib/apt/lists/* \
  && groupadd --gid 10001 llmux \
- && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin llmux
+ && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin llmux \
+ && install -d -m 0700 -o 10001 -g 10001 /var/lib/llmux
 # /usr/local/bin/llmux, and /etc/llmux/llmux.json (conf/llmux.json without its MCP demo server, which
 # needs npx: root-owned, read-only to llmux).
 # Mount your own config over it (a ConfigMap, a bind mount); SIGHUP reloads it. Provider keys are never
 # baked in: the config reads them from the environment (${OPENAI_API_KEY}).
 COPY --from=build /out/ /
+
+# The conversation store (stored responses and conversations: /v1/responses, /v1/conversations) lives in
+# the state directory, as under systemd's StateDirectory=: mount a volume there to keep it across
+# containers (docker run -v llmux-state:/var/lib/llmux). One llmux per volume: a second refuses to start.
+ENV STATE_DIRECTORY=/var/lib/llmux
+VOLUME /var/lib/llmux
 
 # Numeric, so Kubernetes' runAsNonRoot can check it.
 USER 10001:10001

@@ -2,11 +2,11 @@
 # the gateway on conf/llmux.json; `make test` runs the whole test suite.
 CC ?= cc
 BUILD ?= build
-PKGS := libevent libmicrohttpd libcurl jansson libcrypto hiredis
+PKGS := libevent libmicrohttpd libcurl jansson libcrypto sqlite3 hiredis
 CFLAGS ?= -O2 -g
-override CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -fno-strict-aliasing \
+override CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -fno-strict-aliasing -pthread \
           $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-override LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
+override LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -pthread
 
 # The layers (src/core, io, server, engine, api), the wire formats (providers/, dialects/) and the
 # composition root's config.c; main.c alone makes the binary.
@@ -22,7 +22,7 @@ DEPS := $(CORE_OBJS:.o=.d) $(BUILD)/src/main.d
 # by the docs test). Node.js and npm come from Debian only when no node/npm is
 # on the PATH (a NodeSource node already ships npm, and Debian's npm would conflict with it).
 DEB_PKGS := build-essential pkg-config libevent-dev libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev libssl-dev \
-            libcmocka-dev curl jq clang libclang-rt-14-dev valgrind gcovr systemd \
+            libcmocka-dev libsqlite3-dev sqlite3 curl jq clang libclang-rt-14-dev valgrind gcovr systemd \
             python3-fastapi python3-uvicorn python3-httpx libhiredis-dev redis-server
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -68,7 +68,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
 # Unit tests link against an archive of every object, so each takes in only what its subject reaches,
 # and without libmicrohttpd: below the MHD glue (src/server/mhd.c) nothing may need it, so a test that
 # drives an endpoint through a fake transport proves the handlers run without it.
-UNIT_LDLIBS = $(shell pkg-config --libs libevent libcurl jansson libcrypto hiredis cmocka 2>/dev/null) -lm
+UNIT_LDLIBS = $(shell pkg-config --libs libevent libcurl jansson libcrypto sqlite3 hiredis cmocka 2>/dev/null) -lm -pthread
 
 $(BUILD)/libllmux.a: $(CORE_OBJS)
 	@rm -f $@

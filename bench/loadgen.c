@@ -14,6 +14,9 @@
  * Common: --port P (target, on 127.0.0.1), --model M, --proxy-pids A,B (CPU and RSS), --mock-pid M (CPU),
  *         --mock-port P (the mock's /debug/stats: connections it accepted during the run),
  *         --timeout S (hard bound on the measurement), --dump FILE (streams: per-stream timings as CSV).
+ * rps only: --path P and --body-file F (POST this JSON to P instead of the chat request; --model is then
+ *         unused), --probe 1 (every 20 ms, GET /healthz on a connection of its own: how long the target's
+ *         event loop takes to answer something that needs nothing else, under the load).
  *
  * One thread, one event_base with precise timers (libevent's default monotonic clock is coarse, 4 ms).
  * Out of memory aborts: a load generator that half-works would make the numbers lie.
@@ -57,6 +60,27 @@ static void *xrealloc(void *p, size_t n)
     if (!p)
         die("out of memory");
     return p;
+}
+
+/* The whole file (owned), or die. */
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        die("cannot open the --body-file");
+    char *b = NULL;
+    size_t n = 0, cap = 0;
+    for (;;) {
+        if (n == cap)
+            b = xrealloc(b, cap = cap ? cap * 2 : 65536);
+        size_t r = fread(b + n, 1, cap - n, f);
+        if (r == 0)
+            break;
+        n += r;
+    }
+    fclose(f);
+    *len = n;
+    return b;
 }
 
 static double now_ms(void)
@@ -245,6 +269,9 @@ static struct {
     int chunks, interval_ms, latency_ms, ramp_ms;
     struct pidset proxy, mock;
     FILE *dump;             /* streams: one CSV line per finished stream (--dump FILE), for a closer look */
+    const char *path;       /* rps: POST to this path (default /v1/chat/completions) */
+    const char *body_file;  /* rps: the body to POST instead of the generated chat request */
+    int probe;              /* rps: GET /healthz every 20 ms on its own connection */
     const char *header;     /* one more request header line ("Name: value", --header), e.g. a client key */
 } O = { .conns = 64, .duration_s = 10, .timeout_s = 60, .n = 1000, .chunks = 20, .interval_ms = 50,
         .latency_ms = 0, .ramp_ms = 0, .model = "x" };
@@ -268,7 +295,10 @@ static struct {
     struct event *sample;   /* RSS sampling and the rps duration, every 20 ms */
     struct event *deadline;
     int stats_fd;           /* keep-alive connection to the mock's /debug/stats; -1 when closed */
-} G = { .stats_fd = -1 };
+    int probe_fd;           /* keep-alive connection for --probe; -1 when closed */
+    struct samples probe;   /* --probe latencies */
+    long long probe_errors;
+} G = { .stats_fd = -1, .probe_fd = -1 };
 
 static void note_error(const char *what)
 {
@@ -279,20 +309,30 @@ static void note_error(const char *what)
 
 static void build_request(int stream, const char *model)
 {
-    char body[1024];
-    int blen = snprintf(body, sizeof body,
-                        "{\"model\":\"%s\",\"stream\":%s,\"messages\":[{\"role\":\"user\",\"content\":\"" USER_TEXT
-                        "\"}]}",
-                        model, stream ? "true" : "false");
-    if (blen < 0 || (size_t)blen >= sizeof body)
-        die("model too long");
-    size_t cap = (size_t)blen + 256 + (O.header ? strlen(O.header) + 2 : 0);
+    char *body;
+    size_t blen;
+    if (O.body_file) {
+        body = read_file(O.body_file, &blen);
+    } else {
+        body = xrealloc(NULL, 1024);
+        int n = snprintf(body, 1024,
+                         "{\"model\":\"%s\",\"stream\":%s,\"messages\":[{\"role\":\"user\",\"content\":\"" USER_TEXT
+                         "\"}]}",
+                         model, stream ? "true" : "false");
+        if (n < 0 || n >= 1024)
+            die("model too long");
+        blen = (size_t)n;
+    }
+    size_t cap = blen + 512 + (O.header ? strlen(O.header) + 2 : 0);
     G.request = xrealloc(NULL, cap);
     int n = snprintf(G.request, cap,
-                     "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\n"
-                     "Accept: */*\r\n%s%sContent-Length: %d\r\n\r\n%s",
-                     O.port, O.header ? O.header : "", O.header ? "\r\n" : "", blen, body);
-    G.request_len = (size_t)n;
+                     "POST %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\n"
+                     "Accept: */*\r\n%s%sContent-Length: %zu\r\n\r\n",
+                     O.path ? O.path : "/v1/chat/completions", O.port, O.header ? O.header : "",
+                     O.header ? "\r\n" : "", blen);
+    memcpy(G.request + n, body, blen);
+    G.request_len = (size_t)n + blen;
+    free(body);
 }
 
 /* ---- one HTTP/1.1 client connection ---- */
@@ -672,12 +712,16 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
         event_del(G.tick);
 }
 
+static void probe_once(void);
+
 static void sample_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     (void)arg;
     double t = now_ms();
+    if (O.probe && G.running)
+        probe_once();
     if (O.mode == M_RPS && G.running && t - G.t_start >= O.duration_s * 1000) {
         G.running = 0;
         G.t_stop = t;
@@ -736,34 +780,45 @@ static int write_all(int fd, const char *p, size_t n)
     return 0;
 }
 
+/* One GET on a blocking keep-alive connection to port (opened when *fd < 0): the whole answer into buf
+ * (NUL-terminated, Content-Length framed). Its length, or -1 with the connection closed. */
+static long get_blocking(int *fd, int port, const char *req, char *buf, size_t cap)
+{
+    if (*fd < 0 && (*fd = connect_blocking(port)) < 0)
+        return -1;
+    size_t have = 0;
+    int ok = write_all(*fd, req, strlen(req)) == 0;
+    while (ok) {
+        ssize_t r = read(*fd, buf + have, cap - 1 - have);
+        if (r <= 0) {
+            ok = 0;
+            break;
+        }
+        have += (size_t)r;
+        buf[have] = '\0';
+        char *body = strstr(buf, "\r\n\r\n");
+        char *cl = strcasestr(buf, "content-length:");
+        if (body && cl && (size_t)(body + 4 - buf) + (size_t)atol(cl + 15) <= have)
+            return (long)have;
+        if (have >= cap - 1)
+            ok = 0;
+    }
+    close(*fd);
+    *fd = -1;
+    return -1;
+}
+
 /* GET /debug/stats on a keep-alive connection to the mock; reopens it when needed (which the mock then
  * counts in connections_total). */
 static int mock_stats(int *fd, long long *aborted, long long *last_abort_ms, long long *conns_total)
 {
     static const char req[] = "GET /debug/stats HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
     for (int attempt = 0; attempt < 2; attempt++) {
-        if (*fd < 0 && (*fd = connect_blocking(O.mock_port)) < 0)
-            return -1;
         char buf[4096];
-        size_t have = 0;
-        int ok = write_all(*fd, req, sizeof req - 1) == 0;
-        while (ok) {
-            ssize_t r = read(*fd, buf + have, sizeof buf - 1 - have);
-            if (r <= 0) {
-                ok = 0;
-                break;
-            }
-            have += (size_t)r;
-            buf[have] = '\0';
-            char *body = strstr(buf, "\r\n\r\n");
-            char *cl = strcasestr(buf, "content-length:");
-            if (body && cl && (size_t)(body + 4 - buf) + (size_t)atol(cl + 15) <= have)
-                break;
-            if (have >= sizeof buf - 1)
-                ok = 0;
-        }
-        char *a = ok ? strstr(buf, "\"aborted\":") : NULL, *l = ok ? strstr(buf, "\"last_abort_ms\":") : NULL;
-        char *t = ok ? strstr(buf, "\"connections_total\":") : NULL;
+        if (get_blocking(fd, O.mock_port, req, buf, sizeof buf) < 0)
+            continue;
+        char *a = strstr(buf, "\"aborted\":"), *l = strstr(buf, "\"last_abort_ms\":");
+        char *t = strstr(buf, "\"connections_total\":");
         if (a && l && t) {
             *aborted = atoll(a + 10);
             *last_abort_ms = atoll(l + 16);
@@ -774,6 +829,20 @@ static int mock_stats(int *fd, long long *aborted, long long *last_abort_ms, lon
         *fd = -1;
     }
     return -1;
+}
+
+/* --probe: one GET /healthz, timed from the write to the whole answer, on a blocking keep-alive
+ * connection (the loadgen's own loop waits meanwhile: it is the target's latency that is measured). */
+static void probe_once(void)
+{
+    char buf[2048];
+    double t0 = now_ms();
+    if (get_blocking(&G.probe_fd, O.port, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", buf, sizeof buf) < 0 ||
+        strncmp(buf, "HTTP/1.1 200", 12) != 0) {
+        G.probe_errors++;
+        return;
+    }
+    samples_add(&G.probe, now_ms() - t0);
 }
 
 /* Reads the answer up to the end of its first SSE event; 0 on success. */
@@ -852,7 +921,7 @@ static void usage(void)
     fputs("usage: loadgen rps|streams|burst|cancel|freeport [--port P] [--model M] [--conns C] [--duration S]\n"
           "       [--streams N | --requests N] [--chunks K] [--interval MS] [--latency MS] [--ramp-ms R]\n"
           "       [--mock-port P] [--proxy-pids A,B] [--mock-pid M] [--timeout S] [--dump FILE]\n"
-          "       [--header 'Name: value']\n",
+          "       [--path P] [--body-file F] [--probe 1] [--header 'Name: value']\n",
           stderr);
     exit(2);
 }
@@ -926,6 +995,12 @@ int main(int argc, char **argv)
             pidset_parse(&O.proxy, v);
         else if (strcmp(k, "--mock-pid") == 0)
             pidset_parse(&O.mock, v);
+        else if (strcmp(k, "--path") == 0)
+            O.path = v;
+        else if (strcmp(k, "--body-file") == 0)
+            O.body_file = v;
+        else if (strcmp(k, "--probe") == 0)
+            O.probe = atoi(v);
         else if (strcmp(k, "--header") == 0)
             O.header = v;
         else if (strcmp(k, "--dump") == 0) {
@@ -1021,6 +1096,10 @@ int main(int argc, char **argv)
         printf("reconnects=%lld\nelapsed_s=%.3f\nrps=%.0f\n", G.reconnects, elapsed / 1000,
                (double)G.completed / (elapsed / 1000));
         printf("p50_ms=%.3f\np99_ms=%.3f\n", samples_pct(&G.lat, 0.50), samples_pct(&G.lat, 0.99));
+        if (O.probe)
+            printf("probes=%zu\nprobe_errors=%lld\nprobe_p50_ms=%.3f\nprobe_p99_ms=%.3f\nprobe_max_ms=%.3f\n", G.probe.n,
+                   G.probe_errors, samples_pct(&G.probe, 0.50), samples_pct(&G.probe, 0.99),
+                   samples_pct(&G.probe, 1.0));
         printf("proxy_cpu_s_per_10k=%.3f\nmock_cpu_s_per_10k=%.3f\n",
                O.proxy.n && G.completed ? proxy_cpu / (double)G.completed * 10000 : NAN,
                O.mock.n && G.completed ? mock_cpu / (double)G.completed * 10000 : NAN);

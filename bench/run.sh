@@ -29,9 +29,10 @@ BATCH_REQUESTS=${BATCH_REQUESTS:-1000}
 BATCH_LATENCY_MS=1500
 CANCEL_STREAMS=${CANCEL_STREAMS:-1000}
 REPEAT=${REPEAT:-3} # stream and batch cells: runs per cell; the table shows the median run
-CG_SECONDS=${CG_SECONDS:-5} # row 9: seconds of traffic counted under callgrind
+CG_SECONDS=${CG_SECONDS:-5} # row 10: seconds of traffic counted under callgrind
 NGINX_ACCESS_LOG=${NGINX_ACCESS_LOG:-file} # file: nginx logs each request to a file, as llmux does; off: no log
-BENCH_ROWS=${BENCH_ROWS:-rps streams batch cancel batchapi fanout events limits callgrind} # a subset for a quick look; the table shows — for the rest
+HISTORY_TURNS=${HISTORY_TURNS:-20}
+BENCH_ROWS=${BENCH_ROWS:-rps streams batch cancel batchapi fanout events limits history callgrind} # a subset for a quick look; the table shows — for the rest
 
 die() { echo "bench: $*" >&2; exit 1; }
 log() { echo "bench: $*" >&2; }
@@ -198,6 +199,7 @@ start_otlp_sink() {
 }
 
 start_llmux() {
+  rm -rf "$TMP/state" # every cell starts with an empty store
   local sinks=""
   if [ "$LLMUX_SINKS" = otlp ]; then
     start_otlp_sink
@@ -206,6 +208,7 @@ start_llmux() {
   cat >"$TMP/llmux.json" <<EOF
 {
   "listen": "127.0.0.1:0",
+  "state_dir": "$TMP/state",
   "providers": { "up": { "type": "openai", "base_url": "http://127.0.0.1:$MOCK_PORT/v1" } }$sinks${LLMUX_EXTRA:-}
 }
 EOF
@@ -361,13 +364,13 @@ endpoint_median() { # endpoint_median ROW: copy the median-wall run to ROW.llmux
   echo "median_of=run$best of $REPEAT by wall_s" >>"$TMP/res/$row.llmux"
 }
 
-# Row 9: instructions per non-stream request, counted by callgrind in the proxy process (nginx runs as one
+# Row 10: instructions per non-stream request, counted by callgrind in the proxy process (nginx runs as one
 # process, master_process off, so that its worker is the one counted). Counting starts after a warm-up
 # (callgrind_control --zero) and ends with a dump after CG_SECONDS of 8-connection traffic; requests are
 # the loadgen's completed ones. Instruction counts do not move with machine load.
 run_callgrind() { # run_callgrind TARGET
   local t=$1 out="cg.$1"
-  command -v callgrind_control >/dev/null || { log "valgrind (callgrind) missing: row 9 skipped"; return; }
+  command -v callgrind_control >/dev/null || { log "valgrind (callgrind) missing: row 10 skipped"; return; }
   wait_quiet
   start_mock
   WRAP="valgrind --tool=callgrind --callgrind-out-file=$TMP/$out.cg" NGINX_MASTER=off
@@ -439,6 +442,47 @@ run_limits() { # run_limits CELL: local | redis
   stop_all
 }
 
+# Row 9: one turn that continues $HISTORY_TURNS turns, stored in llmux (POST /v1/responses with
+# previous_response_id: the history is read from the store, the new turn written to it), beside the same
+# turn sent stateless with the history in the body (POST /v1/chat/completions, 2×$HISTORY_TURNS+1
+# messages). Both on a fresh llmux whose store holds the same seeded conversation; the loadgen's probe
+# times GET /healthz every 20 ms meanwhile: the loop's own latency, with and without the store's writes.
+seed_history() { # writes $TMP/history.chat.json and $TMP/history.responses.json
+  local prev="" i q body resp a msgs="[]" final
+  for i in $(seq 1 "$HISTORY_TURNS"); do
+    q="Question $i: what should a traveller pack for a week of mixed weather in a northern city?"
+    body=$(jq -cn --arg q "$q" --arg p "$prev" '{model: "up/x", input: $q} + (if $p == "" then {} else {previous_response_id: $p} end)')
+    resp=$(curl -sS -H 'Content-Type: application/json' --data-binary "$body" "http://127.0.0.1:$TARGET_PORT/v1/responses")
+    prev=$(jq -r .id <<<"$resp")
+    a=$(jq -r '[.output[] | select(.type == "message") | .content[].text] | join("")' <<<"$resp")
+    msgs=$(jq -c --arg q "$q" --arg a "$a" '. + [{role: "user", content: $q}, {role: "assistant", content: $a}]' <<<"$msgs")
+  done
+  final="Question $((HISTORY_TURNS + 1)): and for a week at the seaside?"
+  jq -cn --argjson m "$msgs" --arg q "$final" '{model: "up/x", messages: ($m + [{role: "user", content: $q}])}' \
+    >"$TMP/history.chat.json"
+  jq -cn --arg p "$prev" --arg q "$final" '{model: "up/x", input: $q, previous_response_id: $p}' \
+    >"$TMP/history.responses.json"
+}
+
+run_history() { # run_history chat|responses CONNS
+  local kind=$1 conns=$2 out="history$2.$1.llmux" path=/v1/chat/completions
+  [ "$kind" = responses ] && path=/v1/responses
+  wait_quiet
+  start_mock
+  start_llmux
+  seed_history
+  log "$out"
+  timeout 180 "$LOADGEN" rps --port "$TARGET_PORT" --path "$path" --body-file "$TMP/history.$kind.json" --probe 1 \
+    --conns "$conns" --duration "$RPS_SECONDS" --timeout $((RPS_SECONDS + 20)) --mock-pid "$MOCK_PID" \
+    --mock-port "$MOCK_PORT" --proxy-pids "$PROXY_PIDS" >"$TMP/res/$out" 2>"$TMP/res/$out.err" ||
+    log "loadgen failed for $out: $(tail -3 "$TMP/res/$out.err")"
+  grep -E ' (warn|error) ' "$TMP/llmux.log" | head -5 >"$TMP/res/$out.log"
+  stop_all
+  # What the store did: its closing line counts operations and transactions.
+  sed -n 's/.*store: closed after \([0-9]*\) operations in \([0-9]*\) transactions (largest \([0-9]*\)).*/store_ops=\1\nstore_txns=\2\nstore_largest_txn=\3/p' \
+    "$TMP/llmux.log" >>"$TMP/res/$out"
+}
+
 want() { [[ " $BENCH_ROWS " == *" $1 "* ]]; }
 START=$(date +%s)
 STAMP=$(date -d "@$START" +%Y-%m-%d-%H%M)
@@ -481,6 +525,13 @@ fi
 if want limits; then
   run_limits local
   run_limits redis
+fi
+HISTORY_LIGHT_CONNS=${HISTORY_LIGHT_CONNS:-4}
+if want history; then
+  for c in "$RPS_CONNS" "$HISTORY_LIGHT_CONNS"; do
+    run_history chat "$c"
+    run_history responses "$c"
+  done
 fi
 if want cancel; then
   for t in "${TARGETS[@]}"; do
@@ -617,7 +668,24 @@ row "$SECTION" "llmux CPU s per 10k requests, local / Redis-backed" "—" "—" 
   "$(lim local proxy_cpu_s_per_10k %.3f) / $(lim redis proxy_cpu_s_per_10k %.3f)" \
   "$(ratio "$(get limits local proxy_cpu_s_per_10k)" "$(get limits redis proxy_cpu_s_per_10k)")"
 row "$SECTION" "redis-server CPU s per 10k requests" "—" "—" "$(lim redis redis_cpu_s_per_10k %.3f)" "—"
-SECTION="9 callgrind"
+SECTION="9 stored history (llmux only)"
+H=history$RPS_CONNS
+L=history$HISTORY_LIGHT_CONNS
+pair2() { # pair2 ROW KEY1 KEY2 FORMAT: "a / b" of chat · "a / b" of responses
+  echo "$(fmt "$(get "$1.chat" llmux "$2")" "$4") / $(fmt "$(get "$1.chat" llmux "$3")" "$4") · $(fmt "$(get "$1.responses" llmux "$2")" "$4") / $(fmt "$(get "$1.responses" llmux "$3")" "$4")"
+}
+row "$SECTION" "requests/s, $HISTORY_TURNS prior turns: chat with them in the body / /v1/responses continuing them from the store ($RPS_CONNS conns, ${RPS_SECONDS} s)" "—" "—" \
+  "$(fmt "$(get "$H.chat" llmux rps)" "%.0f") / $(fmt "$(get "$H.responses" llmux rps)" "%.0f")" "—"
+row "$SECTION" "latency p50 / p99 (ms): chat · responses" "—" "—" "$(pair2 "$H" p50_ms p99_ms "%.2f")" "—"
+row "$SECTION" "proxy CPU s per 10k requests: chat / responses" "—" "—" \
+  "$(fmt "$(get "$H.chat" llmux proxy_cpu_s_per_10k)" "%.3f") / $(fmt "$(get "$H.responses" llmux proxy_cpu_s_per_10k)" "%.3f")" "—"
+row "$SECTION" "event loop, saturated ($RPS_CONNS conns): GET /healthz every 20 ms, p99 / max (ms): chat · responses" "—" "—" \
+  "$(pair2 "$H" probe_p99_ms probe_max_ms "%.2f")" "—"
+row "$SECTION" "event loop, light load ($HISTORY_LIGHT_CONNS conns: $(fmt "$(get "$L.chat" llmux rps)" "%.0f") / $(fmt "$(get "$L.responses" llmux rps)" "%.0f") requests/s): /healthz p99 / max (ms): chat · responses" "—" "—" \
+  "$(pair2 "$L" probe_p99_ms probe_max_ms "%.2f")" "—"
+row "$SECTION" "store operations / transactions (largest) during the saturated responses run" "—" "—" \
+  "$(get "$H.responses" llmux store_ops) / $(get "$H.responses" llmux store_txns) ($(get "$H.responses" llmux store_largest_txn))" "—"
+SECTION="10 callgrind"
 metric cg ir_per_request "**instructions per non-stream request** (8 conns, ${CG_SECONDS} s)" "%.0f" "" nodirect
 
 NGINX_VERSION=$("$NGINX" -v 2>&1 | sed 's|.*nginx/||')

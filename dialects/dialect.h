@@ -94,6 +94,6 @@ const struct lx_dialect *lx_dialect_at(size_t i);
 
 extern const struct lx_dialect lx_dialect_openai_chat;
 extern const struct lx_dialect lx_dialect_anthropic_messages;
-/* later: lx_dialect_openai_responses (issue 15) */
+extern const struct lx_dialect lx_dialect_openai_responses;
 
 #endif

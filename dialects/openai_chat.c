@@ -108,7 +108,7 @@ static json_t *completion(const struct lx_dialect_req *rq, json_t *c)
     return json_incref(c);
 }
 
-static json_t *error_body(const struct lx_error *err, int *status)
+json_t *lx_openai_error_body(const struct lx_error *err, int *status)
 {
     *status = err->status;
     return lx_error_json(err);
@@ -175,7 +175,7 @@ const struct lx_dialect lx_dialect_openai_chat = {
     .name = "openai_chat",
     .parse = parse,
     .completion = completion,
-    .error_body = error_body,
+    .error_body = lx_openai_error_body,
     .stream_content_type = "text/event-stream",
     .stream_open = stream_open,
     .stream_chunk = stream_chunk,

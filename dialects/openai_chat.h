@@ -13,4 +13,8 @@
  * err. */
 int lx_openai_chat_validate(json_t *root, const char *prefix, bool need_model, struct lx_error *err);
 
+/* The error body of OpenAI's APIs ({"error":{...}} with err's status): the error_body slot of this
+ * dialect and of the Responses dialect. */
+json_t *lx_openai_error_body(const struct lx_error *err, int *status);
+
 #endif

@@ -8,6 +8,7 @@
 static const struct lx_dialect *const lx_dialects[] = {
     &lx_dialect_openai_chat,
     &lx_dialect_anthropic_messages,
+    &lx_dialect_openai_responses,
 };
 
 const struct lx_dialect *lx_dialect_find(const char *name)

@@ -10,6 +10,7 @@
 #include "core/conf.h"
 #include "core/confread.h"
 #include "engine/conf.h"
+#include "engine/store_conf.h"
 #include "engine/mcp.h"
 #include "io/otlp.h"
 #include "io/webhook.h"
@@ -40,6 +41,7 @@ static const struct lx_conf_section lx_sections[] = {
     {lx_auth_conf_keys, NULL, lx_auth_conf_parse, lx_auth_conf_free},
     {lx_engine_conf_keys, lx_engine_conf_raw_keys, lx_engine_conf_parse, lx_engine_conf_free},
     {lx_api_conf_keys, NULL, lx_api_conf_parse, lx_api_conf_free},
+    {lx_state_conf_keys, NULL, lx_state_conf_parse, lx_state_conf_free},
     {lx_mcp_section_keys, lx_mcp_section_raw_keys, lx_mcp_section_parse, lx_mcp_section_free},
     {lx_events_conf_keys, NULL, lx_events_conf_parse, lx_events_conf_free},
     {lx_webhooks_conf_keys, NULL, lx_webhooks_conf_parse, lx_webhooks_conf_free},

@@ -3,6 +3,7 @@
 #include "api/admin.h"
 #include "api/events.h"
 #include "api/routes.h"
+#include "api/state.h"
 #include "core/buf.h"
 #include "core/bus.h"
 #include "core/common.h"
@@ -14,6 +15,7 @@
 #include "engine/mcp.h"
 #include "io/child.h"
 #include "engine/conf.h"
+#include "engine/store_conf.h"
 #include "io/loop.h"
 #include "io/fleet.h"
 #include "io/notify.h"
@@ -53,8 +55,11 @@ static const char lx_usage[] =
     "  -v, --version         print the version and exit\n"
     "  -h, --help            print this help and exit\n"
     "\n"
-    "Endpoints: POST /v1/chat/completions, /v1/messages, /v1/messages/count_tokens, /v1/embeddings, /v1/fanout,\n"
-    "           /v1/batch;\n"
+    "Endpoints: POST /v1/chat/completions, /v1/messages, /v1/messages/count_tokens, /v1/responses,\n"
+    "           /v1/conversations, /v1/embeddings, /v1/fanout, /v1/batch;\n"
+    "           GET|DELETE /v1/responses/{id}, GET /v1/responses/{id}/input_items;\n"
+    "           GET|POST|DELETE /v1/conversations/{id}, GET|POST /v1/conversations/{id}/items,\n"
+    "           GET|DELETE /v1/conversations/{id}/items/{item_id};\n"
     "           GET /v1/models, /v1/models/{id}, /v1/providers, /v1/mcp/servers, /v1/mcp/tools, /v1/events\n"
     "           (SSE), /healthz, /metrics (Prometheus). (The /v1 prefix is optional.)\n"
     "           With admin_listen set, /healthz and /metrics are served on that address only.\n"
@@ -67,9 +72,11 @@ static const char lx_usage[] =
     "           requests in flight finish under the old one; a bad file is logged and ignored.\n"
     "           SIGUSR1 reopens the --log file (after logrotate moved it).\n"
     "systemd:   with NOTIFY_SOCKET set, sends READY=1, RELOADING=1 and STOPPING=1 (Type=notify).\n"
-    "Environment: ${VAR} in any config string is read from the environment.\n"
-    "Docs: README.md, docs/configuration.md, docs/api.md, docs/concurrency.md, docs/async-guide.md, docs/tools.md,\n"
-    "           docs/providers.md, docs/deploy.md, docs/events.md, docs/anthropic.md, docs/scale-out.md.\n";
+    "Environment: ${VAR} in any config string is read from the environment. STATE_DIRECTORY (set by\n"
+    "           systemd's StateDirectory=) is the default state_dir; else ./var.\n"
+    "Docs: README.md, docs/configuration.md, docs/api.md, docs/conversations.md, docs/concurrency.md,\n"
+    "           docs/async-guide.md, docs/tools.md, docs/providers.md, docs/deploy.md, docs/events.md,\n"
+    "           docs/anthropic.md, docs/scale-out.md.\n";
 
 static struct {
     struct lx_timer *drain_timer;
@@ -226,6 +233,7 @@ static void reload_cb(int signo, void *arg)
     for (size_t i = 0; i < cfg->n_warnings; i++)
         lx_warn("%s", cfg->warnings[i]);
     lx_engine_conf_apply(cfg->engine); /* the providers' live state (by name) takes the new limits */
+    lx_state_reload(cfg->state);
     watch_providers(cfg);
     lx_mcp_apply(&cfg->mcp->servers);  /* MCP clients by name: unchanged servers keep their connection */
     apply_sinks(cfg);
@@ -464,9 +472,11 @@ int main(int argc, char **argv)
     lx_engine_conf_apply(cfg->engine);
     lx_mcp_apply(&cfg->mcp->servers);
     share_start(cfg);
-    if (lx_http_start(cfg, lx_routes_dispatch, lx_routes_direct, err, sizeof err) != LX_OK) {
+    if (lx_state_open(cfg->state, err, sizeof err) != LX_OK ||
+        lx_http_start(cfg, lx_routes_dispatch, lx_routes_direct, err, sizeof err) != LX_OK) {
         lx_error("%s", err);
         lx_http_stop();
+        lx_state_close();
         share_stop();
         lx_access_log_close();
         lx_mcp_shutdown(true);
@@ -500,6 +510,7 @@ int main(int argc, char **argv)
     lx_webhooks_shutdown();
     lx_otlp_shutdown();
     lx_upstream_shutdown();
+    lx_state_close(); /* the store's worker finishes its queue; before the loop goes */
     lx_loop_drain();
     share_stop();
     lx_child_shutdown();

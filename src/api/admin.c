@@ -6,6 +6,8 @@
 #include "../core/metrics.h"
 #include "../engine/capacity.h"
 #include "../engine/conf.h"
+#include "../engine/store.h"
+#include "state.h"
 #include "../io/fleet.h"
 #include "../io/redis.h"
 #include "../server/mhd.h"
@@ -96,6 +98,24 @@ void lx_admin_metrics(struct lx_req *req)
                    lx_capacity_queued);
     provider_gauge(&b, req->cfg->engine, "llmux_upstream_inflight", "Calls in flight to a provider.",
                    lx_capacity_inflight);
+    struct lx_store *st = lx_state_store();
+    if (st) {
+        struct lx_store_stats ss;
+        st->backend->stats(st, &ss);
+        lx_metrics_gauge_head(&b, "llmux_store_in_flight", "Conversation store operations waiting or running.");
+        lx_metrics_gauge(&b, "llmux_store_in_flight", NULL, NULL, (long)ss.in_flight);
+        lx_buf_printf(&b,
+                      "# HELP llmux_store_operations_total Conversation store operations done on its worker thread.\n"
+                      "# TYPE llmux_store_operations_total counter\nllmux_store_operations_total %llu\n"
+                      "# HELP llmux_store_transactions_total Transactions they took (writes that queue up share one).\n"
+                      "# TYPE llmux_store_transactions_total counter\nllmux_store_transactions_total %llu\n"
+                      "# HELP llmux_store_history_cache_total History lookups answered from memory, or not.\n"
+                      "# TYPE llmux_store_history_cache_total counter\n"
+                      "llmux_store_history_cache_total{result=\"hit\"} %llu\n"
+                      "llmux_store_history_cache_total{result=\"miss\"} %llu\n",
+                      (unsigned long long)ss.operations, (unsigned long long)ss.transactions,
+                      (unsigned long long)ss.cache_hits, (unsigned long long)ss.cache_misses);
+    }
     if (lx_admin_the_fleet)
         redis_metrics(&b, req->cfg->engine, lx_admin_the_fleet);
     lx_metrics_render(&b);

@@ -28,16 +28,21 @@ static void relay_end(struct relay *r)
     lx_req_release(req);
 }
 
+void lx_relay_commit(struct lx_req *req, const struct lx_reply *reply, const char *label, const char *dropped)
+{
+    lx_req_add_header(req, "X-Llmux-Model", label);
+    lx_req_first_token(req, label);
+    const struct lx_dialect *d = reply->dialect;
+    char *named = dropped && d->dropped ? d->dropped(&reply->rq, dropped) : NULL;
+    if (named || (dropped && !d->dropped))
+        lx_req_add_header(req, "X-Llmux-Dropped-Params", named ? named : dropped);
+    free(named);
+}
+
 static void exec_commit(void *owner, const char *label, const char *dropped)
 {
     struct relay *r = owner;
-    lx_req_add_header(r->req, "X-Llmux-Model", label);
-    lx_req_first_token(r->req, label);
-    const struct lx_dialect *d = r->reply.dialect;
-    char *named = dropped && d->dropped ? d->dropped(&r->reply.rq, dropped) : NULL;
-    if (named || (dropped && !d->dropped))
-        lx_req_add_header(r->req, "X-Llmux-Dropped-Params", named ? named : dropped);
-    free(named);
+    lx_relay_commit(r->req, &r->reply, label, dropped);
 }
 
 static void exec_chunk(void *owner, json_t *chunk)

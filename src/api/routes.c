@@ -8,9 +8,11 @@
 #include "embeddings.h"
 #include "events.h"
 #include "fanout.h"
+#include "conversations.h"
 #include "messages.h"
 #include "models.h"
 #include "reply.h"
+#include "responses.h"
 #include "tools.h"
 #include "../core/common.h"
 #include "../core/conf.h"
@@ -22,7 +24,8 @@
 #include <string.h>
 
 /* The chat completions endpoint speaks the OpenAI chat dialect (the Anthropic Messages API has its own
- * endpoint file, messages.c, for what it adds: target checks, the native relay, count_tokens). */
+ * endpoint file, messages.c, for what it adds: target checks, the native relay, count_tokens; the
+ * Responses API has its own, responses.c and conversations.c, for its stored state). */
 static void openai_chat(struct lx_req *req)
 {
     lx_chat_handle(req, &lx_dialect_openai_chat);
@@ -30,7 +33,7 @@ static void openai_chat(struct lx_req *req)
 
 struct lx_route_entry {
     const char *path;   /* without the /v1 prefix */
-    const char *method;
+    const char *method; /* "*": the handler answers every method (and 405s itself) */
     bool v1;            /* lives under /v1 */
     bool admin;         /* open without a key; served only on admin_listen when that is set */
     const char *label;  /* the route's name in metrics */
@@ -50,6 +53,10 @@ static const struct lx_route_entry lx_routes[] = {
     {"/providers", "GET", true, false, "/v1/providers", lx_providers_handle, false, NULL},
     {"/fanout", "POST", true, false, "/v1/fanout", lx_fanout_handle, false, NULL},
     {"/batch", "POST", true, false, "/v1/batch", lx_batch_handle, false, NULL},
+    {"/responses", "POST", true, false, "/v1/responses", lx_responses_create, false, NULL},
+    {"/responses/", "*", true, false, "/v1/responses/{id}", lx_responses_resource, true, NULL},
+    {"/conversations", "POST", true, false, "/v1/conversations", lx_conversations_create, false, NULL},
+    {"/conversations/", "*", true, false, "/v1/conversations/{id}", lx_conversations_resource, true, NULL},
     {"/mcp/servers", "GET", true, false, "/v1/mcp/servers", lx_mcp_servers_handle, false, NULL},
     {"/mcp/tools", "GET", true, false, "/v1/mcp/tools", lx_mcp_tools_handle, false, NULL},
     {"/events", "GET", true, false, "/v1/events", lx_events_handle, false, NULL},
@@ -73,20 +80,17 @@ static bool path_is(const char *path, size_t len, const struct lx_route_entry *r
     return matches(path, len, r);
 }
 
-#define LX_SERVED "llmux serves POST /v1/chat/completions, /v1/messages, /v1/messages/count_tokens, " \
-                  "/v1/embeddings, /v1/fanout and /v1/batch, and GET /v1/models, /v1/models/{id}, /v1/providers, " \
-                  "/v1/mcp/servers, /v1/mcp/tools and /v1/events."
+#define LX_SERVED "llmux serves POST /v1/chat/completions, /v1/messages, /v1/messages/count_tokens, /v1/responses, " \
+                  "/v1/conversations, /v1/embeddings, /v1/fanout and /v1/batch, the stored responses and " \
+                  "conversations below /v1/responses/{id} and /v1/conversations/{id}, and GET /v1/models, " \
+                  "/v1/models/{id}, /v1/providers, /v1/mcp/servers, /v1/mcp/tools and /v1/events."
 
 /* Paths of APIs llmux does not speak (yet), with what to use instead. */
 static const struct {
     const char *path; /* without /v1; matches itself and anything below it */
     const char *hint;
 } lx_other_apis[] = {
-    {"/responses", "llmux does not serve the OpenAI Responses API yet; use Chat Completions "
-                   "(POST /v1/chat/completions). Vercel AI SDK: openai.chat(MODEL) instead of openai(MODEL); "
-                   "OpenAI Agents SDK: setOpenAIAPI('chat_completions'); openai SDKs: "
-                   "client.chat.completions.create instead of client.responses.create; LangChain: leave "
-                   "useResponsesApi unset."},
+
     {"/completions", "llmux does not serve the legacy Completions API; use Chat Completions "
                      "(POST /v1/chat/completions). LangChain: ChatOpenAI instead of OpenAI; Vercel AI SDK: "
                      "openai.chat(MODEL) instead of openai.completion(MODEL)."},
@@ -151,7 +155,7 @@ static const struct lx_route_entry *find_route(struct lx_req *req, size_t len, c
         if (!path_is(req->path, len, r) || (req->cfg->server->admin_listen && !both && r->admin != req->on_admin))
             continue;
         *match = r;
-        if (strcmp(method, r->method) == 0)
+        if (strcmp(method, r->method) == 0 || strcmp(r->method, "*") == 0)
             exact = r;
     }
     return exact;

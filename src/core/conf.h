@@ -18,6 +18,7 @@ struct lx_events_conf; /* api/events.h: the observers' ring and queue */
 struct lx_webhooks_conf; /* io/webhook.h: webhook sinks */
 struct lx_otlp_conf;   /* io/otlp.h: the OpenTelemetry trace exporter */
 struct lx_redis_conf;  /* io/redis.h: the Redis that replicas share (url NULL: none) */
+struct lx_state_conf;  /* engine/store_conf.h: state_dir and the conversation store */
 
 struct lx_config {
     int refs;
@@ -30,6 +31,7 @@ struct lx_config {
     struct lx_webhooks_conf *webhooks;
     struct lx_otlp_conf *otlp;
     struct lx_redis_conf *redis;
+    struct lx_state_conf *state;
     char **warnings;               /* owned: the config is valid but likely not what was meant */
     size_t n_warnings;
     void (*free_sections)(struct lx_config *c); /* set by whoever built it (src/config.c) */

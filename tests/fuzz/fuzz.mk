@@ -4,15 +4,15 @@
 FUZZ_BUILD ?= build-fuzz
 FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 60
-FUZZ_PKGS := libevent libmicrohttpd libcurl jansson libcrypto hiredis
+FUZZ_PKGS := libevent libmicrohttpd libcurl jansson libcrypto sqlite3 hiredis
 # The core and the targets share one sanitizer build: libFuzzer coverage, ASan, UBSan (UB aborts, so
 # libFuzzer reports it as a crash). No -Werror: the core is written against gcc's warnings.
 FUZZ_CFLAGS ?= -O1 -g -fno-omit-frame-pointer
 override FUZZ_CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter \
-    -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
+    -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -pthread \
     $(shell pkg-config --cflags $(FUZZ_PKGS) 2>/dev/null) -I$(GEN)
 FUZZ_LDFLAGS := -fsanitize=fuzzer,address,undefined
-FUZZ_LDLIBS := $(shell pkg-config --libs $(FUZZ_PKGS) 2>/dev/null) -lm
+FUZZ_LDLIBS := $(shell pkg-config --libs $(FUZZ_PKGS) 2>/dev/null) -lm -pthread
 FUZZ_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
 FUZZ_CORE_SRCS := $(filter-out src/main.c,$(wildcard src/*.c src/*/*.c)) $(wildcard providers/*.c dialects/*.c)

@@ -94,9 +94,6 @@ test('deadline_exceeded carries X-Should-Retry: false (a retry would get the sam
 test('paths of APIs llmux does not serve → 404 saying what it serves and which client setting to use', async () => {
   const served = /llmux serves POST \/v1\/chat\/completions.*GET \/v1\/models, \/v1\/models\/\{id\}, \/v1\/providers, \/v1\/mcp\/servers, \/v1\/mcp\/tools and \/v1\/events/;
   const cases = [
-    ['/v1/responses', /Responses API.*openai\.chat\(MODEL\).*setOpenAIAPI\('chat_completions'\)/],
-    ['/responses', /Responses API/],
-    ['/v1/responses/resp_1/cancel', /Responses API/],
     ['/v1/messages/batches', /^Unknown request URL: POST \/v1\/messages\/batches\. llmux serves/], // Anthropic's batches: not served
     ['/v1/completions', /legacy Completions API.*ChatOpenAI/],
     ['/v1/batches', /POST \/v1\/batch/],

@@ -2,7 +2,7 @@
 // loopback ports, talk to them through real sockets, and stop them cleanly.
 import { spawn } from 'node:child_process';
 import { beforeEach, afterEach } from 'node:test';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import net from 'node:net';
@@ -74,12 +74,25 @@ export function writeConfig(cfg) {
   return file;
 }
 
+// A fresh state directory (the conversation store) in the temp dir, removed when the test file's process
+// exits.
+const stateDirs = [];
+process.on('exit', () => { for (const d of stateDirs) rmSync(d, { recursive: true, force: true }); });
+export function stateDir() {
+  const d = mkdtempSync(join(tmpdir(), 'llmux-state-'));
+  stateDirs.push(d);
+  return d;
+}
+
 // Start llmux with a config object; resolves once it listens. `env` adds environment variables.
-// listen: false leaves the address to the config (and to llmux's loopback rule).
+// listen: false leaves the address to the config (and to llmux's loopback rule). Unless the config or env
+// says otherwise, each gateway keeps its state in a fresh directory (STATE_DIRECTORY, as systemd sets it):
+// `state` names it, to start another gateway on the same store.
 export async function startLlmux(cfg, { env = {}, args = [], listen = true } = {}) {
   const file = writeConfig(cfg);
   const cmd = [...WRAP, LLMUX_BIN, '--config', file, ...(listen ? ['--listen', '127.0.0.1:0'] : []), ...args];
-  const proc = track(spawn(cmd[0], cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } }));
+  const state = env.STATE_DIRECTORY || stateDir();
+  const proc = track(spawn(cmd[0], cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, STATE_DIRECTORY: state, ...env } }));
   let log = '';
   proc.stdout.on('data', (d) => { log += d; });
   proc.stderr.on('data', (d) => { log += d; });
@@ -90,7 +103,7 @@ export async function startLlmux(cfg, { env = {}, args = [], listen = true } = {
   if (typeof cfg === 'object' && cfg.admin_listen) await waitFor(() => log, (t) => t.includes(' ready ('), 30000, 'llmux to be ready');
   const admin = log.match(/admin \(\/healthz, \/metrics\) listening on http:\/\/\S+:(\d+)/);
   return {
-    port, proc, exited, host: m[1],
+    port, proc, exited, host: m[1], state,
     base: `http://127.0.0.1:${port}`,
     adminPort: admin ? Number(admin[1]) : undefined,
     log: () => log,

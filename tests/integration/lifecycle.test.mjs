@@ -6,9 +6,11 @@ import net from 'node:net';
 import { mkdtempSync, copyFileSync, chmodSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
-import { LLMUX_BIN, startMock, startLlmux, upstreamProvider, postChat, userMsg, sseData, writeConfig, eventually, checkSanitizers } from './lib.mjs';
+import { LLMUX_BIN, startMock, startLlmux, upstreamProvider, postChat, userMsg, sseData, writeConfig, eventually, checkSanitizers, stateDir } from './lib.mjs';
 
-const run = (...args) => spawnSync(LLMUX_BIN, args, { encoding: 'utf8', env: { ...process.env, OPENAI_API_KEY: '' } });
+// Every llmux of this file keeps its store in a temp state directory, not in the checkout.
+const state = stateDir();
+const run = (...args) => spawnSync(LLMUX_BIN, args, { encoding: 'utf8', env: { ...process.env, OPENAI_API_KEY: '', STATE_DIRECTORY: state } });
 
 test('--check-config accepts the shipped config (no keys set) and exits 0', () => {
   const r = run('--check-config', '--config', new URL('../../conf/llmux.json', import.meta.url).pathname);
@@ -71,7 +73,8 @@ test('--log-level: debug shows library detail, a bad level is refused', async ()
   await new Promise((r) => srv.listen(0, '127.0.0.1', r));
   const port = srv.address().port;
   await new Promise((r) => srv.close(r));
-  const quiet = spawn(LLMUX_BIN, ['--config', writeConfig({}), '--listen', `127.0.0.1:${port}`, '--log-level', 'error'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const quiet = spawn(LLMUX_BIN, ['--config', writeConfig({}), '--listen', `127.0.0.1:${port}`, '--log-level', 'error'],
+    { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, STATE_DIRECTORY: state } });
   let err = '';
   quiet.stderr.on('data', (d) => { err += d; });
   await eventually(() => fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.status, () => 0), (s) => s === 200, 10000, 'quiet llmux');

@@ -12,8 +12,9 @@ import { createOpenAI } from '@ai-sdk/openai';
 import { generateText, generateObject, streamText, Output, tool as aiTool, stepCountIs } from 'ai';
 import { ChatOpenAI } from '@langchain/openai';
 import { tool as lcTool } from '@langchain/core/tools';
-import { Agent, run, tool as agentTool, setDefaultOpenAIClient, setOpenAIAPI, setTracingDisabled } from '@openai/agents';
+import { run, setOpenAIAPI } from '@openai/agents';
 import { startLlmux } from './lib.mjs';
+import { weatherArgs, weatherOf, forecaster } from './flows.mjs';
 
 globalThis.AI_SDK_LOG_WARNINGS = false; // the AI SDK's console notices, not test output
 
@@ -31,8 +32,6 @@ const Event = z.object({
   kind: z.enum(['meeting', 'party']),
   seats: z.number().int().min(1).max(500),
 });
-const weatherArgs = z.object({ city: z.string(), unit: z.enum(['celsius', 'fahrenheit']) });
-const weatherOf = ({ city, unit }) => ({ city, unit, temperature: 21 });
 
 test('openai-node: chat.completions.parse with a zod response_format', async () => {
   const client = new OpenAI({ baseURL, apiKey: 'unused' });
@@ -113,17 +112,9 @@ test('LangChain: bindTools and withStructuredOutput', async () => {
 });
 
 test('OpenAI Agents SDK: an agent with a function tool, in chat-completions mode', async () => {
-  setDefaultOpenAIClient(new OpenAI({ baseURL, apiKey: 'unused' }));
-  setOpenAIAPI('chat_completions');
-  setTracingDisabled(true);
   const calls = [];
-  const agent = new Agent({
-    name: 'Forecaster',
-    instructions: 'Answer weather questions with the tool.',
-    model: 'mock/echo',
-    tools: [agentTool({ name: 'get_weather', description: 'Weather for a city', parameters: weatherArgs,
-      execute: async (a) => { calls.push(a); return JSON.stringify(weatherOf(a)); } })],
-  });
+  const agent = forecaster(baseURL, calls);
+  setOpenAIAPI('chat_completions');
   const result = await run(agent, 'What is the weather in Oslo? Use get_weather.');
   assert.equal(calls.length, 1);
   assert.deepEqual(weatherArgs.parse(calls[0]), calls[0]);

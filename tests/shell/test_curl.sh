@@ -26,7 +26,8 @@ pids+=($!)
 wait_for "$work/mock.out" 'PORT=[0-9]+'
 mport=$(sed -n 's/^PORT=\([0-9]*\)$/\1/p' "$work/mock.out")
 cat >"$work/llmux.json" <<JSON
-{ "providers": { "up": { "type": "openai", "base_url": "http://127.0.0.1:$mport/v1" },
+{ "state_dir": "$work/state",
+  "providers": { "up": { "type": "openai", "base_url": "http://127.0.0.1:$mport/v1" },
                  "mock": { "type": "mock" } },
   "aliases": { "fast": "mock/echo" } }
 JSON

@@ -6,6 +6,7 @@
 #include "../../src/api/conf.h"
 #include "../../src/core/conf.h"
 #include "../../src/engine/conf.h"
+#include "../../src/engine/store_conf.h"
 #include "../../src/server/auth.h"
 #include "../../src/server/conf.h"
 #include "../../src/core/confread.h"
@@ -318,6 +319,50 @@ static void test_operations_keys(void **state)
     expect_error("{\"limits\":{\"slow\":1}}", "limits.slow: unknown key");
 }
 
+/* state_dir and store: defaults (systemd's STATE_DIRECTORY first), paths, store: null, and the errors. */
+static void test_state_keys(void **state)
+{
+    (void)state;
+    char err[512];
+    unsetenv("STATE_DIRECTORY");
+    struct lx_config *c = load("{}", err);
+    assert_string_equal(c->state->state_dir, "./var");
+    assert_string_equal(c->state->path, "./var/llmux.db");
+    assert_string_equal(c->state->store.path, c->state->path);
+    assert_true(c->state->enabled);
+    assert_int_equal(c->state->store.retention_days, 30);
+    assert_int_equal(c->state->store.max_items_per_conversation, 10000);
+    assert_false(c->state->store.synchronous_full);
+    assert_int_equal(c->state->max_history_tokens, 100000);
+    lx_config_unref(c);
+    setenv("STATE_DIRECTORY", "/var/lib/llmux:/var/lib/other", 1);
+    c = load("{\"store\":{\"path\":\"conv.db\",\"retention_days\":0,\"max_items_per_conversation\":5,"
+             "\"synchronous\":\"full\",\"max_history_tokens\":0}}", err);
+    assert_non_null(c);
+    assert_string_equal(c->state->state_dir, "/var/lib/llmux"); /* the first StateDirectory= */
+    assert_string_equal(c->state->path, "/var/lib/llmux/conv.db");
+    assert_int_equal(c->state->store.retention_days, 0);
+    assert_int_equal(c->state->store.max_items_per_conversation, 5);
+    assert_true(c->state->store.synchronous_full);
+    assert_int_equal(c->state->max_history_tokens, 0);
+    lx_config_unref(c);
+    c = load("{\"state_dir\":\"/srv/x\",\"store\":{\"path\":\"/data/llmux.db\"}}", err);
+    assert_string_equal(c->state->state_dir, "/srv/x");
+    assert_string_equal(c->state->path, "/data/llmux.db");
+    lx_config_unref(c);
+    unsetenv("STATE_DIRECTORY");
+    c = load("{\"store\":null}", err);
+    assert_false(c->state->enabled);
+    lx_config_unref(c);
+    expect_error("{\"store\":5}", "store: expected an object, or null");
+    expect_error("{\"store\":{\"pathh\":\"x\"}}", "store.pathh: unknown key");
+    expect_error("{\"store\":{\"synchronous\":\"off\"}}", "store.synchronous: expected");
+    expect_error("{\"store\":{\"retention_days\":-1}}", "store.retention_days");
+    expect_error("{\"store\":{\"path\":\"\"}}", "store.path: expected a file name");
+    expect_error("{\"state_dir\":\"\"}", "state_dir: expected a directory");
+    expect_error("{\"state_dir\":7}", "state_dir: expected a string");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -329,6 +374,7 @@ int main(void)
         cmocka_unit_test(test_operations_keys),
         cmocka_unit_test(test_upstream_body_limit),
         cmocka_unit_test(test_alias_named_like_other_provider),
+        cmocka_unit_test(test_state_keys),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }

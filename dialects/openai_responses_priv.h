@@ -1,0 +1,28 @@
+/* Private to the Responses dialect's files (openai_responses.c: requests and completions;
+ * openai_responses_stream.c: the stream encoder; openai_responses_items.c: items): the output-item
+ * builders both answer paths share, and the stream slots the dialect table points at. */
+#ifndef LX_OPENAI_RESPONSES_PRIV_H
+#define LX_OPENAI_RESPONSES_PRIV_H
+
+#include "openai_responses.h"
+
+/* Chat usage → Responses usage (input/output tokens and their details); JSON null without one. */
+json_t *lx_responses_usage(json_t *chat_usage);
+/* An assistant message item with a new "msg_…" id and no content yet. */
+json_t *lx_responses_message_item(const char *status);
+/* An output_text content part. */
+json_t *lx_responses_text_part(const char *text);
+/* A function_call item with a new "fc_…" id. */
+json_t *lx_responses_call_item(const char *call_id, const char *name, const char *args, const char *status);
+/* status, incomplete_details and completed_at of resp from the pivot's finish_reason. */
+void lx_responses_set_outcome(json_t *resp, const char *finish_reason);
+
+/* The stream encoder's slots (see struct lx_dialect). */
+void *lx_responses_stream_open(const struct lx_dialect_req *rq);
+void lx_responses_stream_chunk(void *st, json_t *chunk, struct lx_buf *out);
+void lx_responses_stream_end(void *st, struct lx_buf *out);
+void lx_responses_stream_error(void *st, const struct lx_error *err, struct lx_buf *out);
+void lx_responses_stream_keepalive(void *st, struct lx_buf *out);
+void lx_responses_stream_close(void *st);
+
+#endif
