@@ -20,6 +20,8 @@
 #include <jansson.h>
 #include <stdbool.h>
 
+struct lx_answer_bytes;
+
 /* What a dialect learned from a request that the answer needs (the client's model name, whether it
  * streams, usage wanted, an estimate of prompt tokens, ...). Owned by the caller, filled by parse,
  * freed by lx_dialect_req_clear. Dialects may keep their own extra state in `priv`. */
@@ -69,6 +71,15 @@ struct lx_dialect {
     /* Free the state (NULL is fine). */
     void (*stream_close)(void *st);
 
+    /* --- the pass-through path (src/core/passthru.h), for a dialect whose wire is the pivot's; NULL and
+     * false elsewhere --- */
+    /* The client's body is a pivot body as it stands: it may go upstream as the client sent it. */
+    bool pivot_bytes;
+    /* One chunk kept as the upstream's bytes (borrowed): append its wire event(s) to out. */
+    void (*stream_chunk_bytes)(void *st, const struct lx_answer_bytes *chunk, struct lx_buf *out);
+    /* The non-stream answer kept as the upstream's bytes (borrowed): append this dialect's body to out. */
+    void (*completion_bytes)(const struct lx_dialect_req *rq, const struct lx_answer_bytes *completion,
+                             struct lx_buf *out);
     /* x-llmux-dropped-params in this dialect's terms: `dropped` (the parameters the provider dropped,
      * comma-separated pivot names, never NULL) renamed to the client's own (Anthropic: user is
      * metadata.user_id, stop is stop_sequences, ...); a new string, or NULL for none. NULL slot: the

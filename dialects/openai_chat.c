@@ -5,6 +5,7 @@
 #include "openai_chat.h"
 #include "../src/core/common.h"
 #include "../src/core/json.h"
+#include "../src/core/passthru.h"
 #include "../src/core/sse.h"
 
 #include <stdio.h>
@@ -152,6 +153,24 @@ static void stream_close(void *st)
     (void)st;
 }
 
+/* The pass-through path: the upstream's chunk as it came, framed as an event. */
+static void stream_chunk_bytes(void *st, const struct lx_answer_bytes *chunk, struct lx_buf *out)
+{
+    (void)st;
+    lx_buf_append(out, "data: ", 6);
+    lx_answer_bytes_write(chunk, out);
+    lx_buf_append(out, "\n\n", 2);
+}
+
+/* ... and the upstream's completion as it came, ending in a newline as the general path's does. */
+static void completion_bytes(const struct lx_dialect_req *rq, const struct lx_answer_bytes *c, struct lx_buf *out)
+{
+    (void)rq;
+    lx_answer_bytes_write(c, out);
+    if (!out->len || out->data[out->len - 1] != '\n')
+        lx_buf_append(out, "\n", 1);
+}
+
 const struct lx_dialect lx_dialect_openai_chat = {
     .name = "openai_chat",
     .parse = parse,
@@ -165,4 +184,7 @@ const struct lx_dialect lx_dialect_openai_chat = {
     .stream_keepalive = NULL, /* OpenAI's API sends none */
     .keepalive_ms = 0,
     .stream_close = stream_close,
+    .pivot_bytes = true,
+    .stream_chunk_bytes = stream_chunk_bytes,
+    .completion_bytes = completion_bytes,
 };

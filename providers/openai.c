@@ -7,6 +7,7 @@
 #include "provider.h"
 #include "../src/core/buf.h"
 #include "../src/core/common.h"
+#include "../src/core/passthru.h"
 #include "../src/core/sse.h"
 
 #include <stdlib.h>
@@ -22,24 +23,49 @@ void lx_openai_add_headers(const struct lx_provider_conf *p, struct lx_http_requ
         lx_http_request_add_header(out, "%s", p->headers[i]);
 }
 
-int lx_openai_chat_request(const struct lx_provider_conf *p, const struct lx_chat *chat,
-                               struct lx_http_request *out, struct lx_error *err)
+/* The upstream body built from the pivot: the client's with the model renamed, and usage asked for. */
+static json_t *chat_body(const struct lx_chat *chat, bool add_usage)
 {
-    (void)err;
     json_t *body = json_copy(chat->body); /* shallow: only "model" and "stream_options" change */
     json_object_set_new(body, "model", json_string(chat->model));
-    if (chat->stream && chat->include_usage) {
+    if (add_usage) {
         /* llmux asks for usage on every stream (for metrics and tpm) and hides it from clients that did not. */
         json_t *so = json_object_get(body, "stream_options");
         so = json_is_object(so) ? json_copy(so) : json_object();
         json_object_set_new(so, "include_usage", json_true());
         json_object_set_new(body, "stream_options", so);
     }
-    lx_http_request_post_json(out, lx_sprintf("%s/chat/completions", p->base_url), body);
+    return body;
+}
+
+int lx_openai_chat_request(const struct lx_provider_conf *p, const struct lx_chat *chat,
+                               struct lx_http_request *out, struct lx_error *err)
+{
+    (void)err;
+    bool add_usage = chat->stream && chat->include_usage;
+    struct lx_buf bytes = {0};
+    if (chat->kind == LX_CALL_CHAT && lx_passthru_request_body(&chat->bytes, chat->model, add_usage, &bytes) == LX_OK) {
+        /* The pass-through path: the client's own bytes, with the model renamed. */
+        size_t len;
+        char *text = lx_buf_steal(&bytes, &len);
+        lx_http_request_post_text(out, lx_sprintf("%s/chat/completions", p->base_url), text, len);
+    } else {
+        lx_buf_free(&bytes);
+        lx_http_request_post_json(out, lx_sprintf("%s/chat/completions", p->base_url), chat_body(chat, add_usage));
+    }
     lx_http_request_add_header(out, "Accept: %s", chat->stream ? "text/event-stream" : "application/json");
     lx_openai_add_headers(p, out);
     return LX_OK;
 }
+
+int lx_openai_chat_response_bytes(const struct lx_provider_conf *p, const struct lx_chat *chat, const char *body,
+                                  size_t len, struct lx_answer_bytes *out)
+{
+    (void)p;
+    (void)chat;
+    return lx_passthru_completion(body, len, out);
+}
+
 
 static void not_protocol(const struct lx_provider_conf *p, struct lx_error *err, const char *what)
 {
@@ -87,6 +113,7 @@ struct openai_stream {
     bool done;          /* [DONE] seen */
     bool finish_seen;   /* a choice carried a finish_reason */
     lx_chunk_fn emit;   /* set for the duration of one feed */
+    lx_chunk_bytes_fn emit_bytes; /* the same, NULL unless the feed passes chunks through as bytes */
     void *emit_ctx;
     struct lx_error *err;
 };
@@ -108,6 +135,13 @@ static int openai_event(void *ctx, const char *event, const char *data, size_t l
         return LX_OK;
     if (len == 6 && memcmp(data, "[DONE]", 6) == 0) {
         st->done = true;
+        return LX_OK;
+    }
+    struct lx_answer_bytes bytes;
+    if (st->emit_bytes && lx_passthru_chunk(data, len, &bytes) == LX_OK) {
+        st->usage_seen |= bytes.usage_object;
+        st->finish_seen |= bytes.finish;
+        st->emit_bytes(st->emit_ctx, &bytes);
         return LX_OK;
     }
     json_t *chunk = json_loadb(data, len, 0, NULL);
@@ -139,8 +173,15 @@ static int openai_event(void *ctx, const char *event, const char *data, size_t l
 int lx_openai_stream_feed(void *state, const char *data, size_t len, lx_chunk_fn emit, void *ctx,
                               struct lx_error *err)
 {
+    return lx_openai_stream_feed_bytes(state, data, len, emit, NULL, ctx, err);
+}
+
+int lx_openai_stream_feed_bytes(void *state, const char *data, size_t len, lx_chunk_fn emit,
+                                lx_chunk_bytes_fn emit_bytes, void *ctx, struct lx_error *err)
+{
     struct openai_stream *st = state;
     st->emit = emit;
+    st->emit_bytes = emit_bytes;
     st->emit_ctx = ctx;
     st->err = err;
     if (lx_sse_feed(&st->sse, data, len, openai_event, st, NULL) != LX_OK) {
@@ -155,6 +196,7 @@ int lx_openai_stream_finish(void *state, lx_chunk_fn emit, void *ctx, struct lx_
 {
     struct openai_stream *st = state;
     st->emit = emit;
+    st->emit_bytes = NULL;
     st->emit_ctx = ctx;
     st->err = err;
     if (!st->done && lx_sse_flush(&st->sse, openai_event, st, NULL) != LX_OK) {
@@ -258,6 +300,8 @@ const struct lx_provider_type lx_provider_openai = {
     .default_base_url = "https://api.openai.com/v1",
     .chat_request = lx_openai_chat_request,
     .chat_response = lx_openai_chat_response,
+    .chat_response_bytes = lx_openai_chat_response_bytes,
+    .stream_feed_bytes = lx_openai_stream_feed_bytes,
     .stream_open = lx_openai_stream_open,
     .stream_feed = lx_openai_stream_feed,
     .stream_finish = lx_openai_stream_finish,

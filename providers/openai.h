@@ -17,8 +17,12 @@ int lx_openai_chat_request(const struct lx_provider_conf *p, const struct lx_cha
                            struct lx_error *err);
 json_t *lx_openai_chat_response(const struct lx_provider_conf *p, const struct lx_chat *chat, const char *body,
                                 size_t len, struct lx_error *err);
+int lx_openai_chat_response_bytes(const struct lx_provider_conf *p, const struct lx_chat *chat, const char *body,
+                                  size_t len, struct lx_answer_bytes *out);
 void *lx_openai_stream_open(const struct lx_provider_conf *p, const struct lx_chat *chat);
 int lx_openai_stream_feed(void *st, const char *data, size_t len, lx_chunk_fn emit, void *ctx, struct lx_error *err);
+int lx_openai_stream_feed_bytes(void *st, const char *data, size_t len, lx_chunk_fn emit, lx_chunk_bytes_fn emit_bytes,
+                                void *ctx, struct lx_error *err);
 int lx_openai_stream_finish(void *st, lx_chunk_fn emit, void *ctx, struct lx_error *err);
 bool lx_openai_stream_ended(const void *st);
 void lx_openai_stream_close(void *st);
@@ -36,6 +40,8 @@ json_t *lx_openai_embeddings_response(const struct lx_provider_conf *p, const st
     .config_keys = lx_openai_keys,                        \
     .chat_request = lx_openai_chat_request,               \
     .chat_response = lx_openai_chat_response,             \
+    .chat_response_bytes = lx_openai_chat_response_bytes, \
+    .stream_feed_bytes = lx_openai_stream_feed_bytes,     \
     .stream_open = lx_openai_stream_open,                 \
     .stream_feed = lx_openai_stream_feed,                 \
     .stream_finish = lx_openai_stream_finish,             \

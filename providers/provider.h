@@ -56,12 +56,16 @@ struct lx_provider_conf {
     long max_concurrency;                /* calls in flight at once; 0 = unlimited */
     long queue_timeout_ms;               /* longest wait for a free slot */
     struct lx_cooldown cooldown;
+    bool passthrough;                    /* "passthrough" (default true): the OpenAI family may relay the
+                                          * client's and the upstream's bytes; false: always rebuilt */
     char *disabled_reason;               /* owned; non-NULL when the provider cannot be used */
     void *state;                         /* owned by the type: freed by type->free_state */
 };
 
 /* Receives each OpenAI chat.completion.chunk a stream decoder produces (borrowed reference). */
 typedef void (*lx_chunk_fn)(void *ctx, json_t *chunk);
+/* The same for a chunk kept as the upstream's bytes (the pass-through path; borrowed for the call). */
+typedef void (*lx_chunk_bytes_fn)(void *ctx, const struct lx_answer_bytes *chunk);
 
 /* What a provider type can do, shown by GET /v1/providers. */
 struct lx_provider_caps {
@@ -109,6 +113,16 @@ struct lx_provider_type {
      * open after the end cannot hold the answer back. NULL: only the end of the body ends the stream. */
     bool (*stream_ended)(const void *st);
     void (*stream_close)(void *st);
+    /* --- the pass-through path (core/passthru.h), for the types whose wire is the pivot's; NULL elsewhere.
+     * chat_request sends chat->bytes itself when it can. --- */
+    /* A 2xx non-stream body that already is a whole chat.completion: LX_OK with *out pointing into body;
+     * LX_AGAIN: chat_response makes the answer. */
+    int (*chat_response_bytes)(const struct lx_provider_conf *p, const struct lx_chat *chat, const char *body,
+                               size_t len, struct lx_answer_bytes *out);
+    /* stream_feed, handing the chunks that need nothing done to them to emit_bytes as they came, and the
+     * others to emit as JSON. */
+    int (*stream_feed_bytes)(void *st, const char *data, size_t len, lx_chunk_fn emit, lx_chunk_bytes_fn emit_bytes,
+                             void *ctx, struct lx_error *err);
     /* Map an upstream error status and body into err (status kept). */
     void (*error_response)(const struct lx_provider_conf *p, int status, const char *body, size_t len,
                            struct lx_error *err);

@@ -473,7 +473,7 @@ int main(int argc, char **argv)
     lx_mcp_apply(&cfg->mcp->servers);
     share_start(cfg);
     if (lx_state_open(cfg->state, err, sizeof err) != LX_OK ||
-        lx_http_start(cfg, lx_routes_dispatch, err, sizeof err) != LX_OK) {
+        lx_http_start(cfg, lx_routes_dispatch, lx_routes_direct, err, sizeof err) != LX_OK) {
         lx_error("%s", err);
         lx_http_stop();
         lx_state_close();

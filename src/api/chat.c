@@ -5,6 +5,7 @@
 #include "reply.h"
 #include "tools.h"
 #include "../core/common.h"
+#include "../core/passthru.h"
 #include "../core/pivot.h"
 #include "../engine/router.h"
 #include "../server/req.h"
@@ -47,5 +48,8 @@ void lx_chat_handle(struct lx_req *req, const struct lx_dialect *d)
         .request_id = req->request_id,
         .origin = &req->origin,
     };
+    /* The body may go upstream as the client sent it (the pass-through path), when it is a pivot body. */
+    if (d->pivot_bytes && lx_passthru_request(req->body.data, req->body.len, &chat.bytes) != LX_OK)
+        chat.bytes = (struct lx_chat_bytes){0};
     lx_relay_start(req, d, &rq, &plan, &chat);
 }

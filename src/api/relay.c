@@ -70,11 +70,35 @@ static bool exec_can_write(void *owner)
     return lx_req_can_write(r->req);
 }
 
+static void exec_chunk_bytes(void *owner, const struct lx_answer_bytes *chunk)
+{
+    struct relay *r = owner;
+    lx_reply_chunk_bytes(&r->reply, chunk);
+}
+
+static void exec_done_bytes(void *owner, const struct lx_answer_bytes *completion)
+{
+    struct relay *r = owner;
+    r->exec = NULL;
+    lx_reply_completion_bytes(&r->reply, completion);
+    relay_end(r);
+}
+
 static const struct lx_exec_ops lx_relay_exec_ops = {
     .on_commit = exec_commit,
     .on_chunk = exec_chunk,
     .on_done = exec_done,
     .can_write = exec_can_write,
+};
+
+/* For a dialect that writes answers kept as bytes (the pass-through path). */
+static const struct lx_exec_ops lx_relay_exec_bytes_ops = {
+    .on_commit = exec_commit,
+    .on_chunk = exec_chunk,
+    .on_done = exec_done,
+    .can_write = exec_can_write,
+    .on_chunk_bytes = exec_chunk_bytes,
+    .on_done_bytes = exec_done_bytes,
 };
 
 static void relay_abort(struct lx_req_handler *h, struct lx_req *req, const struct lx_error *why)
@@ -155,7 +179,8 @@ void lx_relay_start(struct lx_req *req, const struct lx_dialect *d, struct lx_di
     r->handler = lx_relay_handler;
     lx_req_set_handler(req, &r->handler);
     lx_req_announce(req);
-    r->exec = lx_exec_start(plan, chat, at, ms, &lx_relay_exec_ops, r);
+    const struct lx_exec_ops *ops = lx_reply_takes_bytes(d) ? &lx_relay_exec_bytes_ops : &lx_relay_exec_ops;
+    r->exec = lx_exec_start(plan, chat, at, ms, ops, r);
     lx_exec_set_tally(r->exec, &req->tally);
     json_decref(chat->body);
     chat->body = NULL;

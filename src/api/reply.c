@@ -2,6 +2,7 @@
 #include "reply.h"
 #include "conf.h"
 #include "../core/common.h"
+#include "../core/passthru.h"
 #include "../core/conf.h"
 #include "../io/loop.h"
 #include "../server/req.h"
@@ -132,6 +133,56 @@ void lx_reply_error(struct lx_reply *r, const struct lx_error *err)
     r->dialect->stream_error(r->stream, err, &r->out);
     flush(r);
     close_stream(r);
+}
+
+bool lx_reply_takes_bytes(const struct lx_dialect *d)
+{
+    return d->stream_chunk_bytes && d->completion_bytes;
+}
+
+/* Bytes of an answer read into JSON for a dialect that only takes objects (they were checked by
+ * core/jscan as jansson would, so this never fails; if it ever did, the client gets a 502, not garbage). */
+static json_t *bytes_json(struct lx_reply *r, const struct lx_answer_bytes *a)
+{
+    json_t *j = lx_answer_bytes_json(a);
+    if (!j) {
+        struct lx_error e = {0};
+        lx_error_set(&e, 502, "upstream_error", NULL, "bad_upstream_response", "The provider's answer could not be read.");
+        lx_reply_error(r, &e);
+        lx_error_clear(&e);
+    }
+    return j;
+}
+
+void lx_reply_chunk_bytes(struct lx_reply *r, const struct lx_answer_bytes *chunk)
+{
+    if (r->ended)
+        return;
+    if (!r->dialect->stream_chunk_bytes) {
+        json_t *j = bytes_json(r, chunk);
+        if (j)
+            lx_reply_chunk(r, j);
+        json_decref(j);
+        return;
+    }
+    lx_reply_begin(r);
+    r->dialect->stream_chunk_bytes(r->stream, chunk, &r->out);
+    flush(r);
+}
+
+void lx_reply_completion_bytes(struct lx_reply *r, const struct lx_answer_bytes *completion)
+{
+    if (!r->dialect->completion_bytes) {
+        json_t *j = bytes_json(r, completion);
+        if (j)
+            lx_reply_completion(r, j);
+        return;
+    }
+    r->ended = true;
+    lx_buf_reset(&r->out);
+    r->dialect->completion_bytes(&r->rq, completion, &r->out);
+    lx_req_respond(r->req, 200, "application/json", lx_buf_head(&r->out), lx_buf_avail(&r->out));
+    lx_buf_reset(&r->out);
 }
 
 void lx_reply_completion(struct lx_reply *r, json_t *completion)

@@ -11,6 +11,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 
+struct lx_answer_bytes;
 struct lx_req;
 struct lx_timer;
 
@@ -42,6 +43,12 @@ void lx_reply_end(struct lx_reply *r);
 void lx_reply_error(struct lx_reply *r, const struct lx_error *err);
 /* The non-stream answer: a pivot chat.completion (stolen), in the dialect's shape. */
 void lx_reply_completion(struct lx_reply *r, json_t *completion);
+/* The pass-through path: a chunk, or the completion, kept as the upstream's bytes (borrowed). A dialect
+ * with the bytes slots writes them as they are; for the others they are read into JSON first. */
+void lx_reply_chunk_bytes(struct lx_reply *r, const struct lx_answer_bytes *chunk);
+void lx_reply_completion_bytes(struct lx_reply *r, const struct lx_answer_bytes *completion);
+/* Does the dialect take answers as bytes (both slots)? */
+bool lx_reply_takes_bytes(const struct lx_dialect *d);
 
 /* Answer err in d's shape, for a request that fails before it has a reply of its own. */
 void lx_reply_fail(struct lx_req *req, const struct lx_dialect *d, const struct lx_error *err);

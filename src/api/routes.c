@@ -123,6 +123,24 @@ static void not_found(struct lx_req *req, size_t len, struct lx_error *e)
                  req->method, req->path, LX_SERVED);
 }
 
+/* The hot endpoints, which the connection front answers itself (server/front.h); the rest go through
+ * MHD. Only a hint of which transport carries the request: lx_routes_dispatch still decides everything. */
+bool lx_routes_direct(const char *method, size_t method_len, const char *path, size_t path_len)
+{
+    if (method_len != 4 || memcmp(method, "POST", 4) != 0)
+        return false;
+    if (path_len > 1 && path[path_len - 1] == '/')
+        path_len--;
+    for (size_t i = 0; i < LX_ARRAY_LEN(lx_routes); i++) {
+        const struct lx_route_entry *r = &lx_routes[i];
+        if (r->handle == openai_chat || r->handle == lx_embeddings_handle) {
+            if (path_is(path, path_len, r))
+                return true;
+        }
+    }
+    return false;
+}
+
 /* The route req names: *match for the path (any method), and the entry for its method, or NULL. */
 static const struct lx_route_entry *find_route(struct lx_req *req, size_t len, const struct lx_route_entry **match)
 {

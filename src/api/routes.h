@@ -6,10 +6,16 @@
 #ifndef LX_ROUTES_H
 #define LX_ROUTES_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 struct lx_req;
 
 /* Hand a request whose body is complete to its endpoint (main.c gives this to the server). The handler
  * answers now or later. */
 void lx_routes_dispatch(struct lx_req *req);
+/* Is `METHOD path` (path without its query) one of the hot endpoints, which the server answers on its
+ * fast path (main.c gives this to the server too)? */
+bool lx_routes_direct(const char *method, size_t method_len, const char *path, size_t path_len);
 
 #endif

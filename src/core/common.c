@@ -55,13 +55,18 @@ char *lx_strndup(const char *s, size_t n)
 
 char *lx_vsprintf(const char *fmt, va_list ap)
 {
+    /* One formatting pass for the usual short strings (headers, URLs); a second only when it did not fit. */
+    char small[256];
     va_list again;
     va_copy(again, ap);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
     if (n < 0)
         n = 0;
     char *s = lx_malloc((size_t)n + 1);
-    vsnprintf(s, (size_t)n + 1, fmt, again);
+    if ((size_t)n < sizeof small)
+        memcpy(s, small, (size_t)n + 1);
+    else
+        vsnprintf(s, (size_t)n + 1, fmt, again);
     va_end(again);
     return s;
 }

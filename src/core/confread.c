@@ -125,6 +125,19 @@ int lx_conf_long(json_t *obj, const char *key, const char *path, long min, long 
     return LX_OK;
 }
 
+int lx_conf_bool(json_t *obj, const char *key, const char *path, bool *out, char *err, size_t errlen)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v)
+        return LX_OK;
+    if (!json_is_boolean(v)) {
+        lx_conf_err(err, errlen, "%s%s%s: expected true or false", path, *path ? "." : "", key);
+        return LX_ERR;
+    }
+    *out = json_is_true(v);
+    return LX_OK;
+}
+
 int lx_conf_string(json_t *obj, const char *key, const char *path, char **out, char *err, size_t errlen)
 {
     json_t *v = json_object_get(obj, key);

@@ -22,6 +22,7 @@ int lx_conf_expand(json_t *v, const char *path, char **missing, char **where);
 int lx_conf_unknown_keys(json_t *obj, const char *const *allowed, const char *path, char *err, size_t errlen);
 int lx_conf_long(json_t *obj, const char *key, const char *path, long min, long max, long *out, char *err,
                  size_t errlen);
+int lx_conf_bool(json_t *obj, const char *key, const char *path, bool *out, char *err, size_t errlen);
 /* A string (replacing *out, which is owned). */
 int lx_conf_string(json_t *obj, const char *key, const char *path, char **out, char *err, size_t errlen);
 /* An object (borrowed), or *out = NULL when absent. */

@@ -21,14 +21,20 @@ void lx_http_request_drop(struct lx_http_request *r, const char *name)
     r->dropped = d;
 }
 
-void lx_http_request_post_json(struct lx_http_request *r, char *url, json_t *body)
+void lx_http_request_post_text(struct lx_http_request *r, char *url, char *body, size_t len)
 {
     r->method = "POST";
     r->url = url;
-    r->body = json_dumps(body, JSON_COMPACT);
-    r->body_len = strlen(r->body);
-    json_decref(body);
+    r->body = body;
+    r->body_len = len;
     lx_http_request_add_header(r, "Content-Type: application/json");
+}
+
+void lx_http_request_post_json(struct lx_http_request *r, char *url, json_t *body)
+{
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    lx_http_request_post_text(r, url, text, strlen(text));
 }
 
 void lx_http_request_free(struct lx_http_request *r)

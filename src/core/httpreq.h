@@ -24,5 +24,7 @@ void lx_http_request_add_header(struct lx_http_request *r, const char *fmt, ...)
 void lx_http_request_free(struct lx_http_request *r);
 /* Make r a POST of body (stolen, serialised compactly) to url (stolen), with Content-Type json. */
 void lx_http_request_post_json(struct lx_http_request *r, char *url, json_t *body);
+/* The same with a body that is JSON text already (stolen, len bytes). */
+void lx_http_request_post_text(struct lx_http_request *r, char *url, char *body, size_t len);
 
 #endif

@@ -70,32 +70,37 @@ static void put_label(struct lx_buf *b, const char *name, const char *value)
 {
     if (b->len)
         lx_buf_append(b, ",", 1);
-    lx_buf_printf(b, "%s=\"", name);
-    for (const char *p = value ? value : ""; *p; p++) {
-        if (*p == '\\' || *p == '"')
-            lx_buf_append(b, "\\", 1);
-        if (*p == '\n')
-            lx_buf_puts(b, "\\n");
-        else
-            lx_buf_append(b, p, 1);
+    lx_buf_puts(b, name);
+    lx_buf_append(b, "=\"", 2);
+    const char *p = value ? value : "", *run = p; /* run: the start of bytes copied as they are */
+    for (; *p; p++) {
+        if (*p != '\\' && *p != '"' && *p != '\n')
+            continue;
+        lx_buf_append(b, run, (size_t)(p - run));
+        lx_buf_append(b, *p == '\n' ? "\\n" : *p == '"' ? "\\\"" : "\\\\", 2);
+        run = p + 1;
     }
+    lx_buf_append(b, run, (size_t)(p - run));
     lx_buf_append(b, "\"", 1);
 }
+
+/* Where find renders the labels it looks for: kept between calls, so a lookup allocates nothing. */
+static struct lx_buf lx_metrics_key;
 
 /* The series of f with these labels (a NULL-terminated name, value, name, value... list), created at 0. */
 static struct series *find(struct family *f, const char *const *kv)
 {
-    struct lx_buf b = {0};
+    struct lx_buf *b = &lx_metrics_key;
+    lx_buf_reset(b);
     for (size_t i = 0; kv[i]; i += 2)
-        put_label(&b, kv[i], kv[i + 1]);
-    const char *labels = b.data ? b.data : "";
+        put_label(b, kv[i], kv[i + 1]);
+    const char *labels = b->data ? b->data : "";
     struct series **pp = &f->head;
     for (struct series *s = f->head; s; pp = &s->next, s = s->next) {
         if (strcmp(s->labels, labels) == 0) {
             *pp = s->next; /* move to front: the busy series are found first */
             s->next = f->head;
             f->head = s;
-            lx_buf_free(&b);
             return s;
         }
     }
@@ -103,7 +108,6 @@ static struct series *find(struct family *f, const char *const *kv)
     s->labels = lx_strdup(labels);
     s->next = f->head;
     f->head = s;
-    lx_buf_free(&b);
     return s;
 }
 
@@ -274,6 +278,7 @@ void lx_metrics_render(struct lx_buf *b)
 
 void lx_metrics_shutdown(void)
 {
+    lx_buf_free(&lx_metrics_key);
     for (size_t i = 0; i < LX_ARRAY_LEN(lx_families); i++) {
         struct family *f = lx_families[i];
         while (f->head) {

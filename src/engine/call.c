@@ -68,8 +68,9 @@ static void stop_timers(struct lx_call *c)
     lx_timer_stop(c->t_total);
 }
 
-/* Deliver the end to the owner and schedule the free. Runs from the loop. */
-static void finish(struct lx_call *c, json_t *completion, const struct lx_error *err)
+/* Deliver the end to the owner (a completion as bytes when `bytes`) and schedule the free. From the loop. */
+static void finish_as(struct lx_call *c, json_t *completion, const struct lx_answer_bytes *bytes,
+                      const struct lx_error *err)
 {
     if (c->ended) {
         json_decref(completion);
@@ -81,8 +82,16 @@ static void finish(struct lx_call *c, json_t *completion, const struct lx_error 
         lx_upstream_cancel(c->up);
         c->up = NULL;
     }
-    c->ops->on_done(c->owner, completion, err && lx_error_isset(err) ? err : NULL);
+    if (bytes)
+        c->ops->on_done_bytes(c->owner, bytes);
+    else
+        c->ops->on_done(c->owner, completion, err && lx_error_isset(err) ? err : NULL);
     lx_defer(call_free, c);
+}
+
+static void finish(struct lx_call *c, json_t *completion, const struct lx_error *err)
+{
+    finish_as(c, completion, NULL, err);
 }
 
 static void emit_cb(void *ctx, json_t *chunk)
@@ -90,6 +99,13 @@ static void emit_cb(void *ctx, json_t *chunk)
     struct lx_call *c = ctx;
     if (!c->ended)
         c->ops->on_chunk(c->owner, chunk);
+}
+
+static void emit_bytes_cb(void *ctx, const struct lx_answer_bytes *chunk)
+{
+    struct lx_call *c = ctx;
+    if (!c->ended)
+        c->ops->on_chunk_bytes(c->owner, chunk);
 }
 
 static void timeout_fire(struct lx_call *c, const char *which, long ms)
@@ -185,7 +201,11 @@ static int up_body(void *ctx, const char *data, size_t len)
             return LX_AGAIN;
         }
         lx_timer_start(c->t_idle, c->p->timeouts.idle_ms);
-        if (c->p->type->stream_feed(c->stream, data, len, emit_cb, c, &c->err) != LX_OK) {
+        const struct lx_provider_type *t = c->p->type;
+        int rc = t->stream_feed_bytes && c->ops->on_chunk_bytes && c->p->passthrough
+                     ? t->stream_feed_bytes(c->stream, data, len, emit_cb, emit_bytes_cb, c, &c->err)
+                     : t->stream_feed(c->stream, data, len, emit_cb, c, &c->err);
+        if (rc != LX_OK) {
             if (!lx_error_isset(&c->err))
                 lx_error_set(&c->err, 502, "upstream_error", NULL, "bad_upstream_response",
                              "Provider '%s' sent a malformed stream.", c->p->name);
@@ -218,6 +238,14 @@ static void up_done(void *ctx, enum lx_upstream_result r, const char *detail)
     c->up = NULL; /* lx_upstream frees itself after this returns */
     struct lx_error e = {0};
     json_t *completion = NULL;
+    struct lx_answer_bytes bytes;
+    const struct lx_provider_type *t = c->p->type;
+    if (r == LX_UP_OK && !lx_error_isset(&c->err) && c->status >= 200 && c->status < 300 && !c->chat.stream &&
+        c->chat.kind == LX_CALL_CHAT && c->ops->on_done_bytes && t->chat_response_bytes && c->p->passthrough &&
+        t->chat_response_bytes(c->p, &c->chat, c->body.data, c->body.len, &bytes) == LX_OK) {
+        finish_as(c, NULL, &bytes, NULL); /* the pass-through path: the upstream's bytes as they came */
+        return;
+    }
     if (lx_error_isset(&c->err)) {
         lx_error_copy(&e, &c->err);
     } else if (r == LX_UP_CONNECT) {
@@ -282,6 +310,8 @@ struct lx_call *lx_call_start(const struct lx_provider_conf *p, struct lx_chat *
     c->chat = *chat;
     chat->body = NULL;
     chat->model = NULL;
+    if (!p->passthrough)
+        c->chat.bytes = (struct lx_chat_bytes){0}; /* the provider builds the upstream body itself */
     chat->native = NULL;
     c->ops = ops;
     c->owner = owner;

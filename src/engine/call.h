@@ -10,6 +10,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 
+struct lx_answer_bytes;
 struct lx_call;
 struct lx_chat;
 struct lx_provider_conf;
@@ -24,6 +25,11 @@ struct lx_call_ops {
     void (*on_done)(void *owner, json_t *completion, const struct lx_error *err);
     /* Stream backpressure: false pauses the upstream until lx_call_resume. */
     bool (*can_write)(void *owner);
+    /* The pass-through path (core/passthru.h), optional: when set, the answers of a provider that can keep
+     * them as the upstream's bytes come this way instead of as JSON. A chunk, as on_chunk: */
+    void (*on_chunk_bytes)(void *owner, const struct lx_answer_bytes *chunk);
+    /* ... and a non-stream success, instead of on_done (the bytes are borrowed for the call). */
+    void (*on_done_bytes)(void *owner, const struct lx_answer_bytes *completion);
 };
 
 /* Start. chat's body and model are taken over (the struct is copied). NULL with err set when the

@@ -63,13 +63,14 @@ static int parse_retries(json_t *obj, const char *path, struct lx_retries *r, ch
 
 /* The keys every provider type accepts besides its own (resilience; see docs/concurrency.md). */
 static const char *const lx_provider_common_keys[] = {"retries", "max_concurrency", "queue_timeout_ms", "cooldown",
-                                                      NULL};
+                                                      "passthrough", NULL};
 
 static int parse_resilience(json_t *obj, const char *path, struct lx_provider_conf *p, char *err, size_t errlen)
 {
     if (parse_retries(obj, path, &p->retries, err, errlen) != LX_OK ||
         lx_conf_long(obj, "max_concurrency", path, 0, 1000000, &p->max_concurrency, err, errlen) != LX_OK ||
-        lx_conf_long(obj, "queue_timeout_ms", path, 0, 3600000, &p->queue_timeout_ms, err, errlen) != LX_OK)
+        lx_conf_long(obj, "queue_timeout_ms", path, 0, 3600000, &p->queue_timeout_ms, err, errlen) != LX_OK ||
+        lx_conf_bool(obj, "passthrough", path, &p->passthrough, err, errlen) != LX_OK)
         return LX_ERR;
     json_t *cd;
     if (lx_conf_object(obj, "cooldown", path, &cd, err, errlen) != LX_OK)
@@ -144,6 +145,7 @@ static int parse_provider(struct lx_config *cfg, struct lx_provider_conf *p, con
     p->timeouts = c->timeouts;
     p->retries = c->retries;
     p->queue_timeout_ms = 30000;
+    p->passthrough = true;
     p->cooldown = (struct lx_cooldown){.failures = 0, .period_ms = 30000};
     if (!json_is_object(obj)) {
         lx_conf_err(err, errlen, "%s: expected an object", path);

@@ -3,7 +3,11 @@
  * provider's retries with jittered exponential backoff, waits for a capacity slot when its provider is at
  * max_concurrency, and is skipped while the provider cools down. The first lane to produce a real answer
  * (a non-stream success, or a stream chunk with content) commits: the others are cancelled at that
- * moment, and from then on nothing is retried, because the client has seen bytes.
+ * moment, and from then on nothing is retried, because the client has seen bytes. A stream's opening
+ * (the role chunk) is held back until then, so that another lane can still answer without the client
+ * seeing two beginnings; when the plan has one target only, there is no other answerer, so the opening
+ * goes to the client at once (the first event as soon as the upstream's) and a retry's own opening is
+ * dropped.
  *
  * Callback contexts: lane_chunk may run inside libcurl (lx_call's on_chunk); cancelling other calls and
  * releasing capacity from there is allowed (both defer what must be deferred). Everything else runs from
@@ -15,6 +19,7 @@
 #include "../../providers/provider.h"
 #include "../core/bus.h"
 #include "../core/common.h"
+#include "../core/passthru.h"
 #include "../core/log.h"
 #include "../core/metrics.h"
 #include "../io/loop.h"
@@ -43,11 +48,18 @@ struct lane {
     struct lx_capacity *slot;   /* the live capacity whose slot the lane holds (its target's provider), or NULL */
     struct lx_cap_claim *claim; /* owned: the fleet-wide claim of the current attempt (Redis), or NULL */
     struct lx_timer *backoff;   /* owned */
-    json_t *pending;            /* owned: stream chunks held back until this lane commits */
+    struct held *pending;       /* owned: stream chunks held back until this lane commits, in order */
+    size_t n_pending;
     /* the attempt in flight, for call.finished */
     uint8_t span[8];            /* its span id (zero when nothing traces it) */
     int64_t call_start_ns;
     char response_model[96];    /* the model its answer named, once seen */
+};
+
+/* A chunk held back: JSON, or bytes (the pass-through path). */
+struct held {
+    json_t *json;                 /* owned, or NULL */
+    struct lx_answer_bytes *bytes; /* owned (lx_answer_bytes_dup), or NULL */
 };
 
 struct lx_exec {
@@ -64,6 +76,8 @@ struct lx_exec {
     long deadline_ms;
     long winner;                /* lane index, or -1 */
     bool done;
+    bool announced;             /* on_commit was called */
+    bool opened;                /* a lone target's opening went to the owner before the commit */
     struct lx_error last;       /* the latest failure: what the client gets when every lane fails */
     const struct lx_target *last_target; /* borrowed from plan: whose failure `last` is */
     int retries, fallbacks;
@@ -77,6 +91,26 @@ struct lx_exec {
 static void lane_attempt(struct lane *L);
 static void lane_failed(struct lane *L, const struct lx_error *err);
 static void publish_call_end(struct lane *L, const char *outcome, const struct lx_error *err);
+
+static void drop_pending(struct lane *L)
+{
+    for (size_t i = 0; i < L->n_pending; i++) {
+        json_decref(L->pending[i].json);
+        free(L->pending[i].bytes);
+    }
+    free(L->pending);
+    L->pending = NULL;
+    L->n_pending = 0;
+}
+
+static void hold(struct lane *L, json_t *json, const struct lx_answer_bytes *bytes)
+{
+    L->pending = lx_realloc(L->pending, (L->n_pending + 1) * sizeof *L->pending);
+    L->pending[L->n_pending++] = (struct held){
+        .json = json ? json_incref(json) : NULL,
+        .bytes = bytes ? lx_answer_bytes_dup(bytes) : NULL,
+    };
+}
 
 static const struct lx_target *lane_target(const struct lane *L)
 {
@@ -169,8 +203,7 @@ static void lane_stop(struct lane *L, const struct lx_error *why)
         L->wait = NULL;
     }
     lx_timer_stop(L->backoff);
-    json_decref(L->pending);
-    L->pending = NULL;
+    drop_pending(L);
     if (L->st != LANE_IDLE)
         L->st = LANE_ENDED;
 }
@@ -208,6 +241,16 @@ static void take_usage(struct lx_exec *x, json_t *usage)
         x->prompt_tokens = (long)json_integer_value(p);
     if (json_is_integer(c))
         x->completion_tokens = (long)json_integer_value(c);
+}
+
+static void take_usage_bytes(struct lx_exec *x, const struct lx_answer_bytes *a)
+{
+    if (!a->usage_object)
+        return;
+    if (a->prompt_tokens >= 0)
+        x->prompt_tokens = a->prompt_tokens;
+    if (a->completion_tokens >= 0)
+        x->completion_tokens = a->completion_tokens;
 }
 
 /* A bounded word for what went wrong, for llmux_upstream_errors_total. */
@@ -277,6 +320,14 @@ static void note_model(struct lane *L, json_t *answer)
         snprintf(L->response_model, sizeof L->response_model, "%s", m);
 }
 
+/* The same for an answer kept as bytes (the pass-through path). */
+static void note_model_bytes(struct lane *L, const struct lx_answer_bytes *answer)
+{
+    if (answer->model_len && !L->response_model[0])
+        snprintf(L->response_model, sizeof L->response_model, "%.*s", (int)answer->model_len,
+                 answer->data + answer->model_at);
+}
+
 static void publish_queue(struct lane *L, enum lx_event_type type)
 {
     if (!lx_bus_wanted(type))
@@ -316,7 +367,9 @@ static void exec_account(struct lx_exec *x, int status)
     }
 }
 
-static void exec_finish(struct lx_exec *x, json_t *completion, const struct lx_error *err)
+/* The end: a completion as JSON, or as bytes, or an error, or (all NULL) a stream that ended well. */
+static void exec_finish_as(struct lx_exec *x, json_t *completion, const struct lx_answer_bytes *bytes,
+                           const struct lx_error *err)
 {
     if (x->done) {
         json_decref(completion);
@@ -325,14 +378,24 @@ static void exec_finish(struct lx_exec *x, json_t *completion, const struct lx_e
     x->done = true;
     if (completion)
         take_usage(x, json_object_get(completion, "usage"));
+    if (bytes)
+        take_usage_bytes(x, bytes);
     exec_account(x, err ? err->status : 200);
     lx_timer_stop(x->kick);
     lx_timer_stop(x->hedge);
     lx_timer_stop(x->deadline);
     for (size_t i = 0; i < x->plan.n_lanes; i++)
         lane_stop(&x->lanes[i], err);
-    x->ops->on_done(x->owner, completion, err);
+    if (bytes)
+        x->ops->on_done_bytes(x->owner, bytes);
+    else
+        x->ops->on_done(x->owner, completion, err);
     lx_defer(exec_free, x);
+}
+
+static void exec_finish(struct lx_exec *x, json_t *completion, const struct lx_error *err)
+{
+    exec_finish_as(x, completion, NULL, err);
 }
 
 /* Hand a winning chunk over, noting its usage; usage the client did not ask for is taken out. */
@@ -351,6 +414,22 @@ static void deliver(struct lx_exec *x, json_t *chunk)
     x->ops->on_chunk(x->owner, chunk);
 }
 
+/* The same for a chunk kept as bytes: usage the client did not ask for is cut out of it. */
+static void deliver_bytes(struct lx_exec *x, const struct lx_answer_bytes *chunk)
+{
+    struct lx_answer_bytes out = *chunk;
+    if (chunk->has_usage) {
+        take_usage_bytes(x, chunk);
+        if (!x->client_usage) {
+            if (chunk->usage_only)
+                return; /* the usage-only chunk */
+            out.cut_at = chunk->usage_at;
+            out.cut_len = chunk->usage_len;
+        }
+    }
+    x->ops->on_chunk_bytes(x->owner, &out);
+}
+
 static void commit(struct lane *L, const char *dropped)
 {
     struct lx_exec *x = L->x;
@@ -360,15 +439,16 @@ static void commit(struct lane *L, const char *dropped)
     for (size_t i = 0; i < x->plan.n_lanes; i++)
         if (i != L->idx)
             lane_stop(&x->lanes[i], NULL);
-    if (x->ops->on_commit)
+    if (x->ops->on_commit && !x->announced)
         x->ops->on_commit(x->owner, lane_target(L)->label, dropped);
-    if (L->pending) {
-        size_t i;
-        json_t *c;
-        json_array_foreach(L->pending, i, c) deliver(x, c);
-        json_decref(L->pending);
-        L->pending = NULL;
+    x->announced = true;
+    for (size_t i = 0; i < L->n_pending; i++) {
+        if (L->pending[i].json)
+            deliver(x, L->pending[i].json);
+        else
+            deliver_bytes(x, L->pending[i].bytes);
     }
+    drop_pending(L);
 }
 
 static void start_lane(struct lx_exec *x)
@@ -397,7 +477,7 @@ static void exec_progress(struct lx_exec *x)
 
 /* A stream chunk that carries nothing but the role (or empty content) does not commit: a lane may still
  * fail after it and be retried or lose a race without the client seeing two beginnings. */
-static bool is_preamble(json_t *chunk)
+bool lx_exec_is_preamble(json_t *chunk)
 {
     json_t *choices = json_object_get(chunk, "choices");
     if (!json_is_array(choices) || json_array_size(choices) == 0)
@@ -421,6 +501,20 @@ static bool is_preamble(json_t *chunk)
     return true;
 }
 
+/* The opening of a plan's only target goes to the owner at once, the first time (then it is announced:
+ * with one target, who answers is known). True when this chunk is to be delivered now. */
+static bool open_lone(struct lane *L)
+{
+    struct lx_exec *x = L->x;
+    if (x->opened || x->plan.n_lanes != 1 || L->plan->n != 1)
+        return false;
+    x->opened = true;
+    if (x->ops->on_commit)
+        x->ops->on_commit(x->owner, lane_target(L)->label, lx_call_dropped(L->call));
+    x->announced = true;
+    return true;
+}
+
 static void lane_chunk(void *owner, json_t *chunk)
 {
     struct lane *L = owner;
@@ -434,19 +528,57 @@ static void lane_chunk(void *owner, json_t *chunk)
     if (x->winner >= 0)
         return;
     note_model(L, chunk);
-    if (is_preamble(chunk)) {
-        if (!L->pending)
-            L->pending = json_array();
-        json_array_append(L->pending, chunk);
+    if (lx_exec_is_preamble(chunk)) {
+        if (open_lone(L))
+            deliver(x, chunk);
+        else if (!x->opened)
+            hold(L, chunk, NULL);
         return;
     }
     commit(L, lx_call_dropped(L->call));
     deliver(x, chunk);
 }
 
-static void lane_done(void *owner, json_t *completion, const struct lx_error *err)
+static void lane_chunk_bytes(void *owner, const struct lx_answer_bytes *chunk)
 {
     struct lane *L = owner;
+    struct lx_exec *x = L->x;
+    if (x->done || L->st != LANE_RUNNING)
+        return;
+    if (x->winner == (long)L->idx) {
+        deliver_bytes(x, chunk);
+        return;
+    }
+    if (x->winner >= 0)
+        return;
+    note_model_bytes(L, chunk);
+    if (chunk->preamble) {
+        if (open_lone(L))
+            deliver_bytes(x, chunk);
+        else if (!x->opened)
+            hold(L, NULL, chunk);
+        return;
+    }
+    commit(L, lx_call_dropped(L->call));
+    deliver_bytes(x, chunk);
+}
+
+static void lane_done_as(struct lane *L, json_t *completion, const struct lx_answer_bytes *bytes,
+                         const struct lx_error *err);
+
+static void lane_done(void *owner, json_t *completion, const struct lx_error *err)
+{
+    lane_done_as(owner, completion, NULL, err);
+}
+
+static void lane_done_bytes(void *owner, const struct lx_answer_bytes *completion)
+{
+    lane_done_as(owner, NULL, completion, NULL);
+}
+
+static void lane_done_as(struct lane *L, json_t *completion, const struct lx_answer_bytes *bytes,
+                         const struct lx_error *err)
+{
     struct lx_exec *x = L->x;
     const struct lx_target *t = lane_target(L);
     char *dropped = L->call && lx_call_dropped(L->call) ? lx_strdup(lx_call_dropped(L->call)) : NULL;
@@ -465,13 +597,16 @@ static void lane_done(void *owner, json_t *completion, const struct lx_error *er
     if (completion) {
         take_usage(x, json_object_get(completion, "usage"));
         note_model(L, completion);
+    } else if (bytes) {
+        take_usage_bytes(x, bytes);
+        note_model_bytes(L, bytes);
     }
     if (x->winner < 0)
         commit(L, dropped);
     free(dropped);
     publish_call_end(L, "ok", NULL);
     L->st = LANE_ENDED;
-    exec_finish(x, completion, NULL);
+    exec_finish_as(x, completion, bytes, NULL);
 }
 
 static bool lane_can_write(void *owner)
@@ -485,6 +620,15 @@ static const struct lx_call_ops lx_exec_lane_ops = {
     .on_chunk = lane_chunk,
     .on_done = lane_done,
     .can_write = lane_can_write,
+};
+
+/* For an owner that takes answers as bytes (the pass-through path). */
+static const struct lx_call_ops lx_exec_lane_bytes_ops = {
+    .on_chunk = lane_chunk,
+    .on_done = lane_done,
+    .can_write = lane_can_write,
+    .on_chunk_bytes = lane_chunk_bytes,
+    .on_done_bytes = lane_done_bytes,
 };
 
 static void lane_launch(struct lane *L)
@@ -511,7 +655,8 @@ static void lane_launch(struct lane *L)
     }
     struct lx_error err = {0};
     L->st = LANE_RUNNING;
-    L->call = lx_call_start(t->provider, &chat, &lx_exec_lane_ops, L, &err);
+    const struct lx_call_ops *ops = x->ops->on_done_bytes ? &lx_exec_lane_bytes_ops : &lx_exec_lane_ops;
+    L->call = lx_call_start(t->provider, &chat, ops, L, &err);
     if (!L->call) {
         lane_release_slot(L);
         publish_call_end(L, "error", &err);
@@ -658,8 +803,7 @@ static void lane_failed(struct lane *L, const struct lx_error *err)
         exec_finish(x, NULL, err);
         return;
     }
-    json_decref(L->pending);
-    L->pending = NULL;
+    drop_pending(L);
     lx_error_clear(&x->last);
     lx_error_copy(&x->last, err);
     const struct lx_target *t = lane_target(L);

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+struct lx_answer_bytes;
 struct lx_exec;
 struct lx_chat;
 struct lx_plan;
@@ -31,6 +32,12 @@ struct lx_exec_ops {
     void (*on_done)(void *owner, json_t *completion, const struct lx_error *err);
     /* Stream backpressure: false pauses the winning upstream until lx_exec_resume. */
     bool (*can_write)(void *owner);
+    /* The pass-through path (core/passthru.h), both or neither: answers that a provider keeps as the
+     * upstream's bytes come as bytes (borrowed for the call), with usage the client did not ask for already
+     * cut out. A stream chunk, as on_chunk: */
+    void (*on_chunk_bytes)(void *owner, const struct lx_answer_bytes *chunk);
+    /* ... and a non-stream success, instead of on_done with a completion; the exec is gone after it. */
+    void (*on_done_bytes)(void *owner, const struct lx_answer_bytes *completion);
 };
 
 /* Start on the next loop turn (no callback runs before this returns). The plan is taken over (emptied);
@@ -52,6 +59,8 @@ int lx_exec_fallbacks(const struct lx_exec *x);
 
 /* Classification used by the retry policy, exposed for unit tests. */
 bool lx_exec_retryable(const struct lx_error *err);
+/* A stream chunk that carries only the role or empty content: it does not commit its lane. */
+bool lx_exec_is_preamble(json_t *chunk);
 /* The delay before retry number n (0-based): full jitter over min(max, base·2^n), at least Retry-After
  * (seconds) when given, never above max. rnd is a uniform random 64-bit value. */
 long lx_exec_backoff_ms(long n, long base_ms, long max_ms, const char *retry_after, uint64_t rnd);

@@ -1,6 +1,6 @@
 /* libevent glue: the single event_base, descriptor watches, timers, deferred calls and signals.
  * Re-entrancy: every callback here runs from event_base_loop, never from inside libcurl or MHD.
- * A watch or a timer is one allocation: its struct event lives right behind it. */
+ * A watch is one allocation, its struct event right behind it; a timer makes its event when first started. */
 #include "loop.h"
 #include "../core/common.h"
 #include "../core/log.h"
@@ -12,7 +12,7 @@
 struct lx_timer {
     void (*cb)(void *arg);
     void *arg;
-    struct event *ev; /* points just behind this struct, into the same allocation */
+    struct event *ev; /* owned: made the first time the timer starts (most of a request's timers never do) */
 };
 
 struct lx_watch {
@@ -145,12 +145,9 @@ static void lx_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 struct lx_timer *lx_timer_new(void (*cb)(void *arg), void *arg)
 {
-    struct event *ev;
-    struct lx_timer *t = alloc_with_event(sizeof *t, &ev);
+    struct lx_timer *t = lx_calloc(1, sizeof *t);
     t->cb = cb;
     t->arg = arg;
-    t->ev = ev;
-    evtimer_assign(ev, lx_base, lx_timer_cb, t);
     return t;
 }
 
@@ -158,26 +155,32 @@ void lx_timer_start(struct lx_timer *t, long ms)
 {
     if (ms < 0)
         ms = 0;
+    if (!t->ev) {
+        t->ev = lx_malloc(event_get_struct_event_size());
+        evtimer_assign(t->ev, lx_base, lx_timer_cb, t);
+    }
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
     evtimer_add(t->ev, &tv);
 }
 
 void lx_timer_stop(struct lx_timer *t)
 {
-    if (t)
+    if (t && t->ev)
         evtimer_del(t->ev);
 }
 
 bool lx_timer_pending(const struct lx_timer *t)
 {
-    return t && evtimer_pending(t->ev, NULL);
+    return t && t->ev && evtimer_pending(t->ev, NULL);
 }
 
 void lx_timer_free(struct lx_timer *t)
 {
     if (!t)
         return;
-    event_del(t->ev);
+    if (t->ev)
+        event_del(t->ev);
+    free(t->ev);
     free(t);
 }
 

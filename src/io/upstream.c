@@ -27,6 +27,9 @@
 
 #define LX_UPSTREAM_DRAIN_MS 1000          /* longest wait for the body's end after the answer was complete */
 #define LX_UPSTREAM_DRAIN_BYTES (64u * 1024) /* most bytes discarded after it */
+/* curl's receive buffer (CURLOPT_BUFFERSIZE, 16 KiB by default), one per transfer: a stream event is a few
+ * hundred bytes, and a larger answer only takes more reads. */
+#define LX_UPSTREAM_RECV_BYTES 1024L
 
 struct lx_upstream {
     CURL *easy;                 /* owned: cleaned in upstream_free */
@@ -45,6 +48,8 @@ struct lx_upstream {
     bool in_multi;
     bool resume_pending;        /* a deferred resume is queued */
     bool complete;              /* on_body said LX_DONE: later body bytes are discarded */
+    bool conn_close;            /* the answer said Connection: close */
+    struct origin *origin;      /* static: where the connection goes back idle; NULL: not counted */
     unsigned deferred;          /* deferred callbacks holding a pointer to us: the last one settles us */
     size_t drained;             /* bytes discarded since complete */
     struct lx_timer *drain;     /* owned while draining: closes the connection when the body does not end */
@@ -56,11 +61,61 @@ struct lx_sock {
     curl_socket_t fd;
 };
 
+#define LX_UPSTREAM_SPARE_EASY 64 /* idle easy handles kept for the next transfers */
+
+/* Idle keep-alive connections per plain-HTTP origin, as far as llmux can tell. curl 7.88 looks for a
+ * connection to reuse by walking every connection it has to the host, busy ones included, for every new
+ * transfer: with 5,000 streams in flight to one upstream, that walk was the largest cost of starting one
+ * (and quadratic in the whole). When no connection to the origin has come back idle, llmux asks for a
+ * fresh connection (CURLOPT_FRESH_CONNECT), which skips the walk; a wrong guess costs one connection or
+ * one walk, never a failure. HTTPS origins are left to curl: HTTP/2 shares one connection. */
+#define LX_UPSTREAM_ORIGINS 64
+struct origin {
+    char *name; /* owned: "http://host:port" as the URL spells it */
+    long idle;  /* transfers that ended leaving their connection open, minus the ones started since */
+};
+static struct origin lx_origins[LX_UPSTREAM_ORIGINS];
+static size_t lx_n_origins;
+
+static struct origin *origin_of(const char *url)
+{
+    if (strncmp(url, "http://", 7) != 0)
+        return NULL;
+    size_t n = 7 + strcspn(url + 7, "/?#");
+    for (size_t i = 0; i < lx_n_origins; i++)
+        if (strncmp(lx_origins[i].name, url, n) == 0 && lx_origins[i].name[n] == '\0')
+            return &lx_origins[i];
+    if (lx_n_origins == LX_UPSTREAM_ORIGINS)
+        return NULL;
+    struct origin *o = &lx_origins[lx_n_origins++];
+    o->name = lx_strndup(url, n);
+    o->idle = 0;
+    return o;
+}
+
 static CURLM *lx_multi;
+static CURL *lx_spare[LX_UPSTREAM_SPARE_EASY]; /* owned: reset, ready for reuse */
+static size_t lx_n_spare;
 static struct event *lx_curl_timer;
 static int lx_in_curl_cb;     /* depth of curl callbacks on the stack */
 static size_t lx_active;
 static struct lx_upstream *lx_draining; /* detached transfers waiting for their body's end */
+
+/* Easy handles are reused (curl_easy_reset keeps their buffers and caches; curl_easy_init is not free). */
+static CURL *easy_get(void)
+{
+    return lx_n_spare > 0 ? lx_spare[--lx_n_spare] : curl_easy_init();
+}
+
+static void easy_put(CURL *e)
+{
+    if (lx_n_spare < LX_UPSTREAM_SPARE_EASY) {
+        curl_easy_reset(e);
+        lx_spare[lx_n_spare++] = e;
+    } else {
+        curl_easy_cleanup(e);
+    }
+}
 
 static void upstream_free(struct lx_upstream *u)
 {
@@ -77,7 +132,7 @@ static void upstream_free(struct lx_upstream *u)
         curl_multi_remove_handle(lx_multi, u->easy);
         lx_active--;
     }
-    curl_easy_cleanup(u->easy);
+    easy_put(u->easy);
     curl_slist_free_all(u->headers);
     free(u->body);
     free(u->content_type);
@@ -144,6 +199,8 @@ static void check_multi_info(void)
         curl_multi_remove_handle(lx_multi, u->easy);
         u->in_multi = false;
         lx_active--;
+        if (rc == CURLE_OK && u->origin && !u->conn_close)
+            u->origin->idle++; /* the body ended: curl keeps the connection for the next transfer */
         if (!u->cancelled) {
             /* A complete answer stays complete whatever happened to the bytes after it. */
             enum lx_upstream_result r = u->complete ? LX_UP_OK : map_result(u, rc);
@@ -243,6 +300,8 @@ static size_t header_cb(char *data, size_t size, size_t n, void *userp)
         free(u->retry_after);
         u->retry_after = lx_strndup(data + a, b - a);
     }
+    if (len >= 11 && strncasecmp(data, "connection:", 11) == 0 && memmem(data, len, "close", 5))
+        u->conn_close = true;
     if (len <= 2 && (data[0] == '\r' || data[0] == '\n')) {
         long code = 0;
         curl_easy_getinfo(u->easy, CURLINFO_RESPONSE_CODE, &code);
@@ -323,6 +382,10 @@ void lx_upstream_shutdown(void)
 {
     while (lx_draining)
         upstream_free(lx_draining); /* easy handles leave the multi handle before it goes */
+    while (lx_n_spare > 0)
+        curl_easy_cleanup(lx_spare[--lx_n_spare]);
+    while (lx_n_origins > 0)
+        free(lx_origins[--lx_n_origins].name);
     if (lx_multi)
         curl_multi_cleanup(lx_multi);
     lx_multi = NULL;
@@ -332,13 +395,13 @@ void lx_upstream_shutdown(void)
     curl_global_cleanup();
 }
 
-struct lx_upstream *lx_upstream_start(const struct lx_http_request *req, long connect_timeout_ms,
+struct lx_upstream *lx_upstream_start(struct lx_http_request *req, long connect_timeout_ms,
                                       const struct lx_upstream_ops *ops, void *ctx)
 {
     struct lx_upstream *u = lx_calloc(1, sizeof *u);
     u->ops = ops;
     u->ctx = ctx;
-    u->easy = curl_easy_init();
+    u->easy = easy_get();
     if (!u->easy) {
         free(u);
         return NULL;
@@ -356,6 +419,13 @@ struct lx_upstream *lx_upstream_start(const struct lx_http_request *req, long co
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, LX_UPSTREAM_RECV_BYTES);
+    u->origin = origin_of(req->url);
+    if (u->origin && u->origin->idle > 0)
+        u->origin->idle--;
+    else if (u->origin)
+        curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+    curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 16L * 1024); /* curl's smallest; the body is ours */
     for (size_t i = 0; i < req->n_headers; i++)
         u->headers = curl_slist_append(u->headers, req->headers[i]);
     /* No 100-continue round trip before the body. */
@@ -364,9 +434,9 @@ struct lx_upstream *lx_upstream_start(const struct lx_http_request *req, long co
     if (strcmp(req->method, "DELETE") == 0)
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, "DELETE");
     if (strcmp(req->method, "POST") == 0) {
-        u->body = lx_malloc(req->body_len + 1);
-        memcpy(u->body, req->body, req->body_len);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, u->body);
+        u->body = req->body; /* taken: curl reads it until the transfer ends */
+        req->body = NULL;
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, u->body ? u->body : "");
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
     }
     if (curl_multi_add_handle(lx_multi, e) != CURLM_OK) {

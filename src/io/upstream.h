@@ -36,8 +36,9 @@ int lx_upstream_init(void);
 int lx_upstream_check_url(const char *url, long timeout_ms, char *err, size_t errlen);
 void lx_upstream_shutdown(void);
 
-/* Start a transfer (method "GET", "POST" or "DELETE"). The request is copied; NULL when libcurl refused it. */
-struct lx_upstream *lx_upstream_start(const struct lx_http_request *req, long connect_timeout_ms,
+/* Start a transfer (method "GET", "POST" or "DELETE"). The request's body is taken (req->body becomes
+ * NULL), the rest copied; NULL when libcurl refused it. */
+struct lx_upstream *lx_upstream_start(struct lx_http_request *req, long connect_timeout_ms,
                                       const struct lx_upstream_ops *ops, void *ctx);
 /* Stop at once: no callback follows, and the connection is closed (unless on_body already said LX_DONE:
  * then the transfer keeps its short drain, see upstream.c). Any context. */

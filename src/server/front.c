@@ -1,14 +1,20 @@
-/* The connection front (see front.h): one record per client connection, moving bytes between the client
- * socket and MHD's end of a socketpair. Requests go one at a time, each only once it has been read whole
- * and found well framed; the answer comes back as MHD writes it. The record lives until both sides are
- * closed: the client socket (after the last answer is sent and the client's leftovers are drained) and
- * MHD's connection (its close notification).
+/* The connection front (see front.h): one record per client connection. Requests go one at a time, each
+ * only once it has been read whole and found well framed. The hot endpoints are answered here, through
+ * direct.c's transport; every other request goes to MHD over a socketpair, made the first time the
+ * connection needs one, and its answer comes back as MHD writes it. The record lives until the client
+ * socket is closed (after the last answer is sent and the client's leftovers are drained), MHD's connection
+ * is closed (its close notification) and no request answered here holds it.
+ *
+ * The client socket is read all the time, also while a request is being answered (bytes of pipelined
+ * requests wait in `in`, up to LX_FRONT_AHEAD; beyond that only its close is watched): a reset or a FIN is
+ * seen at once, and the descriptor's epoll interest stays the same from one request to the next.
  *
  * Everything here runs from loop callbacks, or from the MHD glue (lx_front_set_request and friends, inside
  * MHD's callbacks, where only sockets are touched). A record is freed only at the end of a callback
  * (settle), never from inside MHD. */
 #include "front.h"
 #include "conf.h"
+#include "direct.h"
 #include "req.h"
 #include "../core/common.h"
 #include "../core/conf.h"
@@ -35,11 +41,13 @@
 #define LX_FRONT_LINGER_MS 2000         /* after the last answer, read and drop what the client still sends */
 #define LX_FRONT_MAX_LINGER 1024        /* beyond this many lingering clients, close at once */
 #define LX_FRONT_LOG_TARGET 2048        /* the most of a refused request's target the access log shows */
+#define LX_FRONT_AHEAD (64u * 1024)     /* most bytes of pipelined requests read while one is answered */
+#define LX_FRONT_STREAM_ROOM (64u * 1024) /* stream bytes taken from a request answered here while unsent */
 
 enum phase {
     PH_HEAD, /* reading a request head, or waiting for its first byte */
     PH_BODY, /* reading the body its head announced */
-    PH_MHD,  /* the request is with MHD: copy its answer back, watch the client */
+    PH_MHD,  /* the request is being answered (by MHD, or here when dreq is set): send its answer */
     PH_DONE, /* no more requests: send what is left, then close */
 };
 
@@ -52,8 +60,13 @@ enum timer_kind {
 
 struct lx_front {
     int cfd;                    /* owned: the client socket; -1 once closed */
-    int afd;                    /* owned: our end of the socketpair (MHD holds the other); -1 once closed */
+    int afd;                    /* owned: our end of the socketpair (MHD holds the other); -1 before the
+                                 * connection's first request for MHD, and once closed */
     bool mhd_open;              /* MHD still holds its end */
+    void *site;                 /* borrowed: the listener's, handed to hooks.attach */
+    bool direct_ok;             /* requests of the hot endpoints may be answered here */
+    size_t *count;              /* borrowed: the listener's connection count, decremented when freed */
+    struct lx_req *dreq;        /* hold: the request being answered here (direct.c), or NULL */
     enum phase phase;
     struct lx_buf in;           /* owned: client bytes read and not yet used */
     size_t scanned;             /* bytes of in already searched for the end of the head */
@@ -64,11 +77,13 @@ struct lx_front {
     struct lx_chunked chunked;
     uint64_t body_left;         /* LX_BODY_LENGTH: bytes still to come */
     char method[16];            /* the current request's, for the access log of an error answered here */
-    char *target;               /* owned: the same, its target */
+    char *target;               /* owned: the same, its target (its first LX_FRONT_LOG_TARGET bytes) */
+    size_t target_len;
     double t_first;             /* lx_now_ms_f at the current request's first byte; 0 before it */
-    void *ctx;                  /* borrowed: MHD's request, from lx_front_set_request to lx_front_request_done */
-    bool waiting;               /* MHD parked that request: its answer is not ready */
-    bool answered;              /* MHD wrote bytes of that request's answer */
+    void *ctx;                  /* borrowed: the request being answered (MHD's, from lx_front_set_request to
+                                 * lx_front_request_done, or dreq), what hooks.client_gone gets */
+    bool waiting;               /* the request's answer is not ready (MHD parked it, or it is dreq) */
+    bool answered;              /* bytes of that request's answer went out */
     bool probed;                /* the 100 Continue probe went out for it */
     bool fin;                   /* the client shut its sending side (or closed): a FIN arrived */
     bool eof;                   /* ... and everything before it has been read */
@@ -77,9 +92,11 @@ struct lx_front {
     bool busy;                  /* counted in F.busy */
     bool lingering;             /* counted in F.lingering */
     enum timer_kind timer_kind;
-    struct lx_watch *ev_read;      /* owned: cfd readable, while a request is read or while lingering */
-    struct lx_watch *ev_write;     /* owned: cfd writable, while out holds bytes the socket did not take */
-    struct lx_watch *ev_fin;       /* owned: the client's FIN (LX_WATCH_CLOSED) while MHD has its request */
+    struct lx_watch *ev_read;      /* owned: cfd readable, until its FIN, unless `in` holds LX_FRONT_AHEAD */
+    struct lx_watch *ev_write;     /* owned: cfd writable, while out holds bytes the socket did not take; also
+                                    * made active to run client_write_cb soon (lx_front_kick) */
+    struct lx_watch *ev_fin;       /* owned: the client's FIN (LX_WATCH_CLOSED) while a request is answered
+                                    * and ev_read is off */
     struct lx_watch *ev_mhd_read;  /* owned: MHD wrote to the pair */
     struct lx_watch *ev_mhd_write; /* owned: the pair has room for fwd */
     struct lx_timer *timer;        /* owned: see timer_kind */
@@ -89,9 +106,9 @@ struct lx_front {
 
 static struct {
     struct lx_config *cfg;      /* ref held: the limits new requests are read under */
-    void (*client_gone)(void *ctx);
-    void (*idle)(void);
+    struct lx_front_hooks hooks;
     size_t max_head;            /* the largest head MHD's connection pool takes */
+    size_t serving;             /* requests being answered here */
     struct lx_front *all;
     size_t busy;                /* records with bytes to send or a request half read */
     size_t lingering;
@@ -101,6 +118,7 @@ static struct {
 
 static void enter_done(struct lx_front *f);
 static void flush_client(struct lx_front *f);
+static void watch_client(struct lx_front *f);
 static void half_closed(struct lx_front *f);
 static void log_cut_short(struct lx_front *f);
 
@@ -118,6 +136,8 @@ static void front_free(struct lx_front *f)
         F.busy--;
     if (f->lingering)
         F.lingering--;
+    if (f->count)
+        (*f->count)--;
     if (f->cfd >= 0)
         close(f->cfd);
     if (f->afd >= 0)
@@ -148,10 +168,10 @@ static void settle(struct lx_front *f)
         else
             F.busy--;
     }
-    if (f->cfd < 0 && f->afd < 0 && !f->mhd_open)
+    if (f->cfd < 0 && f->afd < 0 && !f->mhd_open && !f->dreq)
         front_free(f);
-    if (before && !F.busy && F.idle)
-        F.idle();
+    if (before && !F.busy && F.hooks.idle)
+        F.hooks.idle();
 }
 
 static void timer_start(struct lx_front *f, enum timer_kind kind, long ms)
@@ -216,7 +236,10 @@ static void client_lost(struct lx_front *f, const char *why)
     lx_debug("front: client connection lost (%s)", why);
     close_client(f);
     if (f->ctx)
-        F.client_gone(f->ctx); /* MHD's request is aborted; our closed pair end then ends it in MHD */
+        F.hooks.client_gone(f->ctx); /* the request is aborted; MHD then fails on our closed pair end, and
+                                      * one answered here is finished by client_write_cb */
+    if (f->dreq)
+        lx_front_kick(f);
     else if (f->phase == PH_BODY)
         log_cut_short(f);
     enter_done(f);
@@ -251,7 +274,10 @@ static void read_mhd(struct lx_front *f)
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             break;
         close_mhd(f);
-        enter_done(f);
+        if (f->dreq)
+            f->head.close = true; /* MHD let go: the connection ends after the answer given here */
+        else
+            enter_done(f);
     }
     mhd_read_flow(f);
 }
@@ -303,6 +329,8 @@ static void flush_client(struct lx_front *f)
         ssize_t n = send(f->cfd, lx_buf_head(&f->out), lx_buf_avail(&f->out), MSG_NOSIGNAL);
         if (n > 0) {
             lx_buf_consume(&f->out, (size_t)n);
+            if (lx_buf_avail(&f->out) == 0)
+                lx_buf_free(&f->out); /* between a stream's events, hold no send buffer */
             progress = true;
             f->poked |= f->fin;
             continue;
@@ -340,12 +368,58 @@ static void flush_client(struct lx_front *f)
     }
 }
 
+static void next_request(struct lx_front *f);
+static void process(struct lx_front *f);
+
+/* Collect what is ready of the answer of the request answered here, send it, and finish the request
+ * once its whole answer is sent (or its client is gone). */
+static void pump_direct(struct lx_front *f)
+{
+    while (f->dreq) {
+        size_t unsent = lx_buf_avail(&f->out);
+        enum lx_direct_step st = LX_DIRECT_GONE;
+        if (f->cfd >= 0)
+            st = lx_direct_pump(f->dreq, &f->out, unsent < LX_FRONT_STREAM_ROOM ? LX_FRONT_STREAM_ROOM - unsent : 0);
+        if (lx_direct_answered(f->dreq))
+            f->answered = true;
+        bool added = lx_buf_avail(&f->out) > unsent;
+        if (added)
+            flush_client(f);
+        if (st == LX_DIRECT_WAIT) {
+            if (f->cfd < 0 || !added || lx_buf_avail(&f->out) > 0)
+                return; /* nothing new, or the socket is full: client_write_cb comes back */
+            continue;   /* the socket took it all: there may be more */
+        }
+        if (st != LX_DIRECT_GONE && f->cfd >= 0 && lx_buf_avail(&f->out) > 0)
+            return; /* the rest goes when the socket takes it; client_write_cb comes back here */
+        struct lx_req *req = f->dreq;
+        f->dreq = NULL;
+        f->ctx = NULL;
+        F.serving--;
+        lx_direct_finish(req, st == LX_DIRECT_END && f->cfd >= 0);
+        if (st == LX_DIRECT_CUT) {
+            enter_done(f);
+        } else {
+            next_request(f);
+            if (f->phase == PH_HEAD)
+                process(f); /* pipelined requests, or the FIN that ends the connection */
+        }
+        if (F.hooks.idle)
+            F.hooks.idle();
+        return;
+    }
+}
+
 static void client_write_cb(int fd, unsigned what, void *arg)
 {
     (void)fd;
     (void)what;
     struct lx_front *f = arg;
     flush_client(f);
+    if (f->dreq)
+        pump_direct(f);
+    else if (f->phase == PH_HEAD && (lx_buf_avail(&f->in) > 0 || f->eof))
+        process(f); /* lx_front_request_done left the next request for a loop callback */
     settle(f);
 }
 
@@ -463,25 +537,91 @@ static void remember_request_line(struct lx_front *f)
         f->target[i] = c < 0x20 || c == 0x7f ? '?' : (char)c;
     }
     f->target[n] = '\0';
+    f->target_len = n;
 }
 
 /* --- reading requests --- */
 
 /* The request is whole: hand it to MHD and watch the client while MHD works on it. */
+/* The path of a request the front may answer itself: an origin-form target without percent-encoding
+ * (MHD decodes those), HTTP/1.1, on a listener that allows it, of an endpoint hooks.direct names. */
+static bool direct_path(struct lx_front *f, size_t *path_len)
+{
+    if (!f->direct_ok || !F.hooks.direct || f->head.http10 || !f->target || f->target[0] != '/')
+        return false;
+    const char *q = memchr(f->target, '?', f->target_len);
+    size_t n = q ? (size_t)(q - f->target) : f->target_len;
+    if (memchr(f->target, '%', n) || (!q && f->target_len < f->head.target_len))
+        return false; /* percent-encoded (MHD decodes it), or longer than the copy kept of it */
+    *path_len = n;
+    return F.hooks.direct(f->method, strlen(f->method), f->target, n);
+}
+
+/* The request is answered here: make it and dispatch it (direct.c). */
+static void serve_direct(struct lx_front *f, size_t path_len)
+{
+    struct lx_direct_start s = {
+        .cfg = F.cfg,
+        .route = F.hooks.route,
+        .reason = F.hooks.reason,
+        .method = f->method,
+        .method_len = strlen(f->method),
+        .path = f->target,
+        .path_len = path_len,
+        .fields = lx_buf_head(&f->fwd),
+        .fields_len = lx_buf_avail(&f->fwd),
+        .body = &f->body,
+        .t_first = f->t_first,
+        .close = f->head.close,
+    };
+    f->waiting = true;
+    F.serving++;
+    f->dreq = lx_direct_start(f, &s); /* its handler may have answered already: that kicks the write watch */
+    f->ctx = f->dreq;
+    lx_buf_reset(&f->fwd);
+}
+
+/* Give the connection to MHD for its first request that goes there: a socketpair, MHD's end added to
+ * its daemon. False when that failed (out of descriptors, or MHD's own limit). */
+static bool attach_mhd(struct lx_front *f)
+{
+    int afd = F.hooks.attach(f->site, f);
+    if (afd < 0)
+        return false;
+    f->afd = afd;
+    f->mhd_open = true;
+    f->ev_mhd_read = lx_watch_new(afd, LX_WATCH_READ | LX_WATCH_PERSIST, mhd_read_cb, f);
+    f->ev_mhd_write = lx_watch_new(afd, LX_WATCH_WRITE, mhd_write_cb, f);
+    lx_watch_start(f->ev_mhd_read);
+    return true;
+}
+
+/* The request is whole: answer it here, or hand it to MHD, and go on watching the client meanwhile. */
 static void forward(struct lx_front *f)
 {
-    lx_reqhead_finish(&f->fwd, &f->head, f->body.len);
-    lx_buf_append(&f->fwd, f->body.data, f->body.len);
-    lx_buf_free(&f->body);
+    size_t path_len;
+    bool direct = direct_path(f, &path_len);
+    if (!direct && f->afd < 0 && !f->mhd_open && !attach_mhd(f)) {
+        lx_buf_free(&f->fwd);
+        reject(f, 503, "server_busy", "The gateway cannot take this request now (out of connections); try again shortly.");
+        return;
+    }
     f->phase = PH_MHD;
     f->answered = f->waiting = f->probed = false;
-    lx_watch_stop(f->ev_read);
     timer_stop(f);
-    write_mhd(f);
+    if (direct) {
+        serve_direct(f, path_len);
+    } else {
+        lx_reqhead_finish(&f->fwd, &f->head, f->body.len);
+        lx_buf_append(&f->fwd, f->body.data, f->body.len);
+        lx_buf_free(&f->body);
+        write_mhd(f);
+    }
+    if (f->phase != PH_MHD)
+        return;
+    watch_client(f);
     if (f->fin)
         half_closed(f);
-    else
-        lx_watch_start(f->ev_fin);
 }
 
 /* One step on a request head; false when there is nothing to do until more bytes come. */
@@ -552,6 +692,8 @@ static bool read_body(struct lx_front *f)
         f->body_left -= take;
         if (f->body_left == 0)
             rc = LX_OK;
+        if (rc == LX_OK && lx_buf_avail(&f->in) == 0)
+            lx_buf_free(&f->in); /* a stream may last minutes: hold no read buffer while nothing waits */
     } else {
         size_t used;
         rc = lx_chunked_feed(&f->chunked, lx_buf_head(&f->in), n, &used, &f->body, lim->max_body_bytes,
@@ -613,6 +755,8 @@ static void client_read_cb(int fd, unsigned what, void *arg)
     if (n == 0) {
         f->fin = f->eof = true;
         lx_watch_stop(f->ev_read);
+        if (f->phase == PH_MHD)
+            half_closed(f);
     } else {
         if (f->phase == PH_HEAD && lx_buf_avail(&f->in) == 0 && f->t_first == 0) {
             f->t_first = lx_now_ms_f();
@@ -622,9 +766,29 @@ static void client_read_cb(int fd, unsigned what, void *arg)
             arm_read_timer(f);
         }
         lx_buf_append(&f->in, buf, (size_t)n);
+        if (f->phase == PH_MHD)
+            watch_client(f); /* pipelined bytes: stop reading once LX_FRONT_AHEAD of them wait */
     }
     process(f);
     settle(f);
+}
+
+/* While a request is read, or answered with room left in `in`, the client is read; a client that is
+ * LX_FRONT_AHEAD ahead with pipelined requests is only watched for its close until then. */
+static void watch_client(struct lx_front *f)
+{
+    if (f->cfd < 0 || f->phase == PH_DONE)
+        return; /* lingering reads on its own */
+    if (!f->eof && (f->phase != PH_MHD || lx_buf_avail(&f->in) < LX_FRONT_AHEAD)) {
+        lx_watch_stop(f->ev_fin);
+        lx_watch_start(f->ev_read);
+        return;
+    }
+    lx_watch_stop(f->ev_read);
+    if (f->phase == PH_MHD && !f->fin)
+        lx_watch_start(f->ev_fin);
+    else
+        lx_watch_stop(f->ev_fin);
 }
 
 /* A client that sent a FIN while MHD works on its request. It may only have half-closed, so the answer is
@@ -737,10 +901,9 @@ static void enter_done(struct lx_front *f)
 
 /* --- the API --- */
 
-void lx_front_init(void (*client_gone)(void *ctx), void (*idle)(void), size_t max_head)
+void lx_front_init(const struct lx_front_hooks *hooks, size_t max_head)
 {
-    F.client_gone = client_gone;
-    F.idle = idle;
+    F.hooks = *hooks;
     F.max_head = max_head;
     if (F.hup_fd < 0) {
         F.hup_fd = epoll_create1(EPOLL_CLOEXEC);
@@ -756,20 +919,16 @@ void lx_front_set_config(struct lx_config *cfg)
     lx_config_unref(old);
 }
 
-static struct lx_front *front_new(int cfd, int afd)
+static struct lx_front *front_new(int cfd)
 {
     struct lx_front *f = lx_calloc(1, sizeof *f);
     f->cfd = cfd;
-    f->afd = afd;
+    f->afd = -1;
     f->ev_read = lx_watch_new(cfd, LX_WATCH_READ | LX_WATCH_PERSIST, client_read_cb, f);
     f->ev_write = lx_watch_new(cfd, LX_WATCH_WRITE, client_write_cb, f);
     f->ev_fin = lx_watch_new(cfd, LX_WATCH_CLOSED, client_fin_cb, f);
     f->timer = lx_timer_new(timer_cb, f);
     f->send_timer = lx_timer_new(send_timeout_cb, f);
-    if (afd >= 0) {
-        f->ev_mhd_read = lx_watch_new(afd, LX_WATCH_READ | LX_WATCH_PERSIST, mhd_read_cb, f);
-        f->ev_mhd_write = lx_watch_new(afd, LX_WATCH_WRITE, mhd_write_cb, f);
-    }
     f->next = F.all;
     if (F.all)
         F.all->prev = f;
@@ -777,33 +936,45 @@ static struct lx_front *front_new(int cfd, int afd)
     return f;
 }
 
-int lx_front_open(int client_fd, struct lx_front **front)
+struct lx_front *lx_front_open(int client_fd, void *site, bool direct_ok, size_t *count)
 {
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0) {
-        lx_warn("cannot take a client connection: socketpair: %s", strerror(errno));
-        close(client_fd);
-        return -1;
-    }
-    struct lx_front *f = front_new(client_fd, sv[0]);
-    f->mhd_open = true;
+    struct lx_front *f = front_new(client_fd);
+    f->site = site;
+    f->direct_ok = direct_ok;
+    f->count = count;
+    if (count)
+        (*count)++;
     lx_watch_start(f->ev_read);
-    lx_watch_start(f->ev_mhd_read);
     /* The first request's read timeout runs from the connection's start. */
     long ms = F.cfg->server->limits.read_timeout_ms;
     timer_start(f, ms > 0 ? T_READ : T_IDLE, ms > 0 ? ms : LX_FRONT_IDLE_MS);
-    *front = f;
-    return sv[1];
+    return f;
 }
 
 void lx_front_mhd_closed(struct lx_front *f)
 {
     f->mhd_open = false;
+    if (f->dreq) {
+        close_mhd(f); /* idle in MHD while the request answered here goes on; the connection ends after it */
+        f->head.close = true;
+        settle(f);
+        return;
+    }
     f->ctx = NULL;
     if (f->afd >= 0)
         read_mhd(f); /* its last bytes, then the end of the pair */
     enter_done(f);
     settle(f);
+}
+
+int lx_front_fd(const struct lx_front *f)
+{
+    return f->cfd;
+}
+
+void lx_front_kick(struct lx_front *f)
+{
+    lx_watch_activate(f->ev_write);
 }
 
 double lx_front_set_request(struct lx_front *f, void *ctx)
@@ -819,6 +990,27 @@ void lx_front_waiting(struct lx_front *f)
         half_closed(f);
 }
 
+/* The request being answered is over (its answer is all out, or on its way in out): read the next. */
+static void next_request(struct lx_front *f)
+{
+    if (f->phase != PH_MHD)
+        return;
+    hup_unwatch(f);
+    f->t_first = 0;
+    if (f->head.close) {
+        enter_done(f);
+        return;
+    }
+    f->phase = PH_HEAD;
+    watch_client(f); /* after a FIN too: requests may wait before it */
+    if (lx_buf_avail(&f->in)) {
+        f->t_first = lx_now_ms_f();
+        arm_read_timer(f);
+    } else {
+        timer_start(f, T_IDLE, LX_FRONT_IDLE_MS);
+    }
+}
+
 void lx_front_request_done(struct lx_front *f)
 {
     f->ctx = NULL;
@@ -826,34 +1018,17 @@ void lx_front_request_done(struct lx_front *f)
         return;
     read_mhd(f); /* MHD wrote the whole answer before telling us: take it before the next request's */
     flush_client(f);
-    if (f->phase != PH_MHD) {
-        settle(f);
-        return;
-    }
-    lx_watch_stop(f->ev_fin);
-    hup_unwatch(f);
-    f->t_first = 0;
-    if (f->head.close) {
-        enter_done(f);
-        settle(f);
-        return;
-    }
-    f->phase = PH_HEAD;
-    if (!f->eof)
-        lx_watch_start(f->ev_read); /* after a FIN too: requests may wait before it */
-    if (lx_buf_avail(&f->in)) {
-        f->t_first = lx_now_ms_f();
-        arm_read_timer(f);
-    } else {
-        timer_start(f, T_IDLE, LX_FRONT_IDLE_MS);
-    }
-    process(f);
+    next_request(f);
+    /* A request waiting in `in` is read from a loop callback, not inside MHD's: it may be one answered
+     * here, whose handler must not run inside MHD. */
+    if (f->phase == PH_HEAD && (lx_buf_avail(&f->in) || f->eof))
+        lx_front_kick(f);
     settle(f);
 }
 
 void lx_front_refuse(int client_fd, const struct lx_error *e)
 {
-    struct lx_front *f = front_new(client_fd, -1);
+    struct lx_front *f = front_new(client_fd);
     append_error_response(&f->out, e, NULL);
     f->phase = PH_DONE;
     flush_client(f);
@@ -865,9 +1040,32 @@ size_t lx_front_busy(void)
     return F.busy;
 }
 
+size_t lx_front_serving(void)
+{
+    return F.serving;
+}
+
+void lx_front_abort_all(void)
+{
+    for (struct lx_front *f = F.all; f; f = f->next)
+        if (f->dreq && !f->dreq->client_gone)
+            lx_req_client_gone(f->dreq);
+}
+
 void lx_front_shutdown(void)
 {
-    F.idle = NULL;
+    F.hooks.idle = NULL;
+    for (struct lx_front *f = F.all; f; f = f->next) {
+        if (!f->dreq)
+            continue;
+        struct lx_req *req = f->dreq;
+        f->dreq = NULL;
+        f->ctx = NULL;
+        F.serving--;
+        if (!req->client_gone)
+            lx_req_client_gone(req);
+        lx_direct_finish(req, false);
+    }
     while (F.all)
         front_free(F.all);
     F.busy = F.lingering = 0;

@@ -11,11 +11,12 @@
  *   which leaves thousands of clients in the listen queue when the loop is busy. That is also where
  *   limits.max_connections turns clients away, with a 503.
  * - MHD never reads a client socket. Each client connection has a front (front.c) that reads the
- *   client, checks every request's framing, and hands MHD one whole canonical request at a time over a
- *   socketpair (MHD_add_connection gets MHD's end); MHD 0.9.75 cannot be made strict by its options,
- *   and it reads ahead, so checking what it reads from the client itself could never keep up. The front
- *   also owns the client-side time limits (limits.read_timeout_ms, keep-alive idle) and sees a client
- *   leave while MHD has its request suspended: it calls front_gone_cb.
+ *   client, checks every request's framing, answers the hot endpoints itself (direct.c, as MHD would),
+ *   and hands MHD every other request, one whole canonical request at a time, over a socketpair made
+ *   when the connection first needs one (attach_cb: MHD_add_connection gets MHD's end); MHD 0.9.75
+ *   cannot be made strict by its options, and it reads ahead, so checking what it reads from the client
+ *   itself could never keep up. The front also owns the client-side time limits (limits.read_timeout_ms,
+ *   keep-alive idle) and sees a client leave while its request is answered: it calls front_gone_cb.
  * - There are one or two listeners (the main address, and admin_listen), each its own MHD daemon. */
 #include "mhd.h"
 #include "conf.h"
@@ -42,6 +43,7 @@
 #include <unistd.h>
 
 #define LX_STREAM_BLOCK (16u * 1024)
+#define LX_LISTEN_BACKLOG 4096 /* connections the kernel queues before accept */
 
 /* One listening address served by its own MHD daemon. */
 struct listener {
@@ -53,7 +55,7 @@ struct listener {
     int fd;
     int port;
     bool admin;
-    size_t n_conns;                /* connections MHD holds */
+    size_t n_conns;                /* client connections open (their fronts) */
 };
 
 static struct {
@@ -232,17 +234,16 @@ static void notify_connection_cb(void *cls, struct MHD_Connection *mc, void **so
 {
     (void)mc;
     struct listener *l = cls;
+    (void)l;
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
         *socket_context = H.adding; /* MHD_add_connection calls this before it returns */
         H.adding = NULL;
-        l->n_conns++;
         return;
     }
     struct lx_front *f = *socket_context;
     if (!f)
         return;
     *socket_context = NULL;
-    l->n_conns--;
     lx_front_mhd_closed(f);
 }
 
@@ -312,7 +313,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
 static void idle_cb(void *arg)
 {
     (void)arg;
-    if (H.on_idle && H.n_live == 0 && lx_front_busy() == 0) {
+    if (H.on_idle && lx_http_live() == 0 && lx_front_busy() == 0) {
         void (*f)(void) = H.on_idle;
         H.on_idle = NULL;
         f();
@@ -322,7 +323,7 @@ static void idle_cb(void *arg)
 /* Nothing is live and no front has bytes to send: the drain at shutdown may end (from the loop). */
 static void front_idle_cb(void)
 {
-    if (H.on_idle && H.n_live == 0)
+    if (H.on_idle && lx_http_live() == 0)
         lx_defer(idle_cb, NULL);
 }
 
@@ -382,12 +383,14 @@ static void pause_accepting(struct listener *l)
     lx_timer_start(l->ev_accept_pause, 100);
 }
 
+/* Everything the kernel has queued (the listen backlog is LX_LISTEN_BACKLOG): under load one turn of the
+ * loop relays events for thousands of streams, and accepting only a slice of the queue per turn left new
+ * clients waiting in it for many turns (their first event late at 5,000 streams). */
 static void accept_cb(int fd, unsigned what, void *arg)
 {
     (void)what;
     struct listener *l = arg;
-    bool added = false;
-    for (int i = 0; i < 256; i++) {
+    for (int i = 0; i < LX_LISTEN_BACKLOG; i++) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof ss;
         int c = accept4((int)fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -404,22 +407,40 @@ static void accept_cb(int fd, unsigned what, void *arg)
             refuse_busy(c);
             continue;
         }
-        struct lx_front *f;
-        int mhd_fd = lx_front_open(c, &f);
-        if (mhd_fd < 0) {
-            pause_accepting(l); /* no descriptors for the pair; the client was closed */
-            break;
-        }
-        /* MHD owns its end from here, and closes it itself if it refuses it (its own limit). */
-        H.adding = f;
-        if (MHD_add_connection(l->daemon, mhd_fd, (struct sockaddr *)&ss, sl) != MHD_YES) {
-            H.adding = NULL;
-            lx_front_mhd_closed(f);
-        }
-        added = true;
+        lx_front_open(c, l, !l->admin, &l->n_conns);
     }
-    if (added)
-        mhd_run(l);
+}
+
+/* The front needs MHD for a request of this connection (hooks.attach): a socketpair, MHD's end added to
+ * the listener's daemon. From the front's loop callbacks, never inside MHD. */
+static int attach_cb(void *site, struct lx_front *f)
+{
+    struct listener *l = site;
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0) {
+        lx_warn("cannot hand a request to the HTTP server: socketpair: %s", strerror(errno));
+        return -1;
+    }
+    /* MHD keeps the address for its own use only: the client's, as if MHD had accepted it. */
+    struct sockaddr_storage ss = {.ss_family = AF_UNIX};
+    socklen_t sl = sizeof ss;
+    if (getpeername(lx_front_fd(f), (struct sockaddr *)&ss, &sl) != 0)
+        sl = sizeof(sa_family_t);
+    /* MHD owns its end from here, and closes it itself if it refuses it (its own limit). */
+    H.adding = f;
+    if (MHD_add_connection(l->daemon, sv[1], (struct sockaddr *)&ss, sl) != MHD_YES) {
+        H.adding = NULL;
+        close(sv[0]);
+        return -1;
+    }
+    lx_watch_activate(l->ev_epoll);
+    return sv[0];
+}
+
+static const char *reason_cb(int status)
+{
+    const char *r = MHD_get_reason_phrase_for((unsigned)status);
+    return r && *r ? r : "Unknown";
 }
 
 /* --- lifecycle --- */
@@ -446,7 +467,7 @@ static int open_listener(struct listener *l, const char *addr, char *err, size_t
     int one = 1;
     if (fd >= 0)
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (fd < 0 || bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 4096) != 0) {
+    if (fd < 0 || bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, LX_LISTEN_BACKLOG) != 0) {
         snprintf(err, errlen, "listen: cannot listen on %s: %s", addr, strerror(errno));
         if (fd >= 0)
             close(fd);
@@ -518,17 +539,19 @@ static void listener_close(struct listener *l)
     }
 }
 
-int lx_http_start(struct lx_config *cfg, void (*route)(struct lx_req *req), char *err, size_t errlen)
+int lx_http_start(struct lx_config *cfg, void (*route)(struct lx_req *req),
+                  bool (*direct)(const char *method, size_t method_len, const char *path, size_t path_len), char *err,
+                  size_t errlen)
 {
     H.route = route;
     H.cfg = lx_config_ref(cfg);
     lx_front_set_config(cfg);
-    /* Each client takes three descriptors (its socket and the pair to MHD) and may hold an upstream
-     * connection too: a quarter of the descriptors each, less some spare. */
+    /* Each client takes its socket and may hold an upstream connection; one that MHD serves takes the pair
+     * to MHD too: a third of the descriptors each, less some spare. */
     struct rlimit rl;
     unsigned limit = 250;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur > 256)
-        limit = (unsigned)((rl.rlim_cur - 64) / 4);
+        limit = (unsigned)((rl.rlim_cur - 64) / 3);
     if (cfg->server->limits.max_connections > (long)limit)
         lx_info("the descriptor limit allows about %u client connections, below limits.max_connections (%ld); "
                 "raise LimitNOFILE or ulimit -n for more", limit, cfg->server->limits.max_connections);
@@ -539,7 +562,15 @@ int lx_http_start(struct lx_config *cfg, void (*route)(struct lx_req *req), char
     size_t pool = 64 * 1024;
     if ((size_t)cfg->server->limits.max_header_bytes + 32 * 1024 > pool)
         pool = (size_t)cfg->server->limits.max_header_bytes + 32 * 1024;
-    lx_front_init(front_gone_cb, front_idle_cb, pool - 32 * 1024);
+    struct lx_front_hooks hooks = {
+        .client_gone = front_gone_cb,
+        .idle = front_idle_cb,
+        .attach = attach_cb,
+        .direct = direct,
+        .route = route,
+        .reason = reason_cb,
+    };
+    lx_front_init(&hooks, pool - 32 * 1024);
     if (listener_start(&H.main, cfg->server->listen, limit, pool, err, errlen) != LX_OK)
         return LX_ERR;
     if (cfg->server->admin_listen && listener_start(&H.admin, cfg->server->admin_listen, 64, pool, err, errlen) != LX_OK)
@@ -554,7 +585,7 @@ int lx_http_port(void)
 
 size_t lx_http_live(void)
 {
-    return H.n_live;
+    return H.n_live + lx_front_serving();
 }
 
 size_t lx_http_connections(void)
@@ -567,7 +598,7 @@ void lx_http_quiesce(void (*on_idle)(void))
     listener_close(&H.main);
     listener_close(&H.admin);
     H.on_idle = on_idle;
-    if (H.n_live == 0)
+    if (lx_http_live() == 0)
         lx_defer(idle_cb, NULL);
 }
 
@@ -576,6 +607,7 @@ void lx_http_abort_all(void)
     for (struct mhd_req *r = H.live; r; r = r->next)
         if (r->req.state != LX_REQ_FINISHED)
             lx_req_client_gone(&r->req);
+    lx_front_abort_all();
 }
 
 static void listener_stop(struct listener *l)
@@ -598,6 +630,7 @@ void lx_http_stop(void)
 {
     for (struct mhd_req *r = H.live; r; r = r->next)
         lx_req_client_gone(&r->req);
+    lx_front_abort_all();
     listener_stop(&H.main);
     listener_stop(&H.admin);
     lx_front_shutdown();

@@ -10,8 +10,12 @@ struct lx_config;
 struct lx_req;
 
 /* Bind the server section's listen ("HOST:PORT", port 0 = any free port), and admin_listen if set, and
- * start serving; prints the bound addresses. Each request whose body is in goes to route. */
-int lx_http_start(struct lx_config *cfg, void (*route)(struct lx_req *req), char *err, size_t errlen);
+ * start serving; prints the bound addresses. Each request whose body is in goes to route. Requests on
+ * the main address for which direct(METHOD, path) says true are answered by the connection front itself
+ * rather than MHD (the hot path, front.h); direct may be NULL. */
+int lx_http_start(struct lx_config *cfg, void (*route)(struct lx_req *req),
+                  bool (*direct)(const char *method, size_t method_len, const char *path, size_t path_len), char *err,
+                  size_t errlen);
 /* New requests run under cfg from now on (a reference is taken); requests in flight keep theirs. */
 void lx_http_set_config(struct lx_config *cfg);
 /* The port actually bound. */

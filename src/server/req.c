@@ -86,15 +86,28 @@ void lx_req_set_request_id(struct lx_req *req, const char *client)
         memcpy(req->request_id, client, n + 1);
         return;
     }
+    /* Random bytes are drawn 64 ids at a time: one getrandom(2) per 64 requests, not one each. */
+    static unsigned char pool[64 * 16];
+    static size_t used = sizeof pool;
     unsigned char r[16];
-    if (getrandom(r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r) {
+    if (used == sizeof pool) {
+        used = getrandom(pool, sizeof pool, GRND_NONBLOCK) == (ssize_t)sizeof pool ? 0 : sizeof pool;
+    }
+    if (used < sizeof pool) {
+        memcpy(r, pool + used, sizeof r);
+        used += sizeof r;
+    } else {
         /* No entropy yet (early boot): unique is enough for an id. */
         uint64_t a = req->id, b = (uint64_t)(lx_now_ms_f() * 1000.0);
         memcpy(r, &a, 8);
         memcpy(r + 8, &b, 8);
     }
-    for (size_t i = 0; i < sizeof r; i++)
-        snprintf(req->request_id + 2 * i, 3, "%02x", r[i]);
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < sizeof r; i++) {
+        req->request_id[2 * i] = hex[r[i] >> 4];
+        req->request_id[2 * i + 1] = hex[r[i] & 15];
+    }
+    req->request_id[2 * sizeof r] = '\0';
 }
 
 struct lx_req *lx_req_hold(struct lx_req *req)

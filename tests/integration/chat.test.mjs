@@ -83,6 +83,21 @@ test('stream events reach the client as they are produced, not at the end', asyn
   while (!(await reader.read()).done);
 });
 
+test('a lone model\'s stream opening reaches the client at once, before the upstream has any content', { timeout: 30000 }, async () => {
+  // The second event comes a minute later: with one model only, nothing else could answer, so llmux has no
+  // reason to hold the role chunk back until content arrives (with fallbacks it does, see resilience tests).
+  const res = await postChat(gw.base, { model: 'up/gpt-x;chunks=2;interval=60000', stream: true, messages: userMsg('a b') });
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get('x-llmux-model'), 'up/gpt-x;chunks=2;interval=60000');
+  const reader = res.body.getReader();
+  let first = '';
+  while (!first.includes('\n\n')) first += new TextDecoder().decode((await reader.read()).value);
+  const chunk = JSON.parse(sseData(first)[0]);
+  assert.equal(chunk.choices[0].delta.role, 'assistant');
+  assert.ok(!chunk.choices[0].delta.content);
+  await reader.cancel();
+});
+
 test('built-in mock provider answers offline, stream and non-stream', async () => {
   const res = await postChat(gw.base, { model: 'offline', messages: userMsg('no network needed') });
   const body = await res.json();
@@ -133,6 +148,24 @@ test('one JSON access-log line per request with id, route, model, provider, stat
   assert.equal(line.completion_tokens, body.usage.completion_tokens);
   assert.ok(line.bytes_in > 0 && line.bytes_out > 0);
   assert.ok(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/.test(line.time));
+});
+
+test('streams reuse the connections earlier streams left open, and open new ones only when all are busy', async () => {
+  // llmux asks curl for a fresh connection when none to the upstream is known to be idle (curl's own search
+  // walks every connection it has): rounds of 5 streams at once still need 5 connections in all.
+  const before = await mock.stats();
+  for (let round = 0; round < 3; round++) {
+    const texts = await Promise.all(Array.from({ length: 5 }, async (_, i) => {
+      const res = await postChat(gw.base, { model: 'up/reuse;chunks=3;interval=20', stream: true, messages: userMsg(`r${round} s${i}`) });
+      assert.equal(res.status, 200);
+      return res.text();
+    }));
+    for (const t of texts) assert.equal(sseData(t).at(-1), '[DONE]');
+  }
+  const after = await mock.stats();
+  assert.equal(after.requests - before.requests, 15);
+  // 5 for the streams, plus one for each stats request.
+  assert.ok(after.connections_total - before.connections_total <= 5 + 2, `new upstream connections: ${after.connections_total - before.connections_total}`);
 });
 
 test('upstream connections are reused across requests (keep-alive)', async () => {

@@ -345,9 +345,9 @@ static struct answer *answer_new(json_t *body, const struct script *sc)
         a->cuts = cut_utf8(a->text, a->text_len, (size_t)sc->chunks, &a->npieces);
         a->completion_tokens = count_words(a->text, a->text_len);
     }
-    /* Events: role, content (or first tool call) pieces, the other tool calls, finish, usage if asked for,
-     * [DONE]. */
-    a->src.count = a->npieces + 3 + (size_t)a->include_usage + (size_t)(a->ntools > 1 ? a->ntools - 1 : 0);
+    /* Events: role, content (or first tool call) pieces, the other tool calls, finish (with the usage
+     * chunk right behind it when asked for, as OpenAI sends them: no interval between the two), [DONE]. */
+    a->src.count = a->npieces + 3 + (size_t)(a->ntools > 1 ? a->ntools - 1 : 0);
     free(last.s);
     free(tool.s);
     return a;
@@ -520,11 +520,12 @@ static void answer_emit(struct event_source *src, size_t step, struct evbuffer *
         add_event(dst, chunk_event(a, must(json_pack("{s:[o]}", "tool_calls", more_tool_call(a, k, 1))), NULL));
     } else if (step == n + (a->ntools > 1 ? (size_t)a->ntools : 1)) {
         add_event(dst, chunk_event(a, must(json_object()), answer_finish(a)));
-    } else if (step == n + (a->ntools > 1 ? (size_t)a->ntools : 1) + 1 && a->include_usage) {
-        json_t *obj = answer_envelope(a, "chat.completion.chunk");
-        json_object_set_new(obj, "choices", must(json_array()));
-        json_object_set_new(obj, "usage", answer_usage(a));
-        add_event(dst, obj);
+        if (a->include_usage) {
+            json_t *obj = answer_envelope(a, "chat.completion.chunk");
+            json_object_set_new(obj, "choices", must(json_array()));
+            json_object_set_new(obj, "usage", answer_usage(a));
+            add_event(dst, obj);
+        }
     } else {
         buf_add(dst, "data: [DONE]\n\n", 14);
     }

@@ -176,7 +176,7 @@ static void test_resilience_keys(void **state)
     (void)state;
     char err[512];
     struct lx_config *c = load("{\"retries\":{\"max\":4,\"base_delay_ms\":50},\"providers\":{\"o\":{\"type\":\"openai\","
-                               "\"retries\":{\"max\":1},\"max_concurrency\":8,\"queue_timeout_ms\":0,\"cooldown\":"
+                               "\"retries\":{\"max\":1},\"max_concurrency\":8,\"queue_timeout_ms\":0,\"passthrough\":false,\"cooldown\":"
                                "{\"failures\":3}},\"m\":{\"type\":\"mock\"}},\"aliases\":{\"l\":[\"o/a\",\"m/b\"],\"h\":"
                                "{\"models\":[\"o/a\",\"m/b\"],\"hedge_ms\":0},\"s\":\"m/c\"}}", err);
     assert_non_null(c);
@@ -186,6 +186,8 @@ static void test_resilience_keys(void **state)
     assert_int_equal(o->retries.max_delay_ms, 20000);
     assert_int_equal(o->max_concurrency, 8);
     assert_int_equal(o->queue_timeout_ms, 0);
+    assert_false(o->passthrough);
+    assert_true(m->passthrough); /* the default */
     assert_int_equal(o->cooldown.failures, 3);
     assert_int_equal(o->cooldown.period_ms, 30000);
     assert_int_equal(m->retries.max, 4);
@@ -205,6 +207,8 @@ static void test_resilience_keys(void **state)
     expect_error("{\"retries\":{\"max\":11}}", "retries.max");
     expect_error("{\"retries\":{\"tries\":1}}", "retries.tries: unknown key");
     expect_error("{\"providers\":{\"x\":{\"type\":\"mock\",\"max_concurrency\":-1}}}", "providers.x.max_concurrency");
+    expect_error("{\"providers\":{\"x\":{\"type\":\"mock\",\"passthrough\":1}}}",
+                 "providers.x.passthrough: expected true or false");
     expect_error("{\"providers\":{\"x\":{\"type\":\"mock\",\"cooldown\":{\"after\":1}}}}",
                  "providers.x.cooldown.after: unknown key");
     expect_error("{\"providers\":{\"x\":{\"type\":\"mock\"}},\"aliases\":{\"f\":[]}}", "aliases.f");
