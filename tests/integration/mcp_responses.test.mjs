@@ -176,6 +176,20 @@ test('previous_response_id after an MCP turn: the upstream gets the call and its
   assert.deepEqual((await mock.last()).body.messages, sent);
 });
 
+test('a conversation keeps the turn\'s MCP items, and its next turn sends the call upstream', async () => {
+  const conv = await (await fetch(`${gw.base}/v1/conversations`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).json();
+  const first = await post({ model: 'up/x;calls=echo', input: 'conv turn', tools: [mcp('t', { allowed_tools: ['echo'] })], conversation: conv.id, stream: true });
+  assert.equal(first.status, 200);
+  const items = (await (await fetch(`${gw.base}/v1/conversations/${conv.id}/items?order=asc`)).json()).data;
+  assert.deepEqual(items.map((i) => i.type), ['message', 'mcp_list_tools', 'mcp_call', 'message']);
+  assert.equal(items[2].output, 'echo: conv turn');
+  assert.equal((await post({ model: 'up/x', input: 'next', conversation: conv.id })).status, 200);
+  const sent = (await mock.last()).body.messages;
+  assert.deepEqual(sent.map((m) => m.role), ['user', 'assistant', 'tool', 'assistant', 'user']);
+  assert.equal(sent[1].tool_calls[0].function.name, 't__echo');
+  assert.equal(sent[2].content, 'echo: conv turn');
+});
+
 test('an alias with mcp servers runs them on /v1/responses', async () => {
   const resp = (await post({ model: 'agent', input: 'hi' })).json;
   assert.deepEqual(resp.output.map((i) => i.type), ['mcp_list_tools', 'mcp_call', 'message']);
@@ -215,6 +229,17 @@ test('x-llmux-timeout-ms spans the loop on /v1/responses: a hanging tool is canc
   assert.equal(r.json.error.code, 'deadline_exceeded');
   await eventually(async () => serverEvents(events).slice(before), (e) => e.some((x) => x.ev === 'cancelled' && x.tag === 'deadline-resp'),
     GUARD, 'the tool to be cancelled');
+  // Streamed, the client saw the call begin: it ends as a timed-out call, then the stream with the
+  // deadline's error, and the stored response is failed.
+  const s = await post({ model: 'up/x;calls=hang', input: 'deadline-stream', tools: [mcp('t')], stream: true }, { 'x-llmux-timeout-ms': '800' });
+  const evs = sseData(s.text).map((d) => JSON.parse(d));
+  assert.deepEqual(evs.slice(-2).map((e) => e.type), ['error', 'response.failed']);
+  assert.equal(evs.at(-2).code, 'deadline_exceeded');
+  const failed = await client.responses.retrieve(evs.at(-1).response.id);
+  assert.equal(failed.status, 'failed');
+  const call = failed.output.find((i) => i.type === 'mcp_call');
+  assert.deepEqual([call.status, call.error.type, call.error.code], ['failed', 'mcp_protocol_error', -32001]);
+  assert.ok(evs.some((e) => e.type === 'response.mcp_call.failed'));
 });
 
 test('what llmux does not do is a 400 naming the parameter: approvals, unknown servers, other URLs, tool_choice mcp', async () => {
