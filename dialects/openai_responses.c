@@ -53,19 +53,6 @@ static int opt_number(json_t *root, const char *key, double min, double max, str
 
 /* ---- tools ---- */
 
-/* MCP tools: llmux's tool loop (docs/tools.md) runs them for /v1/chat/completions; running it for a
- * Responses turn (mcp_call items, their stream events, what a stored turn keeps of the rounds) is not
- * built yet, so such a request gets a clear 400 rather than an answer without its tools. */
-static int translate_mcp_tool(json_t *tool, const char *param, json_t *chat_tools, struct lx_error *err)
-{
-    (void)tool;
-    (void)chat_tools;
-    lx_error_bad_request(err, param, "unsupported_tool_type", "%s",
-        "MCP tools do not run on /v1/responses yet: llmux's tool loop serves /v1/chat/completions (docs/tools.md); "
-        "or define the server's tools as function tools and call them from your code.");
-    return LX_ERR;
-}
-
 static int translate_tools(json_t *tools, json_t *chat_tools, struct lx_error *err)
 {
     if (!json_is_array(tools))
@@ -83,11 +70,8 @@ static int translate_tools(json_t *tools, json_t *chat_tools, struct lx_error *e
             lx_error_bad_request(err, p, "missing_required_parameter", "Missing required parameter: '%s'.", p);
             return LX_ERR;
         }
-        if (strcmp(type, "mcp") == 0) {
-            if (translate_mcp_tool(t, p, chat_tools, err) != LX_OK)
-                return LX_ERR;
-            continue;
-        }
+        if (strcmp(type, "mcp") == 0)
+            continue; /* the turn resolves it to a configured server (engine/toolset.c) and runs the loop */
         if (strcmp(type, "function") != 0) {
             lx_error_bad_request(err, p, "unsupported_tool_type",
                 "Tool type '%s' is not supported by llmux: it runs function tools (type 'function') against every "
@@ -189,7 +173,8 @@ static json_t *translate_tool_choice(json_t *tc, json_t *chat_tools, struct lx_e
     }
     if (type && strcmp(type, "mcp") == 0) {
         lx_error_bad_request(err, "tool_choice.type", "unsupported_tool_type",
-                             "MCP tools do not run on /v1/responses yet (llmux's tool loop serves /v1/chat/completions).");
+                             "tool_choice {\"type\": \"mcp\"} is not supported by llmux: its MCP tools are offered "
+                             "with tool_choice 'auto' (or 'required').");
         return NULL;
     }
     lx_error_bad_request(err, "tool_choice.type", "unsupported_tool_type",
@@ -514,6 +499,7 @@ void lx_responses_turn(const struct lx_dialect_req *rq, struct lx_responses_turn
     t->store_explicit = json_is_true(json_object_get(p, "store_explicit"));
     t->truncation_auto = json_is_true(json_object_get(p, "truncation_auto"));
     t->input = json_object_get(p, "input");
+    t->tools = json_object_get(json_object_get(p, "envelope"), "tools");
 }
 
 json_t *lx_responses_envelope(const struct lx_dialect_req *rq)
@@ -556,6 +542,18 @@ static json_t *rs_completion(const struct lx_dialect_req *rq, json_t *completion
     const char *finish = json_string_value(json_object_get(choice, "finish_reason"));
     bool cut = finish && strcmp(finish, "length") == 0;
     json_t *output = json_object_get(resp, "output");
+    /* A tool loop's answer: the tool lists it offered, then the server calls it made, before the last
+     * round's message (the text of earlier rounds is not in a completion; a stream has it). */
+    json_t *llmux = json_object_get(completion, "llmux");
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(llmux, "mcp_list_tools"), i, v)
+        json_array_append_new(output, lx_responses_list_tools_item(v));
+    json_array_foreach(json_object_get(llmux, "tool_calls"), i, v) {
+        json_t *item = lx_responses_mcp_call_item(v);
+        lx_responses_mcp_call_finish(item, v);
+        json_array_append_new(output, item);
+    }
     const char *text = json_string_value(json_object_get(msg, "content"));
     const char *refusal = json_string_value(json_object_get(msg, "refusal"));
     if ((text && *text) || (refusal && *refusal)) {
@@ -567,7 +565,6 @@ static json_t *rs_completion(const struct lx_dialect_req *rq, json_t *completion
             json_array_append_new(content, json_pack("{s:s,s:s}", "type", "refusal", "refusal", refusal));
         json_array_append_new(output, m);
     }
-    size_t i;
     json_t *tc;
     json_array_foreach(json_object_get(msg, "tool_calls"), i, tc) {
         json_t *fn = json_object_get(tc, "function");

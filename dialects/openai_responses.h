@@ -3,7 +3,8 @@
  * turn's facts from the parsed request (id, previous_response_id, conversation, store, truncation), the
  * normalised input items to store, the history prepended (with truncation) once the store returned it, and
  * the final response object of a stream before its closing events are written (so it can be committed
- * first). Items are the Responses API's own JSON (message, function_call, function_call_output).
+ * first). Items are the Responses API's own JSON (message, function_call, function_call_output, and the
+ * remote-MCP mcp_list_tools and mcp_call of a turn that ran server tools).
  * Pure translation: no loop, no store, no sockets. */
 #ifndef LX_OPENAI_RESPONSES_H
 #define LX_OPENAI_RESPONSES_H
@@ -22,6 +23,8 @@ struct lx_responses_turn {
     bool store_explicit;              /* the client said "store": true */
     bool truncation_auto;             /* truncation: "auto" (default "disabled") */
     json_t *input;                    /* this turn's input items, normalised with ids */
+    json_t *tools;                    /* the request's "tools" as sent (an array): its mcp entries name the
+                                       * MCP servers of the turn (engine/toolset.c checks them) */
 };
 void lx_responses_turn(const struct lx_dialect_req *rq, struct lx_responses_turn *t);
 /* The response as it starts (status in_progress, no output): new reference. */

@@ -2,13 +2,15 @@
  * (the pivot), the output items both answer paths build, and the history budget that truncation keeps
  * to. Items llmux cannot carry to a chat model
  * (built-in tool calls, file references) are refused with a 400 naming the item; reasoning items are
- * dropped (they only mean something to the model that wrote them). */
+ * dropped (they only mean something to the model that wrote them); remote-MCP items are checked and
+ * translated by openai_responses_mcp.c. */
 #include "openai_responses_priv.h"
 #include "../src/core/buf.h"
 #include "../src/core/common.h"
 #include "../src/core/ids.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static bool is_str(json_t *v)
@@ -153,8 +155,7 @@ static json_t *norm_message(json_t *item, const char *param, struct lx_error *er
                      status_of(item), "content", parts);
 }
 
-/* A required string field of an item; NULL with err set. */
-static json_t *need_str(json_t *item, const char *key, const char *param, struct lx_error *err)
+json_t *lx_responses_need_str(json_t *item, const char *key, const char *param, struct lx_error *err)
 {
     json_t *v = json_object_get(item, key);
     if (is_str(v))
@@ -184,15 +185,15 @@ static json_t *norm_item(json_t *item, const char *param, struct lx_error *err, 
     if (!type || strcmp(type, "message") == 0)
         return norm_message(item, param, err);
     if (strcmp(type, "function_call") == 0) {
-        json_t *call_id = need_str(item, "call_id", param, err), *name = call_id ? need_str(item, "name", param, err) : NULL;
-        json_t *args = name ? need_str(item, "arguments", param, err) : NULL;
+        json_t *call_id = lx_responses_need_str(item, "call_id", param, err), *name = call_id ? lx_responses_need_str(item, "name", param, err) : NULL;
+        json_t *args = name ? lx_responses_need_str(item, "arguments", param, err) : NULL;
         if (!args)
             return NULL;
         return json_pack("{s:o,s:s,s:o,s:O,s:O,s:O}", "id", id_for(item, "fc"), "type", "function_call", "status",
                          status_of(item), "call_id", call_id, "name", name, "arguments", args);
     }
     if (strcmp(type, "function_call_output") == 0) {
-        json_t *call_id = need_str(item, "call_id", param, err);
+        json_t *call_id = lx_responses_need_str(item, "call_id", param, err);
         if (!call_id)
             return NULL;
         json_t *out = json_object_get(item, "output");
@@ -211,6 +212,10 @@ static json_t *norm_item(json_t *item, const char *param, struct lx_error *err, 
         *skip = true;
         return NULL;
     }
+    if (strncmp(type, "mcp_", 4) == 0 && (strcmp(type, "mcp_list_tools") == 0 || strcmp(type, "mcp_call") == 0 ||
+                                          strcmp(type, "mcp_approval_request") == 0 ||
+                                          strcmp(type, "mcp_approval_response") == 0))
+        return lx_responses_mcp_norm(item, type, param, err);
     if (strcmp(type, "item_reference") == 0) {
         lx_error_bad_request(err, p, "unsupported_item_type",
             "Item references are not supported by llmux: send the item itself, or continue with "
@@ -219,8 +224,8 @@ static json_t *norm_item(json_t *item, const char *param, struct lx_error *err, 
         return NULL;
     }
     lx_error_bad_request(err, p, "unsupported_item_type",
-        "Input item type '%s' is not supported by llmux: it carries messages, function_call and "
-        "function_call_output items (see '%s').",
+        "Input item type '%s' is not supported by llmux: it carries messages, function_call, "
+        "function_call_output, mcp_list_tools and mcp_call items (see '%s').",
         type, p);
     return NULL;
 }
@@ -298,20 +303,64 @@ static json_t *user_content(json_t *parts)
     return out;
 }
 
+/* The assistant message a tool call joins: the last one, given tool_calls, or a new one. */
+static json_t *calling_message(json_t *messages, json_t **assistant)
+{
+    if (!*assistant) {
+        *assistant = json_pack("{s:s,s:n}", "role", "assistant", "content");
+        json_array_append_new(messages, *assistant);
+    }
+    if (!json_object_get(*assistant, "tool_calls"))
+        json_object_set_new(*assistant, "tool_calls", json_array());
+    return json_object_get(*assistant, "tool_calls");
+}
+
+/* A run of mcp_call items is one assistant message calling them all, then their results: the shape the
+ * model produced them in (a round's calls, then the loop's tool messages). */
+static void flush_results(json_t *messages, json_t *pending, json_t **assistant)
+{
+    if (!json_array_size(pending))
+        return;
+    json_array_extend(messages, pending);
+    json_array_clear(pending);
+    *assistant = NULL;
+}
+
+static void mcp_call_to_chat(json_t *item, json_t *messages, json_t *pending, json_t **assistant)
+{
+    char *name = lx_responses_mcp_function_name(item), *text = lx_responses_mcp_result_text(item);
+    const char *id = str(item, "id") ? str(item, "id") : "", *args = str(item, "arguments");
+    json_array_append_new(calling_message(messages, assistant),
+                          json_pack("{s:s,s:s,s:{s:s,s:s}}", "id", id, "type", "function", "function", "name", name,
+                                    "arguments", args && *args ? args : "{}"));
+    json_array_append_new(pending, json_pack("{s:s,s:s,s:s}", "role", "tool", "tool_call_id", id, "content", text));
+    free(name);
+    free(text);
+}
+
 int lx_responses_items_to_messages(json_t *items, const char *prefix, json_t *messages, struct lx_error *err)
 {
     json_t *assistant = NULL; /* borrowed: the last assistant message, which function calls join */
+    json_t *pending = json_array(); /* the tool messages of a run of mcp_call items */
     size_t i;
     json_t *item;
     json_array_foreach(items, i, item) {
         const char *type = str(item, "type");
         char p[256];
         snprintf(p, sizeof p, "%.200s[%zu]", prefix, i);
+        if (type && strcmp(type, "mcp_list_tools") == 0)
+            continue; /* what the model was offered, not something said */
+        if (type && strcmp(type, "mcp_call") == 0) {
+            mcp_call_to_chat(item, messages, pending, &assistant);
+            continue;
+        }
+        flush_results(messages, pending, &assistant);
         if (!type || strcmp(type, "message") == 0) {
             const char *role = str(item, "role");
             json_t *content = json_object_get(item, "content");
             if (!role || !content) {
                 lx_error_bad_request(err, p, "invalid_value", "Invalid item '%s': a message needs a role and content.", p);
+                json_decref(pending);
                 return LX_ERR;
             }
             json_t *m;
@@ -337,15 +386,8 @@ int lx_responses_items_to_messages(json_t *items, const char *prefix, json_t *me
             json_array_append_new(messages, m);
             assistant = NULL;
         } else if (strcmp(type, "function_call") == 0) {
-            if (!assistant || json_object_get(assistant, "tool_calls") == NULL) {
-                if (!assistant) {
-                    assistant = json_pack("{s:s,s:n}", "role", "assistant", "content");
-                    json_array_append_new(messages, assistant);
-                }
-                json_object_set_new(assistant, "tool_calls", json_array());
-            }
             const char *args = str(item, "arguments");
-            json_array_append_new(json_object_get(assistant, "tool_calls"),
+            json_array_append_new(calling_message(messages, &assistant),
                                   json_pack("{s:s,s:s,s:{s:s,s:s}}", "id", str(item, "call_id") ? str(item, "call_id") : "",
                                             "type", "function", "function", "name",
                                             str(item, "name") ? str(item, "name") : "", "arguments", args ? args : "{}"));
@@ -359,9 +401,12 @@ int lx_responses_items_to_messages(json_t *items, const char *prefix, json_t *me
             assistant = NULL;
         } else if (strcmp(type, "reasoning") != 0) {
             lx_error_bad_request(err, p, "unsupported_item_type", "Item type '%s' cannot be sent to a chat model (see '%s').", type, p);
+            json_decref(pending);
             return LX_ERR;
         }
     }
+    flush_results(messages, pending, &assistant);
+    json_decref(pending);
     return LX_OK;
 }
 

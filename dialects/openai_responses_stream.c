@@ -4,7 +4,11 @@
  * output_item.done, and at the end response.completed or response.incomplete; after a failure an error
  * event and response.failed). Every event carries a sequence_number from 0; no [DONE]. Items open and
  * close one at a time in output order, so every delta follows its item's added event (what strict
- * clients such as Codex check). */
+ * clients such as Codex check). The tool loop's activity (pivot chunks with an "llmux" object and no
+ * choices) becomes remote-MCP items: mcp_list_tools with its in_progress / completed (or failed) events,
+ * and an mcp_call per server tool call with in_progress, mcp_call_arguments.delta / .done, then
+ * completed or failed. A round's calls run at once, so their items stay open together and close in the
+ * order the calls finish. */
 #include "openai_responses_priv.h"
 #include "../src/core/buf.h"
 #include "../src/core/common.h"
@@ -19,6 +23,13 @@ struct rs_call {
     bool open;
 };
 
+/* A server tool call's mcp_call item, open from tool_call.started to tool_call.finished. */
+struct rs_mcp {
+    char *call_id;    /* owned: the model's call id, which the loop's activity names */
+    size_t out_index; /* its output item */
+    bool open;
+};
+
 struct rs_stream {
     json_t *response;      /* owned: the response being built; its output items are updated as they close */
     long seq;              /* the next sequence_number */
@@ -30,6 +41,8 @@ struct rs_stream {
     struct rs_call *calls; /* owned */
     size_t n_calls;
     long open_call;        /* index into calls of the open one, -1 when none */
+    struct rs_mcp *mcp;    /* owned */
+    size_t n_mcp;
     char *finish;          /* owned: the pivot's finish_reason */
     json_t *usage;         /* owned: the pivot's last usage */
 };
@@ -223,6 +236,88 @@ static void call_delta(struct rs_stream *s, struct lx_buf *out, json_t *tc, size
     }
 }
 
+/* ---- remote MCP items ---- */
+
+static void simple_item_event(struct rs_stream *s, struct lx_buf *out, const char *type, size_t index)
+{
+    emit(s, out, item_event(s, type, index));
+}
+
+static void list_tools(struct rs_stream *s, struct lx_buf *out, json_t *what)
+{
+    json_t *item = lx_responses_list_tools_item(what);
+    json_t *tools = json_incref(json_object_get(item, "tools"));
+    json_object_set_new(item, "tools", json_array()); /* listed once in_progress is out, as OpenAI does */
+    size_t index = json_array_size(output(s));
+    add_item(s, out, item);
+    simple_item_event(s, out, "response.mcp_list_tools.in_progress", index);
+    json_object_set_new(item, "tools", tools);
+    simple_item_event(s, out, json_is_string(json_object_get(item, "error")) ? "response.mcp_list_tools.failed"
+                                                                             : "response.mcp_list_tools.completed",
+                      index);
+    json_t *ev = event("response.output_item.done");
+    json_object_set_new(ev, "output_index", json_integer((json_int_t)index));
+    json_object_set_new(ev, "item", json_deep_copy(item));
+    emit(s, out, ev);
+}
+
+static void mcp_started(struct rs_stream *s, struct lx_buf *out, json_t *what)
+{
+    const char *call_id = json_string_value(json_object_get(what, "id"));
+    s->mcp = lx_realloc(s->mcp, (s->n_mcp + 1) * sizeof *s->mcp);
+    struct rs_mcp *m = &s->mcp[s->n_mcp++];
+    m->call_id = lx_strdup(call_id ? call_id : "");
+    m->out_index = json_array_size(output(s));
+    m->open = true;
+    json_t *item = lx_responses_mcp_call_item(what);
+    json_t *args = json_incref(json_object_get(item, "arguments"));
+    json_object_set_new(item, "arguments", json_string(""));
+    add_item(s, out, item);
+    simple_item_event(s, out, "response.mcp_call.in_progress", m->out_index);
+    json_t *ev = item_event(s, "response.mcp_call_arguments.delta", m->out_index);
+    json_object_set(ev, "delta", args);
+    emit(s, out, ev);
+    ev = item_event(s, "response.mcp_call_arguments.done", m->out_index);
+    json_object_set(ev, "arguments", args);
+    emit(s, out, ev);
+    json_object_set_new(item, "arguments", args);
+}
+
+static void mcp_finished(struct rs_stream *s, struct lx_buf *out, json_t *what)
+{
+    const char *call_id = json_string_value(json_object_get(what, "id"));
+    struct rs_mcp *m = NULL;
+    for (size_t i = 0; i < s->n_mcp; i++)
+        if (s->mcp[i].open && strcmp(s->mcp[i].call_id, call_id ? call_id : "") == 0)
+            m = &s->mcp[i];
+    if (!m)
+        return;
+    m->open = false;
+    json_t *item = json_array_get(output(s), m->out_index);
+    bool ok = lx_responses_mcp_call_finish(item, what);
+    simple_item_event(s, out, ok ? "response.mcp_call.completed" : "response.mcp_call.failed", m->out_index);
+    json_t *ev = event("response.output_item.done");
+    json_object_set_new(ev, "output_index", json_integer((json_int_t)m->out_index));
+    json_object_set_new(ev, "item", json_deep_copy(item));
+    emit(s, out, ev);
+}
+
+/* The tool loop's news (toolloop.c's activity chunks; mcp_list_tools from api/responses.c). */
+static void activity(struct rs_stream *s, struct lx_buf *out, json_t *what)
+{
+    const char *type = json_string_value(json_object_get(what, "type"));
+    if (!type)
+        return;
+    close_message(s, out, "completed");
+    close_call(s, out, "completed");
+    if (strcmp(type, "mcp_list_tools") == 0)
+        list_tools(s, out, what);
+    else if (strcmp(type, "tool_call.started") == 0)
+        mcp_started(s, out, what);
+    else if (strcmp(type, "tool_call.finished") == 0)
+        mcp_finished(s, out, what);
+}
+
 void *lx_responses_stream_open(const struct lx_dialect_req *rq)
 {
     struct rs_stream *s = lx_calloc(1, sizeof *s);
@@ -242,6 +337,11 @@ void lx_responses_stream_chunk(void *st, json_t *chunk, struct lx_buf *out)
     if (json_is_object(usage)) {
         json_decref(s->usage);
         s->usage = json_incref(usage);
+    }
+    json_t *llmux = json_object_get(chunk, "llmux");
+    if (json_is_object(llmux)) {
+        activity(s, out, llmux);
+        return;
     }
     json_t *choice = json_array_get(json_object_get(chunk, "choices"), 0);
     if (!choice)
@@ -354,6 +454,9 @@ void lx_responses_stream_close(void *st)
     for (size_t i = 0; i < s->n_calls; i++)
         lx_buf_free(&s->calls[i].args);
     free(s->calls);
+    for (size_t i = 0; i < s->n_mcp; i++)
+        free(s->mcp[i].call_id);
+    free(s->mcp);
     free(s->finish);
     json_decref(s->usage);
     free(s);

@@ -7,11 +7,15 @@
  *
  * So an id reaches the client only once its row is committed, a response.completed only once the turn
  * is, and a client that leaves before that stores nothing (TURN_ABORT drops the reservation and lets the
- * conversation go). Also GET/DELETE /v1/responses/{id} and its input_items. */
+ * conversation go). A turn with MCP servers (mcp entries in "tools", or its alias's) runs the engine's
+ * tool loop instead of one exec, once the servers have their tool lists (api/tools.c): its rounds come
+ * out as the remote-MCP items (mcp_list_tools, mcp_call) before the answer, and are stored with it.
+ * Also GET/DELETE /v1/responses/{id} and its input_items. */
 #include "responses.h"
 #include "relay.h"
 #include "reply.h"
 #include "state.h"
+#include "tools.h"
 #include "../../dialects/openai_responses.h"
 #include "../core/common.h"
 #include "../core/conf.h"
@@ -20,6 +24,7 @@
 #include "../engine/exec.h"
 #include "../engine/router.h"
 #include "../engine/store_conf.h"
+#include "../engine/toolloop.h"
 #include "../server/req.h"
 
 #include <stdio.h>
@@ -40,6 +45,10 @@ struct turn {
     struct lx_plan plan;           /* until the exec takes it */
     json_t *pivot;                 /* owned until the exec starts */
     struct lx_exec *exec;          /* NULL once done or cancelled */
+    struct lx_toolset_spec spec;   /* owned: the turn's MCP servers (none: one exec, no loop) */
+    struct lx_tools_wait *wait;    /* owned while the servers settle */
+    struct lx_toolloop *loop;      /* NULL before it starts, once done or cancelled */
+    json_t *listed;                /* owned: the tools offered, per server (lx_tools_listed) */
     uint64_t deadline_at;
     long deadline_ms;
     json_t *response;              /* owned: the answer being committed */
@@ -51,6 +60,10 @@ static void turn_end(struct turn *tu)
 {
     struct lx_req *req = tu->req;
     lx_req_set_handler(req, NULL);
+    lx_tools_wait_cancel(tu->wait);
+    lx_toolloop_cancel(tu->loop);
+    lx_toolset_spec_free(&tu->spec);
+    json_decref(tu->listed);
     lx_reply_clear(&tu->reply);
     lx_plan_free(&tu->plan);
     json_decref(tu->pivot);
@@ -156,10 +169,9 @@ static void exec_chunk(void *owner, json_t *chunk)
     lx_reply_chunk(&tu->reply, chunk);
 }
 
-static void exec_done(void *owner, json_t *completion, const struct lx_error *err)
+/* The model call (or the tool loop) ended: build the response and save it. */
+static void answered(struct turn *tu, json_t *completion, const struct lx_error *err)
 {
-    struct turn *tu = owner;
-    tu->exec = NULL;
     if (err) {
         if (!tu->reply.begun || !tu->store || !tu->t.store) {
             /* Nothing streamed (the client gets the error's own status), or nothing to keep. */
@@ -180,6 +192,13 @@ static void exec_done(void *owner, json_t *completion, const struct lx_error *er
     finish(tu);
 }
 
+static void exec_done(void *owner, json_t *completion, const struct lx_error *err)
+{
+    struct turn *tu = owner;
+    tu->exec = NULL;
+    answered(tu, completion, err);
+}
+
 static bool exec_can_write(void *owner)
 {
     struct turn *tu = owner;
@@ -193,8 +212,85 @@ static const struct lx_exec_ops lx_turn_exec_ops = {
     .can_write = exec_can_write,
 };
 
+/* ---- the tool loop, for a turn with MCP servers ---- */
+
+static void loop_commit(void *owner, const char *label, const char *dropped)
+{
+    struct turn *tu = owner;
+    lx_relay_commit(tu->req, &tu->reply, label, dropped);
+    if (!tu->reply.rq.stream)
+        return;
+    /* What the servers offer comes first in the output, as OpenAI lists a server's tools before using them. */
+    size_t i;
+    json_t *l;
+    json_array_foreach(tu->listed, i, l) {
+        json_t *what = json_deep_copy(l);
+        json_object_set_new(what, "type", json_string("mcp_list_tools"));
+        json_t *chunk = json_pack("{s:[], s:o}", "choices", "llmux", what);
+        lx_reply_chunk(&tu->reply, chunk);
+        json_decref(chunk);
+    }
+}
+
+static void loop_tool(void *owner, const struct lx_tool_event *ev)
+{
+    lx_tools_count(((struct turn *)owner)->req, ev);
+}
+
+static void loop_done(void *owner, json_t *completion, const struct lx_error *err)
+{
+    struct turn *tu = owner;
+    tu->loop = NULL;
+    if (completion)
+        json_object_set(json_object_get(completion, "llmux"), "mcp_list_tools", tu->listed);
+    answered(tu, completion, err);
+}
+
+static void loop_idle(void *owner)
+{
+    lx_reply_keepalive(&((struct turn *)owner)->reply);
+}
+
+static const struct lx_toolloop_ops lx_turn_loop_ops = {
+    .on_commit = loop_commit,
+    .on_chunk = exec_chunk,
+    .on_tool = loop_tool,
+    .on_done = loop_done,
+    .on_idle = loop_idle,
+    .can_write = exec_can_write,
+};
+
+/* The servers have their tool lists (or failed to start, or the wait ran out): run the loop. */
+static void start_loop(void *arg)
+{
+    struct turn *tu = arg;
+    tu->wait = NULL;
+    tu->listed = lx_tools_listed(&tu->spec);
+    struct lx_tools_turn turn = {
+        .model = tu->reply.rq.model,
+        .body = tu->pivot,
+        .stream = tu->reply.rq.stream,
+        .include_usage = true,
+        .deadline_at = tu->deadline_at,
+        .deadline_ms = tu->deadline_ms,
+    };
+    struct lx_error err = {0};
+    tu->loop = lx_tools_loop_start(tu->req, &tu->spec, &turn, &lx_turn_loop_ops, tu, &err);
+    json_decref(tu->pivot);
+    tu->pivot = NULL;
+    if (!tu->loop) {
+        abort_turn(tu);
+        fail(tu, &err);
+        lx_error_clear(&err);
+    }
+}
+
 static void start_call(struct turn *tu)
 {
+    if (tu->spec.n_servers) {
+        tu->wait = lx_tools_wait(tu->req, &tu->spec, tu->deadline_at, start_loop, tu);
+        return;
+    }
     struct lx_chat chat = {
         .kind = LX_CALL_CHAT,
         .body = tu->pivot,
@@ -256,6 +352,11 @@ static void turn_abort(struct lx_req_handler *h, struct lx_req *req, const struc
     struct turn *tu = LX_CONTAINER_OF(h, struct turn, handler);
     lx_exec_cancel(tu->exec);
     tu->exec = NULL;
+    /* The client left: every tool call in flight is cancelled and no further round starts. */
+    lx_tools_wait_cancel(tu->wait);
+    tu->wait = NULL;
+    lx_toolloop_cancel(tu->loop);
+    tu->loop = NULL;
     if (tu->op) {
         lx_store_cancel(tu->store, tu->op);
         tu->op = NULL;
@@ -272,6 +373,7 @@ static void turn_drain(struct lx_req_handler *h, struct lx_req *req)
     (void)req;
     struct turn *tu = LX_CONTAINER_OF(h, struct turn, handler);
     lx_exec_resume(tu->exec);
+    lx_toolloop_resume(tu->loop);
 }
 
 static const struct lx_req_handler lx_turn_handler = {
@@ -291,19 +393,20 @@ static int check_storage(const struct lx_responses_turn *t, struct lx_error *err
     return lx_error_isset(err) ? LX_ERR : LX_OK;
 }
 
-/* A model that is an alias with MCP servers: its chat requests run in the tool loop, which does not run
- * Responses turns yet; a clear 400 rather than an answer without the tools the alias promises. */
-static int check_tools(struct lx_req *req, const char *model, struct lx_error *err)
+/* The turn's MCP servers: the mcp entries of "tools" (checked as for chat: configured names only) and its
+ * alias's defaults. The loop's client tools are the pivot's, already in chat's shape. */
+static int parse_tools(struct lx_req *req, const struct lx_responses_turn *t, const char *model, json_t *pivot,
+                       struct lx_toolset_spec *spec, struct lx_error *err)
 {
-    const struct lx_alias *a = lx_engine_alias(req->cfg->engine, model);
-    if (!a || !a->n_mcp)
-        return LX_OK;
-    lx_error_bad_request(err, "model", "unsupported_model",
-                         "Model '%s' is an alias with MCP servers (aliases.%s.mcp): llmux runs their tools on "
-                         "/v1/chat/completions, not yet on /v1/responses. Send this turn to /v1/chat/completions, or "
-                         "use a model without MCP servers here.",
-                         model, model);
-    return LX_ERR;
+    json_t *body = json_pack("{s:O}", "tools", t->tools ? t->tools : json_null());
+    int rc = lx_tools_parse(req, model, body, spec, err);
+    json_decref(body);
+    if (rc != LX_OK)
+        return LX_ERR;
+    json_decref(spec->client_tools);
+    json_t *tools = json_object_get(pivot, "tools");
+    spec->client_tools = json_is_array(tools) ? json_copy(tools) : json_array();
+    return LX_OK;
 }
 
 void lx_responses_create(struct lx_req *req)
@@ -316,15 +419,17 @@ void lx_responses_create(struct lx_req *req)
     if (pivot)
         lx_responses_turn(&rq, &t);
     struct lx_plan plan = {0};
+    struct lx_toolset_spec spec = {0};
     uint64_t at = 0;
     long ms = 0;
     if (!pivot || (!store && check_storage(&t, &err) != LX_OK) ||
-        lx_relay_route(req, rq.model, &plan, &err) != LX_OK || check_tools(req, rq.model, &err) != LX_OK ||
+        lx_relay_route(req, rq.model, &plan, &err) != LX_OK || parse_tools(req, &t, rq.model, pivot, &spec, &err) != LX_OK ||
         lx_relay_deadline(req, &at, &ms, &err) != LX_OK) {
         lx_reply_fail(req, D, &err);
         lx_error_clear(&err);
         json_decref(pivot);
         lx_plan_free(&plan);
+        lx_toolset_spec_free(&spec);
         lx_dialect_req_clear(&rq);
         return;
     }
@@ -338,6 +443,7 @@ void lx_responses_create(struct lx_req *req)
     tu->store = store;
     tu->owner = lx_strdup(lx_state_owner(req));
     tu->plan = plan;
+    tu->spec = spec;
     tu->pivot = pivot;
     tu->deadline_at = at;
     tu->deadline_ms = ms;

@@ -23,17 +23,24 @@ struct toolrun {
     struct lx_reply reply;
     struct lx_toolset_spec spec;     /* owned */
     json_t *body;                    /* owned */
-    struct lx_mcp_wait **waits;      /* owned array; an entry is NULL once that server settled */
-    size_t n_waits, pending;
-    struct settle_arg *args;         /* owned: one per wait */
-    struct lx_timer *kick;           /* owned: the extra hold on pending, dropped from the loop */
+    struct lx_tools_wait *wait;      /* owned until the servers settled */
     struct lx_toolloop *loop;        /* NULL before it starts and once done */
     uint64_t at;
     long ms;
 };
 
+/* Waiting for a request's servers to have their tool lists. */
+struct lx_tools_wait {
+    struct lx_mcp_wait **waits;      /* owned array; an entry is NULL once that server settled */
+    size_t n_waits, pending;
+    struct settle_arg *args;         /* owned: one per wait, and one for the kick */
+    struct lx_timer *kick;           /* owned: the extra hold on pending, dropped from the loop */
+    void (*cb)(void *arg);
+    void *arg;
+};
+
 struct settle_arg {
-    struct toolrun *t;
+    struct lx_tools_wait *w;
     size_t i;
 };
 
@@ -58,14 +65,137 @@ int lx_tools_parse(struct lx_req *req, const char *model, json_t *body, struct l
                             known, spec, err);
 }
 
+/* ---- waiting for the servers ---- */
+
+void lx_tools_wait_cancel(struct lx_tools_wait *w)
+{
+    if (!w)
+        return;
+    for (size_t i = 0; i < w->n_waits; i++)
+        lx_mcp_wait_cancel(w->waits[i]);
+    free(w->waits);
+    free(w->args);
+    lx_timer_free(w->kick);
+    free(w);
+}
+
+static void settled_cb(void *ctx)
+{
+    struct settle_arg *a = ctx;
+    struct lx_tools_wait *w = a->w;
+    if (a->i < w->n_waits)
+        w->waits[a->i] = NULL;
+    if (--w->pending == 0) {
+        void (*cb)(void *) = w->cb;
+        void *arg = w->arg;
+        lx_tools_wait_cancel(w);
+        cb(arg);
+    }
+}
+
+static void kick_cb(void *arg)
+{
+    struct lx_tools_wait *w = arg;
+    settled_cb(&w->args[w->n_waits]);
+}
+
+struct lx_tools_wait *lx_tools_wait(struct lx_req *req, const struct lx_toolset_spec *spec, uint64_t at,
+                                    void (*cb)(void *arg), void *arg)
+{
+    long wait_ms = req->cfg->mcp->settle_timeout_ms;
+    if (at) {
+        long left = (long)((int64_t)at - (int64_t)lx_now_ms());
+        if (left < wait_ms)
+            wait_ms = left > 0 ? left : 0;
+    }
+    struct lx_tools_wait *w = lx_calloc(1, sizeof *w);
+    w->cb = cb;
+    w->arg = arg;
+    /* One wait per server (a settled one answers from the loop at once), plus one that holds the count
+     * above zero until every wait is registered. */
+    w->n_waits = spec->n_servers;
+    w->waits = lx_calloc(w->n_waits + 1, sizeof *w->waits);
+    w->args = lx_calloc(w->n_waits + 1, sizeof *w->args);
+    w->pending = w->n_waits + 1;
+    for (size_t i = 0; i <= w->n_waits; i++)
+        w->args[i] = (struct settle_arg){w, i};
+    for (size_t i = 0; i < w->n_waits; i++)
+        w->waits[i] = lx_mcp_when_settled(lx_mcp_find(spec->servers[i].name), wait_ms, settled_cb, &w->args[i]);
+    w->kick = lx_timer_new(kick_cb, w);
+    lx_timer_start(w->kick, 0);
+    return w;
+}
+
+/* ---- the loop ---- */
+
+void lx_tools_count(struct lx_req *req, const struct lx_tool_event *ev)
+{
+    if (!ev->finished)
+        return;
+    req->tally.tool_calls++;
+    if (strcmp(ev->outcome, "ok") != 0)
+        req->tally.tool_errors++;
+    /* Labels stay bounded: a tool no server offers is "other". */
+    lx_metrics_tool_call(ev->server ? ev->server : "none", ev->server ? ev->tool : "other", ev->outcome,
+                         ev->duration_ms / 1000.0);
+}
+
+struct lx_toolloop *lx_tools_loop_start(struct lx_req *req, const struct lx_toolset_spec *spec,
+                                        const struct lx_tools_turn *turn, const struct lx_toolloop_ops *ops,
+                                        void *owner, struct lx_error *err)
+{
+    struct lx_toolset ts;
+    lx_toolset_build(spec, listed, &ts);
+    const struct lx_mcp_section *m = req->cfg->mcp;
+    struct lx_toolloop_params p = {
+        .cfg = req->cfg,
+        .model = turn->model,
+        .body = turn->body,
+        .ts = &ts,
+        .stream = turn->stream,
+        .include_usage = turn->include_usage,
+        .req_id = req->id,
+        .request_id = req->request_id,
+        .deadline = turn->deadline_at,
+        .deadline_ms = turn->deadline_ms,
+        .max_rounds = (int)m->max_tool_rounds,
+        .max_result_bytes = (size_t)m->max_result_bytes,
+        .tally = &req->tally,
+        .origin = &req->origin,
+    };
+    struct lx_toolloop *l = lx_toolloop_start(&p, ops, owner, err);
+    lx_toolset_free(&ts);
+    return l;
+}
+
+json_t *lx_tools_listed(const struct lx_toolset_spec *spec)
+{
+    struct lx_toolset ts;
+    lx_toolset_build(spec, listed, &ts);
+    json_t *out = json_array();
+    for (size_t i = 0; i < spec->n_servers; i++) {
+        const char *name = spec->servers[i].name;
+        struct lx_mcp_server *s = lx_mcp_find(name);
+        json_t *tools = json_array();
+        for (size_t k = 0; k < ts.n_refs; k++)
+            if (strcmp(ts.refs[k].server, name) == 0 && lx_mcp_server_tool(s, ts.refs[k].tool))
+                json_array_append(tools, lx_mcp_server_tool(s, ts.refs[k].tool));
+        json_t *entry = json_pack("{s:s, s:o}", "server_label", name, "tools", tools);
+        if (!s || !lx_mcp_server_tools(s))
+            json_object_set_new(entry, "error", json_pack("s", "The MCP server has no tool list: it is not ready "
+                                                               "(GET /v1/mcp/servers says why)."));
+        json_array_append_new(out, entry);
+    }
+    lx_toolset_free(&ts);
+    return out;
+}
+
+/* ---- chat's owner of the loop ---- */
+
 static void run_end(struct toolrun *t)
 {
     struct lx_req *req = t->req;
-    for (size_t i = 0; i < t->n_waits; i++)
-        lx_mcp_wait_cancel(t->waits[i]);
-    free(t->waits);
-    free(t->args);
-    lx_timer_free(t->kick);
+    lx_tools_wait_cancel(t->wait);
     lx_toolloop_cancel(t->loop);
     lx_toolset_spec_free(&t->spec);
     json_decref(t->body);
@@ -90,15 +220,7 @@ static void loop_chunk(void *owner, json_t *chunk)
 
 static void loop_tool(void *owner, const struct lx_tool_event *ev)
 {
-    struct toolrun *t = owner;
-    if (!ev->finished)
-        return;
-    t->req->tally.tool_calls++;
-    if (strcmp(ev->outcome, "ok") != 0)
-        t->req->tally.tool_errors++;
-    /* Labels stay bounded: a tool no server offers is "other". */
-    lx_metrics_tool_call(ev->server ? ev->server : "none", ev->server ? ev->tool : "other", ev->outcome,
-                         ev->duration_ms / 1000.0);
+    lx_tools_count(((struct toolrun *)owner)->req, ev);
 }
 
 static void loop_done(void *owner, json_t *completion, const struct lx_error *err)
@@ -133,45 +255,25 @@ static const struct lx_toolloop_ops lx_tools_loop_ops = {
     .can_write = loop_can_write,
 };
 
-static void run_loop(struct toolrun *t)
+static void run_loop(void *arg)
 {
-    struct lx_toolset ts;
-    lx_toolset_build(&t->spec, listed, &ts);
-    const struct lx_mcp_section *m = t->req->cfg->mcp;
-    struct lx_toolloop_params p = {
-        .cfg = t->req->cfg,
+    struct toolrun *t = arg;
+    t->wait = NULL;
+    struct lx_tools_turn turn = {
         .model = t->reply.rq.model,
         .body = t->body,
-        .ts = &ts,
         .stream = t->reply.rq.stream,
         .include_usage = t->reply.rq.include_usage,
-        .req_id = t->req->id,
-        .request_id = t->req->request_id,
-        .deadline = t->at,
+        .deadline_at = t->at,
         .deadline_ms = t->ms,
-        .max_rounds = (int)m->max_tool_rounds,
-        .max_result_bytes = (size_t)m->max_result_bytes,
-        .tally = &t->req->tally,
-        .origin = &t->req->origin,
     };
     struct lx_error err = {0};
-    t->loop = lx_toolloop_start(&p, &lx_tools_loop_ops, t, &err);
-    lx_toolset_free(&ts);
+    t->loop = lx_tools_loop_start(t->req, &t->spec, &turn, &lx_tools_loop_ops, t, &err);
     if (!t->loop) {
         lx_reply_error(&t->reply, &err);
         lx_error_clear(&err);
         run_end(t);
     }
-}
-
-static void settled_cb(void *ctx)
-{
-    struct settle_arg *a = ctx;
-    struct toolrun *t = a->t;
-    if (a->i < t->n_waits)
-        t->waits[a->i] = NULL;
-    if (--t->pending == 0)
-        run_loop(t);
 }
 
 static void run_abort(struct lx_req_handler *h, struct lx_req *req, const struct lx_error *why)
@@ -192,12 +294,6 @@ static void run_drain(struct lx_req_handler *h, struct lx_req *req)
 }
 
 static const struct lx_req_handler lx_tools_handler = {.on_abort = run_abort, .on_drain = run_drain};
-
-static void kick_cb(void *arg)
-{
-    struct toolrun *t = arg;
-    settled_cb(&t->args[t->n_waits]);
-}
 
 void lx_tools_start(struct lx_req *req, const struct lx_dialect *d, struct lx_dialect_req *rq, json_t *body,
                     struct lx_toolset_spec *spec)
@@ -223,24 +319,7 @@ void lx_tools_start(struct lx_req *req, const struct lx_dialect *d, struct lx_di
     memset(spec, 0, sizeof *spec);
     t->at = at;
     t->ms = ms;
-    long wait_ms = req->cfg->mcp->settle_timeout_ms;
-    if (at) {
-        long left = (long)((int64_t)at - (int64_t)lx_now_ms());
-        if (left < wait_ms)
-            wait_ms = left > 0 ? left : 0;
-    }
-    /* One wait per server (a settled one answers from the loop at once), plus one that holds the count
-     * above zero until every wait is registered. */
-    t->n_waits = t->spec.n_servers;
-    t->waits = lx_calloc(t->n_waits + 1, sizeof *t->waits);
-    t->args = lx_calloc(t->n_waits + 1, sizeof *t->args);
-    t->pending = t->n_waits + 1;
-    for (size_t i = 0; i <= t->n_waits; i++)
-        t->args[i] = (struct settle_arg){t, i};
-    for (size_t i = 0; i < t->n_waits; i++)
-        t->waits[i] = lx_mcp_when_settled(lx_mcp_find(t->spec.servers[i].name), wait_ms, settled_cb, &t->args[i]);
-    t->kick = lx_timer_new(kick_cb, t);
-    lx_timer_start(t->kick, 0);
+    t->wait = lx_tools_wait(req, &t->spec, at, run_loop, t);
 }
 
 void lx_mcp_servers_handle(struct lx_req *req)

@@ -30,6 +30,7 @@ struct tool_run {
     char *output;                  /* owned: what the model gets */
     const char *outcome;           /* static */
     double duration_ms;
+    bool at_deadline;              /* its timeout is what was left of the request's deadline */
     struct lx_ev_span span;        /* its tool.started / tool.finished events and trace span */
 };
 
@@ -402,6 +403,19 @@ static void round_start_cb(void *arg)
 
 static void tools_done(struct lx_toolloop *l)
 {
+    /* A call stopped by the request's deadline ends the request: another round would start with no time
+     * left (or, with a timer that fired a hair early, race the deadline and sometimes win). */
+    for (size_t i = 0; i < l->n_runs; i++) {
+        if (l->runs[i].at_deadline && strcmp(l->runs[i].outcome, "timeout") == 0) {
+            struct lx_error e = {0};
+            lx_error_set(&e, 504, "timeout_error", NULL, "deadline_exceeded",
+                         "The request's deadline of %ld ms (x-llmux-timeout-ms) passed while tools ran.", l->deadline_ms);
+            runs_free(l);
+            finish(l, NULL, &e);
+            lx_error_clear(&e);
+            return;
+        }
+    }
     json_t *messages = json_object_get(l->body, "messages");
     for (size_t i = 0; i < l->n_runs; i++)
         json_array_append_new(messages, json_pack("{s:s, s:s, s:s}", "role", "tool", "tool_call_id", l->runs[i].id,
@@ -534,8 +548,10 @@ static void run_tools(struct lx_toolloop *l, json_t *msg)
             long timeout = lx_mcp_conf_tool_timeout(lx_mcp_server_conf(srv), tool);
             if (l->deadline) {
                 long left = (long)((int64_t)l->deadline - (int64_t)lx_now_ms());
-                if (left < timeout)
+                if (left < timeout) {
                     timeout = left > 1 ? left : 1;
+                    r->at_deadline = true;
+                }
             }
             r->call = lx_mcp_call_tool(srv, tool, args, timeout, run_result_cb, r);
             now[i] = false;

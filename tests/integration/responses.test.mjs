@@ -268,21 +268,20 @@ test('a turn runs through the chat engine: retries, a fallback list given the hi
   }
 });
 
-test('MCP tools, which the tool loop runs on chat only: an mcp tool or an alias with MCP servers is a clear 400, not an answer without them', async () => {
+// The tool loop runs MCP tools on Responses turns (mcp_responses.test.mjs); a server llmux cannot reach
+// still gets a turn answered, its mcp_list_tools item saying so, once the settle wait is over.
+test('MCP tools of a server that is down: the turn is answered, and mcp_list_tools says the server has no list', async () => {
   const g = await startLlmux(config({
-    mcp_servers: { nowhere: { url: 'http://127.0.0.1:9/mcp' } },
-    aliases: { tooled: { models: ['mock/echo'], mcp: ['nowhere'] } },
+    mcp_servers: { nowhere: { url: 'http://127.0.0.1:9/mcp', connect_timeout_ms: 200 } },
+    mcp: { settle_timeout_ms: 300 },
   }));
   try {
-    const alias = await create({ model: 'tooled', input: 'x' }, { g });
-    assert.equal(alias.status, 400, alias.text);
-    assert.equal(alias.json.error.param, 'model');
-    assert.match(alias.json.error.message, /aliases\.tooled\.mcp.*\/v1\/chat\/completions/);
-    const tool = await create({ model: 'mock/echo', input: 'x', tools: [{ type: 'mcp', server_label: 'nowhere' }] }, { g });
-    assert.equal(tool.status, 400, tool.text);
-    assert.equal(tool.json.error.param, 'tools[0].type');
-    assert.match(tool.json.error.message, /\/v1\/chat\/completions/);
-    assert.equal((await create({ model: 'mock/echo', input: 'x' }, { g })).status, 200);
+    const r = await create({ model: 'mock/echo', input: 'x', tools: [{ type: 'mcp', server_label: 'nowhere' }] }, { g });
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(r.json.output.map((i) => i.type), ['mcp_list_tools', 'message']);
+    assert.equal(r.json.output[0].server_label, 'nowhere');
+    assert.deepEqual(r.json.output[0].tools, []);
+    assert.match(r.json.output[0].error, /no tool list/);
   } finally {
     assert.equal((await g.stop()).code, 0);
   }

@@ -216,9 +216,14 @@ static void test_refusals(void **state)
             "missing_required_parameter");
     refused("{\"model\":\"m\",\"input\":\"x\",\"tools\":[{\"type\":\"web_search\"}]}", "tools[0].type",
             "unsupported_tool_type");
-    refused("{\"model\":\"m\",\"input\":\"x\",\"tools\":[{\"type\":\"mcp\",\"server_label\":\"s\"}]}", "tools[0].type",
-            "unsupported_tool_type");
-    assert_non_null(strstr(err.message, "MCP"));
+    /* mcp tools pass to the turn (engine/toolset.c checks them); approvals are not something llmux asks. */
+    refused("{\"model\":\"m\",\"input\":[{\"type\":\"mcp_approval_response\",\"approval_request_id\":\"a\","
+            "\"approve\":true}]}", "input[0].type", "unsupported_item_type");
+    assert_non_null(strstr(err.message, "approval"));
+    refused("{\"model\":\"m\",\"input\":[{\"type\":\"mcp_call\",\"server_label\":\"s\",\"name\":\"t\"}]}",
+            "input[0].arguments", "missing_required_parameter");
+    refused("{\"model\":\"m\",\"input\":\"x\",\"tools\":[{\"type\":\"mcp\",\"server_label\":\"s\"}],"
+            "\"tool_choice\":{\"type\":\"mcp\",\"server_label\":\"s\"}}", "tool_choice.type", "unsupported_tool_type");
     refused("{\"model\":\"m\",\"input\":\"x\",\"tools\":[{\"type\":\"function\"}]}", "tools[0].name",
             "missing_required_parameter");
     refused("{\"model\":\"m\",\"input\":\"x\",\"tools\":{}}", "tools", "invalid_type");
@@ -494,6 +499,103 @@ static void expect_same_response(json_t *stored, json_t *final)
     json_object_del(f, "completed_at");
     assert_true(json_equal(stored, f));
     json_decref(f);
+}
+
+/* Remote-MCP items sent back as input: a tool list goes nowhere; a run of calls is one assistant message
+ * calling SERVER__TOOL for each, then their results (an error's text for a failed one). */
+static void test_mcp_items_to_messages(void **state)
+{
+    (void)state;
+    json_t *pivot = parse(
+        "{\"model\":\"m\",\"input\":[{\"role\":\"user\",\"content\":\"sum\"},"
+        "{\"type\":\"mcp_list_tools\",\"id\":\"mcpl_1\",\"server_label\":\"ev\",\"tools\":[{\"name\":\"get-sum\"}]},"
+        "{\"type\":\"mcp_call\",\"id\":\"mcp_1\",\"server_label\":\"ev\",\"name\":\"get-sum\",\"arguments\":\"{\\\"a\\\":2}\","
+        "\"output\":\"2\",\"error\":null,\"status\":\"completed\"},"
+        "{\"type\":\"mcp_call\",\"id\":\"mcp_2\",\"server_label\":\"ev\",\"name\":\"a.b\",\"arguments\":\"\","
+        "\"error\":{\"type\":\"mcp_protocol_error\",\"code\":-32001,\"message\":\"timed out\"}},"
+        "{\"role\":\"assistant\",\"content\":\"done\"}]}");
+    assert_non_null(pivot);
+    expect_json(json_object_get(pivot, "messages"),
+                "[{\"role\":\"user\",\"content\":\"sum\"},"
+                "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":["
+                "{\"id\":\"mcp_1\",\"type\":\"function\",\"function\":{\"name\":\"ev__get-sum\",\"arguments\":\"{\\\"a\\\":2}\"}},"
+                "{\"id\":\"mcp_2\",\"type\":\"function\",\"function\":{\"name\":\"ev__a_b\",\"arguments\":\"{}\"}}]},"
+                "{\"role\":\"tool\",\"tool_call_id\":\"mcp_1\",\"content\":\"2\"},"
+                "{\"role\":\"tool\",\"tool_call_id\":\"mcp_2\",\"content\":\"timed out\"},"
+                "{\"role\":\"assistant\",\"content\":\"done\"}]");
+    /* Kept as sent, for the store: a failed call without a status is "failed". */
+    struct lx_responses_turn t;
+    lx_responses_turn(&rq, &t);
+    assert_int_equal(json_array_size(t.input), 5);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(t.input, 3), "status")), "failed");
+    json_decref(pivot);
+}
+
+static void feed_json(void *st, const char *chunk, struct lx_buf *out)
+{
+    json_t *c = json_loads(chunk, 0, NULL);
+    assert_non_null(c);
+    lx_dialect_openai_responses.stream_chunk(st, c, out);
+    json_decref(c);
+}
+
+/* The tool loop's activity as remote-MCP items: a round's text, its tool list, two calls open at once that
+ * finish in the other order, then the last round's text. */
+static void test_stream_mcp(void **state)
+{
+    (void)state;
+    json_decref(parse("{\"model\":\"m\",\"input\":\"x\",\"stream\":true,\"tools\":[{\"type\":\"mcp\",\"server_label\":\"t\"}]}"));
+    void *st = lx_dialect_openai_responses.stream_open(&rq);
+    struct lx_buf out = {0};
+    feed_json(st, "{\"choices\":[],\"llmux\":{\"type\":\"mcp_list_tools\",\"server_label\":\"t\",\"tools\":["
+                  "{\"name\":\"add\",\"description\":\"Add\",\"inputSchema\":{\"type\":\"object\"}}]}}", &out);
+    feed_json(st, "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Let me see.\"}}]}", &out);
+    feed_json(st, "{\"choices\":[],\"llmux\":{\"type\":\"tool_call.started\",\"id\":\"c1\",\"server\":\"t\","
+                  "\"tool\":\"add\",\"arguments\":\"{\\\"a\\\":2}\"}}", &out);
+    feed_json(st, "{\"choices\":[],\"llmux\":{\"type\":\"tool_call.started\",\"id\":\"c2\",\"server\":\"t\","
+                  "\"tool\":\"hang\",\"arguments\":\"{}\"}}", &out);
+    feed_json(st, "{\"choices\":[],\"llmux\":{\"type\":\"tool_call.finished\",\"id\":\"c2\",\"server\":\"t\","
+                  "\"tool\":\"hang\",\"outcome\":\"timeout\",\"output\":\"Error: too slow\"}}", &out);
+    feed_json(st, "{\"choices\":[],\"llmux\":{\"type\":\"tool_call.finished\",\"id\":\"c1\",\"server\":\"t\","
+                  "\"tool\":\"add\",\"outcome\":\"ok\",\"output\":\"5\"}}", &out);
+    feed_json(st, "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"5\"},\"finish_reason\":\"stop\"}]}", &out);
+    json_t *stored = lx_responses_stream_response(st);
+    lx_dialect_openai_responses.stream_end(st, &out);
+    lx_dialect_openai_responses.stream_close(st);
+    json_t *events = events_of(&out);
+    lx_buf_free(&out);
+    expect_shape(events, "response.created response.in_progress "
+                         "response.output_item.added response.mcp_list_tools.in_progress response.mcp_list_tools.completed "
+                         "response.output_item.done "
+                         "response.output_item.added response.content_part.added response.output_text.delta* "
+                         "response.output_text.done response.content_part.done response.output_item.done "
+                         "response.output_item.added response.mcp_call.in_progress response.mcp_call_arguments.delta* "
+                         "response.mcp_call_arguments.done "
+                         "response.output_item.added response.mcp_call.in_progress response.mcp_call_arguments.delta* "
+                         "response.mcp_call_arguments.done "
+                         "response.mcp_call.failed response.output_item.done response.mcp_call.completed "
+                         "response.output_item.done "
+                         "response.output_item.added response.content_part.added response.output_text.delta* "
+                         "response.output_text.done response.content_part.done response.output_item.done response.completed");
+    for (size_t i = 0; i < json_array_size(events); i++)
+        assert_int_equal(json_integer_value(json_object_get(json_array_get(events, i), "sequence_number")), (json_int_t)i);
+    json_t *final = json_object_get(json_array_get(events, json_array_size(events) - 1), "response");
+    json_t *o = json_object_get(final, "output");
+    assert_int_equal(json_array_size(o), 5);
+    expect_json(json_object_get(json_array_get(o, 0), "tools"),
+                "[{\"name\":\"add\",\"input_schema\":{\"type\":\"object\"},\"description\":\"Add\",\"annotations\":null}]");
+    json_t *add = json_array_get(o, 2), *hang = json_array_get(o, 3);
+    assert_string_equal(json_string_value(json_object_get(add, "type")), "mcp_call");
+    assert_string_equal(json_string_value(json_object_get(add, "arguments")), "{\"a\":2}");
+    assert_string_equal(json_string_value(json_object_get(add, "output")), "5");
+    assert_string_equal(json_string_value(json_object_get(add, "status")), "completed");
+    assert_true(json_is_null(json_object_get(add, "error")));
+    assert_string_equal(json_string_value(json_object_get(hang, "status")), "failed");
+    assert_true(json_is_null(json_object_get(hang, "output")));
+    expect_json(json_object_get(hang, "error"), "{\"type\":\"mcp_protocol_error\",\"code\":-32001,\"message\":\"Error: too slow\"}");
+    expect_same_response(stored, final);
+    json_decref(stored);
+    json_decref(events);
 }
 
 static void test_stream_text(void **state)
