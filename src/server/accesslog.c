@@ -147,6 +147,8 @@ void lx_access_log_finished_cb(const struct lx_event *ev, void *arg)
     lx_jsonw_int(b, req->tally.retries);
     put_key(b, ",\"fallbacks\":");
     lx_jsonw_int(b, req->tally.fallbacks);
+    put_key(b, ",\"calls\":");
+    lx_jsonw_int(b, req->tally.calls);
     if (req->tally.tool_calls) {
         put_key(b, ",\"tool_calls\":");
         lx_jsonw_int(b, req->tally.tool_calls);

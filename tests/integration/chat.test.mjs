@@ -147,6 +147,7 @@ test('one JSON access-log line per request with id, route, model, provider, stat
   assert.equal(line.prompt_tokens, body.usage.prompt_tokens);
   assert.equal(line.completion_tokens, body.usage.completion_tokens);
   assert.ok(line.bytes_in > 0 && line.bytes_out > 0);
+  assert.equal(line.calls, 1, 'one model call');
   assert.ok(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/.test(line.time));
 });
 

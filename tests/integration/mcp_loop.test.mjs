@@ -51,6 +51,7 @@ test('a round of two server tools, then the answer built from both results', asy
   assert.ok(body.usage.prompt_tokens > 0 && body.usage.total_tokens === body.usage.prompt_tokens + body.usage.completion_tokens);
   const line = await gw.waitAccess((l) => l.tool_calls === 2);
   assert.equal(line.tool_errors, 0);
+  assert.equal(line.calls, 2, 'the access log counts both model calls of the loop');
 });
 
 // The tool loop on the event bus: an observer sees each tool call start and finish inside its request,

@@ -66,6 +66,7 @@ test('server-everything adds 2 and 3 through the SDK: mcp_list_tools, mcp_call, 
   assert.ok(resp.usage.input_tokens > 0 && resp.usage.total_tokens === resp.usage.input_tokens + resp.usage.output_tokens);
   const line = await gw.waitAccess((l) => l.path === '/v1/responses' && l.tool_calls === 1);
   assert.equal(line.prompt_tokens, resp.usage.input_tokens, 'the access log counts what the client was told');
+  assert.equal(line.calls, 2, 'two model calls: the round that called the tool and the answer');
   const metrics = await (await fetch(`${gw.base}/metrics`)).text();
   assert.match(metrics, /llmux_tool_calls_total\{server="ev",tool="get-sum",outcome="ok"\} [1-9]/);
 });
