@@ -107,6 +107,25 @@ static void push_turn(json_t *messages, const char *role, json_t *blocks)
 
 /* Parameters this translation reads. Every other one (frequency_penalty, presence_penalty, logit_bias,
  * logprobs, seed, ...) has no Anthropic equivalent: it is dropped and listed in x-llmux-dropped-params. */
+/* Anthropic refuses a request whose history holds tool_use or tool_result blocks but that defines no tools
+ * ("Requests which include tool_use or tool_result blocks must define tools"; anthropic-sdk-python#494).
+ * OpenAI accepts it, and it is common: a Responses turn continuing one that ran MCP tools, a client that
+ * drops its tools once it has its answer. So the tools the history called are declared, each with an open
+ * schema, and tool_choice none keeps the model from calling them. */
+static void unoffered_tools(json_t *body, json_t *called)
+{
+    json_t *tools = json_array();
+    const char *name;
+    json_t *v;
+    json_object_foreach(called, name, v) {
+        json_array_append_new(tools, json_pack("{s:s,s:s,s:{s:s}}", "name", name, "description",
+                                               "A tool called earlier in this conversation; not offered now.",
+                                               "input_schema", "type", "object"));
+    }
+    json_object_set_new(body, "tools", tools);
+    json_object_set_new(body, "tool_choice", json_pack("{s:s}", "type", "none"));
+}
+
 static const char *const anthropic_known[] = {"model", "messages", "max_tokens", "max_completion_tokens", "stop",
                                               "temperature", "top_p", "tools", "tool_choice", "parallel_tool_calls",
                                               "response_format", "user", "stream", "stream_options", "n", NULL};
@@ -135,6 +154,7 @@ static int anthropic_chat_request(const struct lx_provider_conf *p, const struct
     json_t *body = json_pack("{s:s,s:I}", "model", chat->model, "max_tokens",
                              lx_chat_max_tokens(in, ac ? ac->max_tokens : 4096));
     json_t *messages = json_array();
+    json_t *called = json_object(); /* names of the tools the history's assistant turns called */
     struct lx_buf system = {0};
     size_t mi;
     json_t *m;
@@ -162,6 +182,9 @@ static int anthropic_chat_request(const struct lx_provider_conf *p, const struct
                     goto fail;
                 }
                 json_array_append_new(blocks, use);
+                const char *name = json_string_value(json_object_get(json_object_get(tc, "function"), "name"));
+                if (name && !json_object_get(called, name))
+                    json_object_set_new(called, name, json_true());
             }
             if (json_array_size(blocks) == 0) /* Anthropic refuses empty turns */
                 json_array_append_new(blocks, json_pack("{s:s,s:s}", "type", "text", "text", "(empty)"));
@@ -213,9 +236,16 @@ static int anthropic_chat_request(const struct lx_provider_conf *p, const struct
             json_array_append_new(at, lx_anthropic_tool_from_openai(t));
         json_object_set_new(body, "tools", at);
     }
+    bool unoffered = !json_object_get(body, "tools") && json_object_size(called);
+    if (unoffered)
+        unoffered_tools(body, called);
+    json_decref(called);
+    called = NULL;
     json_t *tc = json_object_get(in, "tool_choice");
     bool no_parallel = json_is_false(json_object_get(in, "parallel_tool_calls"));
-    if (tc && !json_is_null(tc)) {
+    if (unoffered) {
+        /* set by unoffered_tools: whatever the client chose, there is no tool to call */
+    } else if (tc && !json_is_null(tc)) {
         json_t *atc = lx_anthropic_tool_choice_from_openai(tc, no_parallel, err);
         if (!atc)
             goto fail;
@@ -247,6 +277,7 @@ static int anthropic_chat_request(const struct lx_provider_conf *p, const struct
     return LX_OK;
 fail:
     json_decref(messages);
+    json_decref(called);
     json_decref(body);
     lx_buf_free(&system);
     return LX_ERR;

@@ -86,6 +86,42 @@ static void test_request_translation(void **state)
     lx_http_request_free(&r);
 }
 
+/* A history with tool calls but a request without tools (a Responses turn continuing one that ran MCP
+ * tools, a client that dropped its tools): Anthropic refuses tool blocks without tool definitions, so the
+ * tools the history called are declared and tool_choice none keeps them from being called. */
+static void test_history_tools_without_tools(void **state)
+{
+    (void)state;
+    int rc;
+    struct lx_error e = {0};
+    struct lx_http_request r = {0};
+    json_t *out = translate(
+        "{\"model\":\"m\",\"tool_choice\":\"auto\",\"messages\":[{\"role\":\"user\",\"content\":\"add\"},"
+        "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":["
+        "{\"id\":\"c1\",\"type\":\"function\",\"function\":{\"name\":\"ev__add\",\"arguments\":\"{}\"}},"
+        "{\"id\":\"c2\",\"type\":\"function\",\"function\":{\"name\":\"ev__add\",\"arguments\":\"{}\"}},"
+        "{\"id\":\"c3\",\"type\":\"function\",\"function\":{\"name\":\"ev__echo\",\"arguments\":\"{}\"}}]},"
+        "{\"role\":\"tool\",\"tool_call_id\":\"c1\",\"content\":\"5\"},{\"role\":\"tool\",\"tool_call_id\":\"c2\",\"content\":\"5\"},"
+        "{\"role\":\"tool\",\"tool_call_id\":\"c3\",\"content\":\"e\"},{\"role\":\"user\",\"content\":\"thanks\"}]}",
+        &rc, &e, &r);
+    assert_int_equal(rc, LX_OK);
+    json_t *tools = json_object_get(out, "tools");
+    assert_int_equal(json_array_size(tools), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(tools, 0), "name")), "ev__add");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(tools, 1), "name")), "ev__echo");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(json_array_get(tools, 1), "input_schema"), "type")),
+                        "object");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(out, "tool_choice"), "type")), "none");
+    json_decref(out);
+    lx_http_request_free(&r);
+    /* without tool calls in the history nothing is declared */
+    out = translate("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", &rc, &e, &r);
+    assert_null(json_object_get(out, "tools"));
+    assert_null(json_object_get(out, "tool_choice"));
+    json_decref(out);
+    lx_http_request_free(&r);
+}
+
 static void test_request_defaults_and_refusals(void **state)
 {
     (void)state;
@@ -547,7 +583,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_request_translation),
-        cmocka_unit_test(test_request_defaults_and_refusals),
+        cmocka_unit_test(test_history_tools_without_tools), cmocka_unit_test(test_request_defaults_and_refusals),
         cmocka_unit_test(test_request_refusals),
         cmocka_unit_test(test_request_mappings),
         cmocka_unit_test(test_nonstream_tool_use_fixture),
