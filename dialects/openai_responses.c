@@ -534,6 +534,13 @@ int lx_responses_set_history(const struct lx_dialect_req *rq, json_t *pivot, jso
 }
 /* ---- answers ---- */
 
+static json_t *text_item(json_t *text)
+{
+    json_t *m = lx_responses_message_item("completed");
+    json_array_append_new(json_object_get(m, "content"), lx_responses_text_part(json_string_value(text)));
+    return m;
+}
+
 static json_t *rs_completion(const struct lx_dialect_req *rq, json_t *completion)
 {
     json_t *resp = json_deep_copy(json_object_get(rq->priv, "envelope"));
@@ -542,14 +549,18 @@ static json_t *rs_completion(const struct lx_dialect_req *rq, json_t *completion
     const char *finish = json_string_value(json_object_get(choice, "finish_reason"));
     bool cut = finish && strcmp(finish, "length") == 0;
     json_t *output = json_object_get(resp, "output");
-    /* A tool loop's answer: the tool lists it offered, then the server calls it made, before the last
-     * round's message (the text of earlier rounds is not in a completion; a stream has it). */
+    /* A tool loop's answer: the tool lists it offered, then each round's text (what the model wrote beside
+     * its tool calls) and server calls, in order, before the last round's message, as a stream has them. */
     json_t *llmux = json_object_get(completion, "llmux");
-    size_t i;
+    size_t i, t = 0;
     json_t *v;
+    json_t *texts = json_object_get(llmux, "texts");
     json_array_foreach(json_object_get(llmux, "mcp_list_tools"), i, v)
         json_array_append_new(output, lx_responses_list_tools_item(v));
     json_array_foreach(json_object_get(llmux, "tool_calls"), i, v) {
+        json_int_t round = json_integer_value(json_object_get(v, "round"));
+        for (json_t *tx; (tx = json_array_get(texts, t)) && json_integer_value(json_object_get(tx, "round")) <= round; t++)
+            json_array_append_new(output, text_item(json_object_get(tx, "content")));
         json_t *item = lx_responses_mcp_call_item(v);
         lx_responses_mcp_call_finish(item, v);
         json_array_append_new(output, item);

@@ -66,6 +66,8 @@ struct lx_toolloop {
     struct tool_run *runs;          /* owned: the round's tool calls */
     size_t n_runs, n_left;
     json_t *log;                    /* owned: every tool call made, for "llmux.tool_calls" */
+    json_t *texts;                  /* owned: [{round, content}], what the model wrote beside its tool calls
+                                       (not streamed: a stream showed it as it came), for "llmux.texts" */
 };
 
 static void round_start_cb(void *arg);
@@ -106,6 +108,7 @@ static void loop_free(struct lx_toolloop *l)
     json_decref(l->acc_calls);
     free(l->finish);
     json_decref(l->log);
+    json_decref(l->texts);
     free(l);
 }
 
@@ -287,7 +290,10 @@ static void answer(struct lx_toolloop *l, json_t *completion, json_t *msg, const
     if (json_object_get(msg, "tool_calls"))
         json_object_set_new(choice, "finish_reason", json_string("tool_calls"));
     json_object_set_new(completion, "usage", summed_usage(l));
-    json_object_set_new(completion, "llmux", json_pack("{s:i, s:O}", "tool_rounds", l->rounds, "tool_calls", l->log));
+    json_t *llmux = json_pack("{s:i, s:O}", "tool_rounds", l->rounds, "tool_calls", l->log);
+    if (json_array_size(l->texts))
+        json_object_set(llmux, "texts", l->texts);
+    json_object_set_new(completion, "llmux", llmux);
     finish(l, completion, NULL);
 }
 
@@ -499,6 +505,9 @@ static void run_result_cb(void *ctx, const struct lx_mcp_result *res)
 static void run_tools(struct lx_toolloop *l, json_t *msg)
 {
     l->rounds++;
+    json_t *text = json_object_get(msg, "content");
+    if (!l->stream && json_is_string(text) && json_string_length(text))
+        json_array_append_new(l->texts, json_pack("{s:i, s:O}", "round", l->rounds, "content", text));
     json_t *calls = json_object_get(msg, "tool_calls");
     l->n_runs = l->n_left = json_array_size(calls);
     l->runs = lx_calloc(l->n_runs + 1, sizeof *l->runs);
@@ -603,6 +612,7 @@ struct lx_toolloop *lx_toolloop_start(const struct lx_toolloop_params *p, const 
     l->created = (json_int_t)lx_wall_s();
     l->acc_calls = json_array();
     l->log = json_array();
+    l->texts = json_array();
     l->kick = lx_timer_new(round_start_cb, l);
     l->idle = lx_timer_new(idle_cb, l);
     lx_timer_start(l->kick, 0);

@@ -54,6 +54,15 @@ test('a round of two server tools, then the answer built from both results', asy
   assert.equal(line.calls, 2, 'the access log counts both model calls of the loop');
 });
 
+test('text the model wrote beside its tool calls, not streamed: llmux.texts by round', async () => {
+  const res = await postChat(gw.base, ask('up/x;calls=add;rounds=2;narrate=1', 'narrated'));
+  const body = await res.json();
+  assert.equal(body.llmux.tool_rounds, 2);
+  assert.deepEqual(body.llmux.texts, [{ round: 1, content: 'calling add (round 1)' },
+    { round: 2, content: 'calling add (round 2)' }]);
+  assert.equal(body.choices[0].message.content, 'tool said: 5', 'the answer after the last round');
+});
+
 // The tool loop on the event bus: an observer sees each tool call start and finish inside its request,
 // between the two rounds' model calls, and the trace has an execute_tool span per call under the request.
 test('tool.started and tool.finished on /v1/events between the rounds, and an execute_tool span per call', async () => {

@@ -157,6 +157,23 @@ test('a tool error is an mcp_call with error set, the model answers, and the res
   assert.deepEqual([line.tool_calls, line.tool_errors], [2, 1]);
 });
 
+// What the model writes beside its tool calls is a message of its own before those calls, streamed or not,
+// and each round's in its place: two rounds of narrated calls, then the answer.
+test('text beside the tool calls: a message before each round\'s mcp_call, the same streamed and not', async () => {
+  const body = { model: 'up/x;calls=get-sum;rounds=2;narrate=1', input: ADD, tools: [mcp('ev')] };
+  const shape = (resp) => resp.output.map((i) => i.type === 'message' ? `message:${i.content.map((c) => c.text).join('')}`
+    : i.type === 'mcp_call' ? `mcp_call:${i.output}` : i.type);
+  const want = ['mcp_list_tools', 'message:calling get-sum (round 1)', 'mcp_call:The sum of 2 and 3 is 5.',
+    'message:calling get-sum (round 2)', 'mcp_call:The sum of 2 and 3 is 5.',
+    'message:tool said: The sum of 2 and 3 is 5.'];
+  const plain = await client.responses.create(body);
+  assert.deepEqual(shape(plain), want);
+  const stream = client.responses.stream(body);
+  for await (const ev of stream) void ev;
+  assert.deepEqual(shape(await stream.finalResponse()), want);
+  assert.deepEqual(shape(await client.responses.retrieve(plain.id)), want, 'stored as answered');
+});
+
 test('previous_response_id after an MCP turn: the upstream gets the call and its result as a tool call and a tool message', async () => {
   const first = (await post({ model: 'up/x;calls=add', input: 'first turn', tools: [mcp('t')] })).json;
   const call = first.output.find((i) => i.type === 'mcp_call');

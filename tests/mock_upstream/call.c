@@ -29,6 +29,7 @@ static const struct {
     { "fault", DIRECTIVE_FAULT },     { "sparse", DIRECTIVE_SPARSE },     { "fail", DIRECTIVE_FAIL },
     { "retry_after", DIRECTIVE_RETRY_AFTER }, { "ok_error", DIRECTIVE_OK_ERROR },
     { "content_bytes", DIRECTIVE_CONTENT_BYTES }, { "calls", DIRECTIVE_CALLS }, { "rounds", DIRECTIVE_ROUNDS },
+    { "narrate", DIRECTIVE_NARRATE },
 };
 
 int parse_number(const char *s, long min, long max, long *out)
@@ -82,6 +83,7 @@ static int parse_directive(const char *item, const char *value, const struct dia
         break;
     }
     case DIRECTIVE_SPARSE: rc = parse_flag(value, &sc->sparse); break;
+    case DIRECTIVE_NARRATE: rc = parse_flag(value, &sc->narrate); break;
     case DIRECTIVE_FAIL: rc = parse_number(value, 1, 1000000, &sc->fail); break;
     case DIRECTIVE_RETRY_AFTER: rc = parse_number(value, 1, 86400, &sc->retry_after); break;
     case DIRECTIVE_CONTENT_BYTES: rc = parse_number(value, 1, MAX_BODY_BYTES, &sc->content_bytes); break;

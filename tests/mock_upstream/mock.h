@@ -202,6 +202,7 @@ enum directive {
     DIRECTIVE_CONTENT_BYTES = 1u << 11,
     DIRECTIVE_CALLS = 1u << 12,
     DIRECTIVE_ROUNDS = 1u << 13,
+    DIRECTIVE_NARRATE = 1u << 14,
 };
 
 #define CHAT_DIRECTIVES                                                                                      \
@@ -228,6 +229,7 @@ struct script {
     char calls[256];    /* calls=A+B: call the tools named A and B at once (a tool named X or ending in
                          * "__X"), for `rounds` rounds, then answer with the results; "" = none */
     long rounds;        /* rounds=N: how many rounds of calls= (default 1) */
+    int narrate;        /* narrate=1: a calls= turn also has text, "calling A+B (round N)" */
 };
 
 enum call_error {

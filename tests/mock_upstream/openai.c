@@ -312,7 +312,16 @@ static struct answer *answer_new(json_t *body, const struct script *sc)
             memset(big_fill, 'a', sizeof big_fill);
     } else if (sc->calls[0] && json_array_size(tools) > 0 && rounds_done < (sc->rounds ? sc->rounds : 1) &&
                (plan_calls(a, tools, sc->calls, rounds_done + 1, &last), a->ncalls > 0)) {
-        a->text = xstrdup("");
+        struct strbuf say = { 0 };
+        if (sc->narrate) {
+            char round[32];
+            sb_add(&say, "calling ", 8);
+            sb_add(&say, sc->calls, strlen(sc->calls));
+            snprintf(round, sizeof round, " (round %ld)", rounds_done + 1);
+            sb_add(&say, round, strlen(round));
+        }
+        a->text = say.s ? say.s : xstrdup("");
+        a->text_len = say.len;
         /* Events: role, then per call a header and its argument fragments. */
         for (size_t k = 0; k < a->ncalls; k++)
             a->npieces += 1 + a->calls[k].npieces;
@@ -401,7 +410,9 @@ static json_t *answer_completion(const struct answer *a)
 {
     json_t *message;
     if (a->ncalls) {
-        message = must(json_pack("{s:s,s:n,s:o}", "role", "assistant", "content", "tool_calls", calls_json(a)));
+        message = must(json_pack("{s:s,s:o,s:o}", "role", "assistant", "content",
+                                 a->text_len ? json_stringn(a->text, a->text_len) : json_null(), "tool_calls",
+                                 calls_json(a)));
     } else if (a->tool_name) {
         message = must(json_pack("{s:s,s:n,s:[{s:s,s:s,s:{s:s,s:s%}}]}", "role", "assistant", "content",
                                  "tool_calls", "id", "call_mock_1", "type", "function", "function", "name",
@@ -494,7 +505,9 @@ static void answer_emit(struct event_source *src, size_t step, struct evbuffer *
     size_t n = a->npieces;
     json_t *delta;
     if (step == 0 && a->ncalls) {
-        add_event(dst, chunk_event(a, must(json_pack("{s:s,s:n}", "role", "assistant", "content")), NULL));
+        add_event(dst, chunk_event(a, must(json_pack("{s:s,s:o}", "role", "assistant", "content",
+                                                     a->text_len ? json_stringn(a->text, a->text_len) : json_null())),
+                                   NULL));
     } else if (step > 0 && step <= n && a->ncalls) {
         add_event(dst, chunk_event(a, call_delta(a, step), NULL));
     } else if (step == 0) {
@@ -555,7 +568,7 @@ static void chat_answer(struct conn *c, json_t *body, const struct script *sc, i
 const struct dialect openai_chat_dialect = {
     .name = "POST /v1/chat/completions",
     .directives = CHAT_DIRECTIVES | DIRECTIVE_SPARSE | DIRECTIVE_OK_ERROR | DIRECTIVE_CONTENT_BYTES | DIRECTIVE_CALLS |
-                  DIRECTIVE_ROUNDS,
+                  DIRECTIVE_ROUNDS | DIRECTIVE_NARRATE,
     .faults = TRANSPORT_FAULTS | (1u << FAULT_BIG) | (1u << FAULT_HOLD_OPEN),
     .stream_type = "text/event-stream",
     .stream_garbage = "garbage garbage\n\n",
