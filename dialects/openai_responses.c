@@ -322,6 +322,11 @@ static int check_fields(json_t *root, struct lx_error *err)
         lx_error_bad_request(err, "max_output_tokens", "invalid_value", "Invalid value for 'max_output_tokens': expected a positive integer.");
         return LX_ERR;
     }
+    json_t *mtc = json_object_get(root, "max_tool_calls");
+    if (mtc && !json_is_null(mtc) && (!json_is_integer(mtc) || json_integer_value(mtc) < 1)) {
+        lx_error_bad_request(err, "max_tool_calls", "invalid_value", "Invalid value for 'max_tool_calls': expected a positive integer.");
+        return LX_ERR;
+    }
     json_t *tr = json_object_get(root, "truncation");
     const char *t = json_string_value(tr);
     if (tr && !json_is_null(tr) && (!t || (strcmp(t, "auto") && strcmp(t, "disabled")))) {
@@ -500,6 +505,11 @@ void lx_responses_turn(const struct lx_dialect_req *rq, struct lx_responses_turn
     t->truncation_auto = json_is_true(json_object_get(p, "truncation_auto"));
     t->input = json_object_get(p, "input");
     t->tools = json_object_get(json_object_get(p, "envelope"), "tools");
+}
+
+json_t *lx_responses_envelope_ref(const struct lx_dialect_req *rq)
+{
+    return json_object_get(rq->priv, "envelope");
 }
 
 json_t *lx_responses_envelope(const struct lx_dialect_req *rq)

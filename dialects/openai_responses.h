@@ -29,6 +29,8 @@ struct lx_responses_turn {
 void lx_responses_turn(const struct lx_dialect_req *rq, struct lx_responses_turn *t);
 /* The response as it starts (status in_progress, no output): new reference. */
 json_t *lx_responses_envelope(const struct lx_dialect_req *rq);
+/* The same, borrowed: to read a request field the envelope echoes (max_tool_calls, ...). */
+json_t *lx_responses_envelope_ref(const struct lx_dialect_req *rq);
 /* The response will not be stored (storage is off): it says "store": false. */
 void lx_responses_unstored(struct lx_dialect_req *rq);
 

@@ -159,6 +159,7 @@ struct lx_toolloop *lx_tools_loop_start(struct lx_req *req, const struct lx_tool
         .deadline = turn->deadline_at,
         .deadline_ms = turn->deadline_ms,
         .max_rounds = (int)m->max_tool_rounds,
+        .max_calls = turn->max_calls,
         .max_result_bytes = (size_t)m->max_result_bytes,
         .tally = &req->tally,
         .origin = &req->origin,

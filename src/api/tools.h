@@ -37,6 +37,7 @@ struct lx_tools_turn {
     bool stream, include_usage;
     uint64_t deadline_at; /* lx_now_ms() value, 0 = none */
     long deadline_ms;
+    long max_calls;       /* server tool calls in all, 0 = no cap (lx_toolloop_params.max_calls) */
 };
 /* Start the loop with spec's tools as listed now, the config's limits, and req's tally and origin. NULL
  * with err set when the model does not route. */

@@ -45,6 +45,7 @@ struct lx_toolloop {
     uint64_t deadline;
     long deadline_ms;
     int max_rounds;
+    long max_calls, calls_run;      /* the cap on server tool calls (0: none), and those run so far */
     size_t max_result;
     const struct lx_toolloop_ops *ops;
     void *owner;                    /* borrowed */
@@ -544,7 +545,10 @@ static void run_tools(struct lx_toolloop *l, json_t *msg)
         json_t *args = *r->arguments ? json_loads(r->arguments, 0, NULL) : json_object();
         struct lx_mcp_server *srv = server ? lx_mcp_find(server) : NULL;
         now[i] = true;
-        if (!r->ref) {
+        if (l->max_calls && l->calls_run >= l->max_calls) {
+            r->outcome = "limit";
+            r->output = lx_sprintf("Error: not run: this response's max_tool_calls (%ld) was reached.", l->max_calls);
+        } else if (!r->ref) {
             r->outcome = "not_found";
             r->output = lx_sprintf("Error: there is no tool named %s.", r->name);
         } else if (!json_is_object(args)) {
@@ -562,6 +566,7 @@ static void run_tools(struct lx_toolloop *l, json_t *msg)
                     r->at_deadline = true;
                 }
             }
+            l->calls_run++;
             r->call = lx_mcp_call_tool(srv, tool, args, timeout, run_result_cb, r);
             now[i] = false;
         }
@@ -575,6 +580,8 @@ static void run_tools(struct lx_toolloop *l, json_t *msg)
             waiting = true;
     }
     free(now);
+    if (l->max_calls && l->calls_run >= l->max_calls && l->body)
+        json_object_set_new(l->body, "tool_choice", json_string("none")); /* the next round answers */
     if (waiting && l->stream && l->runs)
         lx_timer_start(l->idle, LX_TOOL_IDLE_MS);
 }
@@ -604,6 +611,7 @@ struct lx_toolloop *lx_toolloop_start(const struct lx_toolloop_params *p, const 
     l->deadline = p->deadline;
     l->deadline_ms = p->deadline_ms;
     l->max_rounds = p->max_rounds > 0 ? p->max_rounds : 8;
+    l->max_calls = p->max_calls > 0 ? p->max_calls : 0;
     l->max_result = p->max_result_bytes;
     l->tally = p->tally;
     l->origin = p->origin;

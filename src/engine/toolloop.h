@@ -60,6 +60,9 @@ struct lx_toolloop_params {
     uint64_t deadline;           /* lx_now_ms() value, 0 = none */
     long deadline_ms;
     int max_rounds;              /* rounds of server tool calls before the loop stops (default 8) */
+    long max_calls;              /* server tool calls run in all (Responses' max_tool_calls); 0 = no cap.
+                                  * Calls beyond it are answered "not run" and the next round may call no
+                                  * tool (tool_choice none), so the model answers */
     size_t max_result_bytes;     /* of one tool's output given to the model */
     struct lx_tally *tally;      /* the request's: every model call adds to it (may be NULL) */
     const struct lx_ev_origin *origin; /* the request's (core/bus.h): its rounds' call events and spans, and

@@ -174,6 +174,27 @@ test('text beside the tool calls: a message before each round\'s mcp_call, the s
   assert.deepEqual(shape(await client.responses.retrieve(plain.id)), want, 'stored as answered');
 });
 
+// max_tool_calls caps the server tool calls of a response: those beyond it are not run (a failed mcp_call
+// saying why), and the next round may call no tool, so the model answers.
+test('max_tool_calls: calls beyond it are not run, and the model answers next', async () => {
+  const before = (await mock.stats()).requests;
+  const resp = await client.responses.create({ model: 'up/x;calls=get-sum+echo;rounds=3', input: ADD,
+    tools: [mcp('ev')], max_tool_calls: 1 });
+  assert.equal(resp.status, 'completed');
+  assert.deepEqual(resp.output.map((i) => i.type), ['mcp_list_tools', 'mcp_call', 'mcp_call', 'message']);
+  // The calls are listed as they finished: the one not run at once, the sum when the server answered.
+  const calls = Object.fromEntries(resp.output.filter((i) => i.type === 'mcp_call').map((c) => [c.name, c]));
+  assert.equal(calls['get-sum'].status, 'completed');
+  assert.equal(calls['get-sum'].output, 'The sum of 2 and 3 is 5.');
+  assert.equal(calls.echo.status, 'failed');
+  assert.match(calls.echo.error.message, /max_tool_calls \(1\) was reached/);
+  assert.equal(resp.max_tool_calls, 1);
+  assert.equal((await mock.stats()).requests - before, 2, 'two model calls: the round that called, then the answer');
+  const bad = await post({ model: 'up/x', input: 'x', max_tool_calls: 0 });
+  assert.equal(bad.status, 400);
+  assert.equal(bad.json.error.param, 'max_tool_calls');
+});
+
 test('previous_response_id after an MCP turn: the upstream gets the call and its result as a tool call and a tool message', async () => {
   const first = (await post({ model: 'up/x;calls=add', input: 'first turn', tools: [mcp('t')] })).json;
   const call = first.output.find((i) => i.type === 'mcp_call');

@@ -222,6 +222,13 @@ static json_t *find_tool(json_t *tools, const char *name, size_t len)
     return NULL;
 }
 
+/* tool_choice "none": the model may call no tool (a calls= turn answers instead). */
+static int tool_choice_none(json_t *body)
+{
+    const char *tc = json_string_value(json_object_get(body, "tool_choice"));
+    return tc && strcmp(tc, "none") == 0;
+}
+
 /* calls=A+B: one call of each named tool (a name no tool has is skipped). */
 static void plan_calls(struct answer *a, json_t *tools, const char *spec, long round, const struct strbuf *user)
 {
@@ -311,6 +318,7 @@ static struct answer *answer_new(json_t *body, const struct script *sc)
         if (!big_fill[0])
             memset(big_fill, 'a', sizeof big_fill);
     } else if (sc->calls[0] && json_array_size(tools) > 0 && rounds_done < (sc->rounds ? sc->rounds : 1) &&
+               !tool_choice_none(body) &&
                (plan_calls(a, tools, sc->calls, rounds_done + 1, &last), a->ncalls > 0)) {
         struct strbuf say = { 0 };
         if (sc->narrate) {
