@@ -5,6 +5,7 @@
  * runs inside lx_store_submit. The database half is store_sqlite_db.c. */
 #include "store_sqlite.h"
 #include "store_cache.h"
+#include "store_json.h"
 #include "../core/buf.h"
 #include "../core/common.h"
 #include "../core/log.h"
@@ -350,14 +351,8 @@ static void post(struct lx_store_op *op)
         release(st, op->conversation_id, op->response_id);
     if (op->status == LX_STORE_ERROR || op->status == LX_STORE_UNAVAILABLE)
         lx_warn("%s", op->message);
-    if (!op->cancelled && op->cb) {
-        struct lx_store_result res = {
-            .status = op->status,
-            .message = op->status == LX_STORE_OK ? NULL : op->message,
-            .value = op->status == LX_STORE_OK ? op->value : NULL,
-        };
-        op->cb(op->arg, &res);
-    }
+    if (!op->cancelled && op->cb)
+        lx_store_answer(op->cb, op->arg, op->status, op->message, op->value);
     op_free(op);
 }
 
