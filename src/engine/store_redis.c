@@ -61,7 +61,10 @@ struct lx_store_op {
     lx_store_cb cb;
     void *arg;
     bool cancelled;
-    struct lx_store_op *prev, *next; /* in st->ops while a command is in flight */
+    struct lx_store_op *prev, *next; /* in st->ops while a command is in flight or waiting to be sent */
+    const char *fn;            /* static: the function to call */
+    struct lx_timer *wait;     /* owned: while waiting for a connection being made (see send_op) */
+    uint64_t since_ms;         /* when it was submitted: its timeout_ms counts from here */
     struct rs_args args;
     char *owner, *response_id, *conversation_id, *item_id; /* owned copies */
     bool reserve;
@@ -511,23 +514,50 @@ static void reply_cb(void *arg, enum lx_redis_status rs, const struct lx_redis_r
     post(op);
 }
 
-static void send_op(struct rs_store *st, struct lx_store_op *op, const char *fn)
+/* The FCALL itself, within what is left of the operation's timeout. */
+static void issue(struct rs_store *st, struct lx_store_op *op)
 {
     size_t argc = op->args.n + 3;
     const char **argv = lx_calloc(argc, sizeof *argv);
     argv[0] = "FCALL";
-    argv[1] = fn;
+    argv[1] = op->fn;
     argv[2] = "0";
     for (size_t i = 0; i < op->args.n; i++)
         argv[i + 3] = op->args.v[i];
+    long left = st->timeout_ms - (long)(lx_now_ms() - op->since_ms);
+    /* The op name is the function's, for the latency histogram (a fixed set of static strings). */
+    lx_redis_command(st->r, op->fn + strlen("llmux_"), left > 0 ? left : 1, reply_cb, op, (int)argc, argv, NULL);
+    free(argv);
+}
+
+static void wait_cb(void *arg)
+{
+    struct lx_store_op *op = arg;
+    lx_timer_free(op->wait);
+    op->wait = NULL;
+    unlink_op(op);
+    set_status(op, LX_STORE_UNAVAILABLE, "store: Redis %s", "is unreachable (connecting)");
+    post(op);
+}
+
+/* A connection being made (at start, or reconnecting) is waited for within the operation's timeout, so
+ * that the first requests after a start do not fail; a connection that is down answers at once. */
+static void send_op(struct rs_store *st, struct lx_store_op *op, const char *fn)
+{
+    op->fn = fn;
+    op->since_ms = lx_now_ms();
     op->next = st->ops;
     if (st->ops)
         st->ops->prev = op;
     st->ops = op;
     st->in_flight++;
-    /* The op name is the function's, for the latency histogram (a fixed set of static strings). */
-    lx_redis_command(st->r, fn + strlen("llmux_"), st->timeout_ms, reply_cb, op, (int)argc, argv, NULL);
-    free(argv);
+    enum lx_redis_state s = lx_redis_state(st->r);
+    if (s == LX_REDIS_RESOLVING || s == LX_REDIS_CONNECTING || s == LX_REDIS_HANDSHAKE) {
+        op->wait = lx_timer_new(wait_cb, op);
+        lx_timer_start(op->wait, st->timeout_ms);
+        return;
+    }
+    issue(st, op);
 }
 
 static struct lx_store_op *op_new(struct rs_store *st, const struct lx_store_req *rq, lx_store_cb cb, void *arg)
@@ -659,6 +689,13 @@ static void state_cb(void *arg, enum lx_redis_state s)
     st->was_ready = ready;
     if (ready) {
         lx_info("store: redis ready: conversations are shared");
+        for (struct lx_store_op *op = st->ops; op; op = op->next) {
+            if (op->wait) {
+                lx_timer_free(op->wait);
+                op->wait = NULL;
+                issue(st, op);
+            }
+        }
         json_t *todo = st->unreleased;
         st->unreleased = json_object();
         const char *resp;
@@ -705,6 +742,8 @@ static void rs_close(struct lx_store *base)
     while (st->ops) {
         struct lx_store_op *op = st->ops;
         unlink_op(op);
+        lx_timer_free(op->wait);
+        op->wait = NULL;
         set_status(op, LX_STORE_UNAVAILABLE, "store: %s", "closing");
         op->verb = LX_STORE_TURN_ABORT; /* nothing more to undo */
         post(op);
