@@ -198,6 +198,15 @@ test('a turn in flight on A makes the conversation busy on B (409), with a lock 
   assert.equal((await stream).status, 200);
 });
 
+test('store.backend "redis" without a redis section: llmux refuses to start, saying why', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const { writeConfig, LLMUX_BIN } = await import('./lib.mjs');
+  const cfg = { ...config(), redis: undefined };
+  const out = spawnSync(LLMUX_BIN, ['--config', writeConfig(cfg), '--listen', '127.0.0.1:0'], { encoding: 'utf8', timeout: GUARD_MS });
+  assert.equal(out.status, 1);
+  assert.match(out.stderr, /store\.backend "redis" needs the top-level "redis" section/);
+});
+
 test('max_items_per_conversation: the oldest items go, on every replica', async () => {
   const cfg = config({ max_items_per_conversation: 3 });
   const C = await startReplica(cfg);
