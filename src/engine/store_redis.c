@@ -44,6 +44,8 @@ struct rs_store {
     uint64_t operations;
     bool reloading;           /* a FUNCTION LOAD after "Function not found" is in flight */
     bool was_ready;           /* the connection's last state, for the log */
+    uint64_t warned_ms;       /* the last UNAVAILABLE warning (lx_now_ms), and the answers not logged since */
+    unsigned long long unwarned;
     /* Turn aborts Redis did not take (it was away): response id → {owner, conversation}, sent again on
      * the next connect so that a conversation is free as soon as Redis is back, not a lock TTL later. */
     json_t *unreleased;       /* owned */
@@ -434,8 +436,19 @@ static void post(struct lx_store_op *op)
     if (op->verb == LX_STORE_TURN_ABORT && op->status == LX_STORE_UNAVAILABLE && op->response_id && st->unreleased)
         json_object_set_new(st->unreleased, op->response_id,
                             json_pack("{s:s,s:s?}", "owner", op->owner, "conversation", op->conversation_id));
-    if (op->status == LX_STORE_ERROR || op->status == LX_STORE_UNAVAILABLE)
+    if (op->status == LX_STORE_ERROR)
         lx_warn("%s", op->message);
+    else if (op->status == LX_STORE_UNAVAILABLE) {
+        /* An outage fails every request: one line per 30 s, not one per request. */
+        uint64_t now = lx_now_ms();
+        if (!st->warned_ms || now - st->warned_ms >= 30000) {
+            lx_warn("%s (%llu more such answers since the last warning)", op->message, st->unwarned);
+            st->warned_ms = now;
+            st->unwarned = 0;
+        } else {
+            st->unwarned++;
+        }
+    }
     st->operations++;
     if (!op->cancelled && op->cb)
         lx_store_answer(op->cb, op->arg, op->status, op->message, op->value);
