@@ -145,6 +145,8 @@ struct lx_store_stats {
     uint64_t operations;       /* operations answered */
     uint64_t transactions;     /* SQLite: transactions (batches of operations) */
     uint64_t cache_hits, cache_misses; /* history cache lookups */
+    int up;                    /* Redis: 1 while its connection is ready, else 0; -1: no connection (SQLite) */
+    uint64_t unavailable;      /* operations answered UNAVAILABLE (Redis down, slow or lost; a full queue) */
 };
 
 /* A backend: a const table, like providers (one line in lx_store_open's list to add one). */

@@ -46,6 +46,7 @@ struct rs_store {
     bool was_ready;           /* the connection's last state, for the log */
     uint64_t warned_ms;       /* the last UNAVAILABLE warning (lx_now_ms), and the answers not logged since */
     unsigned long long unwarned;
+    uint64_t unavailable;     /* operations answered UNAVAILABLE, for /metrics */
     /* Turn aborts Redis did not take (it was away): response id → {owner, conversation}, sent again on
      * the next connect so that a conversation is free as soon as Redis is back, not a lock TTL later. */
     json_t *unreleased;       /* owned */
@@ -439,6 +440,7 @@ static void post(struct lx_store_op *op)
     if (op->status == LX_STORE_ERROR)
         lx_warn("%s", op->message);
     else if (op->status == LX_STORE_UNAVAILABLE) {
+        st->unavailable++;
         /* An outage fails every request: one line per 30 s, not one per request. */
         uint64_t now = lx_now_ms();
         if (!st->warned_ms || now - st->warned_ms >= 30000) {
@@ -644,7 +646,10 @@ static void rs_cancel(struct lx_store *base, struct lx_store_op *op)
 static void rs_stats(struct lx_store *base, struct lx_store_stats *out)
 {
     struct rs_store *st = (struct rs_store *)base;
-    *out = (struct lx_store_stats){.in_flight = st->in_flight, .operations = st->operations};
+    *out = (struct lx_store_stats){.in_flight = st->in_flight,
+                                   .operations = st->operations,
+                                   .up = lx_redis_ready(st->r) ? 1 : 0,
+                                   .unavailable = st->unavailable};
 }
 
 static void renew_cb(void *arg)

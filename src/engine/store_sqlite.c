@@ -35,6 +35,7 @@ struct sq_store {
     struct lx_hcache *cache;  /* owned */
     int64_t retention_s;
     long max_items;
+    uint64_t unavailable;     /* operations refused for a full queue */
 };
 
 static void items_free(struct sq_items *it)
@@ -389,8 +390,10 @@ static void answer_later(struct lx_store_op *op, enum lx_store_status status, co
 static void queue(struct sq_store *st, struct lx_store_op *op)
 {
     op->job = lx_worker_submit(st->worker, sq_db_run, job_done, op);
-    if (!op->job)
+    if (!op->job) {
+        st->unavailable++;
         answer_later(op, LX_STORE_UNAVAILABLE, "store: too many operations in flight; try again");
+    }
 }
 
 static struct lx_store_op *sq_submit(struct lx_store *base, const struct lx_store_req *rq, lx_store_cb cb, void *arg)
@@ -463,6 +466,8 @@ static void sq_stats(struct lx_store *base, struct lx_store_stats *out)
         .transactions = ws.batches,
         .cache_hits = cs.hits,
         .cache_misses = cs.misses,
+        .up = -1,
+        .unavailable = st->unavailable,
     };
 }
 

@@ -65,6 +65,11 @@ async function allItems(gw, id) {
     after = `&after=${page.json.last_id}`;
   }
 }
+const metric = async (gw, name) => {
+  const text = (await httpRequest(gw.port, { method: 'GET', path: '/metrics' })).text;
+  const m = text.match(new RegExp(`^${name} (\\S+)$`, 'm'));
+  return m ? Number(m[1]) : undefined;
+};
 const itemText = (it) => it.content.map((c) => c.text).join('');
 // What the upstream received, as [role, text] pairs (Anthropic's dialect).
 async function upstreamTurns() {
@@ -321,6 +326,9 @@ test('Redis killed mid-load and restarted: turns get 503 store_unavailable (no h
   const got = await call(B, 'GET', `/v1/conversations/${id}/items`);
   assert.equal(got.status, 503);
   assert.equal(got.json.error.code, 'store_unavailable');
+  assert.equal(await metric(B, 'llmux_store_up'), 0);
+  assert.ok(await metric(B, 'llmux_store_unavailable_total') > 0);
+  await B.waitLog(/store: redis unreachable: conversation requests answer 503/);
   await redis.start();
   await eventually(async () => (await call(A, 'GET', `/v1/conversations/${id}`)).status, (s) => s === 200, GUARD_MS, 'A to reach Redis again');
   await eventually(async () => (await call(B, 'GET', `/v1/conversations/${id}`)).status, (s) => s === 200, GUARD_MS, 'B to reach Redis again');
@@ -335,6 +343,7 @@ test('Redis killed mid-load and restarted: turns get 503 store_unavailable (no h
   const sent = await upstreamTurns();
   assert.deepEqual(sent.at(-1), ['user', 'after']);
   assert.equal(sent.length, texts.length + 1, 'the whole conversation went upstream');
+  assert.equal(await metric(A, 'llmux_store_up'), 1);
   // And the process still answers everything else.
   assert.equal((await httpRequest(A.port, { method: 'GET', path: '/healthz' })).status, 200);
 });
