@@ -12,7 +12,8 @@ override LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -pthread
 # composition root's config.c; main.c alone makes the binary.
 CORE_SRCS := $(filter-out src/main.c,$(wildcard src/*.c src/*/*.c)) $(wildcard providers/*.c dialects/*.c)
 
-# Generated files (the same for every build): src/io/fleet.lua, the Redis function library, as a C string.
+# Generated files (the same for every build): the Redis function libraries (src/io/fleet.lua for limits
+# and provider state, src/engine/store_redis.lua for conversations), each as a C string.
 GEN := build/gen
 override CFLAGS += -I$(GEN)
 CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o)
@@ -34,10 +35,13 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
-$(GEN)/fleet.lua.h: src/io/fleet.lua
-	@mkdir -p $(dir $@)
-	sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $< >$@
+LUA_TO_C = @mkdir -p $(dir $@) && sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $< >$@
+$(GEN)/%.lua.h: src/io/%.lua
+	$(LUA_TO_C)
+$(GEN)/%.lua.h: src/engine/%.lua
+	$(LUA_TO_C)
 $(BUILD)/src/io/fleet.o: $(GEN)/fleet.lua.h
+$(BUILD)/src/engine/store_redis.o: $(GEN)/store_redis.lua.h
 
 $(BUILD)/llmux: $(CORE_OBJS) $(BUILD)/src/main.o
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)

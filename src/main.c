@@ -472,7 +472,7 @@ int main(int argc, char **argv)
     lx_engine_conf_apply(cfg->engine);
     lx_mcp_apply(&cfg->mcp->servers);
     share_start(cfg);
-    if (lx_state_open(cfg->state, err, sizeof err) != LX_OK ||
+    if (lx_state_open(cfg->state, cfg->redis, err, sizeof err) != LX_OK ||
         lx_http_start(cfg, lx_routes_dispatch, lx_routes_direct, err, sizeof err) != LX_OK) {
         lx_error("%s", err);
         lx_http_stop();

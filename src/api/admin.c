@@ -115,6 +115,15 @@ void lx_admin_metrics(struct lx_req *req)
                       "llmux_store_history_cache_total{result=\"miss\"} %llu\n",
                       (unsigned long long)ss.operations, (unsigned long long)ss.transactions,
                       (unsigned long long)ss.cache_hits, (unsigned long long)ss.cache_misses);
+        lx_buf_printf(&b,
+                      "# HELP llmux_store_unavailable_total Conversation store operations answered 503 "
+                      "store_unavailable.\n# TYPE llmux_store_unavailable_total counter\n"
+                      "llmux_store_unavailable_total %llu\n",
+                      (unsigned long long)ss.unavailable);
+        if (ss.up >= 0) {
+            lx_metrics_gauge_head(&b, "llmux_store_up", "1 while the conversation store's Redis connection is ready.");
+            lx_metrics_gauge(&b, "llmux_store_up", NULL, NULL, ss.up);
+        }
     }
     if (lx_admin_the_fleet)
         redis_metrics(&b, req->cfg->engine, lx_admin_the_fleet);

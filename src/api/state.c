@@ -4,6 +4,7 @@
 #include "../core/common.h"
 #include "../core/log.h"
 #include "../engine/store_conf.h"
+#include "../io/redis.h"
 #include "../server/auth.h"
 #include "../server/req.h"
 
@@ -45,12 +46,32 @@ static int make_dirs(const char *dir, char *err, size_t errlen)
     return rc;
 }
 
-int lx_state_open(const struct lx_state_conf *sc, char *err, size_t errlen)
+/* The shared store: no state_dir, no lock file (every replica opens it). */
+static int open_redis(const struct lx_state_conf *sc, const struct lx_redis_conf *redis, char *err, size_t errlen)
+{
+    struct lx_store_conf conf = sc->store;
+    conf.redis = redis;
+    S.store = lx_store_redis.open(&conf, err, errlen);
+    if (!S.store)
+        return LX_ERR;
+    char *url = lx_redis_url_redacted(redis);
+    S.path = lx_sprintf("redis %s", url);
+    free(url);
+    S.retention_days = sc->store.retention_days;
+    S.max_items = sc->store.max_items_per_conversation;
+    lx_info("store: %s, prefix %s (retention %ld days, at most %ld items per conversation)", S.path,
+            redis->prefix ? redis->prefix : "llmux:", S.retention_days, S.max_items);
+    return LX_OK;
+}
+
+int lx_state_open(const struct lx_state_conf *sc, const struct lx_redis_conf *redis, char *err, size_t errlen)
 {
     if (!sc->enabled) {
         lx_info("store: off (\"store\": null): /v1/responses answers without keeping anything");
         return LX_OK;
     }
+    if (sc->redis)
+        return open_redis(sc, redis, err, errlen);
     char *dir = lx_strdup(sc->path);
     char *slash = strrchr(dir, '/');
     int rc = LX_OK;
@@ -94,7 +115,9 @@ int lx_state_open(const struct lx_state_conf *sc, char *err, size_t errlen)
 void lx_state_reload(const struct lx_state_conf *sc)
 {
     bool same = sc->enabled == (S.store != NULL) &&
-                (!S.store || (strcmp(sc->path, S.path) == 0 && sc->store.retention_days == S.retention_days &&
+                (!S.store || ((sc->redis ? S.store->backend == &lx_store_redis
+                                         : strcmp(sc->path, S.path) == 0) &&
+                              sc->store.retention_days == S.retention_days &&
                               sc->store.max_items_per_conversation == S.max_items));
     if (!same)
         lx_warn("reload: state_dir and store take effect at the next restart; the store stays %s",
@@ -137,8 +160,9 @@ void lx_state_error(struct lx_error *err, const struct lx_store_result *res, con
                      "%s; wait for it to finish, then try again.", msg);
         break;
     case LX_STORE_UNAVAILABLE:
+        /* Nothing of the operation is acknowledged: no history was read or written for the client. */
         lx_error_set(err, 503, "server_error", NULL, "store_unavailable",
-                     "The conversation store is busy (too many operations in flight); try again shortly.");
+                     "The conversation store is unavailable (%s); try again shortly.", msg);
         free(err->retry_after);
         err->retry_after = lx_strdup("1");
         break;

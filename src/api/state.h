@@ -11,9 +11,11 @@
 struct lx_req;
 struct lx_state_conf;
 
-/* Make state_dir (0700, with its parents) and open the store; nothing when storage is off. LX_ERR with
- * err set. At start-up only (it may block). */
-int lx_state_open(const struct lx_state_conf *sc, char *err, size_t errlen);
+/* Open the store: SQLite (make state_dir, 0700 with its parents, and lock the file) or, with
+ * "backend": "redis", the Redis of the redis section (borrowed for the store's life); nothing when
+ * storage is off. LX_ERR with err set. At start-up only (it may block). */
+struct lx_redis_conf;
+int lx_state_open(const struct lx_state_conf *sc, const struct lx_redis_conf *redis, char *err, size_t errlen);
 /* A reload: the store stays as opened; say so when the new settings differ. */
 void lx_state_reload(const struct lx_state_conf *sc);
 /* Finish what the store holds (before the loop is freed). */

@@ -1,5 +1,5 @@
 /* What every store backend shares: names for logs, and the JSON shapes of the answers (list pages and
- * conversation objects) so that SQLite and a later Redis backend answer alike. Thread-safe (no state). */
+ * conversation objects) so that the SQLite and Redis backends answer alike. Thread-safe (no state). */
 #include "store.h"
 #include "store_json.h"
 
@@ -52,4 +52,39 @@ json_t *lx_store_conversation_json(const char *id, long long created_at, json_t 
 {
     return json_pack("{s:s,s:s,s:I,s:o}", "id", id, "object", "conversation", "created_at", (json_int_t)created_at,
                      "metadata", metadata ? json_incref(metadata) : json_object());
+}
+
+json_t *lx_store_page_of(json_t *all, const struct lx_store_page *page)
+{
+    size_t n = json_array_size(all), start = 0;
+    json_t *ordered = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append(ordered, json_array_get(all, page->desc ? n - 1 - i : i));
+    if (page->after) {
+        for (size_t i = 0; i < n; i++) {
+            const char *id = json_string_value(json_object_get(json_array_get(ordered, i), "id"));
+            if (id && strcmp(id, page->after) == 0) {
+                start = i + 1;
+                break;
+            }
+            if (i == n - 1)
+                start = n; /* an unknown cursor gives an empty page */
+        }
+    }
+    json_t *data = json_array();
+    for (size_t i = start; i < n && (long)(i - start) < page->limit; i++)
+        json_array_append(data, json_array_get(ordered, i));
+    bool more = start + json_array_size(data) < n;
+    json_decref(ordered);
+    return lx_store_list_page(data, more);
+}
+
+void lx_store_answer(lx_store_cb cb, void *arg, enum lx_store_status status, const char *message, json_t *value)
+{
+    struct lx_store_result res = {
+        .status = status,
+        .message = status == LX_STORE_OK ? NULL : message,
+        .value = status == LX_STORE_OK ? value : NULL,
+    };
+    cb(arg, &res);
 }

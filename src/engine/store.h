@@ -1,6 +1,6 @@
 /* Stored conversation state (issue 15): responses, conversations and their items, behind one small
- * asynchronous interface so that a backend can be replaced (SQLite on a worker thread today, Redis shared
- * by replicas later: issue 19).
+ * asynchronous interface so that a backend can be replaced (SQLite on a worker thread for one process,
+ * Redis shared by replicas: issue 19).
  *
  * The interface in one paragraph: fill a struct lx_store_req with a verb and its inputs, lx_store_submit
  * it with a callback; the callback runs later on the loop thread, exactly once unless the operation was
@@ -28,6 +28,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+struct lx_redis_conf; /* io/redis.h */
 
 enum lx_store_status {
     LX_STORE_OK,
@@ -130,6 +132,8 @@ struct lx_store_conf {
     long max_items_per_conversation;  /* a conversation keeps its newest items up to this many */
     bool synchronous_full;            /* SQLite: fsync every commit (survives power loss) */
     size_t max_queue;                 /* operations in flight before UNAVAILABLE; 0 = 4096 */
+    const struct lx_redis_conf *redis; /* Redis: the connection (the top-level "redis" section), borrowed */
+    long timeout_ms;                  /* Redis: one operation's budget before UNAVAILABLE; 0 = 1000 */
 };
 
 struct lx_store;
@@ -141,6 +145,8 @@ struct lx_store_stats {
     uint64_t operations;       /* operations answered */
     uint64_t transactions;     /* SQLite: transactions (batches of operations) */
     uint64_t cache_hits, cache_misses; /* history cache lookups */
+    int up;                    /* Redis: 1 while its connection is ready, else 0; -1: no connection (SQLite) */
+    uint64_t unavailable;      /* operations answered UNAVAILABLE (Redis down, slow or lost; a full queue) */
 };
 
 /* A backend: a const table, like providers (one line in lx_store_open's list to add one). */
@@ -164,7 +170,8 @@ struct lx_store {
     const struct lx_store_backend *backend;
 };
 
-extern const struct lx_store_backend lx_store_sqlite;
+extern const struct lx_store_backend lx_store_sqlite; /* store_sqlite.c: one process, a file */
+extern const struct lx_store_backend lx_store_redis;  /* store_redis.c: replicas sharing one Redis */
 
 static inline struct lx_store_op *lx_store_submit(struct lx_store *st, const struct lx_store_req *rq, lx_store_cb cb,
                                                   void *arg)

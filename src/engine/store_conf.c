@@ -11,19 +11,30 @@ const char *const lx_state_conf_keys[] = {"state_dir", "store", NULL};
 
 static int parse_store(struct lx_state_conf *c, json_t *s, char *err, size_t errlen)
 {
-    static const char *const keys[] = {"path", "retention_days", "max_items_per_conversation", "synchronous",
-                                       "max_history_tokens", NULL};
-    char *sync = NULL;
+    static const char *const keys[] = {"backend",     "path",      "retention_days", "max_items_per_conversation",
+                                       "synchronous", "timeout_ms", "max_history_tokens", NULL};
+    char *sync = NULL, *backend = NULL;
     if (lx_conf_unknown_keys(s, keys, "store", err, errlen) != LX_OK ||
         lx_conf_string(s, "path", "store", &c->path, err, errlen) != LX_OK ||
         lx_conf_long(s, "retention_days", "store", 0, 36500, &c->store.retention_days, err, errlen) != LX_OK ||
         lx_conf_long(s, "max_items_per_conversation", "store", 0, 100000000, &c->store.max_items_per_conversation,
                      err, errlen) != LX_OK ||
         lx_conf_long(s, "max_history_tokens", "store", 0, 100000000, &c->max_history_tokens, err, errlen) != LX_OK ||
-        lx_conf_string(s, "synchronous", "store", &sync, err, errlen) != LX_OK) {
+        lx_conf_long(s, "timeout_ms", "store", 1, 600000, &c->store.timeout_ms, err, errlen) != LX_OK ||
+        lx_conf_string(s, "synchronous", "store", &sync, err, errlen) != LX_OK ||
+        lx_conf_string(s, "backend", "store", &backend, err, errlen) != LX_OK) {
         free(sync);
+        free(backend);
         return LX_ERR;
     }
+    if (backend && strcmp(backend, "sqlite") != 0 && strcmp(backend, "redis") != 0) {
+        lx_conf_err(err, errlen, "store.backend: expected \"sqlite\" or \"redis\"");
+        free(sync);
+        free(backend);
+        return LX_ERR;
+    }
+    c->redis = backend && strcmp(backend, "redis") == 0;
+    free(backend);
     if (sync && strcmp(sync, "normal") != 0 && strcmp(sync, "full") != 0) {
         lx_conf_err(err, errlen, "store.synchronous: expected \"normal\" or \"full\"");
         free(sync);
@@ -45,6 +56,7 @@ int lx_state_conf_parse(struct lx_config *cfg, json_t *root, char *err, size_t e
     c->store.retention_days = 30;
     c->store.max_items_per_conversation = 10000;
     c->max_history_tokens = 100000;
+    c->store.timeout_ms = 1000;
     if (lx_conf_string(root, "state_dir", "", &c->state_dir, err, errlen) != LX_OK)
         return LX_ERR;
     if (c->state_dir && !*c->state_dir) {

@@ -5,6 +5,7 @@
  * runs inside lx_store_submit. The database half is store_sqlite_db.c. */
 #include "store_sqlite.h"
 #include "store_cache.h"
+#include "store_json.h"
 #include "../core/buf.h"
 #include "../core/common.h"
 #include "../core/log.h"
@@ -34,6 +35,7 @@ struct sq_store {
     struct lx_hcache *cache;  /* owned */
     int64_t retention_s;
     long max_items;
+    uint64_t unavailable;     /* operations refused for a full queue */
 };
 
 static void items_free(struct sq_items *it)
@@ -350,14 +352,8 @@ static void post(struct lx_store_op *op)
         release(st, op->conversation_id, op->response_id);
     if (op->status == LX_STORE_ERROR || op->status == LX_STORE_UNAVAILABLE)
         lx_warn("%s", op->message);
-    if (!op->cancelled && op->cb) {
-        struct lx_store_result res = {
-            .status = op->status,
-            .message = op->status == LX_STORE_OK ? NULL : op->message,
-            .value = op->status == LX_STORE_OK ? op->value : NULL,
-        };
-        op->cb(op->arg, &res);
-    }
+    if (!op->cancelled && op->cb)
+        lx_store_answer(op->cb, op->arg, op->status, op->message, op->value);
     op_free(op);
 }
 
@@ -394,8 +390,10 @@ static void answer_later(struct lx_store_op *op, enum lx_store_status status, co
 static void queue(struct sq_store *st, struct lx_store_op *op)
 {
     op->job = lx_worker_submit(st->worker, sq_db_run, job_done, op);
-    if (!op->job)
+    if (!op->job) {
+        st->unavailable++;
         answer_later(op, LX_STORE_UNAVAILABLE, "store: too many operations in flight; try again");
+    }
 }
 
 static struct lx_store_op *sq_submit(struct lx_store *base, const struct lx_store_req *rq, lx_store_cb cb, void *arg)
@@ -468,6 +466,8 @@ static void sq_stats(struct lx_store *base, struct lx_store_stats *out)
         .transactions = ws.batches,
         .cache_hits = cs.hits,
         .cache_misses = cs.misses,
+        .up = -1,
+        .unavailable = st->unavailable,
     };
 }
 

@@ -518,32 +518,6 @@ static int response_delete(struct sq_db *d, struct lx_store_op *op)
     return LX_OK;
 }
 
-/* A page of an in-memory array (a response's input items): order, `after`, limit. */
-static json_t *page_of(json_t *all, const struct lx_store_op *op)
-{
-    size_t n = json_array_size(all), start = 0;
-    json_t *ordered = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append(ordered, json_array_get(all, op->desc ? n - 1 - i : i));
-    if (op->after) {
-        for (size_t i = 0; i < n; i++) {
-            const char *id = json_string_value(json_object_get(json_array_get(ordered, i), "id"));
-            if (id && strcmp(id, op->after) == 0) {
-                start = i + 1;
-                break;
-            }
-            if (i == n - 1)
-                start = n; /* an unknown cursor gives an empty page */
-        }
-    }
-    json_t *data = json_array();
-    for (size_t i = start; i < n && (long)(i - start) < op->limit; i++)
-        json_array_append(data, json_array_get(ordered, i));
-    bool more = start + json_array_size(data) < n;
-    json_decref(ordered);
-    return lx_store_list_page(data, more);
-}
-
 static int response_input_items(struct sq_db *d, struct lx_store_op *op)
 {
     sqlite3_stmt *s = stmt(d, Q_RESP_INPUT, op->response_id, op->owner);
@@ -556,7 +530,8 @@ static int response_input_items(struct sq_db *d, struct lx_store_op *op)
         not_found(op, "Response", op->response_id);
         return LX_ERR;
     }
-    op->value = page_of(all, op);
+    struct lx_store_page page = {.after = op->after, .limit = op->limit, .desc = op->desc};
+    op->value = lx_store_page_of(all, &page);
     json_decref(all);
     return LX_OK;
 }

@@ -334,6 +334,16 @@ static void test_state_keys(void **state)
     assert_int_equal(c->state->store.max_items_per_conversation, 10000);
     assert_false(c->state->store.synchronous_full);
     assert_int_equal(c->state->max_history_tokens, 100000);
+    assert_false(c->state->redis); /* SQLite unless asked, even with a redis section */
+    assert_int_equal(c->state->store.timeout_ms, 1000);
+    lx_config_unref(c);
+    c = load("{\"redis\":{\"url\":\"unix:/tmp/r.sock\"},\"store\":{\"backend\":\"redis\",\"timeout_ms\":250}}", err);
+    assert_non_null(c);
+    assert_true(c->state->redis);
+    assert_int_equal(c->state->store.timeout_ms, 250);
+    lx_config_unref(c);
+    c = load("{\"redis\":{\"url\":\"unix:/tmp/r.sock\"},\"store\":{\"backend\":\"sqlite\"}}", err);
+    assert_false(c->state->redis);
     lx_config_unref(c);
     setenv("STATE_DIRECTORY", "/var/lib/llmux:/var/lib/other", 1);
     c = load("{\"store\":{\"path\":\"conv.db\",\"retention_days\":0,\"max_items_per_conversation\":5,"
@@ -357,6 +367,8 @@ static void test_state_keys(void **state)
     expect_error("{\"store\":5}", "store: expected an object, or null");
     expect_error("{\"store\":{\"pathh\":\"x\"}}", "store.pathh: unknown key");
     expect_error("{\"store\":{\"synchronous\":\"off\"}}", "store.synchronous: expected");
+    expect_error("{\"store\":{\"backend\":\"postgres\"}}", "store.backend: expected \"sqlite\" or \"redis\"");
+    expect_error("{\"store\":{\"timeout_ms\":0}}", "store.timeout_ms");
     expect_error("{\"store\":{\"retention_days\":-1}}", "store.retention_days");
     expect_error("{\"store\":{\"path\":\"\"}}", "store.path: expected a file name");
     expect_error("{\"state_dir\":\"\"}", "state_dir: expected a directory");
