@@ -793,14 +793,20 @@ static void watch_client(struct lx_front *f)
 
 /* A client that sent a FIN while MHD works on its request. It may only have half-closed, so the answer is
  * still due; if it closed for good, the next bytes we write make its TCP stack reset the connection, and
- * the reset watch sees that. When nothing has been written since the FIN and no answer is ready, a 100
- * Continue (which HTTP/1.1 clients must accept before any answer) is such bytes. */
+ * the reset watch sees that. Nothing in the TCP state tells the two apart before that (both leave our
+ * socket in CLOSE_WAIT; TCP_INFO, SO_ERROR and poll say the same), so bytes must be sent: when nothing
+ * has been written since the FIN and no answer is ready, a 100 Continue (which HTTP/1.1 clients must
+ * accept before any answer); when a begun SSE stream is between events, an SSE comment (hooks.probe). */
 static void half_closed(struct lx_front *f)
 {
     if (f->cfd < 0)
         return;
     if (!f->hup_watched && epoll_ctl(F.hup_fd, EPOLL_CTL_ADD, f->cfd, &(struct epoll_event){.data.ptr = f}) == 0)
         f->hup_watched = true;
+    if (f->ctx && f->answered && !f->probed && !f->poked) {
+        f->probed = F.hooks.probe && F.hooks.probe(f->ctx);
+        return;
+    }
     if (f->waiting && !f->answered && !f->probed && !f->poked && !f->head.http10) {
         f->probed = true;
         lx_buf_printf(&f->out, "HTTP/1.1 100 Continue\r\n\r\n");

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 
 static uint64_t lx_req_counter;
@@ -409,7 +410,41 @@ void lx_req_stream_write(struct lx_req *req, const char *data, size_t len)
     if (!req_writable(req) || req->state != LX_REQ_STREAMING || req->out_ended)
         return;
     lx_buf_append(&req->out, data, len);
+    if (len) {
+        /* An SSE event ends with a blank line; the writers write whole events, so looking at the end of
+         * each write is enough. */
+        const char *e = data + len;
+        bool blank = (len >= 2 && e[-1] == '\n' && e[-2] == '\n') ||
+                     (len >= 3 && e[-1] == '\n' && e[-2] == '\r' && e[-3] == '\n');
+        req->out_mid_event = !blank;
+    }
     wake(req);
+}
+
+static bool probe_fits(struct lx_req *req)
+{
+    return req_writable(req) && req->state == LX_REQ_STREAMING && !req->out_ended &&
+           !req->out_cut && !req->out_mid_event && req->content_type &&
+           strncasecmp(req->content_type, "text/event-stream", 17) == 0;
+}
+
+static void probe_cb(void *arg)
+{
+    struct lx_req *req = arg;
+    if (probe_fits(req) && lx_buf_avail(&req->out) == 0) {
+        static const char comment[] = ": keep-alive\n\n";
+        lx_buf_append(&req->out, comment, sizeof comment - 1);
+        wake(req);
+    }
+    lx_req_release(req);
+}
+
+bool lx_req_probe_client(struct lx_req *req)
+{
+    if (!probe_fits(req))
+        return false;
+    lx_defer(probe_cb, lx_req_hold(req));
+    return true;
 }
 
 void lx_req_stream_end(struct lx_req *req)
