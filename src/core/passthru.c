@@ -35,16 +35,33 @@ int lx_passthru_request(const char *body, size_t len, struct lx_chat_bytes *out)
     return LX_OK;
 }
 
+bool lx_passthru_request_ok(const struct lx_chat_bytes *b, const char *model, bool add_usage)
+{
+    if (!b->data || !model || !lx_json_utf8_ok(model, strlen(model)))
+        return false;
+    if (add_usage && !b->usage_asked && b->stream_options)
+        return false; /* its own stream_options must be merged: the general path does that */
+    return memchr(b->data, '{', b->model_at) != NULL;
+}
+
+json_t *lx_passthru_tree(const struct lx_chat_bytes *b)
+{
+    if (!b->data)
+        return NULL;
+    json_t *root = json_loadb(b->data, b->len, 0, NULL);
+    if (root && !json_is_object(root)) {
+        json_decref(root);
+        root = NULL;
+    }
+    return root;
+}
+
 int lx_passthru_request_body(const struct lx_chat_bytes *b, const char *model, bool add_usage, struct lx_buf *out)
 {
+    if (!lx_passthru_request_ok(b, model, add_usage))
+        return LX_AGAIN;
     size_t mlen = strlen(model);
-    if (!b->data || !lx_json_utf8_ok(model, mlen))
-        return LX_AGAIN;
-    if (add_usage && !b->usage_asked && b->stream_options)
-        return LX_AGAIN; /* its own stream_options must be merged: the general path does that */
     const char *open = memchr(b->data, '{', b->model_at);
-    if (!open)
-        return LX_AGAIN;
     size_t head = (size_t)(open + 1 - b->data);
     lx_buf_append(out, b->data, head);
     if (add_usage && !b->usage_asked)

@@ -21,6 +21,11 @@ int lx_passthru_request(const char *body, size_t len, struct lx_chat_bytes *out)
  * stream_options.include_usage: true added when add_usage (and b has no stream_options of its own).
  * LX_AGAIN: it has to be built from JSON. */
 int lx_passthru_request_body(const struct lx_chat_bytes *b, const char *model, bool add_usage, struct lx_buf *out);
+/* Whether lx_passthru_request_body would give LX_OK. */
+bool lx_passthru_request_ok(const struct lx_chat_bytes *b, const char *model, bool add_usage);
+/* The jansson tree of b's body (new reference), for a body whose bytes were checked and no tree built
+ * (lx_dialect.parse_bytes); NULL only if it does not parse after all. */
+json_t *lx_passthru_tree(const struct lx_chat_bytes *b);
 
 /* A 2xx non-stream chat.completion that needs nothing filled: LX_OK with *out pointing into body. */
 int lx_passthru_completion(const char *body, size_t len, struct lx_answer_bytes *out);
