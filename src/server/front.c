@@ -578,7 +578,7 @@ static void serve_direct(struct lx_front *f, size_t path_len)
     F.serving++;
     f->dreq = lx_direct_start(f, &s); /* its handler may have answered already: that kicks the write watch */
     f->ctx = f->dreq;
-    lx_buf_reset(&f->fwd);
+    lx_buf_free(&f->fwd); /* the request copied its fields; a stream may last minutes */
 }
 
 /* Give the connection to MHD for its first request that goes there: a socketpair, MHD's end added to

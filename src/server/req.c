@@ -302,6 +302,8 @@ ssize_t lx_req_stream_read(struct lx_req *req, char *buf, size_t max)
         size_t n = avail < max ? avail : max;
         memcpy(buf, lx_buf_head(&req->out), n);
         lx_buf_consume(&req->out, n);
+        if (!lx_buf_avail(&req->out))
+            lx_buf_free(&req->out); /* between a stream's events, hold no buffer */
         req->bytes_out += n;
         if (!req->t_first_byte)
             req->t_first_byte = lx_now_ms_f();
