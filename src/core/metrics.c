@@ -143,11 +143,25 @@ static void observe(struct series *s, double v)
             s->buckets[i]++;
 }
 
+/* An HTTP status (or any small int) as text in buf[16], without the cost of snprintf. */
+static const char *status_text(char *buf, int status)
+{
+    char *p = buf + 15;
+    *p = '\0';
+    unsigned v = status < 0 ? 0u - (unsigned)status : (unsigned)status;
+    do
+        *--p = (char)('0' + v % 10);
+    while (v /= 10);
+    if (status < 0)
+        *--p = '-';
+    return p;
+}
+
 void lx_metrics_call(const char *provider, const char *model, int status, double duration_s, double ttft_s,
                      long prompt_tokens, long completion_tokens)
 {
-    char st[16];
-    snprintf(st, sizeof st, "%d", status);
+    char buf[16];
+    const char *st = status_text(buf, status);
     find(&f_requests, (const char *const[]){"provider", provider, "model", model, "status", st, NULL})->value++;
     const char *const pm[] = {"provider", provider, "model", model, NULL};
     observe(find(&f_duration, pm), duration_s);
@@ -185,8 +199,8 @@ void lx_metrics_fallback(void)
 void lx_metrics_finished_cb(const struct lx_event *ev, void *arg)
 {
     (void)arg;
-    char st[16];
-    snprintf(st, sizeof st, "%d", ev->request.status);
+    char buf[16];
+    const char *st = status_text(buf, ev->request.status);
     find(&f_http, (const char *const[]){"route", ev->request.route, "status", st, NULL})->value++;
 }
 

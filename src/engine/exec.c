@@ -317,15 +317,14 @@ static void note_model(struct lane *L, json_t *answer)
 {
     const char *m = json_string_value(json_object_get(answer, "model"));
     if (m && !L->response_model[0])
-        snprintf(L->response_model, sizeof L->response_model, "%s", m);
+        lx_strcut(L->response_model, sizeof L->response_model, m, strlen(m));
 }
 
 /* The same for an answer kept as bytes (the pass-through path). */
 static void note_model_bytes(struct lane *L, const struct lx_answer_bytes *answer)
 {
     if (answer->model_len && !L->response_model[0])
-        snprintf(L->response_model, sizeof L->response_model, "%.*s", (int)answer->model_len,
-                 answer->data + answer->model_at);
+        lx_strcut(L->response_model, sizeof L->response_model, answer->data + answer->model_at, answer->model_len);
 }
 
 static void publish_queue(struct lane *L, enum lx_event_type type)

@@ -529,7 +529,7 @@ static void remember_request_line(struct lx_front *f)
     f->target = NULL;
     if (!h->method)
         return;
-    snprintf(f->method, sizeof f->method, "%.*s", (int)h->method_len, h->method);
+    lx_strcut(f->method, sizeof f->method, h->method, h->method_len);
     size_t n = h->target_len < LX_FRONT_LOG_TARGET ? h->target_len : LX_FRONT_LOG_TARGET;
     f->target = lx_malloc(n + 1);
     for (size_t i = 0; i < n; i++) {

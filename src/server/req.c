@@ -59,7 +59,7 @@ void lx_req_init(struct lx_req *req, const struct lx_transport *t, struct lx_con
     req->refs = 1;
     req->transport = t;
     req->cfg = lx_config_ref(cfg);
-    snprintf(req->method, sizeof req->method, "%s", method);
+    lx_strcut(req->method, sizeof req->method, method, strlen(method));
     req->path = lx_strdup(path);
     req->t_start = lx_now_ms_f();
     req->origin.request_id = req->request_id;
@@ -346,7 +346,7 @@ const char *lx_req_query(struct lx_req *req, const char *name)
 
 void lx_req_add_header(struct lx_req *req, const char *name, const char *value)
 {
-    lx_strs_push(&req->resp_headers, &req->n_resp_headers, lx_sprintf("%s: %s", name, value));
+    lx_strs_push(&req->resp_headers, &req->n_resp_headers, lx_strjoin(name, ": ", value));
 }
 
 void lx_req_respond(struct lx_req *req, int status, const char *content_type, const char *body, size_t len)
