@@ -108,7 +108,7 @@ static json_t *parse(const char *body, size_t len, struct lx_dialect_req *rq, st
  * boolean. A body with "tools" (maybe MCP tools, which the tool loop reads from the tree), with a member
  * given twice (jansson keeps the last), or with anything parse would refuse is LX_AGAIN: parse then
  * decides, and names the error. */
-static int parse_bytes(const char *body, size_t len, struct lx_dialect_req *rq)
+static int parse_bytes(const char *body, size_t len, struct lx_dialect_req *rq, struct lx_chat_bytes *bytes)
 {
     struct lx_jval root;
     if (lx_jscan(body, len, &root) != LX_OK || root.type != LX_JOBJECT)
@@ -152,6 +152,8 @@ static int parse_bytes(const char *body, size_t len, struct lx_dialect_req *rq)
             return LX_AGAIN;
         include_usage = iu.count && iu.val.type == LX_JTRUE;
     }
+    if (lx_passthru_request_scanned(body, len, &m[M_MODEL], &m[M_SO], bytes) != LX_OK)
+        return LX_AGAIN;
     rq->model = lx_strndup(model->p + 1, model->len - 2);
     rq->stream = m[M_STREAM].count && st == LX_JTRUE;
     rq->include_usage = include_usage;

@@ -18,8 +18,7 @@ void lx_chat_handle(struct lx_req *req, const struct lx_dialect *d)
     /* A pivot body that passes the dialect's checks on its bytes needs no tree here: the pass-through
      * path sends those bytes, and a call to a provider that needs a tree builds one (call.c). */
     struct lx_chat_bytes bytes = {0};
-    bool untreed = d->pivot_bytes && d->parse_bytes && d->parse_bytes(req->body.data, req->body.len, &rq) == LX_OK &&
-                   lx_passthru_request(req->body.data, req->body.len, &bytes) == LX_OK;
+    bool untreed = d->pivot_bytes && d->parse_bytes && d->parse_bytes(req->body.data, req->body.len, &rq, &bytes) == LX_OK;
     if (!untreed) {
         lx_dialect_req_clear(&rq);
         bytes = (struct lx_chat_bytes){0};

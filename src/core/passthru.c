@@ -16,19 +16,26 @@ int lx_passthru_request(const char *body, size_t len, struct lx_chat_bytes *out)
     if (!body || lx_jscan(body, len, &root) != LX_OK || root.type != LX_JOBJECT)
         return LX_AGAIN;
     struct lx_jmember m[] = {{.key = "model"}, {.key = "stream_options"}};
-    if (lx_jscan_members(&root, m, LX_ARRAY_LEN(m), NULL) != LX_OK || m[0].count != 1 ||
-        m[0].val.type != LX_JSTRING || m[1].count > 1)
+    if (lx_jscan_members(&root, m, LX_ARRAY_LEN(m), NULL) != LX_OK)
+        return LX_AGAIN;
+    return lx_passthru_request_scanned(body, len, &m[0], &m[1], out);
+}
+
+int lx_passthru_request_scanned(const char *body, size_t len, const struct lx_jmember *model,
+                                const struct lx_jmember *so, struct lx_chat_bytes *out)
+{
+    if (model->count != 1 || model->val.type != LX_JSTRING || so->count > 1)
         return LX_AGAIN;
     *out = (struct lx_chat_bytes){
         .data = body,
         .len = len,
-        .model_at = (size_t)(m[0].val.p - body),
-        .model_len = m[0].val.len,
-        .stream_options = m[1].count == 1,
+        .model_at = (size_t)(model->val.p - body),
+        .model_len = model->val.len,
+        .stream_options = so->count == 1,
     };
-    if (m[1].count == 1 && m[1].val.type == LX_JOBJECT) {
+    if (so->count == 1 && so->val.type == LX_JOBJECT) {
         struct lx_jmember iu = {.key = "include_usage"};
-        if (lx_jscan_members(&m[1].val, &iu, 1, NULL) != LX_OK || iu.count > 1)
+        if (lx_jscan_members(&so->val, &iu, 1, NULL) != LX_OK || iu.count > 1)
             return LX_AGAIN;
         out->usage_asked = iu.count == 1 && iu.val.type == LX_JTRUE;
     }

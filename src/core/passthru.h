@@ -9,6 +9,7 @@
 #define LX_PASSTHRU_H
 
 #include "buf.h"
+#include "jscan.h"
 #include "pivot.h"
 
 #include <jansson.h>
@@ -17,6 +18,10 @@
 
 /* The facts of a client's chat body that sending it on needs: LX_OK with *out, or LX_AGAIN. */
 int lx_passthru_request(const char *body, size_t len, struct lx_chat_bytes *out);
+/* The same from a scan the caller made already: the body's top-level "model" and "stream_options"
+ * members (core/jscan.h). */
+int lx_passthru_request_scanned(const char *body, size_t len, const struct lx_jmember *model,
+                                const struct lx_jmember *so, struct lx_chat_bytes *out);
 /* The body to send upstream: b's with its model value replaced by model, and with
  * stream_options.include_usage: true added when add_usage (and b has no stream_options of its own).
  * LX_AGAIN: it has to be built from JSON. */

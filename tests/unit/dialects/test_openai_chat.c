@@ -3,6 +3,7 @@
 #include "../unit.h"
 #include "../../../dialects/dialect.h"
 #include "../../../src/core/common.h"
+#include "../../../src/core/passthru.h"
 #include "../../../src/core/sse.h"
 
 /* The dialect's parse, as the chat endpoint runs it. */
@@ -18,7 +19,8 @@ static json_t *lx_chat_parse(const char *body, size_t len, struct lx_error *e)
 static void expect_400(const char *body, const char *param, const char *code)
 {
     struct lx_dialect_req brq = {0};
-    assert_int_equal(lx_dialect_openai_chat.parse_bytes(body, strlen(body), &brq), LX_AGAIN);
+    struct lx_chat_bytes bytes;
+    assert_int_equal(lx_dialect_openai_chat.parse_bytes(body, strlen(body), &brq, &bytes), LX_AGAIN);
     assert_null(brq.model);
     struct lx_error e = {0};
     json_t *j = lx_chat_parse(body, strlen(body), &e);
@@ -113,7 +115,16 @@ static void test_parse_bytes(void **state)
     for (size_t i = 0; i < LX_ARRAY_LEN(valid); i++) {
         struct lx_dialect_req a = {0}, b = {0};
         struct lx_error e = {0};
-        assert_int_equal(d->parse_bytes(valid[i], strlen(valid[i]), &a), LX_OK);
+        struct lx_chat_bytes bytes, want;
+        assert_int_equal(d->parse_bytes(valid[i], strlen(valid[i]), &a, &bytes), LX_OK);
+        /* The pass-through facts are the ones lx_passthru_request finds on its own scan. */
+        assert_int_equal(lx_passthru_request(valid[i], strlen(valid[i]), &want), LX_OK);
+        assert_ptr_equal(bytes.data, want.data);
+        assert_int_equal(bytes.len, want.len);
+        assert_int_equal(bytes.model_at, want.model_at);
+        assert_int_equal(bytes.model_len, want.model_len);
+        assert_int_equal(bytes.usage_asked, want.usage_asked);
+        assert_int_equal(bytes.stream_options, want.stream_options);
         json_t *j = d->parse(valid[i], strlen(valid[i]), &b, &e);
         assert_non_null(j);
         assert_string_equal(a.model, b.model);
@@ -131,7 +142,8 @@ static void test_parse_bytes(void **state)
     };
     for (size_t i = 0; i < LX_ARRAY_LEN(tree_only); i++) {
         struct lx_dialect_req a = {0};
-        assert_int_equal(d->parse_bytes(tree_only[i], strlen(tree_only[i]), &a), LX_AGAIN);
+        struct lx_chat_bytes bytes;
+        assert_int_equal(d->parse_bytes(tree_only[i], strlen(tree_only[i]), &a, &bytes), LX_AGAIN);
         assert_null(a.model);
     }
 }
