@@ -300,8 +300,13 @@ int lx_jscan_members(const struct lx_jval *obj, struct lx_jmember *want, size_t 
     const char *p = skip_ws(base + 1, end);
     const char *prev_end = NULL; /* just past the previous member's value */
     size_t count = 0;
-    for (size_t i = 0; i < n_want; i++)
+    size_t lens[16]; /* the wanted keys' lengths, measured once rather than for every member */
+    size_t n_lens = n_want < LX_ARRAY_LEN(lens) ? n_want : LX_ARRAY_LEN(lens);
+    for (size_t i = 0; i < n_want; i++) {
         want[i].count = 0;
+        if (i < n_lens)
+            lens[i] = strlen(want[i].key);
+    }
     while (*p == '"') {
         const char *key = p + 1;
         const char *key_end = skip_string(p) - 1;
@@ -316,8 +321,9 @@ int lx_jscan_members(const struct lx_jval *obj, struct lx_jmember *want, size_t 
         p = skip_ws(p, end);
         bool comma = *p == ',';
         for (size_t i = 0; i < n_want; i++) {
-            size_t klen = strlen(want[i].key);
-            if ((size_t)(key_end - key) != klen || memcmp(key, want[i].key, klen) != 0)
+            size_t klen = i < n_lens ? lens[i] : strlen(want[i].key);
+            if ((size_t)(key_end - key) != klen || (klen && key[0] != want[i].key[0]) ||
+                memcmp(key, want[i].key, klen) != 0)
                 continue;
             want[i].count++;
             want[i].val = v;
