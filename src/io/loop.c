@@ -168,6 +168,17 @@ void lx_timer_start(struct lx_timer *t, long ms)
     evtimer_add(t->ev, &tv);
 }
 
+void lx_timer_soon(struct lx_timer *t)
+{
+    if (!t->ev) {
+        t->ev = lx_malloc(event_get_struct_event_size());
+        evtimer_assign(t->ev, lx_base, lx_timer_cb, t);
+    } else {
+        evtimer_del(t->ev);
+    }
+    event_active(t->ev, EV_TIMEOUT, 0);
+}
+
 void lx_timer_stop(struct lx_timer *t)
 {
     if (t && t->ev) {
