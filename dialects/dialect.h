@@ -16,6 +16,7 @@
 
 #include "../src/core/buf.h"
 #include "../src/core/errors.h"
+#include "../src/core/pivot.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -43,6 +44,12 @@ struct lx_dialect {
      * dialect's terms) when the body is bad or asks for what cannot be translated. Parse errors of the
      * JSON itself come from the one core helper (line and column). */
     json_t *(*parse)(const char *body, size_t len, struct lx_dialect_req *rq, struct lx_error *err);
+    /* The same check without building a tree, for a body that is already a pivot body (pivot_bytes): LX_OK
+     * when the body is valid and rq is filled, and bytes too, from the same scan (what the pass-through
+     * path needs to send the body on): the engine may go on from the bytes alone (the call builds a tree
+     * only for a provider that needs one). LX_AGAIN for anything else (an error to name, a member only
+     * the tree path handles), and then parse decides. NULL: always parse. */
+    int (*parse_bytes)(const char *body, size_t len, struct lx_dialect_req *rq, struct lx_chat_bytes *bytes);
 
     /* The non-stream answer: a pivot chat.completion (borrowed) → this dialect's body (new reference). */
     json_t *(*completion)(const struct lx_dialect_req *rq, json_t *completion);

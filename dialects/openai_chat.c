@@ -4,6 +4,7 @@
  * answer and as the event that ends a failed stream. */
 #include "openai_chat.h"
 #include "../src/core/common.h"
+#include "../src/core/jscan.h"
 #include "../src/core/json.h"
 #include "../src/core/passthru.h"
 #include "../src/core/sse.h"
@@ -101,6 +102,64 @@ static json_t *parse(const char *body, size_t len, struct lx_dialect_req *rq, st
     return root;
 }
 
+/* parse's checks on the bytes (core/jscan.h), for the bodies that pass them all: a valid JSON object, one
+ * non-empty "model" string without escapes, a non-empty "messages" array of objects with one string
+ * "role" each, "stream" a boolean or null, "stream_options" null or an object whose include_usage is a
+ * boolean. A body with "tools" (maybe MCP tools, which the tool loop reads from the tree), with a member
+ * given twice (jansson keeps the last), or with anything parse would refuse is LX_AGAIN: parse then
+ * decides, and names the error. */
+static int parse_bytes(const char *body, size_t len, struct lx_dialect_req *rq, struct lx_chat_bytes *bytes)
+{
+    struct lx_jval root;
+    if (lx_jscan(body, len, &root) != LX_OK || root.type != LX_JOBJECT)
+        return LX_AGAIN;
+    enum { M_MODEL, M_MESSAGES, M_STREAM, M_SO, M_TOOLS, M_COUNT };
+    struct lx_jmember m[M_COUNT] = {
+        {.key = "model"}, {.key = "messages"}, {.key = "stream"}, {.key = "stream_options"}, {.key = "tools"},
+    };
+    if (lx_jscan_members(&root, m, M_COUNT, NULL) != LX_OK || m[M_TOOLS].count)
+        return LX_AGAIN;
+    for (int i = 0; i < M_COUNT; i++)
+        if (m[i].count > 1)
+            return LX_AGAIN;
+    const struct lx_jval *model = &m[M_MODEL].val;
+    if (!m[M_MODEL].count || model->type != LX_JSTRING || model->len <= 2 || memchr(model->p, '\\', model->len))
+        return LX_AGAIN;
+    const struct lx_jval *msgs = &m[M_MESSAGES].val;
+    if (!m[M_MESSAGES].count || msgs->type != LX_JARRAY)
+        return LX_AGAIN;
+    struct lx_jiter it;
+    struct lx_jval item;
+    size_t n = 0;
+    lx_jscan_items(msgs, &it);
+    while (lx_jscan_next(&it, &item)) {
+        struct lx_jmember role = {.key = "role"};
+        if (item.type != LX_JOBJECT || lx_jscan_members(&item, &role, 1, NULL) != LX_OK || role.count != 1 ||
+            role.val.type != LX_JSTRING)
+            return LX_AGAIN;
+        n++;
+    }
+    if (n == 0)
+        return LX_AGAIN;
+    enum lx_jtype st = m[M_STREAM].val.type;
+    if (m[M_STREAM].count && st != LX_JTRUE && st != LX_JFALSE && st != LX_JNULL)
+        return LX_AGAIN;
+    bool include_usage = false;
+    if (m[M_SO].count && m[M_SO].val.type != LX_JNULL) {
+        struct lx_jmember iu = {.key = "include_usage"};
+        if (m[M_SO].val.type != LX_JOBJECT || lx_jscan_members(&m[M_SO].val, &iu, 1, NULL) != LX_OK || iu.count > 1 ||
+            (iu.count && iu.val.type != LX_JTRUE && iu.val.type != LX_JFALSE))
+            return LX_AGAIN;
+        include_usage = iu.count && iu.val.type == LX_JTRUE;
+    }
+    if (lx_passthru_request_scanned(body, len, &m[M_MODEL], &m[M_SO], bytes) != LX_OK)
+        return LX_AGAIN;
+    rq->model = lx_strndup(model->p + 1, model->len - 2);
+    rq->stream = m[M_STREAM].count && st == LX_JTRUE;
+    rq->include_usage = include_usage;
+    return LX_OK;
+}
+
 /* The pivot is OpenAI's own answer: it goes out as it is. */
 static json_t *completion(const struct lx_dialect_req *rq, json_t *c)
 {
@@ -174,6 +233,7 @@ static void completion_bytes(const struct lx_dialect_req *rq, const struct lx_an
 const struct lx_dialect lx_dialect_openai_chat = {
     .name = "openai_chat",
     .parse = parse,
+    .parse_bytes = parse_bytes,
     .completion = completion,
     .error_body = lx_openai_error_body,
     .stream_content_type = "text/event-stream",

@@ -15,8 +15,16 @@ void lx_chat_handle(struct lx_req *req, const struct lx_dialect *d)
     struct lx_error err = {0};
     struct lx_dialect_req rq = {0};
     struct lx_plan plan;
-    json_t *body = d->parse(req->body.data, req->body.len, &rq, &err);
-    if (!body || lx_relay_route(req, rq.model, &plan, &err) != LX_OK) {
+    /* A pivot body that passes the dialect's checks on its bytes needs no tree here: the pass-through
+     * path sends those bytes, and a call to a provider that needs a tree builds one (call.c). */
+    struct lx_chat_bytes bytes = {0};
+    bool untreed = d->pivot_bytes && d->parse_bytes && d->parse_bytes(req->body.data, req->body.len, &rq, &bytes) == LX_OK;
+    if (!untreed) {
+        lx_dialect_req_clear(&rq);
+        bytes = (struct lx_chat_bytes){0};
+    }
+    json_t *body = untreed ? NULL : d->parse(req->body.data, req->body.len, &rq, &err);
+    if ((!untreed && !body) || lx_relay_route(req, rq.model, &plan, &err) != LX_OK) {
         lx_reply_fail(req, d, &err);
         lx_error_clear(&err);
         json_decref(body);
@@ -35,6 +43,8 @@ void lx_chat_handle(struct lx_req *req, const struct lx_dialect *d)
     }
     if (spec.n_servers) {
         lx_plan_free(&plan);
+        if (!body)
+            body = lx_passthru_tree(&bytes);
         lx_tools_start(req, d, &rq, body, &spec);
         return;
     }
@@ -49,7 +59,9 @@ void lx_chat_handle(struct lx_req *req, const struct lx_dialect *d)
         .origin = &req->origin,
     };
     /* The body may go upstream as the client sent it (the pass-through path), when it is a pivot body. */
-    if (d->pivot_bytes && lx_passthru_request(req->body.data, req->body.len, &chat.bytes) != LX_OK)
+    if (untreed)
+        chat.bytes = bytes;
+    else if (d->pivot_bytes && lx_passthru_request(req->body.data, req->body.len, &chat.bytes) != LX_OK)
         chat.bytes = (struct lx_chat_bytes){0};
     lx_relay_start(req, d, &rq, &plan, &chat);
 }

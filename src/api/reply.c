@@ -40,7 +40,7 @@ static void flush(struct lx_reply *r)
     if (!r->out.len)
         return;
     lx_req_stream_write(r->req, lx_buf_head(&r->out), lx_buf_avail(&r->out));
-    lx_buf_reset(&r->out);
+    lx_buf_free(&r->out); /* between a stream's events, hold no buffer */
     if (r->keepalive)
         lx_timer_start(r->keepalive, r->keepalive_ms);
 }

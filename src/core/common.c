@@ -53,6 +53,26 @@ char *lx_strndup(const char *s, size_t n)
     return d;
 }
 
+void lx_strcut(char *dst, size_t size, const char *s, size_t n)
+{
+    if (!size)
+        return;
+    if (n > size - 1)
+        n = size - 1;
+    memcpy(dst, s, n);
+    dst[n] = '\0';
+}
+
+char *lx_strjoin(const char *a, const char *sep, const char *b)
+{
+    size_t na = strlen(a), ns = strlen(sep), nb = strlen(b);
+    char *d = lx_malloc(na + ns + nb + 1);
+    memcpy(d, a, na);
+    memcpy(d + na, sep, ns);
+    memcpy(d + na + ns, b, nb + 1);
+    return d;
+}
+
 char *lx_vsprintf(const char *fmt, va_list ap)
 {
     /* One formatting pass for the usual short strings (headers, URLs); a second only when it did not fit. */

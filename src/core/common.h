@@ -26,6 +26,11 @@ void *lx_calloc(size_t count, size_t n);
 void *lx_realloc(void *p, size_t n);
 char *lx_strdup(const char *s);
 char *lx_strndup(const char *s, size_t n);
+/* Copy the n bytes at s into dst[size], cut to size - 1 and NUL-terminated, as snprintf's "%.*s" does
+ * (the hot paths copy a few names per request; formatting each cost ~500 instructions). */
+void lx_strcut(char *dst, size_t size, const char *s, size_t n);
+/* "a" sep "b", in a new string. */
+char *lx_strjoin(const char *a, const char *sep, const char *b);
 char *lx_sprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 char *lx_vsprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 /* Append s (taken over) to the growable array *list of *n strings. */

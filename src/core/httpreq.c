@@ -8,10 +8,25 @@
 
 void lx_http_request_add_header(struct lx_http_request *r, const char *fmt, ...)
 {
+    /* Most lines are a literal, or a name and one string (a copy then, not a format: this runs for every
+     * upstream request). */
+    char *line;
     va_list ap;
     va_start(ap, fmt);
-    lx_strs_push(&r->headers, &r->n_headers, lx_vsprintf(fmt, ap));
+    const char *pct = strchr(fmt, '%');
+    if (!pct) {
+        line = lx_strdup(fmt);
+    } else if (pct[1] == 's' && !pct[2]) {
+        const char *v = va_arg(ap, const char *);
+        size_t n = (size_t)(pct - fmt), vn = strlen(v);
+        line = lx_malloc(n + vn + 1);
+        memcpy(line, fmt, n);
+        memcpy(line + n, v, vn + 1);
+    } else {
+        line = lx_vsprintf(fmt, ap);
+    }
     va_end(ap);
+    lx_strs_push(&r->headers, &r->n_headers, line);
 }
 
 void lx_http_request_drop(struct lx_http_request *r, const char *name)

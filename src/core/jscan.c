@@ -35,11 +35,27 @@ static int hex4(const char *p, const char *end, unsigned *out)
     return LX_OK;
 }
 
+/* Bytes a string holds as they are: printable ASCII but the quote and the backslash. */
+#define R16(v) v, v, v, v, v, v, v, v, v, v, v, v, v, v, v, v
+static const unsigned char lx_jscan_plain[256] = {
+    R16(0), R16(0),                                  /* controls */
+    1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,  /* 0x20-0x2f: '"' */
+    R16(1), R16(1),                                  /* 0x30-0x4f */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,  /* 0x50-0x5f: '\\' */
+    R16(1), R16(1),                                  /* 0x60-0x7f */
+    R16(0), R16(0), R16(0), R16(0), R16(0), R16(0), R16(0), R16(0), /* UTF-8, checked apart */
+};
+#undef R16
+
 /* A string starting at its opening quote; *next is past its closing quote. */
 static int scan_string(const char *p, const char *end, const char **next)
 {
     p++;
     while (p < end) {
+        while (p < end && lx_jscan_plain[(unsigned char)*p])
+            p++; /* one table look-up per byte for the common case */
+        if (p >= end)
+            break;
         unsigned char c = (unsigned char)*p;
         if (c == '"') {
             *next = p + 1;
@@ -216,12 +232,20 @@ int lx_jscan(const char *p, size_t n, struct lx_jval *v)
 
 /* --- walks over text already checked --- */
 
+/* Valid text: the closing quote is the first quote after an even run of backslashes (none counts), and
+ * the run stops at the opening quote at the latest. */
 static const char *skip_string(const char *p)
 {
-    for (p++; *p != '"'; p++)
-        if (*p == '\\')
-            p++;
-    return p + 1;
+    const char *q = p + 1;
+    for (;;) {
+        const char *e = rawmemchr(q, '"');
+        const char *b = e;
+        while (b[-1] == '\\')
+            b--;
+        if ((e - b) % 2 == 0)
+            return e + 1;
+        q = e + 1;
+    }
 }
 
 /* Past the value at p (valid text), setting its type. */
@@ -234,15 +258,19 @@ static const char *skip_value(const char *p, enum lx_jtype *type)
     case '{':
     case '[': {
         *type = *p == '{' ? LX_JOBJECT : LX_JARRAY;
+        /* Valid text has no NUL and closes every bracket, so strpbrk finds the next one within it. */
         int depth = 0;
-        for (;; p++) {
+        for (;;) {
+            p = strpbrk(p, "\"{}[]");
             if (*p == '"') {
-                p = skip_string(p) - 1;
+                p = skip_string(p);
             } else if (*p == '{' || *p == '[') {
                 depth++;
-            } else if (*p == '}' || *p == ']') {
+                p++;
+            } else {
+                p++;
                 if (--depth == 0)
-                    return p + 1;
+                    return p;
             }
         }
     }
@@ -272,8 +300,13 @@ int lx_jscan_members(const struct lx_jval *obj, struct lx_jmember *want, size_t 
     const char *p = skip_ws(base + 1, end);
     const char *prev_end = NULL; /* just past the previous member's value */
     size_t count = 0;
-    for (size_t i = 0; i < n_want; i++)
+    size_t lens[16]; /* the wanted keys' lengths, measured once rather than for every member */
+    size_t n_lens = n_want < LX_ARRAY_LEN(lens) ? n_want : LX_ARRAY_LEN(lens);
+    for (size_t i = 0; i < n_want; i++) {
         want[i].count = 0;
+        if (i < n_lens)
+            lens[i] = strlen(want[i].key);
+    }
     while (*p == '"') {
         const char *key = p + 1;
         const char *key_end = skip_string(p) - 1;
@@ -288,8 +321,9 @@ int lx_jscan_members(const struct lx_jval *obj, struct lx_jmember *want, size_t 
         p = skip_ws(p, end);
         bool comma = *p == ',';
         for (size_t i = 0; i < n_want; i++) {
-            size_t klen = strlen(want[i].key);
-            if ((size_t)(key_end - key) != klen || memcmp(key, want[i].key, klen) != 0)
+            size_t klen = i < n_lens ? lens[i] : strlen(want[i].key);
+            if ((size_t)(key_end - key) != klen || (klen && key[0] != want[i].key[0]) ||
+                memcmp(key, want[i].key, klen) != 0)
                 continue;
             want[i].count++;
             want[i].val = v;

@@ -16,6 +16,8 @@ static const double lx_latency_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
 
 struct series {
     char *labels;                     /* owned: 'a="x",b="y"' */
+    char *key;                        /* owned: the same as given to find, "a\0x\0b\0y\0" */
+    size_t key_len;
     double value;                     /* counter value, or the histogram's sum */
     unsigned long long count;         /* histogram: observations */
     unsigned long long buckets[LX_NBUCKETS];
@@ -84,28 +86,49 @@ static void put_label(struct lx_buf *b, const char *name, const char *value)
     lx_buf_append(b, "\"", 1);
 }
 
-/* Where find renders the labels it looks for: kept between calls, so a lookup allocates nothing. */
-static struct lx_buf lx_metrics_key;
+/* The next string of a series key at *p is v: step over it. */
+static bool key_next(const char **p, const char *end, const char *v)
+{
+    size_t n = strlen(v) + 1;
+    if ((size_t)(end - *p) < n || memcmp(*p, v, n) != 0)
+        return false;
+    *p += n;
+    return true;
+}
 
-/* The series of f with these labels (a NULL-terminated name, value, name, value... list), created at 0. */
+/* Whether s's labels are these (find's list), compared as given: a lookup renders nothing. */
+static bool has_labels(const struct series *s, const char *const *kv)
+{
+    const char *p = s->key, *end = s->key + s->key_len;
+    for (size_t i = 0; kv[i]; i += 2)
+        if (!key_next(&p, end, kv[i]) || !key_next(&p, end, kv[i + 1] ? kv[i + 1] : ""))
+            return false;
+    return p == end;
+}
+
+/* The series of f with these labels (a NULL-terminated name, value, name, value... list; a NULL value is
+ * ""), created at 0. */
 static struct series *find(struct family *f, const char *const *kv)
 {
-    struct lx_buf *b = &lx_metrics_key;
-    lx_buf_reset(b);
-    for (size_t i = 0; kv[i]; i += 2)
-        put_label(b, kv[i], kv[i + 1]);
-    const char *labels = b->data ? b->data : "";
     struct series **pp = &f->head;
     for (struct series *s = f->head; s; pp = &s->next, s = s->next) {
-        if (strcmp(s->labels, labels) == 0) {
+        if (has_labels(s, kv)) {
             *pp = s->next; /* move to front: the busy series are found first */
             s->next = f->head;
             f->head = s;
             return s;
         }
     }
+    struct lx_buf labels = {0}, key = {0};
+    for (size_t i = 0; kv[i]; i += 2) {
+        const char *v = kv[i + 1] ? kv[i + 1] : "";
+        put_label(&labels, kv[i], v);
+        lx_buf_append(&key, kv[i], strlen(kv[i]) + 1);
+        lx_buf_append(&key, v, strlen(v) + 1);
+    }
     struct series *s = lx_calloc(1, sizeof *s);
-    s->labels = lx_strdup(labels);
+    s->labels = lx_buf_steal(&labels, NULL);
+    s->key = lx_buf_steal(&key, &s->key_len);
     s->next = f->head;
     f->head = s;
     return s;
@@ -120,11 +143,25 @@ static void observe(struct series *s, double v)
             s->buckets[i]++;
 }
 
+/* An HTTP status (or any small int) as text in buf[16], without the cost of snprintf. */
+static const char *status_text(char *buf, int status)
+{
+    char *p = buf + 15;
+    *p = '\0';
+    unsigned v = status < 0 ? 0u - (unsigned)status : (unsigned)status;
+    do
+        *--p = (char)('0' + v % 10);
+    while (v /= 10);
+    if (status < 0)
+        *--p = '-';
+    return p;
+}
+
 void lx_metrics_call(const char *provider, const char *model, int status, double duration_s, double ttft_s,
                      long prompt_tokens, long completion_tokens)
 {
-    char st[16];
-    snprintf(st, sizeof st, "%d", status);
+    char buf[16];
+    const char *st = status_text(buf, status);
     find(&f_requests, (const char *const[]){"provider", provider, "model", model, "status", st, NULL})->value++;
     const char *const pm[] = {"provider", provider, "model", model, NULL};
     observe(find(&f_duration, pm), duration_s);
@@ -162,8 +199,8 @@ void lx_metrics_fallback(void)
 void lx_metrics_finished_cb(const struct lx_event *ev, void *arg)
 {
     (void)arg;
-    char st[16];
-    snprintf(st, sizeof st, "%d", ev->request.status);
+    char buf[16];
+    const char *st = status_text(buf, ev->request.status);
     find(&f_http, (const char *const[]){"route", ev->request.route, "status", st, NULL})->value++;
 }
 
@@ -278,13 +315,13 @@ void lx_metrics_render(struct lx_buf *b)
 
 void lx_metrics_shutdown(void)
 {
-    lx_buf_free(&lx_metrics_key);
     for (size_t i = 0; i < LX_ARRAY_LEN(lx_families); i++) {
         struct family *f = lx_families[i];
         while (f->head) {
             struct series *s = f->head;
             f->head = s->next;
             free(s->labels);
+            free(s->key);
             free(s);
         }
     }

@@ -16,35 +16,59 @@ int lx_passthru_request(const char *body, size_t len, struct lx_chat_bytes *out)
     if (!body || lx_jscan(body, len, &root) != LX_OK || root.type != LX_JOBJECT)
         return LX_AGAIN;
     struct lx_jmember m[] = {{.key = "model"}, {.key = "stream_options"}};
-    if (lx_jscan_members(&root, m, LX_ARRAY_LEN(m), NULL) != LX_OK || m[0].count != 1 ||
-        m[0].val.type != LX_JSTRING || m[1].count > 1)
+    if (lx_jscan_members(&root, m, LX_ARRAY_LEN(m), NULL) != LX_OK)
+        return LX_AGAIN;
+    return lx_passthru_request_scanned(body, len, &m[0], &m[1], out);
+}
+
+int lx_passthru_request_scanned(const char *body, size_t len, const struct lx_jmember *model,
+                                const struct lx_jmember *so, struct lx_chat_bytes *out)
+{
+    if (model->count != 1 || model->val.type != LX_JSTRING || so->count > 1)
         return LX_AGAIN;
     *out = (struct lx_chat_bytes){
         .data = body,
         .len = len,
-        .model_at = (size_t)(m[0].val.p - body),
-        .model_len = m[0].val.len,
-        .stream_options = m[1].count == 1,
+        .model_at = (size_t)(model->val.p - body),
+        .model_len = model->val.len,
+        .stream_options = so->count == 1,
     };
-    if (m[1].count == 1 && m[1].val.type == LX_JOBJECT) {
+    if (so->count == 1 && so->val.type == LX_JOBJECT) {
         struct lx_jmember iu = {.key = "include_usage"};
-        if (lx_jscan_members(&m[1].val, &iu, 1, NULL) != LX_OK || iu.count > 1)
+        if (lx_jscan_members(&so->val, &iu, 1, NULL) != LX_OK || iu.count > 1)
             return LX_AGAIN;
         out->usage_asked = iu.count == 1 && iu.val.type == LX_JTRUE;
     }
     return LX_OK;
 }
 
+bool lx_passthru_request_ok(const struct lx_chat_bytes *b, const char *model, bool add_usage)
+{
+    if (!b->data || !model || !lx_json_utf8_ok(model, strlen(model)))
+        return false;
+    if (add_usage && !b->usage_asked && b->stream_options)
+        return false; /* its own stream_options must be merged: the general path does that */
+    return memchr(b->data, '{', b->model_at) != NULL;
+}
+
+json_t *lx_passthru_tree(const struct lx_chat_bytes *b)
+{
+    if (!b->data)
+        return NULL;
+    json_t *root = json_loadb(b->data, b->len, 0, NULL);
+    if (root && !json_is_object(root)) {
+        json_decref(root);
+        root = NULL;
+    }
+    return root;
+}
+
 int lx_passthru_request_body(const struct lx_chat_bytes *b, const char *model, bool add_usage, struct lx_buf *out)
 {
+    if (!lx_passthru_request_ok(b, model, add_usage))
+        return LX_AGAIN;
     size_t mlen = strlen(model);
-    if (!b->data || !lx_json_utf8_ok(model, mlen))
-        return LX_AGAIN;
-    if (add_usage && !b->usage_asked && b->stream_options)
-        return LX_AGAIN; /* its own stream_options must be merged: the general path does that */
     const char *open = memchr(b->data, '{', b->model_at);
-    if (!open)
-        return LX_AGAIN;
     size_t head = (size_t)(open + 1 - b->data);
     lx_buf_append(out, b->data, head);
     if (add_usage && !b->usage_asked)

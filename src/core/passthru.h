@@ -9,6 +9,7 @@
 #define LX_PASSTHRU_H
 
 #include "buf.h"
+#include "jscan.h"
 #include "pivot.h"
 
 #include <jansson.h>
@@ -17,10 +18,19 @@
 
 /* The facts of a client's chat body that sending it on needs: LX_OK with *out, or LX_AGAIN. */
 int lx_passthru_request(const char *body, size_t len, struct lx_chat_bytes *out);
+/* The same from a scan the caller made already: the body's top-level "model" and "stream_options"
+ * members (core/jscan.h). */
+int lx_passthru_request_scanned(const char *body, size_t len, const struct lx_jmember *model,
+                                const struct lx_jmember *so, struct lx_chat_bytes *out);
 /* The body to send upstream: b's with its model value replaced by model, and with
  * stream_options.include_usage: true added when add_usage (and b has no stream_options of its own).
  * LX_AGAIN: it has to be built from JSON. */
 int lx_passthru_request_body(const struct lx_chat_bytes *b, const char *model, bool add_usage, struct lx_buf *out);
+/* Whether lx_passthru_request_body would give LX_OK. */
+bool lx_passthru_request_ok(const struct lx_chat_bytes *b, const char *model, bool add_usage);
+/* The jansson tree of b's body (new reference), for a body whose bytes were checked and no tree built
+ * (lx_dialect.parse_bytes); NULL only if it does not parse after all. */
+json_t *lx_passthru_tree(const struct lx_chat_bytes *b);
 
 /* A 2xx non-stream chat.completion that needs nothing filled: LX_OK with *out pointing into body. */
 int lx_passthru_completion(const char *body, size_t len, struct lx_answer_bytes *out);

@@ -20,7 +20,7 @@ static int sse_line(struct lx_sse_decoder *d, const char *line, size_t len, lx_s
         if (d->has_data) {
             int rc = cb(ctx, d->event, d->data.data ? d->data.data : "", d->data.len);
             d->events++;
-            lx_buf_reset(&d->data);
+            lx_buf_free(&d->data); /* a stream may idle for minutes between events: hold nothing */
             d->has_data = false;
             d->event[0] = '\0';
             if (rc != LX_OK) {

@@ -9,6 +9,7 @@
 #include "../core/bus.h"
 #include "../core/common.h"
 #include "../core/log.h"
+#include "../core/passthru.h"
 #include "../io/loop.h"
 #include "../io/upstream.h"
 
@@ -310,6 +311,12 @@ struct lx_call *lx_call_start(const struct lx_provider_conf *p, struct lx_chat *
     c->chat = *chat;
     chat->body = NULL;
     chat->model = NULL;
+    /* A chat checked from its bytes comes without a tree (lx_dialect.parse_bytes): build it for a provider
+     * that cannot send the bytes on (another type, "passthrough": false, a body to merge into). */
+    if (c->chat.kind == LX_CALL_CHAT && !c->chat.body && c->chat.bytes.data &&
+        !(p->passthrough && p->type->chat_response_bytes &&
+          lx_passthru_request_ok(&c->chat.bytes, c->chat.model, c->chat.stream && c->chat.include_usage)))
+        c->chat.body = lx_passthru_tree(&c->chat.bytes);
     if (!p->passthrough)
         c->chat.bytes = (struct lx_chat_bytes){0}; /* the provider builds the upstream body itself */
     chat->native = NULL;

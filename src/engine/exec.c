@@ -69,7 +69,7 @@ struct lx_exec {
     void *owner;                /* borrowed */
     struct lane *lanes;         /* owned: one per plan lane */
     size_t started;             /* lanes started so far */
-    struct lx_timer *kick;      /* owned: starts the first lane(s) on the next turn */
+    struct lx_timer *kick;      /* owned: starts the first lane(s) once the caller is done (lx_timer_soon) */
     struct lx_timer *hedge;     /* owned: starts the next lane hedge_ms later */
     struct lx_timer *deadline;  /* owned */
     uint64_t deadline_at;       /* lx_now_ms() value; 0 = none */
@@ -317,15 +317,14 @@ static void note_model(struct lane *L, json_t *answer)
 {
     const char *m = json_string_value(json_object_get(answer, "model"));
     if (m && !L->response_model[0])
-        snprintf(L->response_model, sizeof L->response_model, "%s", m);
+        lx_strcut(L->response_model, sizeof L->response_model, m, strlen(m));
 }
 
 /* The same for an answer kept as bytes (the pass-through path). */
 static void note_model_bytes(struct lane *L, const struct lx_answer_bytes *answer)
 {
     if (answer->model_len && !L->response_model[0])
-        snprintf(L->response_model, sizeof L->response_model, "%.*s", (int)answer->model_len,
-                 answer->data + answer->model_at);
+        lx_strcut(L->response_model, sizeof L->response_model, answer->data + answer->model_at, answer->model_len);
 }
 
 static void publish_queue(struct lane *L, enum lx_event_type type)
@@ -940,7 +939,9 @@ struct lx_exec *lx_exec_start(struct lx_plan *plan, const struct lx_chat *tmpl, 
         uint64_t now = lx_now_ms();
         lx_timer_start(x->deadline, deadline > now ? (long)(deadline - now) : 0);
     }
-    lx_timer_start(x->kick, 0);
+    /* Started from this turn of the loop, not the next: under load a turn is long, and a stream's start
+     * takes several (this kick, curl's first timeout, the connection's writability). */
+    lx_timer_soon(x->kick);
     return x;
 }
 

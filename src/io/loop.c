@@ -12,7 +12,7 @@
 struct lx_timer {
     void (*cb)(void *arg);
     void *arg;
-    struct event *ev; /* owned: made the first time the timer starts (most of a request's timers never do) */
+    struct event *ev; /* owned: made when the timer starts, freed when it fires or is stopped */
 };
 
 struct lx_watch {
@@ -135,12 +135,17 @@ void lx_loop_free(void)
     lx_base = NULL;
 }
 
+/* A timer holds its event only while it runs (a request has about ten timers and most wait stopped or
+ * fired for the rest of its life): the event is freed when the timer fires or is stopped, and made again
+ * by the next lx_timer_start. libevent lets a callback free its own non-persistent event. */
 static void lx_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct lx_timer *t = arg;
-    t->cb(t->arg);
+    free(t->ev);
+    t->ev = NULL;
+    t->cb(t->arg); /* may restart t, or free it */
 }
 
 struct lx_timer *lx_timer_new(void (*cb)(void *arg), void *arg)
@@ -163,10 +168,24 @@ void lx_timer_start(struct lx_timer *t, long ms)
     evtimer_add(t->ev, &tv);
 }
 
+void lx_timer_soon(struct lx_timer *t)
+{
+    if (!t->ev) {
+        t->ev = lx_malloc(event_get_struct_event_size());
+        evtimer_assign(t->ev, lx_base, lx_timer_cb, t);
+    } else {
+        evtimer_del(t->ev);
+    }
+    event_active(t->ev, EV_TIMEOUT, 0);
+}
+
 void lx_timer_stop(struct lx_timer *t)
 {
-    if (t && t->ev)
+    if (t && t->ev) {
         evtimer_del(t->ev);
+        free(t->ev);
+        t->ev = NULL;
+    }
 }
 
 bool lx_timer_pending(const struct lx_timer *t)

@@ -28,6 +28,10 @@ void lx_loop_free(void);
 /* One-shot timer; restarting a running timer moves its deadline. */
 struct lx_timer *lx_timer_new(void (*cb)(void *arg), void *arg);
 void lx_timer_start(struct lx_timer *t, long ms);
+/* Fire t on this turn of the loop, after the callbacks already due, rather than on the next turn as
+ * lx_timer_start(t, 0) does (after the loop has polled again). Stop and pending work as for a started
+ * timer. Not for a callback that starts its own timer this way again: the loop would not poll meanwhile. */
+void lx_timer_soon(struct lx_timer *t);
 void lx_timer_stop(struct lx_timer *t);
 bool lx_timer_pending(const struct lx_timer *t);
 void lx_timer_free(struct lx_timer *t);

@@ -98,7 +98,17 @@ static size_t format_time(char *out, size_t size)
         last_sec = tv.tv_sec;
     }
     unsigned ms = (unsigned)(tv.tv_usec / 1000);
-    return (size_t)snprintf(out, size, "%s.%03uZ", last, ms);
+    size_t n = strlen(last);
+    if (n + 6 > size)
+        return 0;
+    memcpy(out, last, n);
+    out[n] = '.';
+    out[n + 1] = (char)('0' + ms / 100);
+    out[n + 2] = (char)('0' + ms / 10 % 10);
+    out[n + 3] = (char)('0' + ms % 10);
+    out[n + 4] = 'Z';
+    out[n + 5] = '\0';
+    return n + 5;
 }
 
 /* One JSON line per request, written by hand (the same fields, in the same order and with the same

@@ -99,7 +99,7 @@ struct lx_req *lx_direct_start(struct lx_front *front, const struct lx_direct_st
     struct direct_req *d = lx_calloc(1, sizeof *d);
     struct lx_req *req = &d->req;
     char method[16];
-    snprintf(method, sizeof method, "%.*s", (int)s->method_len, s->method);
+    lx_strcut(method, sizeof method, s->method, s->method_len);
     char *path = lx_strndup(s->path, s->path_len);
     lx_req_init(req, &lx_direct_transport, s->cfg, method, path);
     free(path);

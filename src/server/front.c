@@ -529,7 +529,7 @@ static void remember_request_line(struct lx_front *f)
     f->target = NULL;
     if (!h->method)
         return;
-    snprintf(f->method, sizeof f->method, "%.*s", (int)h->method_len, h->method);
+    lx_strcut(f->method, sizeof f->method, h->method, h->method_len);
     size_t n = h->target_len < LX_FRONT_LOG_TARGET ? h->target_len : LX_FRONT_LOG_TARGET;
     f->target = lx_malloc(n + 1);
     for (size_t i = 0; i < n; i++) {
@@ -578,7 +578,7 @@ static void serve_direct(struct lx_front *f, size_t path_len)
     F.serving++;
     f->dreq = lx_direct_start(f, &s); /* its handler may have answered already: that kicks the write watch */
     f->ctx = f->dreq;
-    lx_buf_reset(&f->fwd);
+    lx_buf_free(&f->fwd); /* the request copied its fields; a stream may last minutes */
 }
 
 /* Give the connection to MHD for its first request that goes there: a socketpair, MHD's end added to
@@ -793,14 +793,20 @@ static void watch_client(struct lx_front *f)
 
 /* A client that sent a FIN while MHD works on its request. It may only have half-closed, so the answer is
  * still due; if it closed for good, the next bytes we write make its TCP stack reset the connection, and
- * the reset watch sees that. When nothing has been written since the FIN and no answer is ready, a 100
- * Continue (which HTTP/1.1 clients must accept before any answer) is such bytes. */
+ * the reset watch sees that. Nothing in the TCP state tells the two apart before that (both leave our
+ * socket in CLOSE_WAIT; TCP_INFO, SO_ERROR and poll say the same), so bytes must be sent: when nothing
+ * has been written since the FIN and no answer is ready, a 100 Continue (which HTTP/1.1 clients must
+ * accept before any answer); when a begun SSE stream is between events, an SSE comment (hooks.probe). */
 static void half_closed(struct lx_front *f)
 {
     if (f->cfd < 0)
         return;
     if (!f->hup_watched && epoll_ctl(F.hup_fd, EPOLL_CTL_ADD, f->cfd, &(struct epoll_event){.data.ptr = f}) == 0)
         f->hup_watched = true;
+    if (f->ctx && f->answered && !f->probed && !f->poked) {
+        f->probed = F.hooks.probe && F.hooks.probe(f->ctx);
+        return;
+    }
     if (f->waiting && !f->answered && !f->probed && !f->poked && !f->head.http10) {
         f->probed = true;
         lx_buf_printf(&f->out, "HTTP/1.1 100 Continue\r\n\r\n");

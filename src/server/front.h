@@ -28,6 +28,10 @@ struct lx_front_hooks {
     /* The client of the request being handled (ctx: from lx_front_set_request, or the front's own
      * request) is gone: abort that request. */
     void (*client_gone)(void *ctx);
+    /* The client of that request sent a FIN after bytes of its answer went out: queue bytes the client
+     * will skip, if the answer allows, so that one that closed for good resets. True when some will go.
+     * May be called inside MHD: it only defers. NULL: no probe. */
+    bool (*probe)(void *ctx);
     /* No connection has bytes left to send or a request half read (for the drain at shutdown). */
     void (*idle)(void);
     /* Give a connection to MHD (site: from lx_front_open): the front's end of a new socketpair whose other

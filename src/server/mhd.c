@@ -166,6 +166,11 @@ static void front_gone_cb(void *ctx)
     lx_req_client_gone(req);
 }
 
+static bool front_probe_cb(void *ctx)
+{
+    return lx_req_probe_client(ctx);
+}
+
 static void suspend(struct mhd_req *r)
 {
     if (r->suspended)
@@ -564,6 +569,7 @@ int lx_http_start(struct lx_config *cfg, void (*route)(struct lx_req *req),
         pool = (size_t)cfg->server->limits.max_header_bytes + 32 * 1024;
     struct lx_front_hooks hooks = {
         .client_gone = front_gone_cb,
+        .probe = front_probe_cb,
         .idle = front_idle_cb,
         .attach = attach_cb,
         .direct = direct,

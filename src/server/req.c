@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 
 static uint64_t lx_req_counter;
@@ -58,7 +59,7 @@ void lx_req_init(struct lx_req *req, const struct lx_transport *t, struct lx_con
     req->refs = 1;
     req->transport = t;
     req->cfg = lx_config_ref(cfg);
-    snprintf(req->method, sizeof req->method, "%s", method);
+    lx_strcut(req->method, sizeof req->method, method, strlen(method));
     req->path = lx_strdup(path);
     req->t_start = lx_now_ms_f();
     req->origin.request_id = req->request_id;
@@ -301,6 +302,8 @@ ssize_t lx_req_stream_read(struct lx_req *req, char *buf, size_t max)
         size_t n = avail < max ? avail : max;
         memcpy(buf, lx_buf_head(&req->out), n);
         lx_buf_consume(&req->out, n);
+        if (!lx_buf_avail(&req->out))
+            lx_buf_free(&req->out); /* between a stream's events, hold no buffer */
         req->bytes_out += n;
         if (!req->t_first_byte)
             req->t_first_byte = lx_now_ms_f();
@@ -343,7 +346,7 @@ const char *lx_req_query(struct lx_req *req, const char *name)
 
 void lx_req_add_header(struct lx_req *req, const char *name, const char *value)
 {
-    lx_strs_push(&req->resp_headers, &req->n_resp_headers, lx_sprintf("%s: %s", name, value));
+    lx_strs_push(&req->resp_headers, &req->n_resp_headers, lx_strjoin(name, ": ", value));
 }
 
 void lx_req_respond(struct lx_req *req, int status, const char *content_type, const char *body, size_t len)
@@ -409,7 +412,41 @@ void lx_req_stream_write(struct lx_req *req, const char *data, size_t len)
     if (!req_writable(req) || req->state != LX_REQ_STREAMING || req->out_ended)
         return;
     lx_buf_append(&req->out, data, len);
+    if (len) {
+        /* An SSE event ends with a blank line; the writers write whole events, so looking at the end of
+         * each write is enough. */
+        const char *e = data + len;
+        bool blank = (len >= 2 && e[-1] == '\n' && e[-2] == '\n') ||
+                     (len >= 3 && e[-1] == '\n' && e[-2] == '\r' && e[-3] == '\n');
+        req->out_mid_event = !blank;
+    }
     wake(req);
+}
+
+static bool probe_fits(struct lx_req *req)
+{
+    return req_writable(req) && req->state == LX_REQ_STREAMING && !req->out_ended &&
+           !req->out_cut && !req->out_mid_event && req->content_type &&
+           strncasecmp(req->content_type, "text/event-stream", 17) == 0;
+}
+
+static void probe_cb(void *arg)
+{
+    struct lx_req *req = arg;
+    if (probe_fits(req) && lx_buf_avail(&req->out) == 0) {
+        static const char comment[] = ": keep-alive\n\n";
+        lx_buf_append(&req->out, comment, sizeof comment - 1);
+        wake(req);
+    }
+    lx_req_release(req);
+}
+
+bool lx_req_probe_client(struct lx_req *req)
+{
+    if (!probe_fits(req))
+        return false;
+    lx_defer(probe_cb, lx_req_hold(req));
+    return true;
 }
 
 void lx_req_stream_end(struct lx_req *req)

@@ -93,6 +93,7 @@ struct lx_req {
     bool out_cut;                /* end the stream with an error (connection cut) */
     bool client_gone;            /* the client left before the response finished */
     bool drain_wanted;           /* a writer was told "full" and waits for on_drain */
+    bool out_mid_event;          /* the stream's bytes so far end inside an SSE event (no blank line yet) */
 
     struct lx_req_handler *handler; /* borrowed: the handler's, until it answers; NULL when none */
 
@@ -147,6 +148,13 @@ char *lx_req_take_body(struct lx_req *req, size_t *len);
 #define LX_REQ_STREAM_END ((ssize_t)-1)
 #define LX_REQ_STREAM_CUT ((ssize_t)-2)
 ssize_t lx_req_stream_read(struct lx_req *req, char *buf, size_t max);
+/* The client sent a FIN while this request's stream is open: it may only have half-closed (its answer is
+ * still due), or closed for good, which its TCP stack reveals only by resetting the connection when bytes
+ * reach it. So a begun SSE stream that stands between two events, with nothing queued, gets an SSE comment
+ * (which every SSE client skips) on the next turn of the loop. False when no probe can be sent (not an SSE
+ * stream, nothing begun, or mid-event: then the next write pokes the client anyway). Safe to call from
+ * the transport's own callbacks: the bytes are queued from a deferred callback. */
+bool lx_req_probe_client(struct lx_req *req);
 
 void lx_req_set_state(struct lx_req *req, enum lx_req_state to);
 /* Keep the client's X-Request-Id when it is sane (client may be NULL), else make one up. */

@@ -7,6 +7,7 @@
 #include "../../src/config.h"
 #include "../../src/core/conf.h"
 #include "../../src/core/common.h"
+#include "../../src/core/passthru.h"
 #include "../../src/engine/router.h"
 
 #include <stdio.h>
@@ -92,8 +93,22 @@ static void check_request(const struct lx_provider_conf *p, const struct lx_chat
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct lx_error err = {0};
-    struct lx_dialect_req rq = {0};
+    struct lx_dialect_req rq = {0}, brq = {0};
+    /* The check on the bytes alone (no tree) accepts only what parse accepts, and learns the same. */
+    struct lx_chat_bytes bytes;
+    bool by_bytes = lx_dialect_openai_chat.parse_bytes((const char *)data, size, &brq, &bytes) == LX_OK;
     json_t *body = lx_dialect_openai_chat.parse((const char *)data, size, &rq, &err);
+    if (by_bytes && (!body || strcmp(brq.model, rq.model) != 0 || brq.stream != rq.stream ||
+                     brq.include_usage != rq.include_usage))
+        fail("parse_bytes accepted a body parse refuses, or learned something else from it");
+    if (!by_bytes && brq.model)
+        fail("parse_bytes filled the request it refused");
+    struct lx_chat_bytes want;
+    if (by_bytes && (lx_passthru_request((const char *)data, size, &want) != LX_OK || want.model_at != bytes.model_at ||
+                     want.model_len != bytes.model_len || want.usage_asked != bytes.usage_asked ||
+                     want.stream_options != bytes.stream_options))
+        fail("parse_bytes found other pass-through facts than lx_passthru_request");
+    lx_dialect_req_clear(&brq);
     lx_dialect_req_clear(&rq);
     if (!body) {
         if (err.status != 400 || !err.message || !err.code)

@@ -2,7 +2,7 @@
 // pauses the upstream instead of making the gateway buffer without bound.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startMock, startLlmux, upstreamProvider, postChat, userMsg, rawConnect, eventually } from './lib.mjs';
+import { startMock, startLlmux, upstreamProvider, postChat, userMsg, rawConnect, eventually, sseData } from './lib.mjs';
 
 let mock, gw;
 before(async () => {
@@ -91,4 +91,77 @@ test('a slow reader pauses the upstream instead of being buffered for', async ()
   await done;
   s.destroy();
   await eventually(() => mock.stats(), (st) => st.active === 0, 10000, 'upstream stream to finish');
+});
+
+// The body of one chunked response (its head dropped), decoded.
+function dechunk(buf) {
+  let off = buf.indexOf('\r\n\r\n') + 4;
+  const parts = [];
+  for (;;) {
+    const eol = buf.indexOf('\r\n', off);
+    assert.ok(eol >= 0, 'a whole chunked body');
+    const n = parseInt(buf.subarray(off, eol).toString(), 16);
+    if (n === 0) return Buffer.concat(parts).toString();
+    parts.push(buf.subarray(eol + 2, eol + 2 + n));
+    off = eol + 2 + n + 2;
+  }
+}
+
+// Open a stream on a raw socket (path, body) and resolve once its first SSE event has arrived, with the
+// socket and every byte received so far.
+async function streamUntilFirstEvent(path, body, headers = '') {
+  const s = await rawConnect(gw.port);
+  s.on('error', () => {});
+  const chunks = [];
+  const first = new Promise((resolve) => {
+    s.on('data', (d) => {
+      chunks.push(d);
+      const text = Buffer.concat(chunks).toString();
+      const head = text.indexOf('\r\n\r\n');
+      if (head >= 0 && text.indexOf('\n\n', head + 4) >= 0) resolve(); // chunk framing has no \n\n of its own
+    });
+  });
+  const text = JSON.stringify(body);
+  s.write(`POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n${headers}Content-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`);
+  await first;
+  return { s, chunks };
+}
+
+// A client that close()s while its stream waits for the upstream's next event sends only a FIN, which
+// looks like a half-close (the answer is still due). The upstream here says nothing for ten minutes after
+// its first event, so only a probe of the client (an SSE comment, which a client that closed for good
+// answers with a reset) can end the transfer before that.
+test('client closing mid-stream while the upstream is silent cancels the upstream transfer', async () => {
+  const before = (await mock.stats()).aborted;
+  const { s } = await streamUntilFirstEvent('/v1/chat/completions',
+    { model: 'up/x;chunks=3;interval=600000', stream: true, messages: userMsg('then silence') }, 'X-Request-Id: closed-mid-stream\r\n');
+  s.destroy(); // everything received was read: the kernel sends a FIN, not a reset
+  await abortedAfter(before);
+  await gw.waitAccess((l) => l.request_id === 'closed-mid-stream' && l.status === 499 && l.client_gone);
+});
+
+test('the same through the HTTP library (an Anthropic Messages stream) cancels the upstream transfer', async () => {
+  const before = (await mock.stats()).aborted;
+  const { s } = await streamUntilFirstEvent('/v1/messages',
+    { model: 'up/x;chunks=3;interval=600000', max_tokens: 100, stream: true, messages: userMsg('then silence') },
+    'anthropic-version: 2023-06-01\r\nX-Request-Id: closed-mid-messages\r\n');
+  s.destroy();
+  await abortedAfter(before);
+  await gw.waitAccess((l) => l.request_id === 'closed-mid-messages' && l.client_gone);
+});
+
+test('a client that half-closes mid-stream gets the rest of the stream (the probe is a comment it skips)', async () => {
+  const { s, chunks } = await streamUntilFirstEvent('/v1/chat/completions',
+    { model: 'up/x;chunks=3;interval=300', stream: true, messages: userMsg('half closed mid-way') }, 'X-Request-Id: half-mid-stream\r\n');
+  const closed = new Promise((resolve) => s.once('close', resolve));
+  s.end(); // shutdown(SHUT_WR): the client still reads
+  await closed;
+  const body = dechunk(Buffer.concat(chunks));
+  assert.match(body, /^: keep-alive$/m, 'the gateway probed the half-closed client');
+  const events = sseData(body).filter((e) => e !== ''); // the comment's block has no data
+  assert.equal(events.at(-1), '[DONE]');
+  assert.equal(events.slice(0, -1).map((e) => JSON.parse(e).choices[0]?.delta?.content || '').join(''), 'echo: half closed mid-way');
+  const line = await gw.waitAccess((l) => l.request_id === 'half-mid-stream');
+  assert.equal(line.status, 200);
+  assert.equal(line.client_gone, false);
 });

@@ -3,6 +3,7 @@
 #include "../unit.h"
 #include "../../../dialects/dialect.h"
 #include "../../../src/core/common.h"
+#include "../../../src/core/passthru.h"
 #include "../../../src/core/sse.h"
 
 /* The dialect's parse, as the chat endpoint runs it. */
@@ -14,8 +15,13 @@ static json_t *lx_chat_parse(const char *body, size_t len, struct lx_error *e)
     return j;
 }
 
+/* parse_bytes leaves every body parse would refuse to parse (LX_AGAIN), so that parse names the error. */
 static void expect_400(const char *body, const char *param, const char *code)
 {
+    struct lx_dialect_req brq = {0};
+    struct lx_chat_bytes bytes;
+    assert_int_equal(lx_dialect_openai_chat.parse_bytes(body, strlen(body), &brq, &bytes), LX_AGAIN);
+    assert_null(brq.model);
     struct lx_error e = {0};
     json_t *j = lx_chat_parse(body, strlen(body), &e);
     assert_null(j);
@@ -90,6 +96,56 @@ static void test_request_facts(void **state)
     assert_false(rq.include_usage);
     json_decref(j);
     lx_dialect_req_clear(&rq);
+}
+
+/* parse_bytes learns what parse learns from a valid body, and leaves to parse what only the tree path
+ * handles (tools, a member given twice, a model with an escape). */
+static void test_parse_bytes(void **state)
+{
+    (void)state;
+    const struct lx_dialect *d = &lx_dialect_openai_chat;
+    const char *valid[] = {
+        "{\"model\":\"m/x\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"stream\":true,"
+        "\"stream_options\":{\"include_usage\":true},\"temperature\":0.5}",
+        " {\"messages\":[{\"role\":\"system\",\"content\":\"s\"},{\"role\":\"user\",\"content\":[{\"type\":\"text\","
+        "\"text\":\"x\"}]}],\"model\":\"m/y\",\"stream\":null,\"stream_options\":null} ",
+        "{\"model\":\"m/x\",\"messages\":[{\"role\":\"user\"}],\"stream\":true,\"stream_options\":{}}",
+        "{\"model\":\"m/x\",\"messages\":[{\"role\":\"user\"}],\"stream\":false}",
+    };
+    for (size_t i = 0; i < LX_ARRAY_LEN(valid); i++) {
+        struct lx_dialect_req a = {0}, b = {0};
+        struct lx_error e = {0};
+        struct lx_chat_bytes bytes, want;
+        assert_int_equal(d->parse_bytes(valid[i], strlen(valid[i]), &a, &bytes), LX_OK);
+        /* The pass-through facts are the ones lx_passthru_request finds on its own scan. */
+        assert_int_equal(lx_passthru_request(valid[i], strlen(valid[i]), &want), LX_OK);
+        assert_ptr_equal(bytes.data, want.data);
+        assert_int_equal(bytes.len, want.len);
+        assert_int_equal(bytes.model_at, want.model_at);
+        assert_int_equal(bytes.model_len, want.model_len);
+        assert_int_equal(bytes.usage_asked, want.usage_asked);
+        assert_int_equal(bytes.stream_options, want.stream_options);
+        json_t *j = d->parse(valid[i], strlen(valid[i]), &b, &e);
+        assert_non_null(j);
+        assert_string_equal(a.model, b.model);
+        assert_int_equal(a.stream, b.stream);
+        assert_int_equal(a.include_usage, b.include_usage);
+        json_decref(j);
+        lx_dialect_req_clear(&a);
+        lx_dialect_req_clear(&b);
+    }
+    const char *tree_only[] = {
+        "{\"model\":\"m/x\",\"messages\":[{\"role\":\"user\"}],\"tools\":[]}",
+        "{\"model\":\"m/x\",\"model\":\"m/y\",\"messages\":[{\"role\":\"user\"}]}",
+        "{\"model\":\"m\\/x\",\"messages\":[{\"role\":\"user\"}]}",
+        "{\"model\":\"m/x\",\"messages\":[{\"role\":\"user\",\"role\":\"tool\"}]}",
+    };
+    for (size_t i = 0; i < LX_ARRAY_LEN(tree_only); i++) {
+        struct lx_dialect_req a = {0};
+        struct lx_chat_bytes bytes;
+        assert_int_equal(d->parse_bytes(tree_only[i], strlen(tree_only[i]), &a, &bytes), LX_AGAIN);
+        assert_null(a.model);
+    }
 }
 
 /* Each decoded event is kept as text. */
@@ -210,7 +266,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_valid),          cmocka_unit_test(test_invalid),
-        cmocka_unit_test(test_request_facts),  cmocka_unit_test(test_stream_framing),
+        cmocka_unit_test(test_request_facts),  cmocka_unit_test(test_parse_bytes), cmocka_unit_test(test_stream_framing),
         cmocka_unit_test(test_errors_and_completion), cmocka_unit_test(test_registry),
     };
     return cmocka_run_group_tests_name("openai_chat", tests, NULL, NULL);

@@ -190,6 +190,54 @@ static void test_client_gone(void **state)
     lx_config_unref(cfg);
 }
 
+static bool sent_ends_with(const struct fake_req *f, const char *tail)
+{
+    size_t n = strlen(tail);
+    return f->sent.len >= n && memcmp(f->sent.data + f->sent.len - n, tail, n) == 0;
+}
+
+/* The probe of a client that sent a FIN: an SSE comment between two events of a begun SSE stream, queued
+ * on the next loop turn; nothing mid-event, before the stream begins, or in another kind of stream. */
+static void test_probe_client(void **state)
+{
+    (void)state;
+    struct lx_config *cfg = load("{}");
+    memset(&S, 0, sizeof S);
+    struct fake_req *f = fake_req_new(cfg, "POST", "/s", "{}", NULL);
+    lx_req_dispatch(&f->req, never_answer);
+    assert_false(lx_req_probe_client(&f->req)); /* nothing begun: the front's 100 Continue is the probe */
+    lx_req_stream_begin(&f->req, 200, "text/event-stream");
+    lx_req_stream_write(&f->req, "data: a\n\n", 9);
+    loop_settle();
+    assert_true(sent_ends_with(f, "data: a\n\n"));
+    assert_true(lx_req_probe_client(&f->req));
+    assert_true(sent_ends_with(f, "data: a\n\n")); /* deferred: not inside the caller */
+    loop_settle();
+    assert_true(sent_ends_with(f, "data: a\n\n: keep-alive\n\n"));
+    lx_req_stream_write(&f->req, "data: b\n", 8); /* an event not ended yet */
+    loop_settle();
+    assert_false(lx_req_probe_client(&f->req));
+    lx_req_stream_write(&f->req, "\n", 1);
+    lx_req_stream_write(&f->req, "data: c\r\n\r\n", 11);
+    assert_true(lx_req_probe_client(&f->req));
+    lx_req_client_gone(&f->req); /* gone before the probe's turn: it writes nothing */
+    size_t before = f->sent.len;
+    loop_settle();
+    assert_int_equal(f->sent.len, before);
+    lx_req_finish(&f->req, false);
+    lx_req_release(&f->req);
+
+    f = fake_req_new(cfg, "POST", "/s", "{}", NULL);
+    lx_req_dispatch(&f->req, never_answer);
+    lx_req_stream_begin(&f->req, 200, "application/x-ndjson");
+    lx_req_stream_write(&f->req, "{}\n\n", 4);
+    assert_false(lx_req_probe_client(&f->req)); /* not SSE: no harmless bytes to send */
+    lx_req_client_gone(&f->req);
+    lx_req_finish(&f->req, false);
+    lx_req_release(&f->req);
+    lx_config_unref(cfg);
+}
+
 /* limits.max_request_ms: the handler is told why and answers it; one that does not is answered by the
  * server (an error before the stream began, a cut after). */
 static void test_request_deadline(void **state)
@@ -256,7 +304,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_whole_answer_and_finish), cmocka_unit_test(test_stream_backpressure),
         cmocka_unit_test(test_client_gone),             cmocka_unit_test(test_request_deadline),
-        cmocka_unit_test(test_request_id),
+        cmocka_unit_test(test_request_id),              cmocka_unit_test(test_probe_client),
     };
     return cmocka_run_group_tests_name("req", tests, setup, teardown);
 }
