@@ -309,6 +309,7 @@ struct lx_call *lx_call_start(const struct lx_provider_conf *p, struct lx_chat *
     c->p = p;
     c->type = p->type;
     c->chat = *chat;
+    c->chat.traceparent = NULL; /* the caller's, read below before returning */
     chat->body = NULL;
     chat->model = NULL;
     /* A chat checked from its bytes comes without a tree (lx_dialect.parse_bytes): build it for a provider
@@ -347,8 +348,8 @@ struct lx_call *lx_call_start(const struct lx_provider_conf *p, struct lx_chat *
     add_lost(c);
     if (c->chat.request_id)
         lx_http_request_add_header(&hr, "X-Request-Id: %s", c->chat.request_id);
-    if (c->chat.traceparent[0]) {
-        lx_http_request_add_header(&hr, "traceparent: %s", c->chat.traceparent);
+    if (chat->traceparent) {
+        lx_http_request_add_header(&hr, "traceparent: %s", chat->traceparent);
         if (c->chat.origin && c->chat.origin->tracestate)
             lx_http_request_add_header(&hr, "tracestate: %s", c->chat.origin->tracestate);
     }
