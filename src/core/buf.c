@@ -90,6 +90,22 @@ void lx_buf_free(struct lx_buf *b)
     b->len = b->off = b->cap = 0;
 }
 
+void lx_buf_fit(struct lx_buf *b)
+{
+    if (!b->data)
+        return;
+    if (b->off) {
+        memmove(b->data, b->data + b->off, b->len - b->off + 1);
+        b->len -= b->off;
+        b->off = 0;
+    }
+    /* Only when that frees a malloc chunk's worth (glibc splits a shrinking block in place, 32 bytes at least). */
+    if (b->cap - (b->len + 1) >= 32) {
+        b->data = lx_realloc(b->data, b->len + 1);
+        b->cap = b->len + 1;
+    }
+}
+
 char *lx_buf_steal(struct lx_buf *b, size_t *len)
 {
     char *s;
@@ -99,10 +115,9 @@ char *lx_buf_steal(struct lx_buf *b, size_t *len)
             *len = 0;
         return s;
     }
-    if (b->off)
-        memmove(b->data, b->data + b->off, b->len - b->off + 1);
+    lx_buf_fit(b); /* what is stolen is kept: without the slack of its growth */
     if (len)
-        *len = b->len - b->off;
+        *len = b->len;
     s = b->data;
     b->data = NULL;
     b->len = b->off = b->cap = 0;

@@ -21,6 +21,8 @@ static inline const char *lx_buf_head(const struct lx_buf *b) { return b->data +
 void lx_buf_consume(struct lx_buf *b, size_t n);
 void lx_buf_reset(struct lx_buf *b);
 void lx_buf_free(struct lx_buf *b);
+/* Compact b and give back its unused capacity (for a buffer kept as it is, such as a request body). */
+void lx_buf_fit(struct lx_buf *b);
 /* Hand the contents to the caller as a NUL-terminated string (owned by the caller); the buffer is left empty. */
 char *lx_buf_steal(struct lx_buf *b, size_t *len);
 

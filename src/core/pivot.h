@@ -51,7 +51,8 @@ struct lx_chat {
     json_t *native;    /* owned by the call (a reference, like body) */
     const struct lx_ev_origin *origin; /* borrowed: the client request its events are about (core/bus.h), or
                                         * NULL; it outlives the call (the owner holds the request) */
-    char traceparent[LX_TRACEPARENT_LEN + 1]; /* sent upstream when set (the exec sets it per attempt) */
+    const char *traceparent; /* sent upstream when set: the exec sets it per attempt, valid while
+                              * lx_call_start runs (a call keeps no copy) */
 };
 
 /* An answer kept as the upstream's bytes on the pass-through path: a chat.completion, or one

@@ -46,10 +46,13 @@ static int refuse(struct lx_reqhead *h, int status, const char *code, const char
 {
     h->status = status;
     h->code = code;
+    /* Not in h: a refusal is answered at once, and a connection's head need not carry 200 bytes for it. */
+    static char message[200];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(h->message, sizeof h->message, fmt, ap);
+    vsnprintf(message, sizeof message, fmt, ap);
     va_end(ap);
+    h->message = message;
     return LX_ERR;
 }
 

@@ -18,7 +18,7 @@ struct lx_reqhead {
     /* When refused: the status to answer (400, 414, 431, 501 or 505), an error code and a message. */
     int status;
     const char *code;           /* static */
-    char message[200];
+    const char *message;        /* valid until the next refusal (one buffer: the loop's thread only) */
 
     /* Once the request line was read (also when a later line is refused). Borrowed from the input. */
     const char *method;

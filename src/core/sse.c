@@ -3,9 +3,11 @@
 #include "sse.h"
 #include "common.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #define LX_SSE_DEFAULT_MAX (1u << 20)
+#define LX_SSE_ID_MAX 128 /* an id this long or longer is dropped */
 
 static size_t sse_max(const struct lx_sse_decoder *d)
 {
@@ -55,9 +57,9 @@ static int sse_line(struct lx_sse_decoder *d, const char *line, size_t len, lx_s
         d->event[n] = '\0';
     } else if (flen == 2 && memcmp(line, "id", 2) == 0) {
         /* An id holding NUL is ignored (WHATWG); one too long to keep whole is dropped, not cut. */
-        if (!memchr(val, '\0', vlen) && vlen < sizeof d->last_id) {
-            memcpy(d->last_id, val, vlen);
-            d->last_id[vlen] = '\0';
+        if (!memchr(val, '\0', vlen) && vlen < LX_SSE_ID_MAX) {
+            free(d->last_id);
+            d->last_id = vlen ? lx_strndup(val, vlen) : NULL;
         }
     } else if (flen == 5 && memcmp(line, "retry", 5) == 0) {
         long ms = 0;
@@ -146,6 +148,8 @@ void lx_sse_decoder_free(struct lx_sse_decoder *d)
 {
     lx_buf_free(&d->line);
     lx_buf_free(&d->data);
+    free(d->last_id);
+    d->last_id = NULL;
 }
 
 void lx_sse_write_data(struct lx_buf *out, const char *payload, size_t len)

@@ -22,7 +22,8 @@ struct lx_sse_decoder {
     size_t events;        /* events dispatched so far */
     /* The WHATWG "last event ID" and reconnection time, for streams that are resumed (MCP's
      * Last-Event-ID polling): set from id: and retry: fields as they are read. */
-    char last_id[128];    /* "" until an id: field (longer ids are dropped, not truncated) */
+    char *last_id;        /* owned: NULL until an id: field with a value; ids of 128 bytes or more are
+                           * dropped, not truncated (allocated: few streams carry ids, and each holds a decoder) */
     long retry_ms;        /* the last valid retry: value; -1 until one (set by lx_sse_decoder_init) */
 };
 
@@ -39,6 +40,8 @@ int lx_sse_flush(struct lx_sse_decoder *d, lx_sse_event_cb cb, void *ctx, int *c
 /* True when bytes of an unfinished event are pending (a stream cut mid-event). */
 bool lx_sse_pending(const struct lx_sse_decoder *d);
 void lx_sse_decoder_free(struct lx_sse_decoder *d);
+/* The last event ID: "" until an id: field gave one. */
+static inline const char *lx_sse_last_id(const struct lx_sse_decoder *d) { return d->last_id ? d->last_id : ""; }
 
 /* Append "data: <payload>\n\n" (payload must hold no newline: compact JSON never does). */
 void lx_sse_write_data(struct lx_buf *out, const char *payload, size_t len);

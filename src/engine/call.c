@@ -28,7 +28,10 @@ struct lx_call {
     struct lx_timer *t_local;         /* owned: the local provider's next step */
     bool local_paused;                /* a local stream waits for lx_call_resume (the client is slow) */
     void *stream;                     /* owned: decoder state, freed by type->stream_close */
-    struct lx_timer *t_first, *t_idle, *t_total; /* owned */
+    /* The provider's timeouts share one timer (a stream holds one libevent event for them, not two):
+     * t_limit runs to the earliest of the armed deadlines (lx_now_ms_f; 0 = not armed). */
+    struct lx_timer *t_limit;         /* owned */
+    double first_at, idle_at, total_at;
     int status;
     char *retry_after;                /* owned */
     struct lx_buf body;               /* owned: non-stream or error body */
@@ -48,9 +51,7 @@ static void call_free(void *arg)
     lx_timer_free(c->t_local);
     if (c->stream)
         c->type->stream_close(c->stream);
-    lx_timer_free(c->t_first);
-    lx_timer_free(c->t_idle);
-    lx_timer_free(c->t_total);
+    lx_timer_free(c->t_limit);
     json_decref(c->chat.body);
     json_decref(c->chat.native);
     free(c->chat.model);
@@ -64,9 +65,8 @@ static void call_free(void *arg)
 static void stop_timers(struct lx_call *c)
 {
     lx_timer_stop(c->t_local);
-    lx_timer_stop(c->t_first);
-    lx_timer_stop(c->t_idle);
-    lx_timer_stop(c->t_total);
+    c->first_at = c->idle_at = c->total_at = 0;
+    lx_timer_stop(c->t_limit);
 }
 
 /* Deliver the end to the owner (a completion as bytes when `bytes`) and schedule the free. From the loop. */
@@ -119,22 +119,48 @@ static void timeout_fire(struct lx_call *c, const char *which, long ms)
     lx_error_clear(&e);
 }
 
-static void first_byte_timeout_cb(void *arg)
+/* The earliest armed deadline, 0 when none is. */
+static double limits_next(const struct lx_call *c)
 {
-    struct lx_call *c = arg;
-    timeout_fire(c, "first_byte_ms", c->p->timeouts.first_byte_ms);
+    double at = 0;
+    const double d[] = {c->first_at, c->idle_at, c->total_at};
+    for (size_t i = 0; i < LX_ARRAY_LEN(d); i++)
+        if (d[i] > 0 && (at == 0 || d[i] < at))
+            at = d[i];
+    return at;
 }
 
-static void idle_timeout_cb(void *arg)
+/* (Re)start t_limit for the earliest armed deadline. */
+static void limits_arm(struct lx_call *c)
 {
-    struct lx_call *c = arg;
-    timeout_fire(c, "idle_ms", c->p->timeouts.idle_ms);
+    double at = limits_next(c);
+    if (at == 0) {
+        lx_timer_stop(c->t_limit);
+        return;
+    }
+    double left = at - lx_now_ms_f();
+    lx_timer_start(c->t_limit, left > 0 ? (long)left + 1 : 0);
 }
 
-static void total_timeout_cb(void *arg)
+/* One of the timeouts is due (within a millisecond: libevent measures from the time it cached for the loop's
+ * turn), or the timer ran early for it: the earliest due one fails the call, else the timer is re-armed. */
+static void limit_cb(void *arg)
 {
     struct lx_call *c = arg;
-    timeout_fire(c, "total_ms", c->p->timeouts.total_ms);
+    double at = limits_next(c);
+    if (at == 0)
+        return;
+    if (at > lx_now_ms_f() + 1) {
+        limits_arm(c);
+        return;
+    }
+    const struct lx_timeouts *t = &c->p->timeouts;
+    if (at == c->first_at)
+        timeout_fire(c, "first_byte_ms", t->first_byte_ms);
+    else if (at == c->idle_at)
+        timeout_fire(c, "idle_ms", t->idle_ms);
+    else
+        timeout_fire(c, "total_ms", t->total_ms);
 }
 
 /* --- local providers: one step per timer turn --- */
@@ -193,15 +219,17 @@ static int up_body(void *ctx, const char *data, size_t len)
         return LX_ERR;
     if (!c->got_byte) {
         c->got_byte = true;
-        lx_timer_stop(c->t_first);
+        c->first_at = 0;
     }
     if (streaming_ok(c)) {
         if (!c->ops->can_write(c->owner)) {
             /* The client is slow: hold the upstream instead of buffering for it. */
-            lx_timer_stop(c->t_idle);
+            c->idle_at = 0;
+            limits_arm(c);
             return LX_AGAIN;
         }
-        lx_timer_start(c->t_idle, c->p->timeouts.idle_ms);
+        c->idle_at = lx_now_ms_f() + (double)c->p->timeouts.idle_ms;
+        limits_arm(c);
         const struct lx_provider_type *t = c->p->type;
         int rc = t->stream_feed_bytes && c->ops->on_chunk_bytes && c->p->passthrough
                      ? t->stream_feed_bytes(c->stream, data, len, emit_cb, emit_bytes_cb, c, &c->err)
@@ -309,6 +337,7 @@ struct lx_call *lx_call_start(const struct lx_provider_conf *p, struct lx_chat *
     c->p = p;
     c->type = p->type;
     c->chat = *chat;
+    c->chat.traceparent = NULL; /* the caller's, read below before returning */
     chat->body = NULL;
     chat->model = NULL;
     /* A chat checked from its bytes comes without a tree (lx_dialect.parse_bytes): build it for a provider
@@ -347,16 +376,14 @@ struct lx_call *lx_call_start(const struct lx_provider_conf *p, struct lx_chat *
     add_lost(c);
     if (c->chat.request_id)
         lx_http_request_add_header(&hr, "X-Request-Id: %s", c->chat.request_id);
-    if (c->chat.traceparent[0]) {
-        lx_http_request_add_header(&hr, "traceparent: %s", c->chat.traceparent);
+    if (chat->traceparent) {
+        lx_http_request_add_header(&hr, "traceparent: %s", chat->traceparent);
         if (c->chat.origin && c->chat.origin->tracestate)
             lx_http_request_add_header(&hr, "tracestate: %s", c->chat.origin->tracestate);
     }
     if (c->chat.stream)
         c->stream = p->type->stream_open(p, &c->chat);
-    c->t_first = lx_timer_new(first_byte_timeout_cb, c);
-    c->t_idle = lx_timer_new(idle_timeout_cb, c);
-    c->t_total = lx_timer_new(total_timeout_cb, c);
+    c->t_limit = lx_timer_new(limit_cb, c);
     c->up = lx_upstream_start(&hr, p->timeouts.connect_ms, &lx_call_upstream_ops, c);
     lx_http_request_free(&hr);
     if (!c->up) {
@@ -365,8 +392,10 @@ struct lx_call *lx_call_start(const struct lx_provider_conf *p, struct lx_chat *
         call_free(c);
         return NULL;
     }
-    lx_timer_start(c->t_first, p->timeouts.first_byte_ms);
-    lx_timer_start(c->t_total, p->timeouts.total_ms);
+    double now = lx_now_ms_f();
+    c->first_at = now + (double)p->timeouts.first_byte_ms;
+    c->total_at = now + (double)p->timeouts.total_ms;
+    limits_arm(c);
     return c;
 }
 
@@ -397,6 +426,7 @@ void lx_call_resume(struct lx_call *c)
     }
     if (!c || c->ended || !c->up)
         return;
-    lx_timer_start(c->t_idle, c->p->timeouts.idle_ms);
+    c->idle_at = lx_now_ms_f() + (double)c->p->timeouts.idle_ms;
+    limits_arm(c);
     lx_upstream_resume(c->up);
 }

@@ -53,7 +53,7 @@ struct lane {
     /* the attempt in flight, for call.finished */
     uint8_t span[8];            /* its span id (zero when nothing traces it) */
     int64_t call_start_ns;
-    char response_model[96];    /* the model its answer named, once seen */
+    char *response_model;       /* owned: the model its answer named, once seen (at most 95 bytes) */
 };
 
 /* A chunk held back: JSON, or bytes (the pass-through path). */
@@ -219,6 +219,7 @@ static void exec_free(void *arg)
     for (size_t i = 0; i < x->plan.n_lanes; i++) {
         lane_stop(&x->lanes[i], NULL);
         lx_timer_free(x->lanes[i].backoff);
+        free(x->lanes[i].response_model);
     }
     free(x->lanes);
     lx_timer_free(x->kick);
@@ -303,7 +304,7 @@ static void publish_call_end(struct lane *L, const char *outcome, const struct l
     ev.call.status = err ? err->status : strcmp(outcome, "cancelled") == 0 ? 499 : 200;
     ev.call.error = err ? err->code : NULL;
     ev.call.error_type = err ? err->type : NULL;
-    ev.call.response_model = L->response_model[0] ? L->response_model : NULL;
+    ev.call.response_model = L->response_model;
     ev.call.won = x->winner == (long)L->idx;
     if (ev.call.won) {
         ev.call.prompt_tokens = x->prompt_tokens;
@@ -312,19 +313,26 @@ static void publish_call_end(struct lane *L, const char *outcome, const struct l
     lx_bus_publish(&ev);
 }
 
+/* Keeps the first model named in an attempt's answers (allocated then: most streams name one, once). */
+static void keep_model(struct lane *L, const char *m, size_t n)
+{
+    if (L->response_model || n == 0)
+        return;
+    L->response_model = lx_strndup(m, n < 95 ? n : 95);
+}
+
 /* The model an answer (a completion or a chunk) names, kept once per attempt. */
 static void note_model(struct lane *L, json_t *answer)
 {
     const char *m = json_string_value(json_object_get(answer, "model"));
-    if (m && !L->response_model[0])
-        lx_strcut(L->response_model, sizeof L->response_model, m, strlen(m));
+    if (m)
+        keep_model(L, m, strlen(m));
 }
 
 /* The same for an answer kept as bytes (the pass-through path). */
 static void note_model_bytes(struct lane *L, const struct lx_answer_bytes *answer)
 {
-    if (answer->model_len && !L->response_model[0])
-        lx_strcut(L->response_model, sizeof L->response_model, answer->data + answer->model_at, answer->model_len);
+    keep_model(L, answer->data + answer->model_at, answer->model_len);
 }
 
 static void publish_queue(struct lane *L, enum lx_event_type type)
@@ -643,10 +651,13 @@ static void lane_launch(struct lane *L)
     memset(L->span, 0, sizeof L->span);
     if (o && o->trace.sampled)
         lx_trace_span_id(L->span);
-    if (!o || !lx_trace_upstream(&o->trace, o->trace.sampled ? L->span : NULL, chat.traceparent))
-        chat.traceparent[0] = '\0';
+    char traceparent[LX_TRACEPARENT_LEN + 1];
+    chat.traceparent = o && lx_trace_upstream(&o->trace, o->trace.sampled ? L->span : NULL, traceparent)
+                           ? traceparent
+                           : NULL;
     L->call_start_ns = lx_wall_ns();
-    L->response_model[0] = '\0';
+    free(L->response_model);
+    L->response_model = NULL;
     if (lx_bus_wanted(LX_EV_CALL_STARTED)) {
         struct lx_event ev;
         call_event(L, &ev, LX_EV_CALL_STARTED);

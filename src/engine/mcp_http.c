@@ -248,8 +248,8 @@ static int on_body(void *ctx, const char *data, size_t len)
     if (x->sse) {
         if (lx_sse_feed(&x->dec, data, len, sse_event_cb, x, NULL) != LX_OK)
             return LX_ERR;
-        if (x->dec.last_id[0])
-            memcpy(x->last_id, x->dec.last_id, sizeof x->last_id);
+        if (lx_sse_last_id(&x->dec)[0])
+            lx_strcut(x->last_id, sizeof x->last_id, x->dec.last_id, strlen(x->dec.last_id));
         if (x->dec.retry_ms >= 0)
             x->retry_ms = x->dec.retry_ms;
         /* The answer is in: the stream has nothing more for this request. */

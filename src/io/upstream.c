@@ -33,7 +33,7 @@
 
 struct lx_upstream {
     CURL *easy;                 /* owned: cleaned in upstream_free */
-    struct curl_slist *headers; /* owned */
+    struct curl_slist *headers; /* owned: one block (header_list), freed with free() */
     char *body;                 /* owned: POST body curl reads from */
     const struct lx_upstream_ops *ops;
     void *ctx;                  /* the owner's, borrowed */
@@ -133,7 +133,7 @@ static void upstream_free(struct lx_upstream *u)
         lx_active--;
     }
     easy_put(u->easy);
-    curl_slist_free_all(u->headers);
+    free(u->headers);
     free(u->body);
     free(u->content_type);
     free(u->retry_after);
@@ -395,6 +395,28 @@ void lx_upstream_shutdown(void)
     curl_global_cleanup();
 }
 
+/* req's header lines and "Expect:" (no 100-continue round trip before the body) as a curl_slist in one
+ * allocation: its nodes and their text together, where curl_slist_append makes two per line. curl only reads
+ * the list, for as long as the transfer lasts (it is freed with the upstream). */
+static struct curl_slist *header_list(const struct lx_http_request *req)
+{
+    static const char expect[] = "Expect:";
+    size_t n = req->n_headers + 1, text = sizeof expect;
+    for (size_t i = 0; i < req->n_headers; i++)
+        text += strlen(req->headers[i]) + 1;
+    struct curl_slist *list = lx_malloc(n * sizeof *list + text);
+    char *p = (char *)(list + n);
+    for (size_t i = 0; i < n; i++) {
+        const char *line = i < req->n_headers ? req->headers[i] : expect;
+        size_t len = strlen(line) + 1;
+        memcpy(p, line, len);
+        list[i].data = p;
+        list[i].next = i + 1 < n ? &list[i + 1] : NULL;
+        p += len;
+    }
+    return list;
+}
+
 struct lx_upstream *lx_upstream_start(struct lx_http_request *req, long connect_timeout_ms,
                                       const struct lx_upstream_ops *ops, void *ctx)
 {
@@ -426,10 +448,7 @@ struct lx_upstream *lx_upstream_start(struct lx_http_request *req, long connect_
     else if (u->origin)
         curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
     curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 16L * 1024); /* curl's smallest; the body is ours */
-    for (size_t i = 0; i < req->n_headers; i++)
-        u->headers = curl_slist_append(u->headers, req->headers[i]);
-    /* No 100-continue round trip before the body. */
-    u->headers = curl_slist_append(u->headers, "Expect:");
+    u->headers = header_list(req);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, u->headers);
     if (strcmp(req->method, "DELETE") == 0)
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, "DELETE");

@@ -112,6 +112,7 @@ struct lx_req *lx_direct_start(struct lx_front *front, const struct lx_direct_st
         req->t_start = s->t_first;
     req->body = *s->body;
     memset(s->body, 0, sizeof *s->body);
+    lx_buf_fit(&req->body); /* kept for the request's life (retries, fallbacks) */
     req->bytes_in = req->body.len;
     lx_req_dispatch(req, s->route);
     return req;
@@ -171,7 +172,12 @@ static void put_head(struct direct_req *d, struct lx_buf *out, bool chunked, siz
     for (size_t i = 0; i < req->n_resp_headers; i++) {
         lx_buf_puts(out, req->resp_headers[i]);
         put_lit(out, "\r\n");
+        free(req->resp_headers[i]);
     }
+    /* Written: a stream need not hold them for its life. */
+    free(req->resp_headers);
+    req->resp_headers = NULL;
+    req->n_resp_headers = 0;
     if (chunked) {
         put_lit(out, "Transfer-Encoding: chunked\r\n\r\n");
     } else {

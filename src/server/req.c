@@ -62,6 +62,7 @@ void lx_req_init(struct lx_req *req, const struct lx_transport *t, struct lx_con
     lx_strcut(req->method, sizeof req->method, method, strlen(method));
     req->path = lx_strdup(path);
     req->t_start = lx_now_ms_f();
+    req->request_id = req->id_buf;
     req->origin.request_id = req->request_id;
 }
 
@@ -83,6 +84,12 @@ void lx_req_set_request_id(struct lx_req *req, const char *client)
         ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '.' ||
              ch == '_' || ch == ':' || ch == '-';
     }
+    if (req->request_id != req->id_buf)
+        free(req->request_id);
+    req->request_id = req->id_buf;
+    if (ok && n >= sizeof req->id_buf)
+        req->request_id = lx_malloc(n + 1);
+    req->origin.request_id = req->request_id;
     if (ok) {
         memcpy(req->request_id, client, n + 1);
         return;
@@ -124,6 +131,8 @@ void lx_req_release(struct lx_req *req)
     lx_timer_free(req->deadline);
     lx_config_unref(req->cfg);
     free(req->path);
+    if (req->request_id != req->id_buf)
+        free(req->request_id);
     lx_buf_free(&req->body);
     free(req->content_type);
     for (size_t i = 0; i < req->n_resp_headers; i++)

@@ -72,7 +72,9 @@ struct lx_req_handler {
 
 struct lx_req {
     uint64_t id;
-    char request_id[LX_REQ_ID_MAX + 1]; /* X-Request-Id: the client's, or generated; returned and forwarded */
+    char *request_id;   /* X-Request-Id: the client's, or generated; returned and forwarded. Points at id_buf
+                         * unless a client's id is longer (then owned): most requests' ids are 32 characters */
+    char id_buf[33];
     enum lx_req_state state;
     int refs;
     const struct lx_transport *transport; /* static; NULL for a record that only gets logged */

@@ -18,6 +18,7 @@ before(async () => {
     providers: {
       up: upstreamProvider(mock),
       quick: upstreamProvider(mock, { timeouts: { first_byte_ms: 300, idle_ms: 300 } }),
+      capped: upstreamProvider(mock, { timeouts: { total_ms: 500 } }),
       dead: { type: 'openai', base_url: `http://127.0.0.1:${closedPort}/v1` },
       nokey: { type: 'openai', api_key: '${LX_TEST_SURELY_UNSET}' },
     },
@@ -82,7 +83,7 @@ test('provider disabled for a missing variable → 404 (no SDK retries it) namin
   assert.equal(res.headers.get('x-should-retry'), 'false');
   const e = await expectError(res, 404, { code: 'provider_disabled', param: 'model' });
   assert.match(e.message, /environment variable LX_TEST_SURELY_UNSET is not set \(providers\.nokey\.api_key needs it\)/);
-  assert.match(e.message, /enabled provider \(up, quick, dead\)/);
+  assert.match(e.message, /enabled provider \(up, quick, capped, dead\)/);
 });
 
 test('deadline_exceeded carries X-Should-Retry: false (a retry would get the same budget and fail the same way)', async () => {
@@ -148,6 +149,13 @@ test('stream that stalls after it began ends with an SSE error event (idle_ms)',
   const err = await streamEnding('quick/x;fault=stall_midstream');
   assert.equal(err.code, 'upstream_timeout');
   assert.match(err.message, /idle_ms/);
+});
+
+test('stream still flowing at total_ms ends with an SSE error event (total_ms), its idle limit rearmed by every chunk', async () => {
+  // 40 chunks 50 ms apart take 2 s: every gap is far inside idle_ms, and the whole is past total_ms.
+  const err = await streamEnding('capped/x;chunks=40;interval=50');
+  assert.equal(err.code, 'upstream_timeout');
+  assert.match(err.message, /total_ms of 500 ms/);
 });
 
 test('stream cut by the upstream ends with an SSE error event', async () => {

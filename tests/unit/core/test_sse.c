@@ -168,17 +168,17 @@ static void test_id_and_retry(void **state)
     lx_sse_decoder_init(&d);
     struct collected c = {0};
     assert_int_equal(d.retry_ms, -1);
-    assert_string_equal(d.last_id, "");
+    assert_string_equal(lx_sse_last_id(&d), "");
     const char *in = "id: ev-1\nretry: 500\ndata: \n\n";
     assert_int_equal(lx_sse_feed(&d, in, strlen(in), collect_cb, &c, NULL), LX_OK);
     assert_int_equal(c.n, 1); /* empty data is still an event */
-    assert_string_equal(d.last_id, "ev-1");
+    assert_string_equal(lx_sse_last_id(&d), "ev-1");
     assert_int_equal(d.retry_ms, 500);
     /* retry: with anything but digits is ignored; a later id replaces the earlier one. */
     in = "retry: 5s\nretry:\nid:ev-2\ndata: x\n\n";
     assert_int_equal(lx_sse_feed(&d, in, strlen(in), collect_cb, &c, NULL), LX_OK);
     assert_int_equal(d.retry_ms, 500);
-    assert_string_equal(d.last_id, "ev-2");
+    assert_string_equal(lx_sse_last_id(&d), "ev-2");
     /* An id too long to keep whole leaves the previous one. */
     struct lx_buf big = {0};
     lx_buf_puts(&big, "id: ");
@@ -187,7 +187,7 @@ static void test_id_and_retry(void **state)
     lx_buf_puts(&big, "\ndata: y\n\nid\ndata: z\n\n");
     assert_int_equal(lx_sse_feed(&d, big.data, big.len, collect_cb, &c, NULL), LX_OK);
     assert_int_equal(c.n, 4);
-    assert_string_equal(d.last_id, ""); /* a bare "id" resets it */
+    assert_string_equal(lx_sse_last_id(&d), ""); /* a bare "id" resets it */
     lx_buf_free(&big);
     lx_buf_free(&c.all);
     lx_sse_decoder_free(&d);
