@@ -29,6 +29,7 @@
 #include "server/mhd.h"
 #include "server/ratelimit.h"
 
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -316,13 +317,31 @@ static void share_stop(void)
     M.fleet = NULL;
 }
 
+/* The most descriptors the table is grown to at start (a 64 Ki table is 512 KiB of kernel memory). */
+#define LX_FD_TABLE_PREGROW 65536
+
+/* Raises the descriptor limit to its hard limit, then grows the process's descriptor table to it (at most
+ * LX_FD_TABLE_PREGROW) while llmux still has one thread. Linux doubles the table as descriptors are
+ * opened, and in a process with more than one thread (the store's and the resolver's workers) each
+ * doubling waits for an RCU grace period, 5-14 ms here, inside whatever accept4 or socket call needed the
+ * slot: the loop stood still that long, several times while 1,000 streams opened (issue 14). */
 static void raise_fd_limit(void)
 {
     struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            getrlimit(RLIMIT_NOFILE, &rl);
     }
+    rlim_t top = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > LX_FD_TABLE_PREGROW ? LX_FD_TABLE_PREGROW : rl.rlim_cur;
+    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    if (top > 1 && (rlim_t)fd < top - 1 && dup2(fd, (int)(top - 1)) >= 0)
+        close((int)(top - 1));
+    close(fd);
 }
 
 /* Where a config is looked for without --config: the working directory's conf/llmux.json, the one
