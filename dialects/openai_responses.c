@@ -505,11 +505,7 @@ void lx_responses_turn(const struct lx_dialect_req *rq, struct lx_responses_turn
     t->truncation_auto = json_is_true(json_object_get(p, "truncation_auto"));
     t->input = json_object_get(p, "input");
     t->tools = json_object_get(json_object_get(p, "envelope"), "tools");
-}
-
-json_t *lx_responses_envelope_ref(const struct lx_dialect_req *rq)
-{
-    return json_object_get(rq->priv, "envelope");
+    t->max_tool_calls = (long)json_integer_value(json_object_get(json_object_get(p, "envelope"), "max_tool_calls"));
 }
 
 json_t *lx_responses_envelope(const struct lx_dialect_req *rq)

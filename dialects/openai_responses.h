@@ -25,12 +25,11 @@ struct lx_responses_turn {
     json_t *input;                    /* this turn's input items, normalised with ids */
     json_t *tools;                    /* the request's "tools" as sent (an array): its mcp entries name the
                                        * MCP servers of the turn (engine/toolset.c checks them) */
+    long max_tool_calls;              /* the cap on the turn's server tool calls; 0 = none */
 };
 void lx_responses_turn(const struct lx_dialect_req *rq, struct lx_responses_turn *t);
 /* The response as it starts (status in_progress, no output): new reference. */
 json_t *lx_responses_envelope(const struct lx_dialect_req *rq);
-/* The same, borrowed: to read a request field the envelope echoes (max_tool_calls, ...). */
-json_t *lx_responses_envelope_ref(const struct lx_dialect_req *rq);
 /* The response will not be stored (storage is off): it says "store": false. */
 void lx_responses_unstored(struct lx_dialect_req *rq);
 

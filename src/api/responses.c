@@ -273,7 +273,7 @@ static void start_loop(void *arg)
         .include_usage = true,
         .deadline_at = tu->deadline_at,
         .deadline_ms = tu->deadline_ms,
-        .max_calls = (long)json_integer_value(json_object_get(lx_responses_envelope_ref(&tu->reply.rq), "max_tool_calls")),
+        .max_calls = tu->t.max_tool_calls,
     };
     struct lx_error err = {0};
     tu->loop = lx_tools_loop_start(tu->req, &tu->spec, &turn, &lx_turn_loop_ops, tu, &err);
