@@ -42,7 +42,6 @@ struct rs_store {
     struct lx_store_op *ops;  /* operations awaiting Redis (a list, for close) */
     size_t in_flight;
     uint64_t operations;
-    bool reloading;           /* a FUNCTION LOAD after "Function not found" is in flight */
     bool was_ready;           /* the connection's last state, for the log */
     uint64_t warned_ms;       /* the last UNAVAILABLE warning (lx_now_ms), and the answers not logged since */
     unsigned long long unwarned;
@@ -475,29 +474,14 @@ static void unlink_op(struct lx_store_op *op)
     st->in_flight--;
 }
 
-static void reload_cb(void *arg, enum lx_redis_status rs, const struct lx_redis_reply *reply)
-{
-    (void)reply;
-    struct rs_store *st = arg;
-    st->reloading = false;
-    if (rs != LX_REDIS_OK)
-        lx_warn("store: reloading the llmux_store_v1 functions failed (%s)", lx_redis_status_name(rs));
-}
-
 static void reply_cb(void *arg, enum lx_redis_status rs, const struct lx_redis_reply *reply)
 {
     struct lx_store_op *op = arg;
-    struct rs_store *st = op->st;
     unlink_op(op);
     const char *code = rs == LX_REDIS_OK ? elem_str(reply, 0, NULL) : NULL;
     if (rs == LX_REDIS_EREPLY) {
+        /* "Function not found" (someone flushed them): io/redis.c loads them again for what follows. */
         const char *msg = lx_redis_reply_str(reply, NULL);
-        if (msg && strstr(msg, "Function not found") && !st->reloading) {
-            /* Someone flushed the functions: load them again for the next operations. */
-            st->reloading = true;
-            const char *argv[] = {"FUNCTION", "LOAD", "REPLACE", lx_store_lua};
-            lx_redis_command(st->r, "function_load", st->timeout_ms, reload_cb, st, 4, argv, NULL);
-        }
         set_status(op, LX_STORE_ERROR, "store: Redis refused the operation: %s", msg);
     } else if (rs != LX_REDIS_OK) {
         /* Timed out, lost or never sent: what Redis did is unknown, so nothing is acknowledged. */
@@ -682,21 +666,6 @@ static void renew_cb(void *arg)
     free(a.v);
 }
 
-static void load_cb(void *arg, enum lx_redis_status rs, const struct lx_redis_reply *reply)
-{
-    (void)arg;
-    const char *msg = rs == LX_REDIS_EREPLY ? lx_redis_reply_str(reply, NULL) : NULL;
-    if (msg)
-        lx_error("store: loading the llmux_store_v1 functions failed (llmux needs Redis 7.0 or newer): %s", msg);
-}
-
-static void handshake(void *arg, struct lx_redis *r)
-{
-    (void)arg;
-    const char *argv[] = {"FUNCTION", "LOAD", "REPLACE", lx_store_lua};
-    lx_redis_handshake_command(r, "function_load", load_cb, arg, 4, argv, NULL);
-}
-
 /* Say when conversations stop and start working: the one thing an operator needs from this connection. */
 static void state_cb(void *arg, enum lx_redis_state s)
 {
@@ -742,7 +711,7 @@ static struct lx_store *rs_open(const struct lx_store_conf *conf, char *err, siz
     st->reserved = json_object();
     st->unreleased = json_object();
     st->r = lx_redis_new(conf->redis);
-    lx_redis_set_handshake(st->r, handshake, st);
+    lx_redis_keep_library(st->r, "llmux_store_v1", lx_store_lua);
     lx_redis_on_state(st->r, state_cb, st);
     st->renew = lx_timer_new(renew_cb, st);
     lx_timer_start(st->renew, RS_LOCK_MS / 3);

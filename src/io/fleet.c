@@ -76,7 +76,6 @@ struct lx_fleet {
     struct seen *seen;              /* owned */
     char **watch;                   /* owned: providers the heartbeat reads */
     size_t n_watch;
-    bool reloading;                 /* a FUNCTION LOAD after "Function not found" is in flight */
     unsigned long long unavailable[2], local[2];
     void (*leave_cb)(void *arg);
     void *leave_arg;
@@ -140,27 +139,6 @@ static struct lx_redis_cmd *fcall(struct lx_fleet *f, const char *op, const char
     for (size_t i = 0; i < na; i++)
         argv[argc++] = args[i];
     return lx_redis_command(f->r, op, f->answer_ms, cb, arg, (int)argc, argv, NULL);
-}
-
-static void reload_cb(void *arg, enum lx_redis_status st, const struct lx_redis_reply *reply)
-{
-    (void)reply;
-    struct lx_fleet *f = arg;
-    f->reloading = false;
-    if (st != LX_REDIS_OK)
-        lx_warn("redis: reloading the %s function library failed (%s)", LX_FLEET_LIBRARY, lx_redis_status_name(st));
-}
-
-/* Someone flushed the functions (FUNCTION FLUSH, a restored dump): load them again. */
-static void check_missing(struct lx_fleet *f, enum lx_redis_status st, const struct lx_redis_reply *reply)
-{
-    const char *msg = st == LX_REDIS_EREPLY ? lx_redis_reply_str(reply, NULL) : NULL;
-    if (!msg || !strstr(msg, "Function not found") || f->reloading)
-        return;
-    f->reloading = true;
-    lx_warn("redis: the %s functions are gone from Redis; loading them again", LX_FLEET_LIBRARY);
-    const char *argv[] = {"FUNCTION", "LOAD", "REPLACE", lx_fleet_lua};
-    lx_redis_command(f->r, "function_load", f->answer_ms, reload_cb, f, 4, argv, NULL);
 }
 
 static long elem_long(const struct lx_redis_reply *reply, size_t i)
@@ -312,7 +290,6 @@ static void admission_cb(void *arg, enum lx_redis_status st, const struct lx_red
 {
     struct lx_fleet_hold *h = arg;
     struct lx_fleet *f = h->f;
-    check_missing(f, st, reply);
     bool answered = st == LX_REDIS_OK && lx_redis_reply_count(reply) >= 4;
     if (answered && elem_long(reply, 0) == 1) {
         h->redis_counted = true;
@@ -331,7 +308,6 @@ static void admission_cb(void *arg, enum lx_redis_status st, const struct lx_red
 static void finish_cb(void *arg, enum lx_redis_status st, const struct lx_redis_reply *reply)
 {
     struct lx_fleet_hold *h = arg;
-    check_missing(h->f, st, reply);
     if (st == LX_REDIS_OK && h->kind == HOLD_PROVIDER && lx_redis_reply_count(reply) >= 3) {
         long cooling = elem_long(reply, 1);
         if (elem_long(reply, 0) == 1)
@@ -568,19 +544,11 @@ static void beat_timer_cb(void *arg)
     lx_timer_start(f->beat_timer, f->lease_ms / 3);
 }
 
-static void load_cb(void *arg, enum lx_redis_status st, const struct lx_redis_reply *reply)
-{
-    (void)arg;
-    const char *msg = st == LX_REDIS_EREPLY ? lx_redis_reply_str(reply, NULL) : NULL;
-    if (msg && strstr(msg, "unknown command"))
-        lx_error("redis: FUNCTION LOAD is unknown to this server: llmux needs Redis 7.0 or newer");
-}
-
+/* After FUNCTION LOAD (lx_redis_keep_library): the replica's heartbeat is part of every handshake. */
 static void handshake(void *arg, struct lx_redis *r)
 {
+    (void)r;
     struct lx_fleet *f = arg;
-    const char *argv[] = {"FUNCTION", "LOAD", "REPLACE", lx_fleet_lua};
-    lx_redis_handshake_command(r, "function_load", load_cb, f, 4, argv, NULL);
     send_heartbeat(f, true, f->lease_ms, beat_cb, f);
 }
 
@@ -614,6 +582,7 @@ struct lx_fleet *lx_fleet_new(const struct lx_redis_conf *conf, const char *repl
     f->beat_timer = lx_timer_new(beat_timer_cb, f);
     f->wait_timer = lx_timer_new(wait_timer_cb, f);
     f->r = lx_redis_new(conf);
+    lx_redis_keep_library(f->r, LX_FLEET_LIBRARY, lx_fleet_lua);
     lx_redis_set_handshake(f->r, handshake, f);
     lx_timer_start(f->beat_timer, f->lease_ms / 3);
     return f;

@@ -77,6 +77,8 @@ struct lx_redis {
     void *handshake_arg;
     void (*state_fn)(void *arg, enum lx_redis_state s);
     void *state_arg;
+    const char *lib_name, *lib_code;    /* borrowed (static): the function library kept loaded, or NULL */
+    bool lib_reloading;                 /* a FUNCTION LOAD after "Function not found" is in flight */
     unsigned long long connects, handshake_failures;
     unsigned long long errors[LX_REDIS_STATUS_COUNT];
     struct lx_redis_latency *lat;       /* owned */
@@ -345,6 +347,40 @@ static void conn_lost(struct lx_redis *r, const redisAsyncContext *ac, const cha
     schedule_retry(r);
 }
 
+/* ---- the function library kept loaded ---- */
+
+static void lib_load_cb(void *arg, enum lx_redis_status st, const struct lx_redis_reply *reply)
+{
+    struct lx_redis *r = arg;
+    const char *msg = st == LX_REDIS_EREPLY ? lx_redis_reply_str(reply, NULL) : NULL;
+    if (msg && strstr(msg, "unknown command"))
+        lx_error("redis: FUNCTION LOAD is unknown to this server: llmux needs Redis 7.0 or newer");
+    else if (msg)
+        lx_error("redis: loading the %s functions failed: %s", r->lib_name, msg);
+}
+
+static void lib_reload_cb(void *arg, enum lx_redis_status st, const struct lx_redis_reply *reply)
+{
+    (void)reply;
+    struct lx_redis *r = arg;
+    r->lib_reloading = false;
+    if (st != LX_REDIS_OK)
+        lx_warn("redis: reloading the %s functions failed (%s)", r->lib_name, lx_redis_status_name(st));
+}
+
+/* Someone flushed the functions (FUNCTION FLUSH, a restored dump): load them again for what follows. */
+static void lib_check_missing(struct lx_redis *r, const redisReply *rep)
+{
+    if (!r->lib_code || r->lib_reloading || rep->type != REDIS_REPLY_ERROR || !rep->str ||
+        !strstr(rep->str, "Function not found"))
+        return;
+    r->lib_reloading = true;
+    lx_warn("redis: the %s functions are gone from Redis; loading them again", r->lib_name);
+    const char *argv[] = {"FUNCTION", "LOAD", "REPLACE", r->lib_code};
+    long timeout = r->conf.connect_timeout_ms > r->conf.timeout_ms ? r->conf.connect_timeout_ms : r->conf.timeout_ms;
+    lx_redis_command(r, "function_load", timeout, lib_reload_cb, r, 4, argv, NULL);
+}
+
 static void reply_cb(redisAsyncContext *ac, void *reply, void *privdata)
 {
     struct lx_redis_cmd *c = privdata;
@@ -353,6 +389,7 @@ static void reply_cb(redisAsyncContext *ac, void *reply, void *privdata)
     const redisReply *rep = reply;
     if (rep) {
         observe(r, c->op, (lx_now_ms_f() - c->sent_ms) / 1000.0);
+        lib_check_missing(r, rep);
         if (c->waiting)
             finish(c, rep->type == REDIS_REPLY_ERROR ? LX_REDIS_EREPLY : LX_REDIS_OK, rep);
         else if (rep->type == REDIS_REPLY_ERROR)
@@ -632,6 +669,10 @@ static void connect_to(struct lx_redis *r, const char *ip)
         const char *argv[2] = {"SELECT", db};
         lx_redis_handshake_command(r, "select", NULL, NULL, 2, argv, NULL);
     }
+    if (r->lib_code) {
+        const char *argv[] = {"FUNCTION", "LOAD", "REPLACE", r->lib_code};
+        lx_redis_handshake_command(r, "function_load", lib_load_cb, r, 4, argv, NULL);
+    }
     if (r->handshake_fn && r->ac)
         r->handshake_fn(r->handshake_arg, r);
 }
@@ -762,6 +803,12 @@ void lx_redis_free(struct lx_redis *r)
     free(r->lat);
     lx_redis_conf_free(&r->conf);
     free(r);
+}
+
+void lx_redis_keep_library(struct lx_redis *r, const char *name, const char *code)
+{
+    r->lib_name = name;
+    r->lib_code = code;
 }
 
 void lx_redis_set_handshake(struct lx_redis *r, void (*fn)(void *arg, struct lx_redis *r), void *arg)

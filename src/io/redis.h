@@ -133,6 +133,11 @@ void lx_redis_set_handshake(struct lx_redis *r, void (*fn)(void *arg, struct lx_
 /* Only from the handshake function. Timeout: connect_timeout_ms. cb (optional) sees the answer. */
 void lx_redis_handshake_command(struct lx_redis *r, const char *op, lx_redis_cb cb, void *arg, int argc,
                                 const char **argv, const size_t *argvlen);
+/* A Redis function library (Lua source code, name for logs; both static) this client keeps loaded: FUNCTION
+ * LOAD REPLACE is the first of the owner's handshake commands on every connection, and when a reply says
+ * "Function not found" (someone flushed the functions) it is loaded again for the commands that follow.
+ * Call before the first connection is made (right after lx_redis_new). */
+void lx_redis_keep_library(struct lx_redis *r, const char *name, const char *code);
 /* Called on every change of state (for logs, gauges and the owner's fail-over logic). */
 void lx_redis_on_state(struct lx_redis *r, void (*fn)(void *arg, enum lx_redis_state s), void *arg);
 
