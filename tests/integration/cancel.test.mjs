@@ -2,6 +2,7 @@
 // pauses the upstream instead of making the gateway buffer without bound.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { startMock, startLlmux, upstreamProvider, postChat, userMsg, rawConnect, eventually, sseData } from './lib.mjs';
 
 let mock, gw;
@@ -75,18 +76,28 @@ test('client leaving a local (mock provider) request frees it', async () => {
   await gw.waitAccess((l) => l.model === 'local/echo' && l.status === 499);
 });
 
+// The most the kernel alone can hold between the mock and a paused client: the mock's send buffer and the
+// gateway's send buffer to the client (tcp_wmem's maximum each), and the gateway's receive buffer from the
+// mock (tcp_rmem's maximum, which autotuning reaches while the gateway reads at full speed before the
+// client's buffers fill). A stream larger than that can only be finished by a gateway that buffers it.
+function kernelHoldBytes() {
+  const max = (f) => Number(readFileSync(`/proc/sys/net/ipv4/${f}`, 'utf8').trim().split(/\s+/)[2]);
+  return max('tcp_wmem') * 2 + max('tcp_rmem') + 256 * 1024; // + the paused client's own receive buffer
+}
+
 test('a slow reader pauses the upstream instead of being buffered for', async () => {
-  // 10 MiB of stream; the client reads nothing for a while. The gateway must stop reading the upstream
-  // (bounded buffering): the upstream is still mid-response while the client is stalled.
+  // The client reads nothing for a while. The gateway must stop reading the upstream (bounded buffering):
+  // the upstream is still mid-response while the client is stalled.
+  const size = Math.min(64 * 1024 * 1024, kernelHoldBytes() + 8 * 1024 * 1024);
   const s = await rawConnect(gw.port);
   s.pause();
-  sendRaw(s, { model: 'up/x;fault=big', stream: true, messages: userMsg('x') });
+  sendRaw(s, { model: `up/x;content_bytes=${size}`, stream: true, messages: userMsg('x') });
   await eventually(() => mock.stats(), (st) => st.active === 1, 10000, 'upstream stream to start');
-  // Unpaused, 10 MiB over loopback would be drained into the gateway in milliseconds.
+  // Unpaused, the stream over loopback would be drained into the gateway in well under a second.
   await new Promise((r) => setTimeout(r, 500));
   assert.equal((await mock.stats()).active, 1, 'upstream transfer held, not drained into gateway memory');
   let got = 0;
-  const done = new Promise((r) => s.on('data', (d) => { got += d.length; if (got > 10 * 1024 * 1024) r(); }));
+  const done = new Promise((r) => s.on('data', (d) => { got += d.length; if (got > size) r(); }));
   s.resume();
   await done;
   s.destroy();
