@@ -356,6 +356,12 @@ static void flush_client(struct lx_front *f)
          * that closing does not reset the connection before the client has read the answer. */
         if (f->lingering)
             return;
+        if (f->eof) {
+            /* The client's FIN is read and nothing follows it: close() sends our FIN, not a reset, so
+             * there is nothing to linger for (nginx closes such a connection at once too). */
+            close_client(f);
+            return;
+        }
         shutdown(f->cfd, SHUT_WR);
         if (F.lingering >= LX_FRONT_MAX_LINGER) {
             close_client(f);
