@@ -86,6 +86,11 @@ int lx_loop_init(void)
     struct event_config *cfg = event_config_new();
     /* EV_CLOSED (EPOLLRDHUP) is how a suspended client's disconnect is seen: insist on a backend with it. */
     event_config_require_features(cfg, EV_FEATURE_EARLY_CLOSE);
+    /* Changes to a descriptor's watch within one turn reach epoll as one call, at the next poll (curl's
+     * switch from waiting to write a request to reading its answer was a removal and an addition). Its one
+     * hazard, a dup()ed descriptor closed while its twin is watched, does not occur: llmux never watches a
+     * duplicate. */
+    event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
     lx_base = event_base_new_with_config(cfg);
     event_config_free(cfg);
     if (!lx_base) {
