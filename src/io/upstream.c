@@ -49,6 +49,7 @@ struct lx_upstream {
     bool resume_pending;        /* a deferred resume is queued */
     bool complete;              /* on_body said LX_DONE: later body bytes are discarded */
     bool conn_close;            /* the answer said Connection: close */
+    struct shard *shard;        /* static: the multi handle it runs in */
     struct origin *origin;      /* static: where the connection goes back idle; NULL: not counted */
     unsigned deferred;          /* deferred callbacks holding a pointer to us: the last one settles us */
     size_t drained;             /* bytes discarded since complete */
@@ -57,7 +58,8 @@ struct lx_upstream {
 };
 
 struct lx_sock {
-    struct event *ev; /* owned */
+    struct event *ev;    /* owned: assigned anew (not reallocated) when curl's interest changes */
+    struct shard *shard; /* static: the multi handle the socket belongs to */
     curl_socket_t fd;
 };
 
@@ -72,10 +74,33 @@ struct lx_sock {
 #define LX_UPSTREAM_ORIGINS 64
 struct origin {
     char *name; /* owned: "http://host:port" as the URL spells it */
-    long idle;  /* transfers that ended leaving their connection open, minus the ones started since */
 };
 static struct origin lx_origins[LX_UPSTREAM_ORIGINS];
 static size_t lx_n_origins;
+
+/* Transfers run in several curl multi handles ("shards"), each filled to LX_SHARD_TRANSFERS before the next
+ * is made. curl 7.88 keeps two structures per multi handle whose cost grows with the connections it holds:
+ * a socket hash of 911 buckets, searched on every socket event, and the connection cache, which
+ * curl_multi_remove_handle walks from its start to the removed transfer's connection (to close it if it
+ * was CURLOPT_CONNECT_ONLY, which llmux never sets) whenever that connection was left open. With 5,000
+ * streams to one upstream in one multi handle, that walk was quadratic in the streams and about a tenth of
+ * llmux's CPU (perf). Connections are reused only within a shard: a plain-HTTP transfer goes to a shard
+ * that has an idle connection to its origin when one has, and HTTPS ones (HTTP/2 shares a connection)
+ * fill the shards in order, like everything else, so that fewer than LX_SHARD_TRANSFERS transfers in
+ * flight all run in the first. */
+#define LX_UPSTREAM_SHARDS 16
+#define LX_SHARD_TRANSFERS 1024
+struct shard {
+    CURLM *multi;                   /* owned */
+    struct event *timer;            /* owned: curl's timeout for this multi handle */
+    size_t active;                  /* transfers in it */
+    long idle[LX_UPSTREAM_ORIGINS]; /* per origin (its index): transfers that ended leaving their
+                                     * connection open here, minus the ones started on them since */
+};
+static struct shard lx_shards[LX_UPSTREAM_SHARDS];
+static size_t lx_n_shards;
+static long lx_keep_per_shard;  /* CURLMOPT_MAXCONNECTS of each shard */
+static struct shard *lx_kick;   /* the shard a transfer is being added to (see timer_cb) */
 
 static struct origin *origin_of(const char *url)
 {
@@ -89,14 +114,11 @@ static struct origin *origin_of(const char *url)
         return NULL;
     struct origin *o = &lx_origins[lx_n_origins++];
     o->name = lx_strndup(url, n);
-    o->idle = 0;
     return o;
 }
 
-static CURLM *lx_multi;
 static CURL *lx_spare[LX_UPSTREAM_SPARE_EASY]; /* owned: reset, ready for reuse */
 static size_t lx_n_spare;
-static struct event *lx_curl_timer;
 static int lx_in_curl_cb;     /* depth of curl callbacks on the stack */
 static size_t lx_active;
 static struct lx_upstream *lx_draining; /* detached transfers waiting for their body's end */
@@ -129,7 +151,8 @@ static void upstream_free(struct lx_upstream *u)
             u->drain_next->drain_prev = u->drain_prev;
     }
     if (u->in_multi) {
-        curl_multi_remove_handle(lx_multi, u->easy);
+        curl_multi_remove_handle(u->shard->multi, u->easy);
+        u->shard->active--;
         lx_active--;
     }
     easy_put(u->easy);
@@ -174,7 +197,7 @@ static void upstream_settle(struct lx_upstream *u)
 {
     if (u->deferred > 0 || !u->cancelled || u->drain)
         return;
-    if (u->complete && u->in_multi && lx_multi) {
+    if (u->complete && u->in_multi) {
         u->drain = lx_timer_new(drain_expired_cb, u);
         u->drain_next = lx_draining;
         if (lx_draining)
@@ -186,21 +209,22 @@ static void upstream_settle(struct lx_upstream *u)
     upstream_free(u);
 }
 
-static void check_multi_info(void)
+static void check_multi_info(struct shard *sh)
 {
     CURLMsg *msg;
     int left;
-    while ((msg = curl_multi_info_read(lx_multi, &left))) {
+    while ((msg = curl_multi_info_read(sh->multi, &left))) {
         if (msg->msg != CURLMSG_DONE)
             continue;
         struct lx_upstream *u = NULL;
         CURLcode rc = msg->data.result;
         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&u);
-        curl_multi_remove_handle(lx_multi, u->easy);
+        curl_multi_remove_handle(sh->multi, u->easy);
         u->in_multi = false;
+        sh->active--;
         lx_active--;
         if (rc == CURLE_OK && u->origin && !u->conn_close)
-            u->origin->idle++; /* the body ended: curl keeps the connection for the next transfer */
+            sh->idle[u->origin - lx_origins]++; /* the body ended: curl keeps the connection */
         if (!u->cancelled) {
             /* A complete answer stays complete whatever happened to the bytes after it. */
             enum lx_upstream_result r = u->complete ? LX_UP_OK : map_result(u, rc);
@@ -221,38 +245,38 @@ static void check_multi_info(void)
 
 static void sock_event_cb(evutil_socket_t fd, short what, void *arg)
 {
-    (void)arg;
+    struct shard *sh = ((struct lx_sock *)arg)->shard; /* the lx_sock may go during the action */
     int flags = (what & EV_READ ? CURL_CSELECT_IN : 0) | (what & EV_WRITE ? CURL_CSELECT_OUT : 0);
     int running;
-    CURLMcode mc = curl_multi_socket_action(lx_multi, fd, flags, &running);
+    CURLMcode mc = curl_multi_socket_action(sh->multi, fd, flags, &running);
     if (mc != CURLM_OK)
         lx_error("curl_multi_socket_action: %s", curl_multi_strerror(mc));
-    check_multi_info();
+    check_multi_info(sh);
 }
 
 static void timer_event_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    (void)arg;
+    struct shard *sh = arg;
     int running;
-    CURLMcode mc = curl_multi_socket_action(lx_multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    CURLMcode mc = curl_multi_socket_action(sh->multi, CURL_SOCKET_TIMEOUT, 0, &running);
     if (mc != CURLM_OK)
         lx_error("curl_multi_socket_action(timeout): %s", curl_multi_strerror(mc));
-    check_multi_info();
+    check_multi_info(sh);
 }
 
 /* CURLMOPT_SOCKETFUNCTION: mirror curl's interest in a socket with one libevent event. */
 static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 {
     (void)easy;
-    (void)userp;
+    struct shard *sh = userp;
     struct lx_sock *ls = socketp;
     if (what == CURL_POLL_REMOVE) {
         if (ls) {
             event_free(ls->ev);
             free(ls);
-            curl_multi_assign(lx_multi, s, NULL);
+            curl_multi_assign(sh->multi, s, NULL);
         }
         return 0;
     }
@@ -260,25 +284,31 @@ static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *s
     if (!ls) {
         ls = lx_calloc(1, sizeof *ls);
         ls->fd = s;
-        curl_multi_assign(lx_multi, s, ls);
+        ls->shard = sh;
+        ls->ev = lx_malloc(event_get_struct_event_size());
+        curl_multi_assign(sh->multi, s, ls);
     } else {
-        event_free(ls->ev);
+        event_del(ls->ev); /* not pending now, so it may be assigned again */
     }
-    ls->ev = event_new(lx_loop_base(), s, kind, sock_event_cb, ls);
+    event_assign(ls->ev, lx_loop_base(), s, kind, sock_event_cb, ls);
     event_add(ls->ev, NULL);
     return 0;
 }
 
-/* CURLMOPT_TIMERFUNCTION: only arms the libevent timer; never calls curl. */
+/* CURLMOPT_TIMERFUNCTION: only arms the libevent timer; never calls curl. The 0 ms that adding a transfer
+ * asks for runs the timer in this turn of the loop (made active), not after the next poll for events: a
+ * new transfer's connect starts one turn sooner. Other 0 ms timeouts wait for the next turn, so that curl
+ * asking again and again cannot starve the sockets. */
 static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
 {
     (void)multi;
-    (void)userp;
-    if (timeout_ms < 0) {
-        evtimer_del(lx_curl_timer);
-    } else {
+    struct shard *sh = userp;
+    evtimer_del(sh->timer);
+    if (timeout_ms == 0 && lx_kick == sh) {
+        event_active(sh->timer, EV_TIMEOUT, 1);
+    } else if (timeout_ms >= 0) {
         struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-        evtimer_add(lx_curl_timer, &tv);
+        evtimer_add(sh->timer, &tv);
     }
     return 0;
 }
@@ -356,26 +386,64 @@ static size_t write_cb(char *data, size_t size, size_t n, void *userp)
     return len;
 }
 
+static struct shard *shard_new(void)
+{
+    if (lx_n_shards == LX_UPSTREAM_SHARDS)
+        return NULL;
+    struct shard *sh = &lx_shards[lx_n_shards];
+    sh->multi = curl_multi_init();
+    if (!sh->multi)
+        return NULL;
+    curl_multi_setopt(sh->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+    curl_multi_setopt(sh->multi, CURLMOPT_SOCKETDATA, sh);
+    curl_multi_setopt(sh->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+    curl_multi_setopt(sh->multi, CURLMOPT_TIMERDATA, sh);
+    curl_multi_setopt(sh->multi, CURLMOPT_MAXCONNECTS, lx_keep_per_shard);
+    sh->timer = evtimer_new(lx_loop_base(), timer_event_cb, sh);
+    lx_n_shards++;
+    return sh;
+}
+
+/* The shard a transfer to origin o (NULL: not counted) runs in; *reuse says it takes an idle connection. */
+static struct shard *shard_for(struct origin *o, bool *reuse)
+{
+    if (o) {
+        size_t oi = (size_t)(o - lx_origins);
+        for (size_t i = 0; i < lx_n_shards; i++)
+            if (lx_shards[i].idle[oi] > 0) {
+                lx_shards[i].idle[oi]--;
+                *reuse = true;
+                return &lx_shards[i];
+            }
+    }
+    struct shard *least = &lx_shards[0];
+    for (size_t i = 0; i < lx_n_shards; i++) {
+        if (lx_shards[i].active < LX_SHARD_TRANSFERS)
+            return &lx_shards[i];
+        if (lx_shards[i].active < least->active)
+            least = &lx_shards[i];
+    }
+    struct shard *sh = shard_new();
+    return sh ? sh : least;
+}
+
 int lx_upstream_init(void)
 {
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         return LX_ERR;
-    lx_multi = curl_multi_init();
-    if (!lx_multi)
-        return LX_ERR;
-    curl_multi_setopt(lx_multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
     /* curl's default idle-connection cache (4 per transfer in flight) shrinks as transfers end, closing
-     * keep-alive connections that the next requests need again: keep up to half the descriptors. */
+     * keep-alive connections that the next requests need again: keep up to half the descriptors, shared
+     * out over the shards (but never fewer than a full shard's transfers in each). */
     struct rlimit rl;
     long keep = 1024;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur / 2 < 65536)
         keep = (long)(rl.rlim_cur / 2 > 64 ? rl.rlim_cur / 2 : 64);
     else
         keep = 65536;
-    curl_multi_setopt(lx_multi, CURLMOPT_MAXCONNECTS, keep);
-    curl_multi_setopt(lx_multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-    lx_curl_timer = evtimer_new(lx_loop_base(), timer_event_cb, NULL);
-    return LX_OK;
+    lx_keep_per_shard = keep / LX_UPSTREAM_SHARDS;
+    if (lx_keep_per_shard < LX_SHARD_TRANSFERS)
+        lx_keep_per_shard = keep < LX_SHARD_TRANSFERS ? keep : LX_SHARD_TRANSFERS;
+    return shard_new() ? LX_OK : LX_ERR;
 }
 
 void lx_upstream_shutdown(void)
@@ -386,12 +454,12 @@ void lx_upstream_shutdown(void)
         curl_easy_cleanup(lx_spare[--lx_n_spare]);
     while (lx_n_origins > 0)
         free(lx_origins[--lx_n_origins].name);
-    if (lx_multi)
-        curl_multi_cleanup(lx_multi);
-    lx_multi = NULL;
-    if (lx_curl_timer)
-        event_free(lx_curl_timer);
-    lx_curl_timer = NULL;
+    while (lx_n_shards > 0) {
+        struct shard *sh = &lx_shards[--lx_n_shards];
+        curl_multi_cleanup(sh->multi);
+        event_free(sh->timer);
+        memset(sh, 0, sizeof *sh);
+    }
     curl_global_cleanup();
 }
 
@@ -443,9 +511,9 @@ struct lx_upstream *lx_upstream_start(struct lx_http_request *req, long connect_
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(e, CURLOPT_BUFFERSIZE, LX_UPSTREAM_RECV_BYTES);
     u->origin = origin_of(req->url);
-    if (u->origin && u->origin->idle > 0)
-        u->origin->idle--;
-    else if (u->origin)
+    bool reuse = false;
+    u->shard = shard_for(u->origin, &reuse);
+    if (u->origin && !reuse)
         curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
     curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 16L * 1024); /* curl's smallest; the body is ours */
     u->headers = header_list(req);
@@ -458,11 +526,15 @@ struct lx_upstream *lx_upstream_start(struct lx_http_request *req, long connect_
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, u->body ? u->body : "");
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
     }
-    if (curl_multi_add_handle(lx_multi, e) != CURLM_OK) {
+    lx_kick = u->shard;
+    CURLMcode mc = curl_multi_add_handle(u->shard->multi, e);
+    lx_kick = NULL;
+    if (mc != CURLM_OK) {
         upstream_free(u);
         return NULL;
     }
     u->in_multi = true;
+    u->shard->active++;
     lx_active++;
     return u;
 }

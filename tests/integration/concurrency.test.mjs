@@ -2,7 +2,9 @@
 // (How fast is measured by bench/, not asserted here.)
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startMock, startLlmux, upstreamProvider, httpRequest, userMsg, sseData } from './lib.mjs';
+import { startMock, startLlmux, upstreamProvider, httpRequest, userMsg, sseData, rawConnect, eventually } from './lib.mjs';
+
+const SLOW = !!process.env.LLMUX_WRAP;
 
 let mock, gw;
 before(async () => {
@@ -31,6 +33,42 @@ test('1,000 concurrent streams to an upstream that waits 1 s each all complete',
   const st = await mock.stats();
   assert.ok(st.requests >= N);
   console.log(`# 1000 concurrent 1 s streams: wall ${wall} ms (informational; see bench/)`);
+});
+
+// llmux runs its upstream transfers in several curl multi handles of up to 1,024 transfers each
+// (src/io/upstream.c): 2,100 at once take three. Each must be driven (its own sockets and timer), a later
+// wave must find the connections the first left open in whichever handle holds them, and a client leaving
+// must cancel its transfer wherever it runs.
+test('2,100 streams at once (three curl multi handles): all complete, a second wave reuses their connections, and 2,100 clients leaving cancel every transfer', { skip: SLOW && 'under valgrind' }, async () => {
+  const N = 2100;
+  const wave = (tag) => Promise.all(Array.from({ length: N }, (_, i) => httpRequest(gw.port, {
+    body: { model: 'up/x;latency=300;chunks=3', stream: true, messages: userMsg(`${tag} ${i}`) },
+  })));
+  const check = (results, tag) => results.forEach((r, i) => {
+    assert.equal(r.status, 200);
+    const events = sseData(r.text);
+    assert.equal(events.at(-1), '[DONE]');
+    assert.equal(events.slice(0, -1).map((e) => JSON.parse(e).choices[0]?.delta?.content ?? '').join(''), `echo: ${tag} ${i}`);
+  });
+  const s0 = await mock.stats();
+  check(await wave('first'), 'first');
+  const s1 = await mock.stats();
+  assert.ok(s1.max_active >= N, `all ${N} were at the upstream at once (max_active ${s1.max_active})`);
+  check(await wave('second'), 'second');
+  const s2 = await mock.stats();
+  const fresh = s2.connections_total - s1.connections_total;
+  assert.ok(fresh <= N / 20, `the second wave reused the first one's connections (${fresh} new of ${N}; the first opened ${s1.connections_total - s0.connections_total})`);
+
+  const aborted = s2.aborted;
+  await Promise.all(Array.from({ length: N }, async (_, i) => {
+    const s = await rawConnect(gw.port);
+    const text = JSON.stringify({ model: 'up/x;chunks=50;interval=100', stream: true, messages: userMsg(`leaving ${i}`) });
+    const first = new Promise((r) => s.on('data', (d) => { if (d.toString().includes('data: ')) r(); }));
+    s.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`);
+    await first;
+    s.destroy();
+  }));
+  await eventually(() => mock.stats(), (st) => st.aborted - aborted === N && st.active === 0, 20000, `the upstream to see all ${N} transfers cancelled`);
 });
 
 test('mixed concurrent non-stream requests each get their own answer', async () => {
