@@ -117,6 +117,25 @@ static struct origin *origin_of(const char *url)
     return o;
 }
 
+/* The proxy to use, read from the environment once at start by the rules curl applies when it reads it
+ * itself for every transfer (five or six getenv calls each, in curl 7.88): the scheme's variable in lower
+ * case (https_proxy, then HTTPS_PROXY; http_proxy only, never HTTP_PROXY, which a CGI client can set), then
+ * all_proxy or ALL_PROXY; hosts in no_proxy or NO_PROXY go direct; an empty variable counts as unset. Set
+ * on each transfer, "" meaning no proxy and no exceptions, they make curl choose what it would have. */
+static struct {
+    char *http, *https, *no_proxy; /* owned */
+} lx_proxy;
+
+static char *env_first(const char *const *names)
+{
+    for (; *names; names++) {
+        const char *v = getenv(*names);
+        if (v && *v)
+            return lx_strdup(v);
+    }
+    return lx_strdup("");
+}
+
 static CURL *lx_spare[LX_UPSTREAM_SPARE_EASY]; /* owned: reset, ready for reuse */
 static size_t lx_n_spare;
 static int lx_in_curl_cb;     /* depth of curl callbacks on the stack */
@@ -440,6 +459,12 @@ int lx_upstream_init(void)
         keep = (long)(rl.rlim_cur / 2 > 64 ? rl.rlim_cur / 2 : 64);
     else
         keep = 65536;
+    static const char *const http[] = {"http_proxy", "all_proxy", "ALL_PROXY", NULL};
+    static const char *const https[] = {"https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", NULL};
+    static const char *const no_proxy[] = {"no_proxy", "NO_PROXY", NULL};
+    lx_proxy.http = env_first(http);
+    lx_proxy.https = env_first(https);
+    lx_proxy.no_proxy = env_first(no_proxy);
     lx_keep_per_shard = keep / LX_UPSTREAM_SHARDS;
     if (lx_keep_per_shard < LX_SHARD_TRANSFERS)
         lx_keep_per_shard = keep < LX_SHARD_TRANSFERS ? keep : LX_SHARD_TRANSFERS;
@@ -460,6 +485,10 @@ void lx_upstream_shutdown(void)
         event_free(sh->timer);
         memset(sh, 0, sizeof *sh);
     }
+    free(lx_proxy.http);
+    free(lx_proxy.https);
+    free(lx_proxy.no_proxy);
+    memset(&lx_proxy, 0, sizeof lx_proxy);
     curl_global_cleanup();
 }
 
@@ -510,6 +539,8 @@ struct lx_upstream *lx_upstream_start(struct lx_http_request *req, long connect_
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(e, CURLOPT_BUFFERSIZE, LX_UPSTREAM_RECV_BYTES);
+    curl_easy_setopt(e, CURLOPT_PROXY, strncasecmp(req->url, "https:", 6) == 0 ? lx_proxy.https : lx_proxy.http);
+    curl_easy_setopt(e, CURLOPT_NOPROXY, lx_proxy.no_proxy);
     u->origin = origin_of(req->url);
     bool reuse = false;
     u->shard = shard_for(u->origin, &reuse);
