@@ -139,7 +139,6 @@ static char *env_first(const char *const *names)
 static CURL *lx_spare[LX_UPSTREAM_SPARE_EASY]; /* owned: reset, ready for reuse */
 static size_t lx_n_spare;
 static int lx_in_curl_cb;     /* depth of curl callbacks on the stack */
-static size_t lx_active;
 static struct lx_upstream *lx_draining; /* detached transfers waiting for their body's end */
 
 /* Easy handles are reused (curl_easy_reset keeps their buffers and caches; curl_easy_init is not free). */
@@ -172,7 +171,6 @@ static void upstream_free(struct lx_upstream *u)
     if (u->in_multi) {
         curl_multi_remove_handle(u->shard->multi, u->easy);
         u->shard->active--;
-        lx_active--;
     }
     easy_put(u->easy);
     free(u->headers);
@@ -216,7 +214,7 @@ static void upstream_settle(struct lx_upstream *u)
 {
     if (u->deferred > 0 || !u->cancelled || u->drain)
         return;
-    if (u->complete && u->in_multi) {
+    if (u->complete && u->in_multi && u->shard->multi) {
         u->drain = lx_timer_new(drain_expired_cb, u);
         u->drain_next = lx_draining;
         if (lx_draining)
@@ -241,7 +239,6 @@ static void check_multi_info(struct shard *sh)
         curl_multi_remove_handle(sh->multi, u->easy);
         u->in_multi = false;
         sh->active--;
-        lx_active--;
         if (rc == CURLE_OK && u->origin && !u->conn_close)
             sh->idle[u->origin - lx_origins]++; /* the body ended: curl keeps the connection */
         if (!u->cancelled) {
@@ -566,7 +563,6 @@ struct lx_upstream *lx_upstream_start(struct lx_http_request *req, long connect_
     }
     u->in_multi = true;
     u->shard->active++;
-    lx_active++;
     return u;
 }
 
@@ -638,7 +634,10 @@ void lx_upstream_resume(struct lx_upstream *u)
 
 size_t lx_upstream_active(void)
 {
-    return lx_active;
+    size_t n = 0;
+    for (size_t i = 0; i < lx_n_shards; i++)
+        n += lx_shards[i].active;
+    return n;
 }
 
 static size_t discard_cb(char *ptr, size_t size, size_t n, void *arg)

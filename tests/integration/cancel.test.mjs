@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { startMock, startLlmux, upstreamProvider, postChat, userMsg, rawConnect, eventually, sseData } from './lib.mjs';
+import { startMock, startLlmux, upstreamProvider, postChat, userMsg, rawConnect, sendRaw, eventually, sseData } from './lib.mjs';
 
 let mock, gw;
 before(async () => {
@@ -18,11 +18,6 @@ after(async () => {
 
 async function abortedAfter(before) {
   return eventually(() => mock.stats(), (s) => s.aborted === before + 1 && s.active === 0, 10000, 'upstream to see the abort');
-}
-
-function sendRaw(s, body) {
-  const text = JSON.stringify(body);
-  s.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`);
 }
 
 test('client aborting a stream mid-way closes the upstream connection', async () => {

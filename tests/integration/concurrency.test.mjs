@@ -2,7 +2,7 @@
 // (How fast is measured by bench/, not asserted here.)
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startMock, startLlmux, upstreamProvider, httpRequest, userMsg, sseData, rawConnect, eventually } from './lib.mjs';
+import { startMock, startLlmux, upstreamProvider, httpRequest, userMsg, sseData, rawConnect, sendRaw, eventually } from './lib.mjs';
 
 const SLOW = !!process.env.LLMUX_WRAP;
 
@@ -62,9 +62,8 @@ test('2,100 streams at once (three curl multi handles): all complete, a second w
   const aborted = s2.aborted;
   await Promise.all(Array.from({ length: N }, async (_, i) => {
     const s = await rawConnect(gw.port);
-    const text = JSON.stringify({ model: 'up/x;chunks=50;interval=100', stream: true, messages: userMsg(`leaving ${i}`) });
     const first = new Promise((r) => s.on('data', (d) => { if (d.toString().includes('data: ')) r(); }));
-    s.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`);
+    sendRaw(s, { model: 'up/x;chunks=50;interval=100', stream: true, messages: userMsg(`leaving ${i}`) });
     await first;
     s.destroy();
   }));

@@ -175,6 +175,12 @@ export function rawConnect(port) {
   });
 }
 
+// Write one chat request (the JSON body given as an object) on a raw socket.
+export function sendRaw(s, body) {
+  const text = JSON.stringify(body);
+  s.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`);
+}
+
 // Poll an async function until pred(value) holds (hang guard of `ms`).
 export async function eventually(fn, pred, ms = 10000, what = 'condition') {
   const start = Date.now();
