@@ -84,11 +84,18 @@ static void exec_done_bytes(void *owner, const struct lx_answer_bytes *completio
     relay_end(r);
 }
 
+static void exec_won(void *owner)
+{
+    struct relay *r = owner;
+    lx_req_drop_body(r->req);
+}
+
 static const struct lx_exec_ops lx_relay_exec_ops = {
     .on_commit = exec_commit,
     .on_chunk = exec_chunk,
     .on_done = exec_done,
     .can_write = exec_can_write,
+    .on_won = exec_won,
 };
 
 /* For a dialect that writes answers kept as bytes (the pass-through path). */
@@ -99,6 +106,7 @@ static const struct lx_exec_ops lx_relay_exec_bytes_ops = {
     .can_write = exec_can_write,
     .on_chunk_bytes = exec_chunk_bytes,
     .on_done_bytes = exec_done_bytes,
+    .on_won = exec_won,
 };
 
 static void relay_abort(struct lx_req_handler *h, struct lx_req *req, const struct lx_error *why)

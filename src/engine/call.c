@@ -374,6 +374,11 @@ struct lx_call *lx_call_start(const struct lx_provider_conf *p, struct lx_chat *
     c->dropped = hr.dropped;
     hr.dropped = NULL;
     add_lost(c);
+    /* The request is built: its tree and the client's bytes (which the exec may free once it has a
+     * winner) are not read again; the answer's decoders use the model, ids and flags only. */
+    json_decref(c->chat.body);
+    c->chat.body = NULL;
+    c->chat.bytes = (struct lx_chat_bytes){0};
     if (c->chat.request_id)
         lx_http_request_add_header(&hr, "X-Request-Id: %s", c->chat.request_id);
     if (chat->traceparent) {

@@ -449,6 +449,12 @@ static void commit(struct lane *L, const char *dropped)
     if (x->ops->on_commit && !x->announced)
         x->ops->on_commit(x->owner, lane_target(L)->label, dropped);
     x->announced = true;
+    /* No attempt starts from here on: the request it would send is not kept for the stream's life. */
+    json_decref(x->tmpl.body);
+    x->tmpl.body = NULL;
+    x->tmpl.bytes = (struct lx_chat_bytes){0};
+    if (x->ops->on_won)
+        x->ops->on_won(x->owner);
     for (size_t i = 0; i < L->n_pending; i++) {
         if (L->pending[i].json)
             deliver(x, L->pending[i].json);

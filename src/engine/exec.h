@@ -38,6 +38,9 @@ struct lx_exec_ops {
     void (*on_chunk_bytes)(void *owner, const struct lx_answer_bytes *chunk);
     /* ... and a non-stream success, instead of on_done with a completion; the exec is gone after it. */
     void (*on_done_bytes)(void *owner, const struct lx_answer_bytes *completion);
+    /* A lane has won: nothing will be sent upstream again (no retry, fallback or hedge), so the owner may
+     * free the request's body, which tmpl's bytes point into. May be NULL. */
+    void (*on_won)(void *owner);
 };
 
 /* Start on the next loop turn (no callback runs before this returns). The plan is taken over (emptied);

@@ -34,7 +34,9 @@
 struct lx_upstream {
     CURL *easy;                 /* owned: cleaned in upstream_free */
     struct curl_slist *headers; /* owned: one block (header_list), freed with free() */
-    char *body;                 /* owned: POST body curl reads from */
+    char *body;                 /* owned: POST body curl reads from, until it is all sent and the answer's
+                                 * body has begun (free_sent_body) */
+    curl_off_t body_len;
     const struct lx_upstream_ops *ops;
     void *ctx;                  /* the owner's, borrowed */
     char errbuf[CURL_ERROR_SIZE];
@@ -369,10 +371,24 @@ static size_t header_cb(char *data, size_t size, size_t n, void *userp)
 
 static void complete_cb(void *arg);
 
+/* Once the answer's body flows and every byte of the request went out, curl reads the request no more: it
+ * re-sends a request only on a connection that died before any answer came (and a reused handle is reset
+ * first). A long stream does not keep its prompt. */
+static void free_sent_body(struct lx_upstream *u)
+{
+    curl_off_t sent = 0;
+    if (curl_easy_getinfo(u->easy, CURLINFO_SIZE_UPLOAD_T, &sent) == CURLE_OK && sent >= u->body_len) {
+        free(u->body);
+        u->body = NULL;
+    }
+}
+
 static size_t write_cb(char *data, size_t size, size_t n, void *userp)
 {
     struct lx_upstream *u = userp;
     size_t len = size * n;
+    if (u->body)
+        free_sent_body(u);
     if (u->complete) {
         u->drained += len;
         return u->drained > LX_UPSTREAM_DRAIN_BYTES ? CURL_WRITEFUNC_ERROR : len;
@@ -552,7 +568,8 @@ struct lx_upstream *lx_upstream_start(struct lx_http_request *req, long connect_
         u->body = req->body; /* taken: curl reads it until the transfer ends */
         req->body = NULL;
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, u->body ? u->body : "");
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+        u->body_len = (curl_off_t)req->body_len;
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, u->body_len);
     }
     lx_kick = u->shard;
     CURLMcode mc = curl_multi_add_handle(u->shard->multi, e);

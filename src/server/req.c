@@ -286,6 +286,11 @@ void lx_req_finish(struct lx_req *req, bool completed)
     lx_bus_publish(&ev);
 }
 
+void lx_req_drop_body(struct lx_req *req)
+{
+    lx_buf_free(&req->body);
+}
+
 char *lx_req_take_body(struct lx_req *req, size_t *len)
 {
     char *body = lx_buf_steal(&req->out, len);

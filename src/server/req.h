@@ -143,6 +143,9 @@ void lx_req_finish(struct lx_req *req, bool completed);
  * with the answerer's label: for the handlers that run model calls. */
 void lx_req_announce(struct lx_req *req);
 void lx_req_first_token(struct lx_req *req, const char *answered_by);
+/* The handler will not read the request's body again (its answer is decided): free it, so that a long
+ * stream does not keep its prompt. bytes_in stays. */
+void lx_req_drop_body(struct lx_req *req);
 /* The whole (non-stream) response body, handed over (owned by the caller). */
 char *lx_req_take_body(struct lx_req *req, size_t *len);
 /* Up to max bytes of a streamed response. Returns the count, or 0 when nothing is queued yet (wait for
