@@ -181,6 +181,9 @@ static struct lx_plan plan_of(long hedge_ms, size_t n_lanes, const struct target
 /* What the owner of an exec was told. */
 struct outcome {
     int commits, chunks, preambles, dones;
+    int wins;               /* on_won calls */
+    const int *calls;       /* a script's call count, read when on_won comes */
+    int calls_at_win;
     char label[64];
     json_t *completion;  /* owned */
     struct lx_error err;
@@ -220,6 +223,13 @@ static void out_done(void *owner, json_t *completion, const struct lx_error *err
     lx_loop_stop();
 }
 
+static void out_won(void *owner)
+{
+    struct outcome *o = owner;
+    o->wins++;
+    o->calls_at_win = o->calls ? *o->calls : -1;
+}
+
 static bool out_can_write(void *owner)
 {
     (void)owner;
@@ -228,6 +238,7 @@ static bool out_can_write(void *owner)
 
 static const struct lx_exec_ops outcome_ops = {
     .on_commit = out_commit, .on_chunk = out_chunk, .on_done = out_done, .can_write = out_can_write,
+    .on_won = out_won,
 };
 
 static void loop_guard_cb(void *arg)
@@ -316,6 +327,7 @@ static void test_retries_then_answer(void **state)
     assert_int_equal(tally.calls, 1);
     assert_int_equal(tally.prompt_tokens, 3);
     assert_string_equal(tally.answered_by, "retrying/a");
+    assert_int_equal(o.wins, 1); /* the request could be freed once the answer was in, not before */
     lx_tally_clear(&tally);
     outcome_clear(&o);
 
@@ -327,6 +339,7 @@ static void test_retries_then_answer(void **state)
     assert_int_equal(o.err.status, 503);
     assert_int_equal(sc.calls, 3);
     assert_int_equal(o.commits, 0);
+    assert_int_equal(o.wins, 0);
     outcome_clear(&o);
 
     /* A 400 is the client's: not retried. */
@@ -387,10 +400,14 @@ static void test_stream_commit(void **state)
     (void)state;
     struct script sc = {.fail_first = 1, .preamble_fails = true};
     struct lx_provider_conf p = script_provider("shaky", &sc, 1);
-    struct outcome o = {0};
+    struct outcome o = {.calls = &sc.calls};
     struct lx_plan plan = plan_of(-1, 1, (struct target_spec[]){{&p, "words"}}, (size_t[]){1});
     start(&plan, true, &o, NULL, 0, 0);
     run_all(&o, 1);
+    /* The lone target's opening went out (on_commit) before its failure, but the request is let go only
+     * at the retry's first content: the retry still had it to send. */
+    assert_int_equal(o.wins, 1);
+    assert_int_equal(o.calls_at_win, 2);
     assert_false(lx_error_isset(&o.err));
     assert_null(o.completion);
     assert_int_equal(sc.calls, 2);
