@@ -39,11 +39,12 @@ test('1,000 concurrent streams to an upstream that waits 1 s each all complete',
 // llmux runs its upstream transfers in several curl multi handles of up to 1,024 transfers each
 // (src/io/upstream.c): 2,100 at once take three. Each must be driven (its own sockets and timer), a later
 // wave must find the connections the first left open in whichever handle holds them, and a client leaving
-// must cancel its transfer wherever it runs.
+// must cancel its transfer wherever it runs. Each waits 1.5 s at the mock, long enough for all 2,100 to
+// arrive there before the first leaves, also on a slow machine (at 300 ms one run saw 2,001 at once).
 test('2,100 streams at once (three curl multi handles): all complete, a second wave reuses their connections, and 2,100 clients leaving cancel every transfer', { skip: SLOW && 'under valgrind' }, async () => {
   const N = 2100;
   const wave = (tag) => Promise.all(Array.from({ length: N }, (_, i) => httpRequest(gw.port, {
-    body: { model: 'up/x;latency=300;chunks=3', stream: true, messages: userMsg(`${tag} ${i}`) },
+    body: { model: 'up/x;latency=1500;chunks=3', stream: true, messages: userMsg(`${tag} ${i}`) },
   })));
   const check = (results, tag) => results.forEach((r, i) => {
     assert.equal(r.status, 200);
