@@ -67,7 +67,8 @@ struct lx_exec {
     struct lx_chat tmpl;        /* body: a reference; model unused */
     const struct lx_exec_ops *ops;
     void *owner;                /* borrowed */
-    struct lane *lanes;         /* owned: one per plan lane */
+    struct lane *lanes;         /* owned: one per plan lane; &lane1 when there is one */
+    struct lane lane1;
     size_t started;             /* lanes started so far */
     struct lx_timer *kick;      /* owned: starts the first lane(s) once the caller is done (lx_timer_soon) */
     struct lx_timer *hedge;     /* owned: starts the next lane hedge_ms later */
@@ -89,6 +90,7 @@ struct lx_exec {
 };
 
 static void lane_attempt(struct lane *L);
+static void hedge_cb(void *arg);
 static void lane_failed(struct lane *L, const struct lx_error *err);
 static void publish_call_end(struct lane *L, const char *outcome, const struct lx_error *err);
 
@@ -221,7 +223,8 @@ static void exec_free(void *arg)
         lx_timer_free(x->lanes[i].backoff);
         free(x->lanes[i].response_model);
     }
-    free(x->lanes);
+    if (x->lanes != &x->lane1)
+        free(x->lanes);
     lx_timer_free(x->kick);
     lx_timer_free(x->hedge);
     lx_timer_free(x->deadline);
@@ -482,7 +485,7 @@ static void exec_progress(struct lx_exec *x)
     if (x->started < x->plan.n_lanes) {
         start_lane(x);
         if (!x->done && x->started < x->plan.n_lanes && x->plan.hedge_ms > 0)
-            lx_timer_start(x->hedge, x->plan.hedge_ms);
+            lx_timer_arm(&x->hedge, hedge_cb, x, x->plan.hedge_ms);
         return;
     }
     exec_finish(x, NULL, &x->last);
@@ -846,7 +849,7 @@ static void lane_failed(struct lane *L, const struct lx_error *err)
                 lx_bus_publish(&ev);
             }
             L->st = LANE_BACKOFF;
-            lx_timer_start(L->backoff, delay);
+            lx_timer_arm(&L->backoff, backoff_cb, L, delay);
             return;
         }
     }
@@ -892,7 +895,7 @@ static void hedge_cb(void *arg)
     }
     start_lane(x);
     if (!x->done && x->winner < 0 && x->started < x->plan.n_lanes)
-        lx_timer_start(x->hedge, x->plan.hedge_ms);
+        lx_timer_arm(&x->hedge, hedge_cb, x, x->plan.hedge_ms);
 }
 
 static void kick_cb(void *arg)
@@ -903,7 +906,7 @@ static void kick_cb(void *arg)
         while (!x->done && x->winner < 0 && x->started < x->plan.n_lanes)
             start_lane(x);
     } else if (!x->done && x->winner < 0 && x->started < x->plan.n_lanes && x->plan.hedge_ms > 0) {
-        lx_timer_start(x->hedge, x->plan.hedge_ms);
+        lx_timer_arm(&x->hedge, hedge_cb, x, x->plan.hedge_ms);
     }
 }
 
@@ -939,22 +942,19 @@ struct lx_exec *lx_exec_start(struct lx_plan *plan, const struct lx_chat *tmpl, 
     x->ops = ops;
     x->owner = owner;
     x->winner = -1;
-    x->lanes = lx_calloc(x->plan.n_lanes, sizeof *x->lanes);
+    x->lanes = x->plan.n_lanes == 1 ? &x->lane1 : lx_calloc(x->plan.n_lanes, sizeof *x->lanes);
     for (size_t i = 0; i < x->plan.n_lanes; i++) {
         struct lane *L = &x->lanes[i];
         L->x = x;
         L->idx = i;
         L->plan = &x->plan.lanes[i];
-        L->backoff = lx_timer_new(backoff_cb, L);
     }
     x->kick = lx_timer_new(kick_cb, x);
-    x->hedge = lx_timer_new(hedge_cb, x);
-    x->deadline = lx_timer_new(deadline_cb, x);
     x->deadline_ms = deadline_ms;
     x->deadline_at = deadline;
     if (deadline) {
         uint64_t now = lx_now_ms();
-        lx_timer_start(x->deadline, deadline > now ? (long)(deadline - now) : 0);
+        lx_timer_arm(&x->deadline, deadline_cb, x, deadline > now ? (long)(deadline - now) : 0);
     }
     /* Started from this turn of the loop, not the next: under load a turn is long, and a stream's start
      * takes several (this kick, curl's first timeout, the connection's writability). */

@@ -19,7 +19,13 @@ struct lx_watch {
     void (*cb)(int fd, unsigned what, void *arg);
     void *arg;
     struct event *ev; /* points just behind this struct, into the same allocation */
+    bool kicked;      /* in lx_kicks */
 };
+
+/* The watches kicked in the open batch, in order; an entry is NULL once its watch was freed. */
+static struct lx_watch **lx_kicks;
+static size_t lx_n_kicks, lx_kicks_cap;
+static int lx_batch_depth;
 
 /* An object of size n followed by room for one struct event (aligned like any allocation). */
 static void *alloc_with_event(size_t n, struct event **ev)
@@ -138,6 +144,9 @@ void lx_loop_free(void)
     if (lx_base)
         event_base_free(lx_base);
     lx_base = NULL;
+    free(lx_kicks);
+    lx_kicks = NULL;
+    lx_n_kicks = lx_kicks_cap = 0;
 }
 
 /* A timer holds its event only while it runs (a request has about ten timers and most wait stopped or
@@ -171,6 +180,13 @@ void lx_timer_start(struct lx_timer *t, long ms)
     }
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
     evtimer_add(t->ev, &tv);
+}
+
+void lx_timer_arm(struct lx_timer **t, void (*cb)(void *arg), void *arg, long ms)
+{
+    if (!*t)
+        *t = lx_timer_new(cb, arg);
+    lx_timer_start(*t, ms);
 }
 
 void lx_timer_soon(struct lx_timer *t)
@@ -244,12 +260,54 @@ void lx_watch_activate(struct lx_watch *w)
     event_active(w->ev, EV_READ, 0);
 }
 
+void lx_watch_kick(struct lx_watch *w)
+{
+    if (!lx_batch_depth) {
+        lx_watch_activate(w);
+        return;
+    }
+    if (w->kicked)
+        return;
+    if (lx_n_kicks == lx_kicks_cap) {
+        lx_kicks_cap = lx_kicks_cap ? lx_kicks_cap * 2 : 64;
+        lx_kicks = lx_realloc(lx_kicks, lx_kicks_cap * sizeof *lx_kicks);
+    }
+    w->kicked = true;
+    lx_kicks[lx_n_kicks++] = w;
+}
+
 void lx_watch_free(struct lx_watch *w)
 {
     if (!w)
         return;
+    if (w->kicked)
+        for (size_t i = 0; i < lx_n_kicks; i++)
+            if (lx_kicks[i] == w)
+                lx_kicks[i] = NULL;
     event_del(w->ev);
     free(w);
+}
+
+void lx_loop_batch_begin(void)
+{
+    lx_batch_depth++;
+}
+
+void lx_loop_batch_end(void)
+{
+    if (--lx_batch_depth > 0)
+        return;
+    /* Kicks made by these callbacks activate as usual (no batch is open), and a watch one of them frees is
+     * NULL in the list; a callback that opens a batch of its own gets a list of its own. */
+    for (size_t i = 0; i < lx_n_kicks; i++) {
+        struct lx_watch *w = lx_kicks[i];
+        if (!w)
+            continue;
+        lx_kicks[i] = NULL;
+        w->kicked = false;
+        w->cb(event_get_fd(w->ev), LX_WATCH_READ, w->arg);
+    }
+    lx_n_kicks = 0;
 }
 
 void lx_defer(void (*fn)(void *arg), void *arg)

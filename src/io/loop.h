@@ -28,6 +28,9 @@ void lx_loop_free(void);
 /* One-shot timer; restarting a running timer moves its deadline. */
 struct lx_timer *lx_timer_new(void (*cb)(void *arg), void *arg);
 void lx_timer_start(struct lx_timer *t, long ms);
+/* Start *t, making it first when it is NULL: for a timer most owners never need (stop, pending and free
+ * all take NULL). */
+void lx_timer_arm(struct lx_timer **t, void (*cb)(void *arg), void *arg, long ms);
 /* Fire t on this turn of the loop, after the callbacks already due, rather than on the next turn as
  * lx_timer_start(t, 0) does (after the loop has polled again). Stop and pending work as for a started
  * timer. Not for a callback that starts its own timer this way again: the loop would not poll meanwhile. */
@@ -51,8 +54,15 @@ void lx_watch_start(struct lx_watch *w);
 void lx_watch_stop(struct lx_watch *w);
 /* Run the callback on this loop turn as if fd were readable, armed or not. */
 void lx_watch_activate(struct lx_watch *w);
+/* Run the callback as lx_watch_activate does, but when an I/O batch is open (lx_loop_batch_begin), at its
+ * end instead, once however often it was kicked: bytes a batch produced for a socket go out when the batch
+ * is done, not after every other callback of the loop turn (under load, a turn is long). */
+void lx_watch_kick(struct lx_watch *w);
 /* Stop and free; NULL is fine. */
 void lx_watch_free(struct lx_watch *w);
+/* An I/O batch: the callbacks kicked inside it run at its end (batches may nest; the outermost ends it). */
+void lx_loop_batch_begin(void);
+void lx_loop_batch_end(void);
 
 /* Call fn(arg) from the loop on its next turn, outside any library callback: the place to free objects
  * whose owners are still on the stack, and to call into libcurl or MHD from their own callbacks. */

@@ -278,10 +278,12 @@ static void sock_event_cb(evutil_socket_t fd, short what, void *arg)
     struct shard *sh = ((struct lx_sock *)arg)->shard; /* the lx_sock may go during the action */
     int flags = (what & EV_READ ? CURL_CSELECT_IN : 0) | (what & EV_WRITE ? CURL_CSELECT_OUT : 0);
     int running;
+    lx_loop_batch_begin(); /* what the answers' bytes woke is sent when curl is done */
     CURLMcode mc = curl_multi_socket_action(sh->multi, fd, flags, &running);
     if (mc != CURLM_OK)
         lx_error("curl_multi_socket_action: %s", curl_multi_strerror(mc));
     check_multi_info(sh);
+    lx_loop_batch_end();
 }
 
 static void timer_event_cb(evutil_socket_t fd, short what, void *arg)
@@ -290,10 +292,12 @@ static void timer_event_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct shard *sh = arg;
     int running;
+    lx_loop_batch_begin();
     CURLMcode mc = curl_multi_socket_action(sh->multi, CURL_SOCKET_TIMEOUT, 0, &running);
     if (mc != CURLM_OK)
         lx_error("curl_multi_socket_action(timeout): %s", curl_multi_strerror(mc));
     check_multi_info(sh);
+    lx_loop_batch_end();
 }
 
 /* CURLMOPT_SOCKETFUNCTION: mirror curl's interest in a socket with one libevent event. */

@@ -100,7 +100,8 @@ struct lx_front {
     struct lx_watch *ev_mhd_read;  /* owned: MHD wrote to the pair */
     struct lx_watch *ev_mhd_write; /* owned: the pair has room for fwd */
     struct lx_timer *timer;        /* owned: see timer_kind */
-    struct lx_timer *send_timer;   /* owned: the client has taken none of our bytes for LX_FRONT_IDLE_MS */
+    struct lx_timer *send_timer;   /* owned: the client has taken none of our bytes for LX_FRONT_IDLE_MS;
+                                    * made the first time a send waits */
     struct lx_front *prev, *next;
 };
 
@@ -121,6 +122,7 @@ static void flush_client(struct lx_front *f);
 static void watch_client(struct lx_front *f);
 static void half_closed(struct lx_front *f);
 static void log_cut_short(struct lx_front *f);
+static void send_timeout_cb(void *arg);
 
 /* --- bookkeeping --- */
 
@@ -340,7 +342,7 @@ static void flush_client(struct lx_front *f)
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             lx_watch_start(f->ev_write);
             if (progress || !lx_timer_pending(f->send_timer))
-                lx_timer_start(f->send_timer, LX_FRONT_IDLE_MS);
+                lx_timer_arm(&f->send_timer, send_timeout_cb, f, LX_FRONT_IDLE_MS);
             return;
         }
         client_lost(f, strerror(errno));
@@ -940,7 +942,6 @@ static struct lx_front *front_new(int cfd)
     f->ev_write = lx_watch_new(cfd, LX_WATCH_WRITE, client_write_cb, f);
     f->ev_fin = lx_watch_new(cfd, LX_WATCH_CLOSED, client_fin_cb, f);
     f->timer = lx_timer_new(timer_cb, f);
-    f->send_timer = lx_timer_new(send_timeout_cb, f);
     f->next = F.all;
     if (F.all)
         F.all->prev = f;
@@ -986,7 +987,7 @@ int lx_front_fd(const struct lx_front *f)
 
 void lx_front_kick(struct lx_front *f)
 {
-    lx_watch_activate(f->ev_write);
+    lx_watch_kick(f->ev_write);
 }
 
 double lx_front_set_request(struct lx_front *f, void *ctx)
