@@ -19,6 +19,7 @@ struct lx_watch {
     void (*cb)(int fd, unsigned what, void *arg);
     void *arg;
     struct event *ev; /* points just behind this struct, into the same allocation */
+    unsigned what;    /* what ev waits for (lx_watch_set), PERSIST included */
     bool kicked;      /* in lx_kicks */
 };
 
@@ -228,8 +229,14 @@ static void lx_watch_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct lx_watch *w = arg;
     unsigned got = (what & EV_READ ? LX_WATCH_READ : 0) | (what & EV_WRITE ? LX_WATCH_WRITE : 0) |
-                   (what & EV_CLOSED ? LX_WATCH_CLOSED : 0);
+                   (what & EV_CLOSED ? LX_WATCH_CLOSED : 0) | (what & EV_TIMEOUT ? LX_WATCH_KICK : 0);
     w->cb((int)fd, got, w->arg);
+}
+
+static short ev_kind(unsigned what)
+{
+    return (short)((what & LX_WATCH_READ ? EV_READ : 0) | (what & LX_WATCH_WRITE ? EV_WRITE : 0) |
+                   (what & LX_WATCH_CLOSED ? EV_CLOSED : 0) | (what & LX_WATCH_PERSIST ? EV_PERSIST : 0));
 }
 
 struct lx_watch *lx_watch_new(int fd, unsigned what, void (*cb)(int fd, unsigned what, void *arg), void *arg)
@@ -239,10 +246,27 @@ struct lx_watch *lx_watch_new(int fd, unsigned what, void (*cb)(int fd, unsigned
     w->cb = cb;
     w->arg = arg;
     w->ev = ev;
-    short kind = (short)((what & LX_WATCH_READ ? EV_READ : 0) | (what & LX_WATCH_WRITE ? EV_WRITE : 0) |
-                         (what & LX_WATCH_CLOSED ? EV_CLOSED : 0) | (what & LX_WATCH_PERSIST ? EV_PERSIST : 0));
-    event_assign(ev, lx_base, fd, kind, lx_watch_cb, w);
+    w->what = what;
+    event_assign(ev, lx_base, fd, ev_kind(what), lx_watch_cb, w);
     return w;
+}
+
+void lx_watch_set(struct lx_watch *w, unsigned what)
+{
+    what = (what & (LX_WATCH_READ | LX_WATCH_WRITE | LX_WATCH_CLOSED)) | (w->what & LX_WATCH_PERSIST);
+    if (what == w->what)
+        return;
+    /* event_del drops an activation not yet run: a kick (EV_TIMEOUT, see lx_watch_kick) is made again.
+     * What epoll reported is reported again on the next poll (level-triggered). */
+    bool kicked = event_pending(w->ev, EV_TIMEOUT, NULL) != 0;
+    evutil_socket_t fd = event_get_fd(w->ev);
+    event_del(w->ev);
+    w->what = what;
+    event_assign(w->ev, lx_base, fd, ev_kind(what), lx_watch_cb, w);
+    if (what & (LX_WATCH_READ | LX_WATCH_WRITE | LX_WATCH_CLOSED))
+        event_add(w->ev, NULL);
+    if (kicked)
+        event_active(w->ev, EV_TIMEOUT, 0);
 }
 
 void lx_watch_start(struct lx_watch *w)
@@ -263,7 +287,7 @@ void lx_watch_activate(struct lx_watch *w)
 void lx_watch_kick(struct lx_watch *w)
 {
     if (!lx_batch_depth) {
-        lx_watch_activate(w);
+        event_active(w->ev, EV_TIMEOUT, 0);
         return;
     }
     if (w->kicked)
@@ -305,7 +329,7 @@ void lx_loop_batch_end(void)
             continue;
         lx_kicks[i] = NULL;
         w->kicked = false;
-        w->cb(event_get_fd(w->ev), LX_WATCH_READ, w->arg);
+        w->cb(event_get_fd(w->ev), LX_WATCH_KICK, w->arg);
     }
     lx_n_kicks = 0;
 }

@@ -47,6 +47,7 @@ enum {
     LX_WATCH_WRITE = 2,
     LX_WATCH_CLOSED = 4,
     LX_WATCH_PERSIST = 8,
+    LX_WATCH_KICK = 16, /* what the callback gets for lx_watch_kick (never asked for) */
 };
 struct lx_watch *lx_watch_new(int fd, unsigned what, void (*cb)(int fd, unsigned what, void *arg), void *arg);
 /* Arm the watch (again); a no-op on an armed persistent one. */
@@ -54,7 +55,12 @@ void lx_watch_start(struct lx_watch *w);
 void lx_watch_stop(struct lx_watch *w);
 /* Run the callback on this loop turn as if fd were readable, armed or not. */
 void lx_watch_activate(struct lx_watch *w);
-/* Run the callback as lx_watch_activate does, but when an I/O batch is open (lx_loop_batch_begin), at its
+/* Wait for `what` (READ, WRITE, CLOSED; PERSIST as the watch was made) instead of what the watch waited
+ * for: one watch, one libevent event, for all a socket's interests. Empty stops it; the same set is a
+ * no-op; a kick still due survives the change. */
+void lx_watch_set(struct lx_watch *w, unsigned what);
+/* The callback gets LX_WATCH_KICK (not READ, as from lx_watch_activate). Run the callback as
+ * lx_watch_activate does, but when an I/O batch is open (lx_loop_batch_begin), at its
  * end instead, once however often it was kicked: bytes a batch produced for a socket go out when the batch
  * is done, not after every other callback of the loop turn (under load, a turn is long). */
 void lx_watch_kick(struct lx_watch *w);

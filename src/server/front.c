@@ -92,11 +92,12 @@ struct lx_front {
     bool busy;                  /* counted in F.busy */
     bool lingering;             /* counted in F.lingering */
     enum timer_kind timer_kind;
-    struct lx_watch *ev_read;      /* owned: cfd readable, until its FIN, unless `in` holds LX_FRONT_AHEAD */
-    struct lx_watch *ev_write;     /* owned: cfd writable, while out holds bytes the socket did not take; also
-                                    * made active to run client_write_cb soon (lx_front_kick) */
-    struct lx_watch *ev_fin;       /* owned: the client's FIN (LX_WATCH_CLOSED) while a request is answered
-                                    * and ev_read is off */
+    struct lx_watch *ev;           /* owned: cfd's one watch (client_io_cb), waiting for `want`; also kicked
+                                    * to run client_write_cb soon (lx_front_kick) */
+    unsigned want;                 /* LX_WATCH_READ: readable, until its FIN, unless `in` holds
+                                    * LX_FRONT_AHEAD; LX_WATCH_WRITE: writable, while out holds bytes the
+                                    * socket did not take; LX_WATCH_CLOSED: the client's FIN while a request
+                                    * is answered and reading is off */
     struct lx_watch *ev_mhd_read;  /* owned: MHD wrote to the pair */
     struct lx_watch *ev_mhd_write; /* owned: the pair has room for fwd */
     struct lx_timer *timer;        /* owned: see timer_kind */
@@ -144,7 +145,7 @@ static void front_free(struct lx_front *f)
         close(f->cfd);
     if (f->afd >= 0)
         close(f->afd);
-    struct lx_watch *ws[] = {f->ev_read, f->ev_write, f->ev_fin, f->ev_mhd_read, f->ev_mhd_write};
+    struct lx_watch *ws[] = {f->ev, f->ev_mhd_read, f->ev_mhd_write};
     for (size_t i = 0; i < LX_ARRAY_LEN(ws); i++)
         lx_watch_free(ws[i]);
     lx_timer_free(f->timer);
@@ -203,14 +204,21 @@ static void hup_unwatch(struct lx_front *f)
     f->hup_watched = false;
 }
 
+/* What cfd's watch waits for: the bits `on` added to f->want, `off` taken out. */
+static void client_want(struct lx_front *f, unsigned on, unsigned off)
+{
+    if (f->cfd < 0)
+        return;
+    f->want = (f->want | on) & ~off;
+    lx_watch_set(f->ev, f->want);
+}
+
 static void close_client(struct lx_front *f)
 {
     if (f->cfd < 0)
         return;
     hup_unwatch(f);
-    lx_watch_stop(f->ev_read);
-    lx_watch_stop(f->ev_write);
-    lx_watch_stop(f->ev_fin);
+    client_want(f, 0, f->want);
     lx_timer_stop(f->send_timer);
     timer_stop(f);
     close(f->cfd);
@@ -340,7 +348,7 @@ static void flush_client(struct lx_front *f)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            lx_watch_start(f->ev_write);
+            client_want(f, LX_WATCH_WRITE, 0);
             if (progress || !lx_timer_pending(f->send_timer))
                 lx_timer_arm(&f->send_timer, send_timeout_cb, f, LX_FRONT_IDLE_MS);
             return;
@@ -350,7 +358,7 @@ static void flush_client(struct lx_front *f)
     }
     if (f->cfd < 0)
         return;
-    lx_watch_stop(f->ev_write);
+    client_want(f, 0, LX_WATCH_WRITE);
     lx_timer_stop(f->send_timer);
     mhd_read_flow(f);
     if (f->phase == PH_DONE && f->afd < 0) {
@@ -371,7 +379,7 @@ static void flush_client(struct lx_front *f)
         }
         f->lingering = true;
         F.lingering++;
-        lx_watch_start(f->ev_read);
+        client_want(f, LX_WATCH_READ, 0);
         timer_start(f, T_LINGER, LX_FRONT_LINGER_MS);
     }
 }
@@ -762,7 +770,7 @@ static void client_read_cb(int fd, unsigned what, void *arg)
     }
     if (n == 0) {
         f->fin = f->eof = true;
-        lx_watch_stop(f->ev_read);
+        client_want(f, 0, LX_WATCH_READ);
         if (f->phase == PH_MHD)
             half_closed(f);
     } else {
@@ -788,15 +796,13 @@ static void watch_client(struct lx_front *f)
     if (f->cfd < 0 || f->phase == PH_DONE)
         return; /* lingering reads on its own */
     if (!f->eof && (f->phase != PH_MHD || lx_buf_avail(&f->in) < LX_FRONT_AHEAD)) {
-        lx_watch_stop(f->ev_fin);
-        lx_watch_start(f->ev_read);
+        client_want(f, LX_WATCH_READ, LX_WATCH_CLOSED);
         return;
     }
-    lx_watch_stop(f->ev_read);
     if (f->phase == PH_MHD && !f->fin)
-        lx_watch_start(f->ev_fin);
+        client_want(f, LX_WATCH_CLOSED, LX_WATCH_READ);
     else
-        lx_watch_stop(f->ev_fin);
+        client_want(f, 0, LX_WATCH_READ | LX_WATCH_CLOSED);
 }
 
 /* A client that sent a FIN while MHD works on its request. It may only have half-closed, so the answer is
@@ -820,7 +826,7 @@ static void half_closed(struct lx_front *f)
         lx_buf_printf(&f->out, "HTTP/1.1 100 Continue\r\n\r\n");
         /* Sent from the write callback: this may run inside MHD's handler, where a failed write must not
          * abort the request. */
-        lx_watch_start(f->ev_write);
+        client_want(f, LX_WATCH_WRITE, 0);
     }
 }
 
@@ -846,6 +852,23 @@ static void client_fin_cb(int fd, unsigned what, void *arg)
         half_closed(f);
     }
     settle(f);
+}
+
+/* cfd's one watch: one handler per call (each may free f). What it leaves unhandled epoll reports again
+ * on the next poll, but for a write readiness, which fires once per wait for it, as a kick does. */
+static void client_io_cb(int fd, unsigned what, void *arg)
+{
+    struct lx_front *f = arg;
+    if (what & (LX_WATCH_WRITE | LX_WATCH_KICK)) {
+        if (what & LX_WATCH_WRITE)
+            client_want(f, 0, LX_WATCH_WRITE);
+        client_write_cb(fd, what, f);
+    } else if (what & LX_WATCH_READ) {
+        client_read_cb(fd, what, f);
+    } else if (what & LX_WATCH_CLOSED) {
+        client_want(f, 0, LX_WATCH_CLOSED); /* once, as it was */
+        client_fin_cb(fd, what, f);
+    }
 }
 
 static void hup_cb(int fd, unsigned what, void *arg)
@@ -898,8 +921,7 @@ static void enter_done(struct lx_front *f)
     lx_buf_free(&f->body);
     if (f->cfd >= 0) {
         hup_unwatch(f);
-        lx_watch_stop(f->ev_read);
-        lx_watch_stop(f->ev_fin);
+        client_want(f, 0, LX_WATCH_READ | LX_WATCH_CLOSED);
         timer_stop(f);
     }
     if (f->afd >= 0 && !f->ctx) {
@@ -938,9 +960,7 @@ static struct lx_front *front_new(int cfd)
     struct lx_front *f = lx_calloc(1, sizeof *f);
     f->cfd = cfd;
     f->afd = -1;
-    f->ev_read = lx_watch_new(cfd, LX_WATCH_READ | LX_WATCH_PERSIST, client_read_cb, f);
-    f->ev_write = lx_watch_new(cfd, LX_WATCH_WRITE, client_write_cb, f);
-    f->ev_fin = lx_watch_new(cfd, LX_WATCH_CLOSED, client_fin_cb, f);
+    f->ev = lx_watch_new(cfd, LX_WATCH_PERSIST, client_io_cb, f);
     f->timer = lx_timer_new(timer_cb, f);
     f->next = F.all;
     if (F.all)
@@ -957,7 +977,7 @@ struct lx_front *lx_front_open(int client_fd, void *site, bool direct_ok, size_t
     f->count = count;
     if (count)
         (*count)++;
-    lx_watch_start(f->ev_read);
+    client_want(f, LX_WATCH_READ, 0);
     /* The first request's read timeout runs from the connection's start. */
     long ms = F.cfg->server->limits.read_timeout_ms;
     timer_start(f, ms > 0 ? T_READ : T_IDLE, ms > 0 ? ms : LX_FRONT_IDLE_MS);
@@ -987,7 +1007,7 @@ int lx_front_fd(const struct lx_front *f)
 
 void lx_front_kick(struct lx_front *f)
 {
-    lx_watch_kick(f->ev_write);
+    lx_watch_kick(f->ev);
 }
 
 double lx_front_set_request(struct lx_front *f, void *ctx)
