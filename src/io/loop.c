@@ -19,7 +19,7 @@ struct lx_watch {
     void (*cb)(int fd, unsigned what, void *arg);
     void *arg;
     struct event *ev; /* points just behind this struct, into the same allocation */
-    unsigned what;    /* what ev waits for (lx_watch_set), PERSIST included */
+    unsigned what;    /* what ev waits for (lx_watch_change), PERSIST included */
     bool kicked;      /* in lx_kicks */
 };
 
@@ -251,9 +251,10 @@ struct lx_watch *lx_watch_new(int fd, unsigned what, void (*cb)(int fd, unsigned
     return w;
 }
 
-void lx_watch_set(struct lx_watch *w, unsigned what)
+void lx_watch_change(struct lx_watch *w, unsigned on, unsigned off)
 {
-    what = (what & (LX_WATCH_READ | LX_WATCH_WRITE | LX_WATCH_CLOSED)) | (w->what & LX_WATCH_PERSIST);
+    unsigned io = LX_WATCH_READ | LX_WATCH_WRITE | LX_WATCH_CLOSED;
+    unsigned what = ((w->what | (on & io)) & ~(off & io));
     if (what == w->what)
         return;
     /* event_del drops an activation not yet run: a kick (EV_TIMEOUT, see lx_watch_kick) is made again.

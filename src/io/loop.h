@@ -55,10 +55,10 @@ void lx_watch_start(struct lx_watch *w);
 void lx_watch_stop(struct lx_watch *w);
 /* Run the callback on this loop turn as if fd were readable, armed or not. */
 void lx_watch_activate(struct lx_watch *w);
-/* Wait for `what` (READ, WRITE, CLOSED; PERSIST as the watch was made) instead of what the watch waited
- * for: one watch, one libevent event, for all a socket's interests. Empty stops it; the same set is a
- * no-op; a kick still due survives the change. */
-void lx_watch_set(struct lx_watch *w, unsigned what);
+/* Add `on` to what the watch waits for and take `off` out (READ, WRITE, CLOSED; PERSIST stays as the watch
+ * was made): one watch, one libevent event, for all a socket's interests. Nothing left stops it; no change
+ * is a no-op; a kick still due survives the change. */
+void lx_watch_change(struct lx_watch *w, unsigned on, unsigned off);
 /* The callback gets LX_WATCH_KICK (not READ, as from lx_watch_activate). Run the callback as
  * lx_watch_activate does, but when an I/O batch is open (lx_loop_batch_begin), at its
  * end instead, once however often it was kicked: bytes a batch produced for a socket go out when the batch

@@ -92,12 +92,11 @@ struct lx_front {
     bool busy;                  /* counted in F.busy */
     bool lingering;             /* counted in F.lingering */
     enum timer_kind timer_kind;
-    struct lx_watch *ev;           /* owned: cfd's one watch (client_io_cb), waiting for `want`; also kicked
-                                    * to run client_write_cb soon (lx_front_kick) */
-    unsigned want;                 /* LX_WATCH_READ: readable, until its FIN, unless `in` holds
-                                    * LX_FRONT_AHEAD; LX_WATCH_WRITE: writable, while out holds bytes the
-                                    * socket did not take; LX_WATCH_CLOSED: the client's FIN while a request
-                                    * is answered and reading is off */
+    struct lx_watch *ev;           /* owned: cfd's one watch (client_io_cb), also kicked to run client_write_cb
+                                    * soon (lx_front_kick). It waits for LX_WATCH_READ: readable, until its
+                                    * FIN, unless `in` holds LX_FRONT_AHEAD; LX_WATCH_WRITE: writable, while
+                                    * out holds bytes the socket did not take; LX_WATCH_CLOSED: the client's
+                                    * FIN while a request is answered and reading is off */
     struct lx_watch *ev_mhd_read;  /* owned: MHD wrote to the pair */
     struct lx_watch *ev_mhd_write; /* owned: the pair has room for fwd */
     struct lx_timer *timer;        /* owned: see timer_kind */
@@ -204,13 +203,11 @@ static void hup_unwatch(struct lx_front *f)
     f->hup_watched = false;
 }
 
-/* What cfd's watch waits for: the bits `on` added to f->want, `off` taken out. */
+/* What cfd's watch waits for: `on` added, `off` taken out; nothing once cfd is closed. */
 static void client_want(struct lx_front *f, unsigned on, unsigned off)
 {
-    if (f->cfd < 0)
-        return;
-    f->want = (f->want | on) & ~off;
-    lx_watch_set(f->ev, f->want);
+    if (f->cfd >= 0)
+        lx_watch_change(f->ev, on, off);
 }
 
 static void close_client(struct lx_front *f)
@@ -218,7 +215,7 @@ static void close_client(struct lx_front *f)
     if (f->cfd < 0)
         return;
     hup_unwatch(f);
-    client_want(f, 0, f->want);
+    client_want(f, 0, LX_WATCH_READ | LX_WATCH_WRITE | LX_WATCH_CLOSED);
     lx_timer_stop(f->send_timer);
     timer_stop(f);
     close(f->cfd);
